@@ -1,0 +1,325 @@
+// Index open/create/close, lock-free lookup, count, scan and stats.
+//
+// Lookup protocol (readers, any thread):
+//  A1  d = root.dir (acquire)                         pairs with R3 (dir switch)
+//  A2  s = d.seg[top G bits of h] (acquire)          pairs with R4 (split publish)
+//  A3  for the 16 probe slots: w = slot (acquire)     pairs with R2 (writer CAS)
+//        empty -> key absent (T2); tag match -> compare the record's key
+//  A4  if s.state == retired (acquire): a split has replaced s; retry from A1
+// A reader never waits for a writer; it re-reads only while a split it raced
+// with is publishing, which is bounded by that split's progress.
+#include "index/index_impl.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "common/hash.h"
+#include "common/log.h"
+
+namespace ferrite::index {
+
+IndexImpl::IndexImpl(pmem::Pool& pool, const IndexOptions& opts)
+    : pool_(pool),
+      base_(pool.base()),
+      opts_(opts),
+      alloc_(pool),
+      qsbr_(opts.workers + 1),
+      control_slot_(opts.workers),
+      counters_(opts.workers) {}
+
+IndexImpl::~IndexImpl() {
+  for (auto& w : workers_) delete w->state_;
+}
+
+uint64_t IndexImpl::now() const noexcept {
+  if (opts_.clock != nullptr) return opts_.clock();
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+StatusOr<TableSegment*> IndexImpl::alloc_table_segment(pmem::Tx& tx, unsigned local_depth, uint64_t prefix) {
+  PMEMoid oid = tx.alloc(sizeof(TableSegment) + kCacheLine, kTypeTableSegment, /*zero=*/true);
+  auto* s = pool_.ptr(pmem::POff<TableSegment>(round_up(oid.off, kCacheLine)));
+  s->local_depth = local_depth;
+  s->state.store(kSegNormal, std::memory_order_relaxed);
+  s->prefix = prefix;
+  s->obj_off = oid.off;
+  s->magic = kSegMagic;
+  pool_.persister().persist(s, kCacheLine);
+  return s;
+}
+
+Status IndexImpl::create_empty() {
+  // One transaction: index root, a depth-0 directory and its one segment.
+  // A crash before commit leaves RootHeader::index_root == 0 (retry on open).
+  return pool_.transact([&](pmem::Tx& tx) {
+    PMEMoid r = tx.alloc(sizeof(IndexRoot), kTypeIndexRoot, true);
+    auto* root = pool_.ptr<IndexRoot>(r);
+    PMEMoid d = tx.alloc(Directory::bytes_for(0), kTypeDirectory, true);
+    auto* dir = pool_.ptr<Directory>(d);
+    auto seg = alloc_table_segment(tx, 0, 0);
+    dir->magic = kDirMagic;
+    dir->depth = 0;
+    dir->obj_off = d.off;
+    dir->seg[0].store(pool_.off(*seg).raw(), std::memory_order_relaxed);
+    pool_.persister().persist(dir, Directory::bytes_for(0));
+    root->magic = kIndexMagic;
+    root->version = kIndexVersion;
+    root->dir.store(d.off, std::memory_order_relaxed);
+    root->clean = 1;
+    pool_.persister().persist(root, sizeof(IndexRoot));
+    tx.set(&pool_.root()->index_root, r.off);
+  });
+}
+
+Status IndexImpl::open_or_create() {
+  if (opts_.workers == 0 || opts_.workers > kMaxWorkers) {
+    return Status::invalid_argument(fmt::format("index workers = {} is out of range (allowed 1..{})", opts_.workers,
+                                                kMaxWorkers));
+  }
+  if (pool_.size() > slot::kMaxPoolBytes) {
+    return Status::invalid_argument("pool larger than the 256 TiB an index slot can address");
+  }
+  if (pool_.root()->index_root == 0) FERRITE_RETURN_IF_ERROR(create_empty());
+  root_ = pool_.ptr(pmem::POff<IndexRoot>(pool_.root()->index_root));
+  if (root_->magic != kIndexMagic) return Status::corruption("index root has a bad magic number");
+  if (root_->version > kIndexVersion) {
+    return Status::incompatible(fmt::format("index format {} is newer than this build's {}", root_->version,
+                                            kIndexVersion));
+  }
+  const bool clean = root_->clean == 1;
+  repair_after_open(clean);
+  session_ = (pool_.root()->open_count & 0xffff) << 48;
+  for (unsigned w = 0; w < opts_.workers; ++w) {
+    auto worker = std::unique_ptr<Worker>(new Worker());
+    worker->state_ = new Worker::State(*this, w);
+    worker->state_->log_.attach(clean);
+    workers_.push_back(std::move(worker));
+  }
+  // P-open: from here until close_clean() the counters and tails on media are stale.
+  root_->clean = 0;
+  pool_.persister().persist(&root_->clean, sizeof(root_->clean));
+  return Status::ok();
+}
+
+void IndexImpl::repair_after_open(bool clean) {
+  // Table segment states are volatile in meaning: a split that a crash
+  // interrupted left its segment frozen (moved bits, state != normal). The
+  // directory is authoritative (it changes in a transaction): reset state of
+  // every segment it references; leftover moved bits are cleared lazily by
+  // the first writer that meets one (find_for_write).
+  Directory* d = dir();
+  const uint64_t n = 1ull << d->depth;
+  std::vector<uint64_t> live;
+  live.reserve(n);
+  for (uint64_t j = 0; j < n; ++j) {
+    uint64_t off = d->seg[j].load(std::memory_order_relaxed);
+    if (!live.empty() && live.back() == off) continue;
+    live.push_back(off);
+    TableSegment* s = seg(off);
+    if (s->state.load(std::memory_order_relaxed) != kSegNormal) {
+      s->state.store(kSegNormal, std::memory_order_relaxed);
+      pool_.persister().flush_nodrain(s, kCacheLine);
+    }
+  }
+  pool_.persister().fence();
+  // Free table segments and directories that no longer (or never) became
+  // reachable: left by a crash between a split's allocation and publication,
+  // or between its publication and the retirement of the old segment.
+  std::sort(live.begin(), live.end());
+  std::vector<PMEMoid> orphans;
+  for (PMEMoid o = pmemobj_first(pool_.handle()); !OID_IS_NULL(o); o = pmemobj_next(o)) {
+    uint64_t t = pmemobj_type_num(o);
+    if (t == kTypeTableSegment) {
+      if (!std::binary_search(live.begin(), live.end(), round_up(o.off, kCacheLine))) orphans.push_back(o);
+    } else if (t == kTypeDirectory && o.off != root_->dir.load(std::memory_order_relaxed)) {
+      orphans.push_back(o);
+    }
+  }
+  for (PMEMoid o : orphans) {
+    Status s = pool_.transact([&](pmem::Tx& tx) { tx.free(o); });
+    if (!s.is_ok()) log_warn("index open: could not free an orphaned table object: {}", s.to_string());
+  }
+  if (!orphans.empty()) log_info("index open: freed {} orphaned table objects", orphans.size());
+
+  if (clean) {
+    base_count_ = root_->key_count;
+    return;
+  }
+  // Dirty shutdown: recount live keys (slots not empty, not tombstones).
+  uint64_t keys = 0;
+  for (uint64_t off : live) {
+    TableSegment* s = seg(off);
+    for (auto& b : s->buckets) {
+      for (auto& w : b.slots) {
+        uint64_t v = w.load(std::memory_order_relaxed);
+        if (!slot::is_empty(v) && !slot::is_tombstone(v)) ++keys;
+      }
+    }
+  }
+  base_count_ = keys;
+}
+
+void IndexImpl::close_clean() {
+  if (root_ == nullptr) return;
+  qsbr_.drain_all();
+  for (auto& w : workers_) w->state_->log_.save_tail_nodrain();
+  root_->key_count = count();
+  pool_.persister().flush_nodrain(&root_->key_count, sizeof(root_->key_count));
+  // P-close: counters and tails durable before the clean flag says so.
+  pool_.persister().fence();
+  root_->clean = 1;
+  pool_.persister().persist(&root_->clean, sizeof(root_->clean));
+}
+
+Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
+  const uint16_t tag = slot::tag_of(h);
+  for (;;) {
+    Directory* d = dir();                                                                  // A1
+    TableSegment* s = seg(d->seg[dir_index(h, static_cast<unsigned>(d->depth))].load(std::memory_order_acquire));  // A2
+    Lookup r;
+    r.seg = s;
+    for (unsigned i = 0; i < kProbeSlots; ++i) {
+      std::atomic<uint64_t>* sl = probe_slot(s, h, i);
+      const uint64_t w = sl->load(std::memory_order_acquire);                              // A3
+      if (slot::is_empty(w)) {
+        r.slot = sl;
+        r.value = w;
+        break;  // T2: the key cannot be past the first empty slot
+      }
+      if (slot::tag(w) != tag) continue;
+      const RecordHeader* rec = record(w);
+      if (rec->key() == key) {
+        r.slot = sl;
+        r.value = w;
+        r.rec = rec;
+        r.found = true;
+        break;
+      }
+    }
+    if (FERRITE_UNLIKELY(s->state.load(std::memory_order_acquire) == kSegRetired)) {       // A4
+      cpu_relax();
+      continue;
+    }
+    return r;
+  }
+}
+
+Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) noexcept {
+  for (;;) {
+    Lookup lk = find(key, h);
+    if (lk.slot == nullptr) {
+      Result r = split(lk.seg);
+      if (r != Result::kOk) return r;
+      continue;
+    }
+    if (FERRITE_UNLIKELY(slot::is_moved(lk.value))) {
+      if (lk.seg->state.load(std::memory_order_acquire) == kSegSplitting) {
+        // A split froze this segment; wait for it to publish its successors.
+        while (lk.seg->state.load(std::memory_order_acquire) == kSegSplitting) cpu_relax();
+      } else {
+        // A moved bit left by a crash during a split: the split never
+        // published, so this segment is authoritative. Clear and retry.
+        uint64_t v = lk.value;
+        (void)lk.slot->compare_exchange_strong(v, v & ~slot::kMoved, std::memory_order_acq_rel);
+      }
+      continue;
+    }
+    *out = lk;
+    return Result::kOk;
+  }
+}
+
+uint64_t IndexImpl::count() const noexcept {
+  int64_t n = static_cast<int64_t>(base_count_);
+  for (const auto& c : counters_) n += c.keys.load(std::memory_order_relaxed);
+  return n < 0 ? 0 : static_cast<uint64_t>(n);
+}
+
+Status IndexImpl::scan(
+    const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn) {
+  std::lock_guard<std::mutex> lock(scan_mu_);
+  qsbr_.online(control_slot_);
+  const uint64_t t = now();
+  // Walk one directory snapshot in order. Each segment is visited for the
+  // entries [j, end) not yet covered, and emits only keys whose directory
+  // index falls there: a key is emitted at most once even if splits or a
+  // doubling happen during the scan (retired segments stay readable until we
+  // go offline, and hold a past state of their keys).
+  Directory* d = dir();
+  const unsigned g = static_cast<unsigned>(d->depth);
+  const uint64_t n = 1ull << g;
+  for (uint64_t j = 0; j < n;) {
+    TableSegment* s = seg(d->seg[j].load(std::memory_order_acquire));
+    const unsigned ld = std::min<unsigned>(s->local_depth, g);
+    const uint64_t end = ((j >> (g - ld)) + 1) << (g - ld);
+    for (auto& b : s->buckets) {
+      for (auto& w : b.slots) {
+        const uint64_t v = w.load(std::memory_order_acquire);
+        if (slot::is_empty(v) || slot::is_tombstone(v)) continue;
+        const RecordHeader* rec = record(v);
+        const uint64_t di = dir_index(hash_key(rec->key()), g);
+        if (di < j || di >= end) continue;
+        if (rec->expiry != 0 && rec->expiry <= t) continue;
+        fn(rec->key(), rec->value(), rec->client_flags, rec->expiry, rec->version);
+      }
+    }
+    j = end;
+  }
+  qsbr_.offline(control_slot_);
+  return Status::ok();
+}
+
+IndexStats IndexImpl::stats() const {
+  IndexStats st;
+  st.keys = count();
+  Directory* d = dir();
+  st.global_depth = d->depth;
+  uint64_t prev = 0;
+  for (uint64_t j = 0; j < (1ull << d->depth); ++j) {
+    uint64_t off = d->seg[j].load(std::memory_order_relaxed);
+    if (off != prev) ++st.table_segments;
+    prev = off;
+  }
+  st.splits = splits_.load(std::memory_order_relaxed);
+  st.dir_doublings = doublings_.load(std::memory_order_relaxed);
+  for (const auto& w : workers_) st.log_segments += w->state_->log_.segments_allocated();
+  for (const auto& c : counters_) {
+    st.log_bytes_live += c.live_bytes.load(std::memory_order_relaxed);
+    st.log_bytes_dead += c.dead_bytes.load(std::memory_order_relaxed);
+  }
+  return st;
+}
+
+// ---- Index / Worker public wrappers ----
+
+Index::Index(std::unique_ptr<IndexImpl> impl) : impl_(std::move(impl)) {}
+
+Index::~Index() {
+  if (impl_ && !impl_->abandoned_) impl_->close_clean();
+}
+
+void Index::TEST_abandon() { impl_->abandoned_ = true; }
+
+StatusOr<std::unique_ptr<Index>> Index::open(pmem::Pool& pool, const IndexOptions& opts) {
+  auto impl = std::make_unique<IndexImpl>(pool, opts);
+  Status s = impl->open_or_create();
+  if (!s.is_ok()) return s;
+  return std::unique_ptr<Index>(new Index(std::move(impl)));
+}
+
+Worker& Index::worker(unsigned id) { return *impl_->workers_.at(id); }
+unsigned Index::workers() const { return static_cast<unsigned>(impl_->workers_.size()); }
+uint64_t Index::count() const { return impl_->count(); }
+Status Index::scan(const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn)
+    const {
+  return impl_->scan(fn);
+}
+IndexStats Index::stats() const { return impl_->stats(); }
+
+void Worker::execute(std::span<Op> ops) { state_->execute(ops); }
+void Worker::quiesce() { state_->idx_.qsbr_.offline(state_->id_); }
+unsigned Worker::id() const { return state_->id_; }
+
+}  // namespace ferrite::index

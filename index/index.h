@@ -1,0 +1,149 @@
+// Ferrite's persistent hash index: the public interface.
+//
+//   auto idx = index::Index::open(pool, {.workers = 2});    // creates on first use
+//   index::Worker& w = (*idx)->worker(0);                    // one per thread
+//   index::Op ops[2];
+//   ops[0] = index::Op::set("k", "v");
+//   ops[1] = index::Op::get("k", &out);
+//   w.execute(ops);                  // a whole burst: results durable on return
+//   // ops[0].result == Result::kOk, ops[1].result == kOk, out == "v"
+//
+// execute() is the burst engine of ARCHITECTURE.md: every write appends its
+// record to the worker's PMEM log and writes the lines back without a fence;
+// one fence makes the burst's records durable (P1), slots are published by
+// CAS with a dirty bit and written back, a second fence makes them durable
+// (P2). When execute() returns, every result it reports is durable, so the
+// caller may reply. No allocator call, transaction, lock or syscall per op;
+// the rare exceptions (a log segment filling, a table segment splitting) are
+// amortized over thousands of ops.
+//
+// Thread safety: Index is shared by all threads. A Worker belongs to exactly
+// one thread at a time (_st). Lookups are lock-free; writers use CAS; growth
+// (segment split, directory doubling) happens while other workers serve.
+// Memory of superseded records and table segments is reclaimed only after
+// every worker has passed a quiescent state (end of execute(), or quiesce()).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "common/status.h"
+#include "pmem/pool.h"
+
+namespace ferrite::index {
+
+inline constexpr std::size_t kMaxKeyLen = 250;        // memcached's limit
+inline constexpr std::size_t kMaxValueLen = 1u << 20;  // 1 MiB
+
+enum class OpCode : uint8_t {
+  kGet,      // out_value <- value; out_flags, out_version
+  kSet,      // upsert
+  kAdd,      // insert if absent, else kExists
+  kReplace,  // update if present, else kNotStored
+  kAppend,   // value += arg, if present, else kNotStored
+  kPrepend,  // value = arg + value, if present, else kNotStored
+  kCas,      // set if version == cas, kCasMismatch if not, kNotFound if absent
+  kIncr,     // decimal u64 += delta (wraps at 2^64); out_number
+  kDecr,     // decimal u64 -= delta (floors at 0);   out_number
+  kTouch,    // expiry <- exptime
+  kDel,      // remove; kNotFound if absent
+};
+
+// One operation of a burst. Inputs are views: they must stay valid until
+// execute() returns. Outputs are filled by execute().
+struct Op {
+  OpCode code = OpCode::kGet;
+  std::string_view key;
+  std::string_view value;     // set/add/replace/append/prepend/cas
+  uint32_t flags = 0;         // client flags stored with the value
+  uint32_t exptime = 0;       // absolute unix seconds; 0 = never expires
+  uint64_t cas = 0;           // kCas: expected version
+  uint64_t delta = 0;         // kIncr/kDecr
+  std::string* out_value = nullptr;  // kGet: where the value is copied (may be null)
+
+  Result result = Result::kOk;
+  uint32_t out_flags = 0;     // kGet
+  uint64_t out_version = 0;   // version after the op (get: current; writes: new)
+  uint64_t out_number = 0;    // kIncr/kDecr: the new value
+
+  static Op get(std::string_view k, std::string* out) { Op o; o.code = OpCode::kGet; o.key = k; o.out_value = out; return o; }
+  static Op set(std::string_view k, std::string_view v, uint32_t flags = 0, uint32_t exptime = 0) {
+    Op o; o.code = OpCode::kSet; o.key = k; o.value = v; o.flags = flags; o.exptime = exptime; return o;
+  }
+  static Op del(std::string_view k) { Op o; o.code = OpCode::kDel; o.key = k; return o; }
+};
+
+struct IndexOptions {
+  unsigned workers = 1;          // Worker contexts (1..64)
+  uint32_t (*clock)() = nullptr; // unix seconds for expiry; null = system clock (tests inject)
+};
+
+struct IndexStats {
+  uint64_t keys = 0;             // live keys (approximate under concurrent writes)
+  uint64_t table_segments = 0;
+  uint64_t global_depth = 0;
+  uint64_t log_segments = 0;
+  uint64_t splits = 0;
+  uint64_t dir_doublings = 0;
+  uint64_t log_bytes_live = 0;   // bytes of records the index points at
+  uint64_t log_bytes_dead = 0;   // superseded bytes awaiting the cleaner
+};
+
+class Worker;
+class IndexImpl;
+
+class Index {
+ public:
+  // Opens the index stored in pool, creating an empty one on first use.
+  static StatusOr<std::unique_ptr<Index>> open(pmem::Pool& pool, const IndexOptions& opts = {});
+  ~Index();
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
+
+  Worker& worker(unsigned id);
+  unsigned workers() const;
+
+  // Number of live keys (exact when no writer runs concurrently).
+  uint64_t count() const;
+  // Visits every live key with its value, flags, expiry and version. Runs
+  // while writers go on; each key is visited at most once with a value it
+  // held during the scan. Not for the hot path.
+  Status scan(const std::function<void(std::string_view key, std::string_view value, uint32_t flags,
+                                       uint32_t exptime, uint64_t version)>& fn) const;
+  IndexStats stats() const;
+
+  IndexImpl& impl() { return *impl_; }
+  // Test hook: the destructor then skips the clean close, leaving the media
+  // exactly as a crash right now would (the pool still closes).
+  void TEST_abandon();
+
+ private:
+  explicit Index(std::unique_ptr<IndexImpl> impl);
+  std::unique_ptr<IndexImpl> impl_;
+};
+
+// A worker's context: its log, persist batch and quiescent-state record.
+class Worker {
+ public:
+  // Executes a burst; every result is durable when this returns (_st).
+  void execute(std::span<Op> ops);
+  // Convenience for tests and tools: a burst of one.
+  Result execute_one(Op& op) { execute(std::span<Op>(&op, 1)); return op.result; }
+  // Reports a quiescent state without executing (an idle worker calls this
+  // so reclamation is not held up).
+  void quiesce();
+  unsigned id() const;
+
+ private:
+  friend class IndexImpl;
+  Worker() = default;
+  class State;
+  State* state_ = nullptr;
+};
+
+}  // namespace ferrite::index

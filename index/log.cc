@@ -1,0 +1,52 @@
+// RecordLog (see log.h).
+#include "index/log.h"
+
+#include "common/log.h"
+
+namespace ferrite::index {
+
+void RecordLog::attach(bool clean) noexcept {
+  pmem::POff<pmem::SegmentHeader> head(root_->log_heads[worker_]);
+  cur_ = nullptr;
+  tail_ = 0;
+  if (clean && head) {
+    auto* h = pool_.ptr(head);
+    if (h->magic == pmem::kSegmentMagic && root_->log_tails[worker_] <= h->data_size()) {
+      cur_ = h;
+      tail_ = root_->log_tails[worker_];
+    }
+  }
+}
+
+bool RecordLog::next_segment() noexcept {
+  auto seg = alloc_.allocate(
+      pmem::SegmentKind::kLog, worker_,
+      [&](pmem::Tx& tx, pmem::SegmentHeader* h) { tx.set(&root_->log_heads[worker_], pool_.off(h).raw()); },
+      /*zero=*/false);
+  if (!seg.is_ok()) {
+    if (seg.status().code() != Status::Code::kNoSpace) log_error("worker {}: {}", worker_, seg.status().to_string());
+    return false;
+  }
+  cur_ = pool_.ptr(*seg);
+  tail_ = 0;
+  ++segments_;
+  return true;
+}
+
+char* RecordLog::reserve_st(std::size_t size) noexcept {
+  if (cur_ == nullptr || tail_ + size > cur_->data_size()) {
+    if (size > alloc_.segment_size() - sizeof(pmem::SegmentHeader)) return nullptr;
+    if (!next_segment()) return nullptr;
+  }
+  char* p = cur_->data() + tail_;
+  tail_ += size;
+  appended_ += size;
+  return p;
+}
+
+void RecordLog::save_tail_nodrain() noexcept {
+  root_->log_tails[worker_] = cur_ != nullptr ? tail_ : 0;
+  pool_.persister().flush_nodrain(&root_->log_tails[worker_], sizeof(uint64_t));
+}
+
+}  // namespace ferrite::index

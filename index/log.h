@@ -1,0 +1,55 @@
+// RecordLog: one worker's append-only log of records in PMEM segments.
+// reserve() hands out 8-byte-aligned space at the tail of the current
+// segment; when a record does not fit, a new segment is allocated (one
+// libpmemobj transaction per 4 MiB of records) and linked as the worker's
+// head in IndexRoot::log_heads in the same transaction.
+//
+// Crash table:
+//  - records written but not fenced: torn or intact, never pointed at by a
+//    durable slot (invariant 1), so ignorable.
+//  - after a dirty shutdown the tail inside the head segment is unknown: the
+//    worker simply starts a fresh segment on its first write. The abandoned
+//    tail space is reclaimed by the cleaner with the rest of that segment.
+//  - after a clean shutdown, IndexRoot::log_tails gives the exact tail.
+//
+// Thread safety: _st, owned by one Worker.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "index/table.h"
+#include "pmem/segment.h"
+
+namespace ferrite::index {
+
+class RecordLog {
+ public:
+  RecordLog(pmem::Pool& pool, pmem::SegmentAllocator& alloc, IndexRoot* root, unsigned worker) noexcept
+      : pool_(pool), alloc_(alloc), root_(root), worker_(worker) {}
+
+  // Resumes at the tail recorded by a clean close (clean == true), or starts
+  // a fresh segment on the first reserve().
+  void attach(bool clean) noexcept;
+  // Space for size bytes (a multiple of 8), or nullptr if the pool is full.
+  char* reserve_st(std::size_t size) noexcept;
+  // Records the tail for a clean close (persisted by the caller's fence).
+  void save_tail_nodrain() noexcept;
+
+  uint64_t segments_allocated() const noexcept { return segments_; }
+  uint64_t bytes_appended() const noexcept { return appended_; }
+
+ private:
+  bool next_segment() noexcept;
+
+  pmem::Pool& pool_;
+  pmem::SegmentAllocator& alloc_;
+  IndexRoot* root_;
+  unsigned worker_;
+  pmem::SegmentHeader* cur_ = nullptr;
+  uint64_t tail_ = 0;   // bytes used in cur_'s data area
+  uint64_t segments_ = 0;
+  uint64_t appended_ = 0;
+};
+
+}  // namespace ferrite::index

@@ -1,0 +1,55 @@
+// Quiescent-state-based reclamation for the index: memory that readers may
+// still be looking at (a split's old table segment, an old directory) is
+// freed only after every online worker has reported a quiescent state
+// (between bursts) since it was retired. Our own small scheme: rte_rcu_qsbr
+// would tie index/ to DPDK, and we need only this much.
+//
+// Thread safety: quiesce()/online()/offline() are called by the owning worker
+// (_st on its slot). retire() and reclaim() may be called from any thread;
+// the pending list is guarded by a mutex (control path: a few times a second
+// at most).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "common/cacheline.h"
+
+namespace ferrite::index {
+
+class Qsbr {
+ public:
+  explicit Qsbr(unsigned threads);
+
+  // R1: publishes "this thread holds no references taken before now".
+  // Pairs with A1 in reclaim().
+  void quiesce(unsigned t) noexcept {
+    slots_[t].seen.store(epoch_.load(std::memory_order_acquire), std::memory_order_release);
+  }
+  // An offline thread never holds references and does not delay reclamation.
+  void offline(unsigned t) noexcept { slots_[t].seen.store(kOffline, std::memory_order_release); }
+  void online(unsigned t) noexcept { quiesce(t); }
+
+  // Schedules fn to run once every online thread has quiesced after now.
+  void retire(std::function<void()> fn);
+  // Runs what is safe to run now; returns how many ran.
+  std::size_t reclaim();
+  // Runs everything pending (only when no thread can hold references).
+  void drain_all();
+  std::size_t pending() const;
+
+ private:
+  static constexpr uint64_t kOffline = ~0ull;
+  struct alignas(kCacheLine) Slot {
+    std::atomic<uint64_t> seen{kOffline};  // written by its thread, read by reclaim()
+  };
+  std::atomic<uint64_t> epoch_{1};  // bumped by retire(); read by quiesce()
+  std::vector<Slot> slots_;
+  mutable std::mutex mu_;
+  std::vector<std::pair<uint64_t, std::function<void()>>> pending_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace ferrite::index

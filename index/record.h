@@ -1,0 +1,91 @@
+// Records: the immutable key/value entries that workers append to their PMEM
+// logs. A record is written once, made durable, and only then pointed at by an
+// index slot (invariant 1); it is never modified afterwards.
+//
+// IMPLEMENTATION DETAILS (media format, little-endian, 8-byte aligned)
+//   struct RecordHeader {     // 24 bytes
+//     u32 checksum;           // low 32 bits of XXH3 over bytes [4, 24 + klen + vlen)
+//     u32 meta;               // key_len (bits 0..7) | value_len (8..28) | kind (29..31)
+//     u32 client_flags;       // memcached's opaque flags
+//     u32 expiry;             // absolute unix seconds, 0 = never
+//     u64 version;            // cas value; unique per write (see Worker)
+//   };
+//   u8 key[key_len]; u8 value[value_len]; zero padding to a multiple of 8.
+// A record whose checksum does not match is torn (a crash hit it before its
+// fence) and is never live: no slot can have pointed at it durably.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "common/cacheline.h"
+#include "common/hash.h"
+
+namespace ferrite::index {
+
+enum class RecordKind : uint32_t { kValue = 0, kTombstone = 1 };
+
+struct RecordHeader {
+  uint32_t checksum;
+  uint32_t meta;
+  uint32_t client_flags;
+  uint32_t expiry;
+  uint64_t version;
+
+  uint32_t key_len() const noexcept { return meta & 0xffu; }
+  uint32_t value_len() const noexcept { return (meta >> 8) & 0x1fffffu; }
+  RecordKind kind() const noexcept { return static_cast<RecordKind>(meta >> 29); }
+  const char* key_ptr() const noexcept { return reinterpret_cast<const char*>(this) + sizeof(RecordHeader); }
+  const char* value_ptr() const noexcept { return key_ptr() + key_len(); }
+  std::string_view key() const noexcept { return {key_ptr(), key_len()}; }
+  std::string_view value() const noexcept { return {value_ptr(), value_len()}; }
+  std::size_t payload_size() const noexcept { return sizeof(RecordHeader) + key_len() + value_len(); }
+  std::size_t size() const noexcept { return round_up(payload_size(), 8); }
+};
+static_assert(sizeof(RecordHeader) == 24, "record header is 24 bytes on media");
+
+inline constexpr uint32_t kValueLenBits = 21;
+static_assert((1u << kValueLenBits) > (1u << 20), "value_len field holds 1 MiB");
+
+constexpr std::size_t record_size(std::size_t klen, std::size_t vlen) noexcept {
+  return round_up(sizeof(RecordHeader) + klen + vlen, 8);
+}
+
+inline uint32_t record_checksum(const RecordHeader* r) noexcept {
+  return static_cast<uint32_t>(hash_bytes(reinterpret_cast<const char*>(r) + 4, r->payload_size() - 4));
+}
+
+// Writes a record at dst (which has record_size(key, v1 + v2) bytes). The
+// value is the concatenation v1 + v2 (append/prepend build it without a copy).
+inline RecordHeader* write_record(char* dst, RecordKind kind, std::string_view key, std::string_view v1,
+                                  std::string_view v2, uint32_t flags, uint32_t expiry,
+                                  uint64_t version) noexcept {
+  auto* r = reinterpret_cast<RecordHeader*>(dst);
+  const std::size_t vlen = v1.size() + v2.size();
+  r->meta = static_cast<uint32_t>(key.size()) | (static_cast<uint32_t>(vlen) << 8) |
+            (static_cast<uint32_t>(kind) << 29);
+  r->client_flags = flags;
+  r->expiry = expiry;
+  r->version = version;
+  char* p = dst + sizeof(RecordHeader);
+  std::memcpy(p, key.data(), key.size());
+  p += key.size();
+  if (!v1.empty()) std::memcpy(p, v1.data(), v1.size());
+  p += v1.size();
+  if (!v2.empty()) std::memcpy(p, v2.data(), v2.size());
+  p += v2.size();
+  const std::size_t pad = record_size(key.size(), vlen) - (sizeof(RecordHeader) + key.size() + vlen);
+  if (pad != 0) std::memset(p, 0, pad);
+  r->checksum = record_checksum(r);
+  return r;
+}
+
+// True if the record at r (with at most max_len readable bytes) is complete.
+inline bool record_valid(const RecordHeader* r, std::size_t max_len) noexcept {
+  if (max_len < sizeof(RecordHeader)) return false;
+  if (r->key_len() == 0 || r->payload_size() > max_len) return false;
+  return r->checksum == record_checksum(r);
+}
+
+}  // namespace ferrite::index

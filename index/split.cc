@@ -1,0 +1,209 @@
+// Growth while serving: splitting a full table segment and doubling the
+// directory. Only the worker whose insert found no room runs a split; other
+// workers keep reading the frozen segment and wait (writers to that one
+// segment only) until its successors are published.
+//
+// Split protocol for segment S (local depth d):
+//  S1  CAS S.state normal -> splitting (one splitter; others wait for S2..S5)
+//  S2  freeze: set the moved bit in every slot (fetch_or). From here no CAS
+//      on S succeeds, so S's contents are final; readers still use S.
+//  S3  build 2^k successors privately (k = 1, or 0 to compact a segment that
+//      is mostly tombstones; k grows if a successor overflows): rehash each
+//      live entry's key, place it at its first empty probe slot, transient
+//      bits cleared. Tombstones are dropped.
+//  P3  write every successor line back, fence    -- successors durable
+//  S4  under dir_mu_: double the directory if d + k > G (see below), then
+//      S.state = retired (release; readers that reach S from a stale entry
+//      retry, A4 in index.cc), then switch S's directory entries to the
+//      successors in one libpmemobj transaction (R4, release stores; crash-atomic:
+//      the directory shows S or all successors, never a mix).
+//  S5  retire S through QSBR; freed once every worker has quiesced.
+// Crash table:
+//  before the S4 transaction commits: S is still referenced and complete
+//    (its moved bits and state are reset/cleared at open); the successors
+//    are unreferenced and freed at open (repair_after_open).
+//  after commit: successors are referenced and durable (P3); S is freed at
+//    open if the crash beat S5.
+// Why S.state = retired comes before the directory switch: a writer can only
+// write to a successor after the switch; a reader that read an old value in S
+// and then sees S not yet retired read it before any successor write existed.
+//
+// Directory doubling (under dir_mu_): allocate a directory of depth G+1 with
+// entry j = old entry j/2, write it back, and switch IndexRoot::dir to it in
+// one transaction (R3, pairs with A1). The old directory is retired through
+// QSBR: readers holding it still find correct segments there, and a segment
+// a later split retires is marked retired, so they retry (A4).
+#include <algorithm>
+#include <vector>
+
+#include "common/hash.h"
+#include "common/log.h"
+#include "index/index_impl.h"
+
+namespace ferrite::index {
+namespace {
+
+// Places entry word w (key hash h) at its first empty probe slot in s.
+bool place(TableSegment* s, uint64_t h, uint64_t w) noexcept {
+  for (unsigned i = 0; i < kProbeSlots; ++i) {
+    std::atomic<uint64_t>* sl = probe_slot(s, h, i);
+    if (sl->load(std::memory_order_relaxed) == 0) {
+      sl->store(w, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void IndexImpl::free_table_segment(TableSegment* s) noexcept {
+  PMEMoid oid{pmemobj_oid(pool_.root()).pool_uuid_lo, s->obj_off};
+  Status st = pool_.transact([&](pmem::Tx& tx) { tx.free(oid); });
+  if (!st.is_ok()) log_warn("could not free a retired table segment: {}", st.to_string());
+}
+
+Result IndexImpl::double_directory(unsigned min_depth) noexcept {
+  Directory* old = dir();
+  if (old->depth >= min_depth) return Result::kOk;
+  if (min_depth > kMaxGlobalDepth) return Result::kNoSpace;
+  const unsigned nd = min_depth;
+  const unsigned shift = nd - static_cast<unsigned>(old->depth);
+  Directory* fresh = nullptr;
+  Status s = pool_.transact([&](pmem::Tx& tx) {
+    PMEMoid d = tx.alloc(Directory::bytes_for(nd), kTypeDirectory, false);
+    fresh = pool_.ptr<Directory>(d);
+    fresh->magic = kDirMagic;
+    fresh->depth = nd;
+    fresh->obj_off = d.off;
+    for (uint64_t j = 0; j < (1ull << nd); ++j) {
+      fresh->seg[j].store(old->seg[j >> shift].load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
+    // P: the new directory is durable before the root can point at it.
+    pool_.persister().persist(fresh, Directory::bytes_for(nd));
+    tx.add_range(&root_->dir, sizeof(uint64_t));
+    root_->dir.store(d.off, std::memory_order_release);  // R3: pairs with A1 in find()
+  });
+  if (!s.is_ok()) return s.code() == Status::Code::kNoSpace ? Result::kNoSpace : Result::kRetry;
+  doublings_.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t old_obj = old->obj_off;
+  qsbr_.retire([this, old_obj] {
+    PMEMoid oid{pmemobj_oid(pool_.root()).pool_uuid_lo, old_obj};
+    Status st = pool_.transact([&](pmem::Tx& tx) { tx.free(oid); });
+    if (!st.is_ok()) log_warn("could not free a retired directory: {}", st.to_string());
+  });
+  return Result::kOk;
+}
+
+Result IndexImpl::split(TableSegment* s) noexcept {
+  uint32_t expect = kSegNormal;
+  if (!s->state.compare_exchange_strong(expect, kSegSplitting, std::memory_order_acq_rel)) {  // S1
+    while (s->state.load(std::memory_order_acquire) == kSegSplitting) cpu_relax();
+    return Result::kOk;  // someone else split it; the caller looks again
+  }
+  // S2: freeze.
+  std::vector<uint64_t> entries;
+  entries.reserve(kBucketsPerSegment * kSlotsPerBucket);
+  std::size_t tombstones = 0;
+  for (auto& b : s->buckets) {
+    for (auto& w : b.slots) {
+      const uint64_t v = w.fetch_or(slot::kMoved, std::memory_order_acq_rel);
+      if (slot::is_empty(v)) continue;
+      if (slot::is_tombstone(v)) {
+        ++tombstones;
+      } else {
+        entries.push_back(slot::entry(v));
+      }
+    }
+  }
+  const unsigned d = s->local_depth;
+  // Compact at the same depth (k = 0) when dropping tombstones frees at least
+  // a quarter of the slots; otherwise grow. A compaction that does not make
+  // room is followed by a real split (no tombstones left), so growth always
+  // makes progress.
+  constexpr std::size_t kSlots = kBucketsPerSegment * kSlotsPerBucket;
+  unsigned k = (tombstones * 4 >= kSlots) ? 0 : 1;
+  std::vector<uint64_t> hashes(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) hashes[i] = hash_key(record(entries[i])->key());
+
+  std::vector<TableSegment*> succ;
+  for (;; ++k) {
+    if (d + k > kMaxGlobalDepth) {
+      s->state.store(kSegNormal, std::memory_order_release);
+      return Result::kNoSpace;
+    }
+    succ.assign(1u << k, nullptr);
+    Status st = pool_.transact([&](pmem::Tx& tx) {
+      for (unsigned c = 0; c < succ.size(); ++c) {
+        auto r = alloc_table_segment(tx, d + k, (s->prefix << k) | c);
+        succ[c] = *r;
+      }
+    });
+    if (!st.is_ok()) {
+      // Pool full: unfreeze S (no successor was published) and report.
+      for (auto& b : s->buckets) {
+        for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
+      }
+      s->state.store(kSegNormal, std::memory_order_release);
+      return Result::kNoSpace;
+    }
+    bool ok = true;
+    for (std::size_t i = 0; i < entries.size() && ok; ++i) {
+      // Successor c serves the k hash bits right below S's d prefix bits.
+      const uint64_t c = k == 0 ? 0 : (hashes[i] << d) >> (64 - k);
+      ok = place(succ[c], hashes[i], entries[i]);
+    }
+    if (ok) break;
+    for (TableSegment* t : succ) free_table_segment(t);  // never referenced
+  }
+  // P3: successors durable before anything can point at them.
+  for (TableSegment* t : succ) pool_.persister().flush_nodrain(t, sizeof(TableSegment));
+  pool_.persister().fence();
+
+  {
+    std::lock_guard<std::mutex> lock(dir_mu_);
+    if (double_directory(d + k) != Result::kOk) {
+      for (TableSegment* t : succ) free_table_segment(t);
+      for (auto& b : s->buckets) {
+        for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
+      }
+      s->state.store(kSegNormal, std::memory_order_release);
+      return Result::kNoSpace;
+    }
+    Directory* dr = dir();
+    const unsigned g = static_cast<unsigned>(dr->depth);
+    const uint64_t span = 1ull << (g - d);          // entries S covers
+    const uint64_t first = s->prefix << (g - d);
+    const uint64_t per = span >> k;                 // entries per successor
+    s->state.store(kSegRetired, std::memory_order_release);  // before the switch (see above)
+    Status st = pool_.transact([&](pmem::Tx& tx) {
+      tx.add_range(&dr->seg[first], span * sizeof(uint64_t));
+      for (uint64_t j = 0; j < span; ++j) {
+        // R4: pairs with A2 in find().
+        dr->seg[first + j].store(pool_.off(succ[j / per]).raw(), std::memory_order_release);
+      }
+    });
+    if (!st.is_ok()) {
+      // The transaction rolled the entries back to S: keep serving from S.
+      log_error("split: directory update failed: {}", st.to_string());
+      for (TableSegment* t : succ) free_table_segment(t);
+      for (auto& b : s->buckets) {
+        for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
+      }
+      s->state.store(kSegNormal, std::memory_order_release);
+      return Result::kNoSpace;
+    }
+  }
+  splits_.fetch_add(1, std::memory_order_relaxed);
+  // S5: free S once no reader can still hold it.
+  const uint64_t obj = s->obj_off;
+  qsbr_.retire([this, obj] {
+    PMEMoid oid{pmemobj_oid(pool_.root()).pool_uuid_lo, obj};
+    Status st = pool_.transact([&](pmem::Tx& tx) { tx.free(oid); });
+    if (!st.is_ok()) log_warn("could not free a retired table segment: {}", st.to_string());
+  });
+  qsbr_.reclaim();
+  return Result::kOk;
+}
+
+}  // namespace ferrite::index

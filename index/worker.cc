@@ -1,0 +1,322 @@
+// The burst engine: Worker::execute().
+//
+// Persist points of one burst (invariants 1-3 of ARCHITECTURE.md):
+//  W1  per write: append the record to this worker's log, write its lines back
+//      (no fence)                                   -- record bytes in flight
+//  P1  fence                                        -- every record durable
+//  W2  per write: CAS the slot to record|dirty (R2, release; pairs with A3 in
+//      find()), write the slot's line back          -- visible, not yet durable
+//  P2  fence                                        -- every slot durable
+//  W3  per write: CAS dirty off (best effort; a leftover dirty bit only costs
+//      a reader one extra write-back)
+//  return: results are durable; the caller may reply.
+// Crash table:
+//  before P1   records torn or intact but unreferenced: nothing to undo.
+//  P1..P2      each slot holds the old or the new word; both point at durable
+//              records. The write was not acknowledged, so either is correct.
+//              A reader that saw the new word wrote it back and fenced before
+//              answering (W2's dirty bit), so anything a client saw is durable.
+//  after P2    acknowledged state durable.
+// Conditional ops decide at W1 against the state they observe; if a slot
+// changed by W2 (another worker's write), the op is decided again against the
+// new state, and ops whose record depends on the old value (append, prepend,
+// incr, decr, touch) write a new record and go through another P1 round.
+#include <charconv>
+#include <cstring>
+
+#include "common/hash.h"
+#include "index/index_impl.h"
+
+namespace ferrite::index {
+namespace {
+
+constexpr bool expired(const RecordHeader* r, uint64_t now) noexcept { return r->expiry != 0 && r->expiry <= now; }
+
+// memcached's rule: the value must be a decimal number (trailing spaces, as
+// left by its own in-place decr, are allowed); at most 20 digits.
+bool parse_u64(std::string_view v, uint64_t* out) noexcept {
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  if (v.empty() || v.size() > 20) return false;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
+  return ec == std::errc() && p == v.data() + v.size();
+}
+
+bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
+
+}  // namespace
+
+Worker::State::State(IndexImpl& idx, unsigned id)
+    : idx_(idx), id_(id), log_(idx.pool_, idx.alloc_, idx.root_, id), batch_(idx.pool_.persister()) {
+  staged_.reserve(64);
+  retry_.reserve(64);
+  published_.reserve(64);
+  published_words_.reserve(64);
+}
+
+const RecordHeader* Worker::State::append(RecordKind kind, std::string_view key, std::string_view v1,
+                                          std::string_view v2, uint32_t flags, uint32_t exptime) noexcept {
+  const std::size_t size = record_size(key.size(), v1.size() + v2.size());
+  char* dst = log_.reserve_st(size);
+  if (dst == nullptr) return nullptr;
+  // Version: session (16 bits) | worker (6 bits) | counter (42 bits); unique
+  // per write across workers and restarts (session = pool open count).
+  const uint64_t version = idx_.session_ | (static_cast<uint64_t>(id_) << 42) | (next_version_++ & ((1ull << 42) - 1));
+  const RecordHeader* r = write_record(dst, kind, key, v1, v2, flags, exptime, version);
+  batch_.add(dst, size);  // W1
+  return r;
+}
+
+void Worker::State::note_read(const Lookup& lk) noexcept {
+  // Link-and-persist, reader side: a result derived from a dirty slot is
+  // returned only after that slot is durable.
+  if (lk.slot != nullptr && slot::is_dirty(lk.value)) {
+    batch_.add(lk.slot, sizeof(uint64_t));
+    read_needs_fence_ = true;
+  }
+}
+
+Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out) noexcept {
+  (void)h;
+  const uint64_t t = idx_.now();
+  const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
+  if (cur != nullptr && expired(cur, t)) cur = nullptr;
+  note_read(lk);
+  auto write = [&](RecordKind kind, std::string_view v1, std::string_view v2, uint32_t flags, uint32_t exp) {
+    const RecordHeader* r = append(kind, op.key, v1, v2, flags, exp);
+    if (r == nullptr) {
+      op.result = Result::kNoSpace;
+      return Plan::kDone;
+    }
+    *rec_out = r;
+    return Plan::kWrite;
+  };
+  switch (op.code) {
+    case OpCode::kGet:
+      if (cur == nullptr) {
+        op.result = Result::kNotFound;
+        return Plan::kDone;
+      }
+      if (op.out_value != nullptr) op.out_value->assign(cur->value_ptr(), cur->value_len());
+      op.out_flags = cur->client_flags;
+      op.out_version = cur->version;
+      op.result = Result::kOk;
+      return Plan::kDone;
+    case OpCode::kSet:
+      return write(RecordKind::kValue, op.value, {}, op.flags, op.exptime);
+    case OpCode::kAdd:
+      if (cur != nullptr) {
+        op.result = Result::kExists;
+        op.out_version = cur->version;
+        return Plan::kDone;
+      }
+      return write(RecordKind::kValue, op.value, {}, op.flags, op.exptime);
+    case OpCode::kReplace:
+      if (cur == nullptr) {
+        op.result = Result::kNotStored;
+        return Plan::kDone;
+      }
+      return write(RecordKind::kValue, op.value, {}, op.flags, op.exptime);
+    case OpCode::kAppend:
+    case OpCode::kPrepend: {
+      if (cur == nullptr) {
+        op.result = Result::kNotStored;
+        return Plan::kDone;
+      }
+      if (cur->value_len() + op.value.size() > kMaxValueLen) {
+        op.result = Result::kTooLarge;
+        return Plan::kDone;
+      }
+      if (op.code == OpCode::kAppend) return write(RecordKind::kValue, cur->value(), op.value, cur->client_flags, cur->expiry);
+      return write(RecordKind::kValue, op.value, cur->value(), cur->client_flags, cur->expiry);
+    }
+    case OpCode::kCas:
+      if (cur == nullptr) {
+        op.result = Result::kNotFound;
+        return Plan::kDone;
+      }
+      if (cur->version != op.cas) {
+        op.result = Result::kCasMismatch;
+        op.out_version = cur->version;
+        return Plan::kDone;
+      }
+      return write(RecordKind::kValue, op.value, {}, op.flags, op.exptime);
+    case OpCode::kIncr:
+    case OpCode::kDecr: {
+      if (cur == nullptr) {
+        op.result = Result::kNotFound;
+        return Plan::kDone;
+      }
+      uint64_t n = 0;
+      if (!parse_u64(cur->value(), &n)) {
+        op.result = Result::kNotNumeric;
+        return Plan::kDone;
+      }
+      if (op.code == OpCode::kIncr) {
+        n += op.delta;  // wraps at 2^64, as memcached does
+      } else {
+        n = op.delta > n ? 0 : n - op.delta;
+      }
+      char buf[24];
+      auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), n);
+      (void)ec;
+      op.out_number = n;
+      return write(RecordKind::kValue, std::string_view(buf, static_cast<std::size_t>(p - buf)), {},
+                   cur->client_flags, cur->expiry);
+    }
+    case OpCode::kTouch:
+      if (cur == nullptr) {
+        op.result = Result::kNotFound;
+        return Plan::kDone;
+      }
+      return write(RecordKind::kValue, cur->value(), {}, cur->client_flags, op.exptime);
+    case OpCode::kDel:
+      if (cur == nullptr) {
+        op.result = Result::kNotFound;
+        return Plan::kDone;
+      }
+      return write(RecordKind::kTombstone, {}, {}, 0, 0);
+  }
+  op.result = Result::kMalformed;
+  return Plan::kDone;
+}
+
+bool Worker::State::try_publish(Staged& st) noexcept {
+  const bool tomb = st.rec->kind() == RecordKind::kTombstone;
+  const uint64_t word = slot::make(static_cast<uint64_t>(reinterpret_cast<const char*>(st.rec) - idx_.base_),
+                                   slot::tag_of(st.h), tomb);
+  uint64_t expected = st.lk.value;
+  // W2 / R2: pairs with A3 in find(); the record is durable (P1) already.
+  if (!st.lk.slot->compare_exchange_strong(expected, word | slot::kDirty, std::memory_order_acq_rel,
+                                           std::memory_order_acquire)) {
+    return false;
+  }
+  batch_.add(st.lk.slot, sizeof(uint64_t));
+  published_.push_back(st.lk.slot);
+  published_words_.push_back(word | slot::kDirty);
+  WorkerCounters& c = idx_.counters_[id_];
+  const bool was_live = st.lk.found && !slot::is_tombstone(st.lk.value);
+  if (was_live && tomb) c.keys.fetch_sub(1, std::memory_order_relaxed);
+  if (!was_live && !tomb) c.keys.fetch_add(1, std::memory_order_relaxed);
+  if (st.lk.found) c.dead_bytes.fetch_add(st.lk.rec->size(), std::memory_order_relaxed);
+  c.live_bytes.fetch_add(st.rec->size(), std::memory_order_relaxed);
+  Op& op = *st.op;
+  op.result = (op.code == OpCode::kDel && !was_live) ? Result::kNotFound : Result::kOk;
+  op.out_version = st.rec->version;
+  return true;
+}
+
+void Worker::State::publish_all() noexcept {
+  if (staged_.empty()) return;
+  while (!staged_.empty()) {
+    batch_.commit();  // P1: the records of this round are durable
+    retry_.clear();
+    for (Staged& st : staged_) {
+      for (;;) {
+        if (try_publish(st)) break;
+        // The slot changed since W1: decide again against what is there now.
+        Op& op = *st.op;
+        Lookup lk;
+        if (Result r = idx_.find_for_write(op.key, st.h, &lk); r != Result::kOk) {
+          op.result = r;
+          idx_.counters_[id_].dead_bytes.fetch_add(st.rec->size(), std::memory_order_relaxed);
+          break;
+        }
+        const bool depends_on_old = op.code == OpCode::kAppend || op.code == OpCode::kPrepend ||
+                                    op.code == OpCode::kIncr || op.code == OpCode::kDecr ||
+                                    op.code == OpCode::kTouch;
+        const RecordHeader* dummy = nullptr;
+        if (!depends_on_old) {
+          // The record's content does not depend on the old value: recheck
+          // the condition only (plan() without appending a new record).
+          const RecordHeader* keep = st.rec;
+          const uint64_t t = idx_.now();
+          const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
+          if (cur != nullptr && cur->expiry != 0 && cur->expiry <= t) cur = nullptr;
+          bool ok = true;
+          switch (op.code) {
+            case OpCode::kAdd: ok = cur == nullptr; if (!ok) { op.result = Result::kExists; op.out_version = cur->version; } break;
+            case OpCode::kReplace: ok = cur != nullptr; if (!ok) op.result = Result::kNotStored; break;
+            case OpCode::kCas:
+              ok = cur != nullptr && cur->version == op.cas;
+              if (!ok) op.result = cur == nullptr ? Result::kNotFound : Result::kCasMismatch;
+              break;
+            case OpCode::kDel: ok = cur != nullptr; if (!ok) op.result = Result::kNotFound; break;
+            default: break;
+          }
+          note_read(lk);
+          if (!ok) {
+            idx_.counters_[id_].dead_bytes.fetch_add(keep->size(), std::memory_order_relaxed);
+            break;
+          }
+          st.lk = lk;
+          continue;  // retry the CAS with the same durable record
+        }
+        idx_.counters_[id_].dead_bytes.fetch_add(st.rec->size(), std::memory_order_relaxed);
+        if (plan(op, st.h, lk, &dummy) == Plan::kWrite) {
+          retry_.push_back(Staged{&op, st.h, dummy, lk});  // needs another P1
+        }
+        break;
+      }
+    }
+    staged_.swap(retry_);
+  }
+  staged_mask_ = 0;
+  batch_.commit();  // P2: every published slot durable (and any dirty reads)
+  read_needs_fence_ = false;
+  // W3: clear dirty bits we set; a failed CAS means someone wrote after us.
+  for (std::size_t i = 0; i < published_.size(); ++i) {
+    uint64_t w = published_words_[i];
+    (void)published_[i]->compare_exchange_strong(w, w & ~slot::kDirty, std::memory_order_release,
+                                                 std::memory_order_relaxed);
+  }
+  published_.clear();
+  published_words_.clear();
+}
+
+bool Worker::State::staged_has(uint64_t h, std::string_view key) const noexcept {
+  if ((staged_mask_ & (1ull << (h & 63))) == 0) return false;
+  for (const Staged& st : staged_) {
+    if (st.h == h && st.op->key == key) return true;
+  }
+  return false;
+}
+
+void Worker::State::execute(std::span<Op> ops) {
+  idx_.qsbr_.online(id_);
+  for (Op& op : ops) {
+    op.result = Result::kOk;
+    if (op.key.empty()) {
+      op.result = Result::kBadKey;
+      continue;
+    }
+    if (op.key.size() > kMaxKeyLen || op.value.size() > kMaxValueLen) {
+      op.result = Result::kTooLarge;
+      continue;
+    }
+    const uint64_t h = hash_key(op.key);
+    // An op on a key this burst already wrote sees that write: publish first.
+    if (staged_has(h, op.key)) publish_all();
+    Lookup lk;
+    if (is_write(op.code)) {
+      if (Result r = idx_.find_for_write(op.key, h, &lk); r != Result::kOk) {
+        op.result = r;
+        continue;
+      }
+    } else {
+      lk = idx_.find(op.key, h);
+    }
+    const RecordHeader* rec = nullptr;
+    if (plan(op, h, lk, &rec) == Plan::kWrite) {
+      staged_.push_back(Staged{&op, h, rec, lk});
+      staged_mask_ |= 1ull << (h & 63);
+    }
+  }
+  publish_all();
+  if (read_needs_fence_) {
+    batch_.commit();
+    read_needs_fence_ = false;
+  }
+  idx_.qsbr_.offline(id_);
+}
+
+}  // namespace ferrite::index

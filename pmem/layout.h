@@ -1,0 +1,63 @@
+// On-media layout of Ferrite's root object, versioned with feature flags.
+//
+// IMPLEMENTATION DETAILS
+//   file:  libpmemobj pool, layout name "ferrite" (kLayoutName)
+//   root object (pmemobj_root, 4096 bytes, zeroed by libpmemobj on creation):
+//
+//   struct RootHeader {              // offset  size
+//     u64 magic;                     //   0      8   "FERRITE\0" once initialized
+//     u32 format_major;              //   8      4   bumped on incompatible change
+//     u32 format_minor;              //  12      4   bumped on compatible change
+//     u64 incompat_features;         //  16      8   bits an opener must know
+//     u64 compat_features;           //  24      8   bits an opener may ignore
+//     u64 pool_size;                 //  32      8   file size at creation
+//     u64 created_unix_ns;           //  40      8
+//     u64 clean_shutdown;            //  48      8   1 = closed cleanly, 0 = open/crashed
+//     u64 open_count;                //  56      8   opens since creation
+//     u64 segment_size;              //  64      8   bytes per log segment
+//     u64 segment_seq;               //  72      8   last segment sequence number
+//     u64 index_root;                //  80      8   POff of the index's metadata (0 = none yet)
+//     u8  reserved[4096 - 88];       //  88          zero; later fields come from here
+//   };
+//
+// Compatibility rule: an opener refuses a pool whose format_major is newer
+// than its own or that sets an incompat feature bit it does not know; it
+// accepts and preserves unknown compat bits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ferrite::pmem {
+
+inline constexpr const char* kLayoutName = "ferrite";
+inline constexpr uint64_t kRootMagic = 0x0045544952524546ull;  // "FERRITE\0" little-endian
+inline constexpr uint32_t kFormatMajor = 1;
+inline constexpr uint32_t kFormatMinor = 0;
+inline constexpr uint64_t kKnownIncompatFeatures = 0;
+inline constexpr std::size_t kRootSize = 4096;
+inline constexpr std::size_t kMinPoolSize = 16ull << 20;  // root + allocator metadata + a few segments
+inline constexpr std::size_t kDefaultSegmentSize = 4ull << 20;
+
+// libpmemobj type numbers of our objects (pmemobj_type_num).
+inline constexpr uint64_t kTypeSegment = 0x5e6;
+
+struct RootHeader {
+  uint64_t magic;
+  uint32_t format_major;
+  uint32_t format_minor;
+  uint64_t incompat_features;
+  uint64_t compat_features;
+  uint64_t pool_size;
+  uint64_t created_unix_ns;
+  uint64_t clean_shutdown;
+  uint64_t open_count;
+  uint64_t segment_size;
+  uint64_t segment_seq;
+  uint64_t index_root;
+  uint8_t reserved[kRootSize - 88];
+};
+static_assert(sizeof(RootHeader) == kRootSize, "root object is exactly 4 KiB");
+static_assert(offsetof(RootHeader, index_root) == 80);
+
+}  // namespace ferrite::pmem
