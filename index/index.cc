@@ -9,6 +9,7 @@
 // A reader never waits for a writer; it re-reads only while a split it raced
 // with is publishing, which is bounded by that split's progress.
 #include "index/index_impl.h"
+#include "index/cleaner.h"
 
 #include <algorithm>
 #include <chrono>
@@ -24,7 +25,8 @@ IndexImpl::IndexImpl(pmem::Pool& pool, const IndexOptions& opts)
       base_(pool.base()),
       opts_(opts),
       alloc_(pool),
-      qsbr_(opts.workers + 1),
+      segs_(pool.size(), pool.root()->segment_size),
+      qsbr_(opts.workers + 2),
       control_slot_(opts.workers),
       counters_(opts.workers) {}
 
@@ -74,9 +76,9 @@ Status IndexImpl::create_empty() {
 }
 
 Status IndexImpl::open_or_create() {
-  if (opts_.workers == 0 || opts_.workers > kMaxWorkers) {
+  if (opts_.workers == 0 || opts_.workers > kMaxWorkers - 1) {  // the last log slot is the cleaner's
     return Status::invalid_argument(fmt::format("index workers = {} is out of range (allowed 1..{})", opts_.workers,
-                                                kMaxWorkers));
+                                                kMaxWorkers - 1));
   }
   if (pool_.size() > slot::kMaxPoolBytes) {
     return Status::invalid_argument("pool larger than the 256 TiB an index slot can address");
@@ -143,28 +145,56 @@ void IndexImpl::repair_after_open(bool clean) {
   }
   if (!orphans.empty()) log_info("index open: freed {} orphaned table objects", orphans.size());
 
+  // Log segments: register each for the cleaner. After a clean close their
+  // headers hold exact live bytes (user[0]) and tails (user[1]); after a
+  // crash tails are unknown (the cleaner walks until the first invalid
+  // record) and live bytes are recounted from the table below.
+  alloc_.for_each_segment([&](pmem::POff<pmem::SegmentHeader> off, pmem::SegmentHeader* h) {
+    if (h->kind != static_cast<uint32_t>(pmem::SegmentKind::kLog)) return;
+    const bool exact = clean && h->user[1] <= h->data_size();
+    segs_.add(off.raw(), h->owner, kSegSealed, exact ? h->user[1] : ~0ull,
+              exact ? static_cast<int64_t>(h->user[0]) : 0);
+  });
   if (clean) {
     base_count_ = root_->key_count;
     return;
   }
-  // Dirty shutdown: recount live keys (slots not empty, not tombstones).
+  // Dirty shutdown: recount live keys (slots not empty, not tombstones) and
+  // live bytes per log segment. (A full pass; issue 5 makes it lazy.)
   uint64_t keys = 0;
   for (uint64_t off : live) {
     TableSegment* s = seg(off);
     for (auto& b : s->buckets) {
       for (auto& w : b.slots) {
         uint64_t v = w.load(std::memory_order_relaxed);
-        if (!slot::is_empty(v) && !slot::is_tombstone(v)) ++keys;
+        if (slot::is_empty(v) || slot::is_tombstone(v)) continue;
+        ++keys;
+        const RecordHeader* r = record(v);
+        account_live(r, static_cast<int64_t>(r->size()));
       }
     }
   }
   base_count_ = keys;
 }
 
+void IndexImpl::save_segment_stats_nodrain() {
+  for (std::size_t i = 0; i < segs_.capacity(); ++i) {
+    LogSegInfo& e = segs_.at(i);
+    const uint64_t off = e.off.load(std::memory_order_relaxed);
+    if (off == 0) continue;
+    auto* h = pool_.ptr(pmem::POff<pmem::SegmentHeader>(off));
+    const int64_t live = e.live.load(std::memory_order_relaxed);
+    h->user[0] = live < 0 ? 0 : static_cast<uint64_t>(live);
+    h->user[1] = e.tail.load(std::memory_order_relaxed);
+    pool_.persister().flush_nodrain(&h->user[0], 2 * sizeof(uint64_t));
+  }
+}
+
 void IndexImpl::close_clean() {
   if (root_ == nullptr) return;
   qsbr_.drain_all();
   for (auto& w : workers_) w->state_->log_.save_tail_nodrain();
+  save_segment_stats_nodrain();
   root_->key_count = count();
   pool_.persister().flush_nodrain(&root_->key_count, sizeof(root_->key_count));
   // P-close: counters and tails durable before the clean flag says so.
@@ -284,10 +314,17 @@ IndexStats IndexImpl::stats() const {
   }
   st.splits = splits_.load(std::memory_order_relaxed);
   st.dir_doublings = doublings_.load(std::memory_order_relaxed);
-  for (const auto& w : workers_) st.log_segments += w->state_->log_.segments_allocated();
-  for (const auto& c : counters_) {
-    st.log_bytes_live += c.live_bytes.load(std::memory_order_relaxed);
-    st.log_bytes_dead += c.dead_bytes.load(std::memory_order_relaxed);
+  // Log space from the segment table: live = bytes slots point at; dead =
+  // the rest of what was appended (known tails only).
+  auto& segs = const_cast<LogSegTable&>(segs_);
+  for (std::size_t i = 0; i < segs.capacity(); ++i) {
+    const LogSegInfo& e = segs.at(i);
+    if (e.off.load(std::memory_order_relaxed) == 0) continue;
+    ++st.log_segments;
+    const int64_t live = std::max<int64_t>(0, e.live.load(std::memory_order_relaxed));
+    const uint64_t tail = e.tail.load(std::memory_order_relaxed);
+    st.log_bytes_live += static_cast<uint64_t>(live);
+    if (tail != ~0ull && tail > static_cast<uint64_t>(live)) st.log_bytes_dead += tail - static_cast<uint64_t>(live);
   }
   return st;
 }

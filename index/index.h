@@ -87,11 +87,25 @@ struct IndexStats {
   uint64_t keys = 0;             // live keys (approximate under concurrent writes)
   uint64_t table_segments = 0;
   uint64_t global_depth = 0;
-  uint64_t log_segments = 0;
+  uint64_t log_segments = 0;     // log segments in the pool now
   uint64_t splits = 0;
   uint64_t dir_doublings = 0;
   uint64_t log_bytes_live = 0;   // bytes of records the index points at
-  uint64_t log_bytes_dead = 0;   // superseded bytes awaiting the cleaner
+  uint64_t log_bytes_dead = 0;   // appended bytes no slot points at (cleaner's work)
+};
+
+// Log cleaning: relocate the live records of mostly-dead log segments into
+// the cleaner's own log, then free the segments (after a QSBR grace period).
+struct CleanOptions {
+  double max_live_ratio = 0.5;     // clean segments at most this full of live data
+  std::size_t max_segments = 16;   // bound on one pass
+};
+struct CleanStats {
+  uint64_t segments_cleaned = 0;   // victims emptied and freed (or queued to be)
+  uint64_t records_moved = 0;      // live records relocated
+  uint64_t bytes_moved = 0;
+  uint64_t expired_dropped = 0;    // expired keys turned into tombstones
+  uint64_t skipped_no_space = 0;   // victims left alone for lack of room to relocate
 };
 
 class Worker;
@@ -116,6 +130,14 @@ class Index {
   Status scan(const std::function<void(std::string_view key, std::string_view value, uint32_t flags,
                                        uint32_t exptime, uint64_t version)>& fn) const;
   IndexStats stats() const;
+
+  // One bounded cleaning pass (control path; safe while workers serve). Call
+  // it from a background thread or the server's housekeeping loop.
+  CleanStats clean(const CleanOptions& opts = {});
+  // Bounded expiry sweep: looks at up to max_slots index slots from where the
+  // last sweep stopped and turns expired keys into tombstones. Returns how
+  // many keys it expired.
+  uint64_t sweep_expired(uint64_t max_slots);
 
   IndexImpl& impl() { return *impl_; }
   // Test hook: the destructor then skips the clean close, leaving the media

@@ -17,6 +17,7 @@
 #include "index/index.h"
 #include "index/log.h"
 #include "index/qsbr.h"
+#include "index/segtab.h"
 #include "index/record.h"
 #include "index/slot.h"
 #include "index/table.h"
@@ -38,8 +39,6 @@ struct Lookup {
 
 struct alignas(kCacheLine) WorkerCounters {
   std::atomic<int64_t> keys{0};          // inserts - deletes by this worker since open
-  std::atomic<uint64_t> dead_bytes{0};   // bytes of records this worker superseded
-  std::atomic<uint64_t> live_bytes{0};   // bytes of records it published
 };
 
 class IndexImpl {
@@ -72,6 +71,16 @@ class IndexImpl {
   // Growth (split.cc).
   Result split(TableSegment* s) noexcept;
 
+  // Log cleaning (cleaner.cc).
+  CleanStats clean(const CleanOptions& opts);
+  uint64_t sweep_expired(uint64_t max_slots);
+  // Live-byte accounting for the cleaner (relaxed; statistics only).
+  void account_live(const void* rec, int64_t bytes) noexcept {
+    if (LogSegInfo* e = segs_.find(static_cast<uint64_t>(static_cast<const char*>(rec) - base_))) {
+      e->live.fetch_add(bytes, std::memory_order_relaxed);
+    }
+  }
+
   uint64_t count() const noexcept;
   Status scan(const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn);
   IndexStats stats() const;
@@ -81,6 +90,7 @@ class IndexImpl {
   IndexOptions opts_;
   IndexRoot* root_ = nullptr;
   pmem::SegmentAllocator alloc_;
+  LogSegTable segs_;
   Qsbr qsbr_;
   unsigned control_slot_;            // QSBR slot used by scan() (under scan_mu_)
   std::mutex scan_mu_;
@@ -91,6 +101,9 @@ class IndexImpl {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> splits_{0};
   std::atomic<uint64_t> doublings_{0};
+  std::unique_ptr<class Cleaner> cleaner_;   // created on first clean()
+  std::mutex clean_mu_;                      // one cleaning pass at a time
+  uint64_t sweep_cursor_ = 0;                // GUARDED_BY(clean_mu_)
   bool abandoned_ = false;           // TEST_abandon(): close like a crash
 
  private:
@@ -99,6 +112,7 @@ class IndexImpl {
   Result double_directory(unsigned min_depth) noexcept;  // under dir_mu_
   void free_table_segment(TableSegment* s) noexcept;
   void repair_after_open(bool clean);
+  void save_segment_stats_nodrain();
 };
 
 // Per-worker burst state (Worker's pimpl).
@@ -118,13 +132,15 @@ class Worker::State {
   struct Staged {
     Op* op;
     uint64_t h;
-    const RecordHeader* rec;   // the new record (durable after the next P1)
+    const RecordHeader* rec;   // the new record (durable after the next P1), or
+                               // for a delete the key's current record
+    bool tombstone;            // install rec with the tombstone bit (delete)
     Lookup lk;                 // the slot it replaces or fills, as observed
   };
   enum class Plan : uint8_t { kDone, kWrite };
 
   // Decides op against the observed state; for kWrite, appends its record.
-  Plan plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out) noexcept;
+  Plan plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out, bool* tomb_out) noexcept;
   const RecordHeader* append(RecordKind kind, std::string_view key, std::string_view v1, std::string_view v2,
                              uint32_t flags, uint32_t exptime) noexcept;
   void publish_all() noexcept;

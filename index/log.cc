@@ -14,6 +14,8 @@ void RecordLog::attach(bool clean) noexcept {
     if (h->magic == pmem::kSegmentMagic && root_->log_tails[worker_] <= h->data_size()) {
       cur_ = h;
       tail_ = root_->log_tails[worker_];
+      info_ = segs_.find(head.raw());
+      if (info_ != nullptr) info_->use.store(kSegHead, std::memory_order_relaxed);
     }
   }
 }
@@ -27,11 +29,19 @@ bool RecordLog::next_segment() noexcept {
     if (seg.status().code() != Status::Code::kNoSpace) log_error("worker {}: {}", worker_, seg.status().to_string());
     return false;
   }
+  if (info_ != nullptr) {
+    // Seal the old head: its tail is final, the cleaner may take it.
+    info_->tail.store(tail_, std::memory_order_relaxed);
+    info_->use.store(kSegSealed, std::memory_order_release);
+  }
   cur_ = pool_.ptr(*seg);
   tail_ = 0;
+  // Registered before any record in it can be published (see segtab.h).
+  info_ = &segs_.at(segs_.add(seg->raw(), worker_, kSegHead, 0, 0));
   ++segments_;
   return true;
 }
+
 
 char* RecordLog::reserve_st(std::size_t size) noexcept {
   if (cur_ == nullptr || tail_ + size > cur_->data_size()) {
@@ -40,12 +50,15 @@ char* RecordLog::reserve_st(std::size_t size) noexcept {
   }
   char* p = cur_->data() + tail_;
   tail_ += size;
+  info_->tail.store(tail_, std::memory_order_relaxed);
   appended_ += size;
   return p;
 }
 
 void RecordLog::save_tail_nodrain() noexcept {
-  root_->log_tails[worker_] = cur_ != nullptr ? tail_ : 0;
+  // ~0 = nothing to resume (this session never wrote): the next session
+  // starts a fresh segment.
+  root_->log_tails[worker_] = cur_ != nullptr ? tail_ : ~0ull;
   pool_.persister().flush_nodrain(&root_->log_tails[worker_], sizeof(uint64_t));
 }
 

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "index/segtab.h"
 #include "index/table.h"
 #include "pmem/segment.h"
 
@@ -25,14 +26,17 @@ namespace ferrite::index {
 
 class RecordLog {
  public:
-  RecordLog(pmem::Pool& pool, pmem::SegmentAllocator& alloc, IndexRoot* root, unsigned worker) noexcept
-      : pool_(pool), alloc_(alloc), root_(root), worker_(worker) {}
+  RecordLog(pmem::Pool& pool, pmem::SegmentAllocator& alloc, LogSegTable& segs, IndexRoot* root,
+            unsigned worker) noexcept
+      : pool_(pool), alloc_(alloc), segs_(segs), root_(root), worker_(worker) {}
 
   // Resumes at the tail recorded by a clean close (clean == true), or starts
   // a fresh segment on the first reserve().
   void attach(bool clean) noexcept;
   // Space for size bytes (a multiple of 8), or nullptr if the pool is full.
   char* reserve_st(std::size_t size) noexcept;
+  // The segment records are appended to (null before the first write).
+  LogSegInfo* head() const noexcept { return info_; }
   // Records the tail for a clean close (persisted by the caller's fence).
   void save_tail_nodrain() noexcept;
 
@@ -44,7 +48,9 @@ class RecordLog {
 
   pmem::Pool& pool_;
   pmem::SegmentAllocator& alloc_;
+  LogSegTable& segs_;
   IndexRoot* root_;
+  LogSegInfo* info_ = nullptr;
   unsigned worker_;
   pmem::SegmentHeader* cur_ = nullptr;
   uint64_t tail_ = 0;   // bytes used in cur_'s data area

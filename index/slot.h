@@ -2,7 +2,9 @@
 //
 //   bit 63      dirty: published but not yet fenced (link-and-persist, inv. 2)
 //   bit 62      moved: frozen by a segment split; writers must not CAS it
-//   bit 61      tombstone: the record is a deletion marker (no value)
+//   bit 61      tombstone: the key is deleted; the record only names the key
+//               (a delete sets this bit on the key's last record, writing no
+//               new record, so deletes need no log space)
 //   bits 60..45 tag: 16 hash bits, so most non-matching slots cost no record read
 //   bits 44..0  record offset / 8 (records are 8-byte aligned): pools to 256 TiB
 //   0           empty (never held a key in this segment's lifetime)

@@ -30,7 +30,7 @@
 //     of the same key race for the same first empty slot; the loser re-scans
 //     and finds the key).
 //   Invariant T2: a lookup may stop at the first empty slot of the sequence.
-// Deletion points the key's slot at a tombstone record; splits drop them.
+// Deletion sets the tombstone bit in the key's slot; splits drop such slots.
 #pragma once
 
 #include <atomic>

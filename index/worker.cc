@@ -46,7 +46,7 @@ bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
 }  // namespace
 
 Worker::State::State(IndexImpl& idx, unsigned id)
-    : idx_(idx), id_(id), log_(idx.pool_, idx.alloc_, idx.root_, id), batch_(idx.pool_.persister()) {
+    : idx_(idx), id_(id), log_(idx.pool_, idx.alloc_, idx.segs_, idx.root_, id), batch_(idx.pool_.persister()) {
   staged_.reserve(64);
   retry_.reserve(64);
   published_.reserve(64);
@@ -75,8 +75,10 @@ void Worker::State::note_read(const Lookup& lk) noexcept {
   }
 }
 
-Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out) noexcept {
+Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out,
+                                        bool* tomb_out) noexcept {
   (void)h;
+  *tomb_out = false;
   const uint64_t t = idx_.now();
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
   if (cur != nullptr && expired(cur, t)) cur = nullptr;
@@ -174,14 +176,19 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
         op.result = Result::kNotFound;
         return Plan::kDone;
       }
-      return write(RecordKind::kTombstone, {}, {}, 0, 0);
+      // A delete writes no record: the slot keeps pointing at the key's
+      // record (which still names the key for lookups) with the tombstone
+      // bit set. So deletes need no log space and work in a full pool.
+      *rec_out = lk.rec;
+      *tomb_out = true;
+      return Plan::kWrite;
   }
   op.result = Result::kMalformed;
   return Plan::kDone;
 }
 
 bool Worker::State::try_publish(Staged& st) noexcept {
-  const bool tomb = st.rec->kind() == RecordKind::kTombstone;
+  const bool tomb = st.tombstone;
   const uint64_t word = slot::make(static_cast<uint64_t>(reinterpret_cast<const char*>(st.rec) - idx_.base_),
                                    slot::tag_of(st.h), tomb);
   uint64_t expected = st.lk.value;
@@ -197,8 +204,12 @@ bool Worker::State::try_publish(Staged& st) noexcept {
   const bool was_live = st.lk.found && !slot::is_tombstone(st.lk.value);
   if (was_live && tomb) c.keys.fetch_sub(1, std::memory_order_relaxed);
   if (!was_live && !tomb) c.keys.fetch_add(1, std::memory_order_relaxed);
-  if (st.lk.found) c.dead_bytes.fetch_add(st.lk.rec->size(), std::memory_order_relaxed);
-  c.live_bytes.fetch_add(st.rec->size(), std::memory_order_relaxed);
+  if (st.lk.found && !slot::is_tombstone(st.lk.value)) {
+    idx_.account_live(st.lk.rec, -static_cast<int64_t>(st.lk.rec->size()));
+  }
+  if (!tomb) {
+    idx_.account_live(st.rec, static_cast<int64_t>(st.rec->size()));
+  }
   Op& op = *st.op;
   op.result = (op.code == OpCode::kDel && !was_live) ? Result::kNotFound : Result::kOk;
   op.out_version = st.rec->version;
@@ -218,17 +229,16 @@ void Worker::State::publish_all() noexcept {
         Lookup lk;
         if (Result r = idx_.find_for_write(op.key, st.h, &lk); r != Result::kOk) {
           op.result = r;
-          idx_.counters_[id_].dead_bytes.fetch_add(st.rec->size(), std::memory_order_relaxed);
           break;
         }
+        // Ops whose slot word depends on the old state are planned again.
         const bool depends_on_old = op.code == OpCode::kAppend || op.code == OpCode::kPrepend ||
                                     op.code == OpCode::kIncr || op.code == OpCode::kDecr ||
-                                    op.code == OpCode::kTouch;
+                                    op.code == OpCode::kTouch || op.code == OpCode::kDel;
         const RecordHeader* dummy = nullptr;
         if (!depends_on_old) {
           // The record's content does not depend on the old value: recheck
           // the condition only (plan() without appending a new record).
-          const RecordHeader* keep = st.rec;
           const uint64_t t = idx_.now();
           const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
           if (cur != nullptr && cur->expiry != 0 && cur->expiry <= t) cur = nullptr;
@@ -240,20 +250,18 @@ void Worker::State::publish_all() noexcept {
               ok = cur != nullptr && cur->version == op.cas;
               if (!ok) op.result = cur == nullptr ? Result::kNotFound : Result::kCasMismatch;
               break;
-            case OpCode::kDel: ok = cur != nullptr; if (!ok) op.result = Result::kNotFound; break;
             default: break;
           }
           note_read(lk);
           if (!ok) {
-            idx_.counters_[id_].dead_bytes.fetch_add(keep->size(), std::memory_order_relaxed);
             break;
           }
           st.lk = lk;
           continue;  // retry the CAS with the same durable record
         }
-        idx_.counters_[id_].dead_bytes.fetch_add(st.rec->size(), std::memory_order_relaxed);
-        if (plan(op, st.h, lk, &dummy) == Plan::kWrite) {
-          retry_.push_back(Staged{&op, st.h, dummy, lk});  // needs another P1
+        bool tomb = false;
+        if (plan(op, st.h, lk, &dummy, &tomb) == Plan::kWrite) {
+          retry_.push_back(Staged{&op, st.h, dummy, tomb, lk});  // needs another P1
         }
         break;
       }
@@ -306,8 +314,9 @@ void Worker::State::execute(std::span<Op> ops) {
       lk = idx_.find(op.key, h);
     }
     const RecordHeader* rec = nullptr;
-    if (plan(op, h, lk, &rec) == Plan::kWrite) {
-      staged_.push_back(Staged{&op, h, rec, lk});
+    bool tomb = false;
+    if (plan(op, h, lk, &rec, &tomb) == Plan::kWrite) {
+      staged_.push_back(Staged{&op, h, rec, tomb, lk});
       staged_mask_ |= 1ull << (h & 63);
     }
   }

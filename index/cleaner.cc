@@ -1,0 +1,191 @@
+// The log cleaner and the expiry sweep.
+//
+// Cleaning a sealed log segment V:
+//  C1  walk V's records up to its tail (or the first invalid record when the
+//      tail is unknown after a crash). A record R is live iff the key's slot
+//      points exactly at R (find()); everything else is dead and skipped.
+//  C2  copy each live R to the cleaner's own log (a tombstone-referenced or
+//      expired R is copied as a key-only tombstone record), write back.
+//  P1  fence                                     -- copies durable (inv. 1)
+//  C3  CAS each slot from the word that pointed at R to the copy | dirty;
+//      write the slot back. A failed CAS means a writer replaced the key
+//      (the copy is dead) or a split froze the slot (wait, find the key in
+//      the successor, retry while it still points at R).
+//  P2  fence                                     -- no durable slot points into V
+//  C4  retire V through QSBR; free it (libpmemobj transaction) once no
+//      worker can still be reading one of its records.
+// Crash table:
+//  before P1: copies are unreferenced garbage in the cleaner's segment.
+//  P1..P2: each slot points at R or at its copy; both durable, same content.
+//  after P2, before the free: V is allocated but dead; the next cleaning
+//    pass walks it, finds nothing live and frees it.
+// Nothing else writes records into V (it is sealed), and no op publishes a
+// word naming a record it did not just write, except delete, which CASes
+// the word it observed (so it fails and retries if the cleaner moved R).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/hash.h"
+#include "common/log.h"
+#include "index/cleaner.h"
+
+namespace ferrite::index {
+
+void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
+  if (moves.empty()) return;
+  batch_.commit();  // P1: copies durable
+  std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> published;
+  for (Move& m : moves) {
+    for (;;) {
+      uint64_t exp = m.expected;
+      if (m.slot->compare_exchange_strong(exp, m.word | slot::kDirty, std::memory_order_acq_rel)) {  // C3
+        batch_.add(m.slot, sizeof(uint64_t));
+        published.emplace_back(m.slot, m.word | slot::kDirty);
+        idx_.account_live(m.from, -static_cast<int64_t>(m.from->size()));
+        if (!slot::is_tombstone(m.word)) idx_.account_live(m.to, static_cast<int64_t>(m.to->size()));
+        ++st->records_moved;
+        st->bytes_moved += m.to->size();
+        break;
+      }
+      // Changed under us. Still pointing at the same record (a split moved
+      // the entry, or only the dirty bit changed)? Then retry there.
+      Lookup lk;
+      if (idx_.find_for_write(m.from->key(), m.h, &lk) != Result::kOk) break;
+      if (!lk.found || slot::rec_off(lk.value) != slot::rec_off(m.expected) ||
+          slot::is_tombstone(lk.value) != slot::is_tombstone(m.expected)) {
+        break;  // a writer replaced or deleted the key: the copy is dead
+      }
+      m.slot = lk.slot;
+      m.expected = lk.value;
+    }
+  }
+  batch_.commit();  // P2
+  for (auto& [sl, w] : published) {
+    uint64_t e = w;
+    (void)sl->compare_exchange_strong(e, w & ~slot::kDirty, std::memory_order_release, std::memory_order_relaxed);
+  }
+  moves.clear();
+}
+
+bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
+  const uint64_t voff = v.off.load(std::memory_order_acquire);
+  auto* vh = idx_.pool_.ptr(pmem::POff<pmem::SegmentHeader>(voff));
+  // No reservation up front: copies fill the cleaner's segments densely. If
+  // the pool cannot give the cleaner a segment mid-way, V stays sealed with
+  // fewer live records and is finished by a later pass; victims with nothing
+  // live are freed without needing any room, so a full pool recovers as soon
+  // as deletes or overwrites leave whole segments dead.
+  uint8_t sealed = kSegSealed;
+  if (!v.use.compare_exchange_strong(sealed, kSegCleaning, std::memory_order_acq_rel)) return false;
+
+  idx_.qsbr_.online(qsbr_slot_);
+  const uint64_t t = idx_.now();
+  const uint64_t limit = std::min<uint64_t>(v.tail.load(std::memory_order_relaxed), vh->data_size());
+  const char* data = vh->data();
+  bool out_of_room = false;
+  for (uint64_t pos = 0; pos + sizeof(RecordHeader) <= limit;) {
+    const auto* r = reinterpret_cast<const RecordHeader*>(data + pos);
+    if (!record_valid(r, limit - pos)) break;  // C1: end of what was written
+    pos += r->size();
+    const uint64_t h = hash_key(r->key());
+    Lookup lk = idx_.find(r->key(), h);
+    if (!lk.found || lk.rec != r) continue;  // dead
+    const bool tomb = slot::is_tombstone(lk.value);
+    const bool expired = !tomb && r->expiry != 0 && r->expiry <= t;
+    const bool key_only = tomb || expired;
+    const std::size_t size = key_only ? record_size(r->key_len(), 0) : r->size();
+    char* dst = log_.reserve_st(size);
+    if (dst == nullptr) {
+      out_of_room = true;
+      break;
+    }
+    const RecordHeader* copy;
+    if (key_only) {
+      copy = write_record(dst, RecordKind::kTombstone, r->key(), {}, {}, 0, 0, r->version);
+      if (expired) ++st->expired_dropped;
+    } else {
+      std::memcpy(dst, r, size);  // C2: same bytes, same checksum
+      copy = reinterpret_cast<const RecordHeader*>(dst);
+    }
+    batch_.add(dst, size);
+    const uint64_t word =
+        slot::make(static_cast<uint64_t>(dst - idx_.base_), slot::tag_of(h), key_only);
+    moves_.push_back(Move{lk.slot, lk.value, word, r, copy, h});
+    if (moves_.size() >= 32) flush_moves(moves_, st);
+  }
+  flush_moves(moves_, st);
+  idx_.qsbr_.offline(qsbr_slot_);
+  if (out_of_room) {
+    v.use.store(kSegSealed, std::memory_order_release);
+    ++st->skipped_no_space;
+    return false;
+  }
+  // C4: free V once every worker has quiesced.
+  const uint32_t id = idx_.segs_.id_of(&v);
+  idx_.qsbr_.retire([this, voff, id] {
+    Status s = idx_.alloc_.release(pmem::POff<pmem::SegmentHeader>(voff));
+    if (!s.is_ok()) log_warn("cleaner: could not free log segment: {}", s.to_string());
+    idx_.segs_.remove(id);
+  });
+  ++st->segments_cleaned;
+  return true;
+}
+
+CleanStats IndexImpl::clean(const CleanOptions& opts) {
+  std::lock_guard<std::mutex> lock(clean_mu_);
+  if (!cleaner_) cleaner_ = std::make_unique<Cleaner>(*this);
+  CleanStats st;
+  const double cap = static_cast<double>(alloc_.segment_size() - sizeof(pmem::SegmentHeader));
+  std::vector<std::pair<int64_t, uint32_t>> victims;
+  for (std::size_t i = 0; i < segs_.capacity(); ++i) {
+    LogSegInfo& e = segs_.at(i);
+    if (e.off.load(std::memory_order_acquire) == 0 || e.use.load(std::memory_order_acquire) != kSegSealed) continue;
+    const int64_t live = e.live.load(std::memory_order_relaxed);
+    if (static_cast<double>(live) <= opts.max_live_ratio * cap) victims.emplace_back(live, static_cast<uint32_t>(i));
+  }
+  std::sort(victims.begin(), victims.end());
+  for (auto& [live, id] : victims) {
+    if (st.segments_cleaned >= opts.max_segments) break;
+    cleaner_->clean_segment(segs_.at(id), &st);
+    qsbr_.reclaim();
+  }
+  qsbr_.reclaim();
+  return st;
+}
+
+uint64_t IndexImpl::sweep_expired(uint64_t max_slots) {
+  std::lock_guard<std::mutex> lock(clean_mu_);
+  qsbr_.online(control_slot_ + 1);
+  const uint64_t t = now();
+  uint64_t expired = 0;
+  pmem::PersistBatch batch(pool_.persister());
+  Directory* d = dir();
+  const uint64_t nseg_entries = 1ull << d->depth;
+  constexpr uint64_t kSegSlots = kBucketsPerSegment * kSlotsPerBucket;
+  for (uint64_t done = 0; done < max_slots; ++done, ++sweep_cursor_) {
+    const uint64_t entry = (sweep_cursor_ / kSegSlots) % nseg_entries;
+    const uint64_t si = sweep_cursor_ % kSegSlots;
+    TableSegment* s = seg(d->seg[entry].load(std::memory_order_acquire));
+    std::atomic<uint64_t>& w = s->buckets[si / kSlotsPerBucket].slots[si % kSlotsPerBucket];
+    uint64_t v = w.load(std::memory_order_acquire);
+    if (slot::is_empty(v) || slot::is_tombstone(v) || slot::is_moved(v)) continue;
+    const RecordHeader* r = record(v);
+    if (r->expiry == 0 || r->expiry > t) continue;
+    // Expired: set the tombstone bit (the record still names the key).
+    if (w.compare_exchange_strong(v, (v | slot::kTombstone) & ~slot::kDirty, std::memory_order_acq_rel)) {
+      batch.add(&w, sizeof(uint64_t));
+      account_live(r, -static_cast<int64_t>(r->size()));
+      counters_[0].keys.fetch_sub(1, std::memory_order_relaxed);
+      ++expired;
+    }
+  }
+  batch.commit();
+  qsbr_.offline(control_slot_ + 1);
+  return expired;
+}
+
+CleanStats Index::clean(const CleanOptions& opts) { return impl_->clean(opts); }
+uint64_t Index::sweep_expired(uint64_t max_slots) { return impl_->sweep_expired(max_slots); }
+
+}  // namespace ferrite::index

@@ -1,0 +1,44 @@
+// Cleaner: relocates live records out of mostly-dead log segments (see
+// cleaner.cc for the protocol). Private to index/.
+//
+// Thread safety: one cleaning pass at a time (IndexImpl::clean_mu_); runs
+// concurrently with every worker.
+#pragma once
+
+#include <vector>
+
+#include "index/index_impl.h"
+
+namespace ferrite::index {
+
+inline constexpr unsigned kCleanerLog = kMaxWorkers - 1;  // log_heads slot of the cleaner
+
+class Cleaner {
+ public:
+  explicit Cleaner(IndexImpl& idx)
+      : idx_(idx),
+        log_(idx.pool_, idx.alloc_, idx.segs_, idx.root_, kCleanerLog),
+        batch_(idx.pool_.persister()),
+        qsbr_slot_(idx.opts_.workers + 1) {}
+
+  bool clean_segment(LogSegInfo& v, CleanStats* st);
+
+ private:
+  struct Move {
+    std::atomic<uint64_t>* slot;
+    uint64_t expected;
+    uint64_t word;
+    const RecordHeader* from;
+    const RecordHeader* to;
+    uint64_t h;
+  };
+  void flush_moves(std::vector<Move>& moves, CleanStats* st);
+
+  IndexImpl& idx_;
+  RecordLog log_;
+  pmem::PersistBatch batch_;
+  unsigned qsbr_slot_;
+  std::vector<Move> moves_;
+};
+
+}  // namespace ferrite::index

@@ -1,0 +1,106 @@
+// LogSegTable: volatile directory of the pool's log segments, for the
+// cleaner. Maps a record offset to its segment in O(1) and keeps each
+// segment's live-byte count (bytes of records that index slots point at).
+//
+// Lookup: segments are segment_size + 64 bytes, so a granule of segment_size
+// bytes of the pool overlaps at most two segments; granule_[2g], [2g+1] hold
+// their ids + 1 (0 = none).
+//
+// Thread safety: add() is called by a segment's allocating thread before any
+// record in it is published (so a reader that learned a record's offset
+// through a slot (acquire) sees the entry); remove() by the cleaner after the
+// segment's QSBR grace period. Live counts are relaxed atomics: statistics
+// that steer the cleaner, never correctness (the cleaner re-checks every
+// record against the index).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "pmem/segment.h"
+
+namespace ferrite::index {
+
+enum SegUse : uint8_t { kSegFree = 0, kSegHead = 1, kSegSealed = 2, kSegCleaning = 3 };
+
+struct LogSegInfo {
+  std::atomic<uint64_t> off{0};          // POff of the SegmentHeader; 0 = unused entry
+  std::atomic<int64_t> live{0};          // live record bytes
+  std::atomic<uint64_t> tail{~0ull};     // bytes appended; ~0 = unknown (walk until invalid)
+  std::atomic<uint8_t> use{kSegFree};
+  uint32_t owner = 0;
+};
+
+class LogSegTable {
+ public:
+  LogSegTable(std::size_t pool_size, std::size_t seg_size)
+      : seg_size_(seg_size),
+        cap_(pool_size / seg_size + 2),
+        infos_(new LogSegInfo[cap_]),
+        granule_(new std::atomic<uint32_t>[2 * cap_]) {
+    for (std::size_t i = 0; i < 2 * cap_; ++i) granule_[i].store(0, std::memory_order_relaxed);
+  }
+
+  // Registers a segment; returns its id.
+  uint32_t add(uint64_t off, uint32_t owner, SegUse use, uint64_t tail, int64_t live) {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint32_t id = 0;
+    while (id < cap_ && infos_[id].off.load(std::memory_order_relaxed) != 0) ++id;
+    LogSegInfo& e = infos_[id];
+    e.owner = owner;
+    e.live.store(live, std::memory_order_relaxed);
+    e.tail.store(tail, std::memory_order_relaxed);
+    e.use.store(use, std::memory_order_relaxed);
+    e.off.store(off, std::memory_order_release);
+    for (uint64_t g = off / seg_size_; g <= (off + seg_size_ - 1) / seg_size_ && g < cap_; ++g) {
+      for (int k = 0; k < 2; ++k) {
+        uint32_t z = 0;
+        if (granule_[2 * g + k].compare_exchange_strong(z, id + 1, std::memory_order_release)) break;
+      }
+    }
+    return id;
+  }
+
+  void remove(uint32_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t off = infos_[id].off.load(std::memory_order_relaxed);
+    for (uint64_t g = off / seg_size_; g <= (off + seg_size_ - 1) / seg_size_ && g < cap_; ++g) {
+      for (int k = 0; k < 2; ++k) {
+        uint32_t v = id + 1;
+        if (granule_[2 * g + k].compare_exchange_strong(v, 0, std::memory_order_release)) break;
+      }
+    }
+    infos_[id].use.store(kSegFree, std::memory_order_relaxed);
+    infos_[id].off.store(0, std::memory_order_release);
+  }
+
+  // The segment holding pool offset rec_off, or nullptr.
+  LogSegInfo* find(uint64_t rec_off) noexcept {
+    const uint64_t g = rec_off / seg_size_;
+    if (g >= cap_) return nullptr;
+    for (int k = 0; k < 2; ++k) {
+      const uint32_t id = granule_[2 * g + k].load(std::memory_order_acquire);
+      if (id == 0) continue;
+      LogSegInfo& e = infos_[id - 1];
+      const uint64_t off = e.off.load(std::memory_order_acquire);
+      if (off != 0 && rec_off >= off && rec_off < off + seg_size_) return &e;
+    }
+    return nullptr;
+  }
+
+  std::size_t capacity() const noexcept { return cap_; }
+  LogSegInfo& at(std::size_t id) noexcept { return infos_[id]; }
+  uint32_t id_of(const LogSegInfo* e) const noexcept { return static_cast<uint32_t>(e - infos_.get()); }
+
+ private:
+  std::size_t seg_size_;
+  std::size_t cap_;
+  std::unique_ptr<LogSegInfo[]> infos_;
+  std::unique_ptr<std::atomic<uint32_t>[]> granule_;
+  std::mutex mu_;  // serializes add/remove (segment allocation rate: rare)
+};
+
+}  // namespace ferrite::index
