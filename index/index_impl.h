@@ -144,6 +144,7 @@ class Worker::State {
   const RecordHeader* append(RecordKind kind, std::string_view key, std::string_view v1, std::string_view v2,
                              uint32_t flags, uint32_t exptime) noexcept;
   void publish_all() noexcept;
+  void prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept;
   bool try_publish(Staged& st) noexcept;
   void note_read(const Lookup& lk) noexcept;
   bool staged_has(uint64_t h, std::string_view key) const noexcept;

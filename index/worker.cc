@@ -21,6 +21,7 @@
 // changed by W2 (another worker's write), the op is decided again against the
 // new state, and ops whose record depends on the old value (append, prepend,
 // incr, decr, touch) write a new record and go through another P1 round.
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -289,35 +290,68 @@ bool Worker::State::staged_has(uint64_t h, std::string_view key) const noexcept 
   return false;
 }
 
+void Worker::State::prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept {
+  // Two passes of software prefetch give the burst memory-level parallelism:
+  // every op's first bucket line, then the record its tag points at, are in
+  // flight together instead of one cache miss after another.
+  Directory* d = idx_.dir();
+  const unsigned depth = static_cast<unsigned>(d->depth);
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const uint64_t h = hash_key(ops[i].key);
+    hashes[i] = h;
+    TableSegment* s = idx_.seg(d->seg[dir_index(h, depth)].load(std::memory_order_relaxed));
+    __builtin_prefetch(&s->buckets[bucket1(h)]);
+  }
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const uint64_t h = hashes[i];
+    TableSegment* s = idx_.seg(d->seg[dir_index(h, depth)].load(std::memory_order_relaxed));
+    const uint16_t tag = slot::tag_of(h);
+    for (const auto& w : s->buckets[bucket1(h)].slots) {
+      const uint64_t v = w.load(std::memory_order_relaxed);
+      if (!slot::is_empty(v) && slot::tag(v) == tag) {
+        __builtin_prefetch(idx_.record(v));
+        break;
+      }
+    }
+  }
+}
+
 void Worker::State::execute(std::span<Op> ops) {
   idx_.qsbr_.online(id_);
-  for (Op& op : ops) {
-    op.result = Result::kOk;
-    if (op.key.empty()) {
-      op.result = Result::kBadKey;
-      continue;
-    }
-    if (op.key.size() > kMaxKeyLen || op.value.size() > kMaxValueLen) {
-      op.result = Result::kTooLarge;
-      continue;
-    }
-    const uint64_t h = hash_key(op.key);
-    // An op on a key this burst already wrote sees that write: publish first.
-    if (staged_has(h, op.key)) publish_all();
-    Lookup lk;
-    if (is_write(op.code)) {
-      if (Result r = idx_.find_for_write(op.key, h, &lk); r != Result::kOk) {
-        op.result = r;
+  constexpr std::size_t kChunk = 64;
+  uint64_t hashes[kChunk];
+  for (std::size_t base = 0; base < ops.size(); base += kChunk) {
+    std::span<Op> chunk = ops.subspan(base, std::min(kChunk, ops.size() - base));
+    prefetch(chunk, hashes);  // hints only: the lookups below re-read everything
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      Op& op = chunk[i];
+      op.result = Result::kOk;
+      if (op.key.empty()) {
+        op.result = Result::kBadKey;
         continue;
       }
-    } else {
-      lk = idx_.find(op.key, h);
-    }
-    const RecordHeader* rec = nullptr;
-    bool tomb = false;
-    if (plan(op, h, lk, &rec, &tomb) == Plan::kWrite) {
-      staged_.push_back(Staged{&op, h, rec, tomb, lk});
-      staged_mask_ |= 1ull << (h & 63);
+      if (op.key.size() > kMaxKeyLen || op.value.size() > kMaxValueLen) {
+        op.result = Result::kTooLarge;
+        continue;
+      }
+      const uint64_t h = hashes[i];
+      // An op on a key this burst already wrote sees that write: publish first.
+      if (staged_has(h, op.key)) publish_all();
+      Lookup lk;
+      if (is_write(op.code)) {
+        if (Result r = idx_.find_for_write(op.key, h, &lk); r != Result::kOk) {
+          op.result = r;
+          continue;
+        }
+      } else {
+        lk = idx_.find(op.key, h);
+      }
+      const RecordHeader* rec = nullptr;
+      bool tomb = false;
+      if (plan(op, h, lk, &rec, &tomb) == Plan::kWrite) {
+        staged_.push_back(Staged{&op, h, rec, tomb, lk});
+        staged_mask_ |= 1ull << (h & 63);
+      }
     }
   }
   publish_all();
