@@ -1,0 +1,69 @@
+// Kernel UDP backend: N workers, each with its own SO_REUSEPORT socket bound
+// to the same address and port, receiving bursts with recvmmsg(2) and
+// sending replies with sendmmsg(2). The embedded default: it needs nothing
+// but a Linux box.
+//
+// Thread safety: start() spawns the workers; stop() may be called from any
+// thread (e.g. a signal-driven main loop) and joins them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/cacheline.h"
+#include "common/status.h"
+#include "net/handler.h"
+#include "net/udp_socket.h"
+
+namespace ferrite::net {
+
+struct KernelBackendOptions {
+  std::string bind = "127.0.0.1";
+  uint16_t port = 11311;
+  unsigned workers = 1;
+  bool pin_cores = true;        // worker w pinned to CPU w % ncpu
+  unsigned burst = 32;          // datagrams per recvmmsg
+  int poll_timeout_ms = 100;    // how long an idle worker sleeps in poll()
+};
+
+struct alignas(kCacheLine) KernelWorkerStats {
+  std::atomic<uint64_t> rx_packets{0};
+  std::atomic<uint64_t> rx_bytes{0};
+  std::atomic<uint64_t> tx_packets{0};
+  std::atomic<uint64_t> tx_bytes{0};
+  std::atomic<uint64_t> tx_errors{0};   // sendmmsg could not send (counted, dropped)
+  std::atomic<uint64_t> rx_truncated{0};
+  std::atomic<uint64_t> bursts{0};
+};
+
+class KernelBackend {
+ public:
+  // Binds every worker's socket now, so "port in use" is reported before
+  // anything starts.
+  static StatusOr<std::unique_ptr<KernelBackend>> create(const KernelBackendOptions& opts, PacketHandler& handler);
+  ~KernelBackend();
+
+  void start();
+  void stop();
+  uint16_t port() const noexcept { return port_; }
+  unsigned workers() const noexcept { return static_cast<unsigned>(socks_.size()); }
+  const KernelWorkerStats& stats(unsigned w) const { return stats_[w]; }
+
+ private:
+  KernelBackend(const KernelBackendOptions& opts, PacketHandler& handler) : opts_(opts), handler_(handler) {}
+  void run(unsigned w);
+
+  KernelBackendOptions opts_;
+  PacketHandler& handler_;
+  uint16_t port_ = 0;
+  std::vector<UdpSocket> socks_;
+  std::unique_ptr<KernelWorkerStats[]> stats_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};  // written by stop(), read by every worker each round
+};
+
+}  // namespace ferrite::net

@@ -1,0 +1,438 @@
+// Engine (see engine.h). The per-burst path allocates only when a burst is
+// bigger than any before it (vectors keep their capacity) or for fragmented
+// messages and the duplicate-reply memory.
+#include "server/engine.h"
+
+#include <arpa/inet.h>
+
+#include <chrono>
+#include <charconv>
+#include <random>
+
+#include "common/hash.h"
+
+namespace ferrite::server {
+namespace {
+
+using proto::Opcode;
+using proto::Status;
+
+struct PeerKey {
+  uint64_t addr;  // ip << 16 | port
+  uint64_t rid;
+  bool operator==(const PeerKey&) const = default;
+};
+struct PeerKeyHash {
+  std::size_t operator()(const PeerKey& k) const noexcept { return k.addr * 0x9e3779b97f4a7c15ull ^ k.rid; }
+};
+uint64_t peer_addr(const sockaddr_in& p) { return (uint64_t{ntohl(p.sin_addr.s_addr)} << 16) | ntohs(p.sin_port); }
+
+Status to_status(Result r) {
+  switch (r) {
+    case Result::kOk: return Status::kOk;
+    case Result::kNotFound: return Status::kNotFound;
+    case Result::kExists: return Status::kExists;
+    case Result::kNotStored: return Status::kNotStored;
+    case Result::kCasMismatch: return Status::kCasMismatch;
+    case Result::kNoSpace: return Status::kOutOfMemory;
+    case Result::kTooLarge: return Status::kTooLarge;
+    case Result::kBadKey: return Status::kBadKey;
+    case Result::kNotNumeric: return Status::kNotNumeric;
+    default: return Status::kMalformed;
+  }
+}
+
+index::OpCode to_index_op(Opcode c) {
+  switch (c) {
+    case Opcode::kSet: return index::OpCode::kSet;
+    case Opcode::kAdd: return index::OpCode::kAdd;
+    case Opcode::kReplace: return index::OpCode::kReplace;
+    case Opcode::kAppend: return index::OpCode::kAppend;
+    case Opcode::kPrepend: return index::OpCode::kPrepend;
+    case Opcode::kCas: return index::OpCode::kCas;
+    case Opcode::kIncr: return index::OpCode::kIncr;
+    case Opcode::kDecr: return index::OpCode::kDecr;
+    case Opcode::kTouch: return index::OpCode::kTouch;
+    case Opcode::kDel: return index::OpCode::kDel;
+    default: return index::OpCode::kGet;
+  }
+}
+
+uint64_t unix_now() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+// memcached's rule: up to 30 days is relative, beyond is an absolute time.
+uint32_t absolute_exptime(uint32_t e, uint64_t now) {
+  if (e == 0) return 0;
+  if (e <= 30u * 24 * 3600) return static_cast<uint32_t>(now + e);
+  return e;
+}
+
+constexpr uint8_t kNoOverride = 0xff;
+
+}  // namespace
+
+StatusOr<Cidr> parse_cidr(const std::string& s) {
+  auto slash = s.find('/');
+  std::string ip = s.substr(0, slash);
+  int bits = 32;
+  if (slash != std::string::npos) {
+    auto tail = std::string_view(s).substr(slash + 1);
+    auto [p, ec] = std::from_chars(tail.data(), tail.data() + tail.size(), bits);
+    if (ec != std::errc() || p != tail.data() + tail.size() || bits < 0 || bits > 32) {
+      return ferrite::Status::invalid_argument("bad CIDR \"" + s + "\": prefix length must be 0..32");
+    }
+  }
+  in_addr a{};
+  if (::inet_pton(AF_INET, ip.c_str(), &a) != 1) return ferrite::Status::invalid_argument("bad CIDR \"" + s + "\": not an IPv4 address");
+  Cidr c;
+  c.mask = bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
+  c.net = ntohl(a.s_addr) & c.mask;
+  return c;
+}
+
+struct Engine::Message {
+  sockaddr_in peer{};
+  proto::Header hdr{};
+  std::size_t first = 0;        // first entry in WorkerState::entries
+  std::size_t count = 0;
+  bool malformed = false;
+  int dup_of = -1;              // index of an earlier message of this burst with the same id
+};
+
+struct Engine::WorkerState {
+  index::Worker* worker = nullptr;
+  std::unique_ptr<EngineStats> stats = std::make_unique<EngineStats>();
+  struct Entry {
+    Opcode opcode;
+    uint16_t op_flags;
+    uint16_t index;             // position in the message
+    uint8_t override_status;    // kNoOverride: take the index op's result
+    int32_t op = -1;            // index into ops, -1 for engine-only ops
+  };
+  std::vector<index::Op> ops;
+  std::vector<std::string> values;  // get output per op (capacity reused)
+  std::vector<Entry> entries;
+  std::vector<Message> msgs;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> bodies;  // reassembled bodies alive this burst
+  struct Partial {
+    proto::Reassembly r;
+    std::chrono::steady_clock::time_point started;
+  };
+  std::unordered_map<PeerKey, Partial, PeerKeyHash> partial;
+  std::unordered_map<PeerKey, std::vector<uint8_t>, PeerKeyHash> replies;  // encoded response bodies
+  std::deque<PeerKey> reply_order;
+  std::unordered_map<PeerKey, int, PeerKeyHash> in_burst;
+  std::vector<uint8_t> body, scratch;
+  std::string stats_value;
+};
+
+const EngineStats& Engine::stats(unsigned worker) const { return *workers_[worker]->stats; }
+
+Engine::Engine(index::Index& idx, const EngineOptions& opts) : idx_(idx), opts_(opts), start_unix_(unix_now()) {
+  if (opts_.cookie_secret == 0) opts_.cookie_secret = std::random_device{}() | (uint64_t{std::random_device{}()} << 32) | 1;
+  for (unsigned w = 0; w < idx.workers(); ++w) {
+    auto ws = std::make_unique<WorkerState>();
+    ws->worker = &idx.worker(w);
+    workers_.push_back(std::move(ws));
+  }
+}
+
+Engine::~Engine() = default;
+
+uint64_t Engine::cookie_for(const sockaddr_in& p) const noexcept {
+  const uint64_t a = peer_addr(p);
+  return hash_bytes(&a, sizeof(a), opts_.cookie_secret) | 1;  // never 0 ("no cookie")
+}
+
+void Engine::on_idle(unsigned worker) {
+  WorkerState& ws = *workers_[worker];
+  ws.worker->quiesce();
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = ws.partial.begin(); it != ws.partial.end();) {
+    if (now - it->second.started > std::chrono::seconds(1)) {
+      ws.stats->drop_partial_evicted.fetch_add(1, std::memory_order_relaxed);
+      it = ws.partial.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Engine::on_burst(unsigned worker, std::span<const net::Datagram> in, net::TxQueue& out) {
+  WorkerState& ws = *workers_[worker];
+  ws.ops.clear();
+  ws.entries.clear();
+  ws.msgs.clear();
+  ws.bodies.clear();
+  ws.in_burst.clear();
+  for (const net::Datagram& d : in) handle_datagram(ws, d, out);
+  finish_burst(ws, out);
+}
+
+void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQueue& out) {
+  EngineStats& st = *ws.stats;
+  const uint32_t ip = ntohl(d.peer.sin_addr.s_addr);
+  bool allowed = false;
+  for (const Cidr& c : opts_.allow) allowed = allowed || c.contains(ip);
+  if (!allowed) {
+    st.drop_not_allowed.fetch_add(1, std::memory_order_relaxed);
+    return;  // unknown sources get nothing back
+  }
+  proto::Header h;
+  std::span<const uint8_t> payload;
+  if (proto::decode_header(d.payload, &h, &payload) != Result::kOk ||
+      (h.type != proto::MsgType::kRequest && h.type != proto::MsgType::kHello)) {
+    st.drop_bad_header.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const uint64_t cookie = cookie_for(d.peer);
+  if (h.type == proto::MsgType::kHello || h.cookie != cookie) {
+    // Unproven source (or a hello): 32 bytes back, never more than it sent.
+    proto::Header r;
+    r.type = proto::MsgType::kCookie;
+    r.request_id = h.request_id;
+    r.cookie = cookie;
+    proto::encode_header(r, out.add(d.peer, proto::kHeaderSize));
+    st.cookie_replies.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const PeerKey key{peer_addr(d.peer), h.request_id};
+  if (auto it = ws.replies.find(key); it != ws.replies.end()) {
+    // A retry of a request we already executed: answer from memory.
+    st.duplicates.fetch_add(1, std::memory_order_relaxed);
+    if (h.frag_index == 0) {
+      proto::Header r;
+      r.type = proto::MsgType::kResponse;
+      r.request_id = h.request_id;
+      r.cookie = cookie;
+      proto::fragment(r, it->second, opts_.max_datagram, &ws.scratch,
+                      [&](std::span<const uint8_t> dg) { out.push(d.peer, dg); });
+    }
+    return;
+  }
+  if (h.frag_count == 1) {
+    start_message(ws, d.peer, h, payload, d.payload.size(), out);
+    return;
+  }
+  auto [it, fresh] = ws.partial.try_emplace(key);
+  if (fresh) {
+    if (ws.partial.size() > opts_.max_partial) {
+      // Bounded memory: refuse new fragmented messages beyond the limit.
+      ws.partial.erase(it);
+      st.drop_partial_evicted.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    it->second.started = std::chrono::steady_clock::now();
+  }
+  Result r = it->second.r.add(h, payload);
+  if (r == Result::kRetry) return;
+  if (r != Result::kOk) {
+    st.drop_bad_fragment.fetch_add(1, std::memory_order_relaxed);
+    ws.partial.erase(it);
+    return;
+  }
+  auto body = std::make_unique<std::vector<uint8_t>>(it->second.r.body().begin(), it->second.r.body().end());
+  ws.partial.erase(it);
+  ws.bodies.push_back(std::move(body));
+  const auto& b = *ws.bodies.back();
+  start_message(ws, d.peer, h, std::span<const uint8_t>(b.data(), b.size()), b.size(), out);
+}
+
+void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto::Header& h,
+                           std::span<const uint8_t> body, std::size_t request_bytes, net::TxQueue& out) {
+  (void)request_bytes;
+  (void)out;
+  EngineStats& st = *ws.stats;
+  st.requests.fetch_add(1, std::memory_order_relaxed);
+  Message m;
+  m.peer = peer;
+  m.hdr = h;
+  m.first = ws.entries.size();
+  const PeerKey key{peer_addr(peer), h.request_id};
+  if (auto it = ws.in_burst.find(key); it != ws.in_burst.end()) {
+    m.dup_of = it->second;  // same request twice in one burst: execute once
+    st.duplicates.fetch_add(1, std::memory_order_relaxed);
+    ws.msgs.push_back(m);
+    return;
+  }
+  ws.in_burst.emplace(key, static_cast<int>(ws.msgs.size()));
+  const std::size_t ops_before = ws.ops.size();
+  const uint64_t now = unix_now();
+  proto::RequestReader rd(body);
+  proto::RequestOp rop;
+  for (;;) {
+    const auto next = rd.next(&rop);
+    if (next == proto::RequestReader::Next::kEnd) break;
+    if (next == proto::RequestReader::Next::kMalformed) {
+      m.malformed = true;
+      break;
+    }
+    WorkerState::Entry e{rop.opcode, rop.op_flags, static_cast<uint16_t>(rd.index() - 1), kNoOverride, -1};
+    if (next == proto::RequestReader::Next::kUnknownOpcode) {
+      e.override_status = static_cast<uint8_t>(Status::kUnknownOpcode);
+      st.unknown_opcode.fetch_add(1, std::memory_order_relaxed);
+      ws.entries.push_back(e);
+      break;  // the rest of the message is not executed
+    }
+    st.ops.fetch_add(1, std::memory_order_relaxed);
+    if (next == proto::RequestReader::Next::kTooLarge) {
+      e.override_status = static_cast<uint8_t>(Status::kTooLarge);
+      st.too_large.fetch_add(1, std::memory_order_relaxed);
+    } else if (rop.opcode == Opcode::kStats || rop.opcode == Opcode::kNoop) {
+      e.override_status = static_cast<uint8_t>(Status::kOk);
+    } else {
+      index::Op op;
+      op.code = rop.opcode == Opcode::kGet ? index::OpCode::kGet : to_index_op(rop.opcode);
+      op.key = rop.key;
+      op.value = rop.value;
+      op.flags = rop.client_flags;
+      op.exptime = absolute_exptime(rop.exptime, now);
+      op.cas = rop.arg;
+      op.delta = rop.arg;
+      e.op = static_cast<int32_t>(ws.ops.size());
+      ws.ops.push_back(op);
+    }
+    ws.entries.push_back(e);
+  }
+  if (m.malformed) {
+    // Nothing of a malformed message is executed.
+    ws.ops.resize(ops_before);
+    ws.entries.resize(m.first);
+    st.malformed.fetch_add(1, std::memory_order_relaxed);
+  }
+  m.count = ws.entries.size() - m.first;
+  ws.msgs.push_back(m);
+}
+
+void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
+  EngineStats& st = *ws.stats;
+  if (ws.values.size() < ws.ops.size()) ws.values.resize(ws.ops.size());
+  for (std::size_t i = 0; i < ws.ops.size(); ++i) {
+    if (ws.ops[i].code == index::OpCode::kGet) ws.ops[i].out_value = &ws.values[i];
+  }
+  // One index burst for every op of every message received together: one
+  // fence pair; when execute() returns every effect is durable.
+  if (!ws.ops.empty()) ws.worker->execute(std::span<index::Op>(ws.ops.data(), ws.ops.size()));
+
+  for (std::size_t mi = 0; mi < ws.msgs.size(); ++mi) {
+    const Message& m = ws.msgs[mi];
+    proto::Header r;
+    r.request_id = m.hdr.request_id;
+    r.cookie = m.hdr.cookie;
+    if (m.malformed) {
+      r.type = proto::MsgType::kError;
+      proto::encode_header(r, out.add(m.peer, proto::kHeaderSize));
+      continue;
+    }
+    r.type = proto::MsgType::kResponse;
+    if (m.dup_of >= 0) {
+      const PeerKey key{peer_addr(m.peer), m.hdr.request_id};
+      if (auto it = ws.replies.find(key); it != ws.replies.end()) {
+        proto::fragment(r, it->second, opts_.max_datagram, &ws.scratch,
+                        [&](std::span<const uint8_t> dg) { out.push(m.peer, dg); });
+      }
+      continue;
+    }
+    ws.body.clear();
+    for (std::size_t k = 0; k < m.count; ++k) {
+      const WorkerState::Entry& e = ws.entries[m.first + k];
+      proto::ResponseOp rop;
+      rop.opcode = e.opcode;
+      rop.index = e.index;
+      std::string num;
+      if (e.override_status != kNoOverride) {
+        rop.status = static_cast<Status>(e.override_status);
+        if (e.opcode == Opcode::kStats && rop.status == Status::kOk) {
+          ws.stats_value = stats_text();
+          rop.value = ws.stats_value;
+        }
+      } else {
+        const index::Op& op = ws.ops[static_cast<std::size_t>(e.op)];
+        rop.status = to_status(op.result);
+        rop.version = op.out_version;
+        if (op.result == Result::kNoSpace) st.out_of_memory.fetch_add(1, std::memory_order_relaxed);
+        if (op.code == index::OpCode::kGet) {
+          st.gets.fetch_add(1, std::memory_order_relaxed);
+          (op.result == Result::kOk ? st.hits : st.misses).fetch_add(1, std::memory_order_relaxed);
+          if (op.result == Result::kOk) {
+            rop.value = ws.values[static_cast<std::size_t>(e.op)];
+            rop.client_flags = op.out_flags;
+          }
+        } else {
+          st.writes.fetch_add(1, std::memory_order_relaxed);
+          if ((op.code == index::OpCode::kIncr || op.code == index::OpCode::kDecr) && op.result == Result::kOk) {
+            num = std::to_string(op.out_number);
+            rop.value = num;
+          }
+        }
+      }
+      if ((e.op_flags & proto::kOpQuiet) != 0 && rop.status == Status::kOk) continue;
+      proto::append_response_op(&ws.body, rop);
+    }
+    proto::fragment(r, ws.body, opts_.max_datagram, &ws.scratch,
+                    [&](std::span<const uint8_t> dg) { out.push(m.peer, dg); });
+    st.replies.fetch_add(1, std::memory_order_relaxed);
+    // Remember the reply for retries (bounded window; huge replies are not
+    // kept: re-executing a read is harmless, and writes reply small).
+    if (ws.body.size() <= 65536 && opts_.dup_window > 0) {
+      const PeerKey key{peer_addr(m.peer), m.hdr.request_id};
+      ws.replies[key] = ws.body;
+      ws.reply_order.push_back(key);
+      while (ws.reply_order.size() > opts_.dup_window) {
+        ws.replies.erase(ws.reply_order.front());
+        ws.reply_order.pop_front();
+      }
+    }
+  }
+}
+
+std::string Engine::stats_text() const {
+  std::string s;
+  auto line = [&](std::string_view name, uint64_t v) {
+    s += name;
+    s += ' ';
+    s += std::to_string(v);
+    s += '\n';
+  };
+  line("uptime", unix_now() - start_unix_);
+  line("workers", workers_.size());
+  auto sum = [&](std::atomic<uint64_t> EngineStats::*f) {
+    uint64_t t = 0;
+    for (const auto& w : workers_) t += ((*w->stats).*f).load(std::memory_order_relaxed);
+    return t;
+  };
+  line("requests", sum(&EngineStats::requests));
+  line("ops", sum(&EngineStats::ops));
+  line("get", sum(&EngineStats::gets));
+  line("get_hits", sum(&EngineStats::hits));
+  line("get_misses", sum(&EngineStats::misses));
+  line("writes", sum(&EngineStats::writes));
+  line("drop_not_allowed", sum(&EngineStats::drop_not_allowed));
+  line("drop_bad_header", sum(&EngineStats::drop_bad_header));
+  line("drop_bad_fragment", sum(&EngineStats::drop_bad_fragment));
+  line("drop_partial_evicted", sum(&EngineStats::drop_partial_evicted));
+  line("malformed", sum(&EngineStats::malformed));
+  line("unknown_opcode", sum(&EngineStats::unknown_opcode));
+  line("too_large", sum(&EngineStats::too_large));
+  line("out_of_memory", sum(&EngineStats::out_of_memory));
+  line("cookie_replies", sum(&EngineStats::cookie_replies));
+  line("duplicates", sum(&EngineStats::duplicates));
+  for (std::size_t w = 0; w < workers_.size(); ++w) {
+    line("worker" + std::to_string(w) + "_ops", workers_[w]->stats->ops.load(std::memory_order_relaxed));
+  }
+  const index::IndexStats is = idx_.stats();
+  line("keys", is.keys);
+  line("table_segments", is.table_segments);
+  line("global_depth", is.global_depth);
+  line("log_segments", is.log_segments);
+  line("log_bytes_live", is.log_bytes_live);
+  line("log_bytes_dead", is.log_bytes_dead);
+  line("splits", is.splits);
+  if (extra_stats_) s += extra_stats_();
+  return s;
+}
+
+}  // namespace ferrite::server

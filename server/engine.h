@@ -1,0 +1,85 @@
+// Engine: the server's PacketHandler. Decodes native-protocol datagrams,
+// executes every op of a received burst as ONE index burst (one fence pair
+// for the whole burst), and queues the replies; the backend sends them only
+// after on_burst() returns, i.e. after the effects are durable (invariant 3).
+//
+// Per datagram: allowlist (CIDR) -> header -> cookie (anti-amplification) ->
+// duplicate request id (answered from memory) -> reassembly of fragments ->
+// op decoding. Drops and errors are counted per reason in EngineStats.
+//
+// Thread safety: on_burst()/on_idle() for worker w run only on w's thread and
+// touch only w's state; stats are relaxed atomics read by the stats op and
+// by tests from any thread.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/cacheline.h"
+#include "common/status.h"
+#include "index/index.h"
+#include "net/handler.h"
+#include "proto/native.h"
+
+namespace ferrite::server {
+
+struct Cidr {
+  uint32_t net = 0;   // host byte order
+  uint32_t mask = 0;
+  bool contains(uint32_t ip) const noexcept { return (ip & mask) == net; }
+};
+StatusOr<Cidr> parse_cidr(const std::string& s);
+
+struct EngineOptions {
+  std::vector<Cidr> allow;          // empty: allow nobody
+  uint64_t cookie_secret = 0;       // 0: random at construction
+  std::size_t max_datagram = proto::kDefaultDatagram;
+  std::size_t dup_window = 4096;    // remembered replies per worker
+  std::size_t max_partial = 64;     // incomplete fragmented messages per worker
+};
+
+struct alignas(kCacheLine) EngineStats {
+  std::atomic<uint64_t> requests{0}, ops{0}, gets{0}, hits{0}, misses{0}, writes{0};
+  std::atomic<uint64_t> drop_not_allowed{0}, drop_bad_header{0}, drop_bad_fragment{0}, drop_partial_evicted{0};
+  std::atomic<uint64_t> malformed{0}, unknown_opcode{0}, too_large{0}, out_of_memory{0};
+  std::atomic<uint64_t> cookie_replies{0}, duplicates{0}, replies{0};
+};
+
+class Engine : public net::PacketHandler {
+ public:
+  Engine(index::Index& idx, const EngineOptions& opts);
+  ~Engine() override;
+
+  void on_burst(unsigned worker, std::span<const net::Datagram> in, net::TxQueue& out) override;
+  void on_idle(unsigned worker) override;
+
+  uint64_t cookie_for(const sockaddr_in& peer) const noexcept;
+  const EngineStats& stats(unsigned worker) const;
+  // "name value\n" lines: engine, index and (via extra) backend counters.
+  std::string stats_text() const;
+  void set_extra_stats(std::function<std::string()> fn) { extra_stats_ = std::move(fn); }
+
+ private:
+  struct Message;     // one decoded request in the current burst
+  struct WorkerState;
+  void handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQueue& out);
+  void start_message(WorkerState& ws, const sockaddr_in& peer, const proto::Header& h,
+                     std::span<const uint8_t> body, std::size_t request_bytes, net::TxQueue& out);
+  void finish_burst(WorkerState& ws, net::TxQueue& out);
+
+  index::Index& idx_;
+  EngineOptions opts_;
+  uint64_t start_unix_ = 0;
+  std::vector<std::unique_ptr<WorkerState>> workers_;
+  std::function<std::string()> extra_stats_;
+};
+
+}  // namespace ferrite::server
