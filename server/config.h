@@ -1,0 +1,74 @@
+// ferrited's configuration: a TOML file (configs/default.toml is compiled in
+// as the default) plus command-line overrides, all validated in one place.
+// Unknown keys and bad values are rejected with the dotted key name and the
+// allowed range, e.g.
+//   server.port = 70000 is out of range (allowed 1..65535)
+//
+// Thread safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ferrite::server {
+
+struct Config {
+  struct Server {
+    std::string backend = "kernel";
+    std::string bind = "127.0.0.1";
+    uint32_t port = 11311;
+    uint32_t workers = 1;
+    bool pin_cores = true;
+    std::vector<std::string> allow = {"127.0.0.0/8"};
+    uint32_t memcached_udp_port = 0;
+    bool operator==(const Server&) const = default;
+  } server;
+  struct Pool {
+    std::string path = "/dev/shm/ferrite.pool";
+    uint64_t size = 1ull << 30;
+    uint64_t segment_size = 4ull << 20;
+    bool operator==(const Pool&) const = default;
+  } pool;
+  struct Log {
+    std::string level = "info";
+    bool operator==(const Log&) const = default;
+  } log;
+  struct Dpdk {
+    std::vector<std::string> eal_args;
+    uint32_t port = 0;
+    std::string ip = "10.0.0.1";
+    std::string mac;
+    uint32_t mbufs = 8191;
+    uint32_t burst = 32;
+    bool operator==(const Dpdk&) const = default;
+  } dpdk;
+  bool operator==(const Config&) const = default;
+};
+
+// The embedded default (the text of configs/default.toml).
+std::string_view default_config_toml() noexcept;
+
+// Parses TOML text on top of the built-in defaults; source names the text in
+// error messages (a path, or "command line").
+StatusOr<Config> parse_config(std::string_view toml_text, std::string_view source);
+StatusOr<Config> load_config_file(const std::string& path);
+
+// Parses "1GiB", "512MiB", "4096", "64k" ... into bytes.
+StatusOr<uint64_t> parse_size(std::string_view s);
+
+std::string to_toml(const Config& c);
+
+struct ParsedArgs {
+  Config config;
+  bool print_config = false;
+  bool exit_now = false;   // --help / --version: print message, exit with exit_code
+  int exit_code = 0;
+  std::string message;
+};
+StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv);
+
+}  // namespace ferrite::server
