@@ -46,8 +46,14 @@ StatusOr<std::unique_ptr<Client>> Client::connect(const std::string& host, uint1
     ::freeaddrinfo(res);
     return Status::io_error(fmt::format("socket(): {}", std::strerror(errno)));
   }
-  int rcvbuf = 8 << 20;
-  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  // A 1 MiB value comes back as ~730 datagrams in one burst: ask for a
+  // receive buffer that holds them. SO_RCVBUFFORCE works for root; others get
+  // what net.core.rmem_max allows (raise it for big values, see
+  // docs/operations.md), and lost fragments cost a retry.
+  int rcvbuf = 16 << 20;
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0) {
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  }
   // connect(): the kernel then delivers only the server's datagrams to us.
   if (::connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
     int err = errno;

@@ -22,6 +22,12 @@ StatusOr<std::unique_ptr<KernelBackend>> KernelBackend::create(const KernelBacke
     auto s = UdpSocket::bind(opts.bind, port, /*reuseport=*/true);
     if (!s) return s.status();
     if (w == 0) port = s->local_port();  // port 0: the kernel picked one; the rest share it
+    // Room for bursts of fragments (a 1 MiB value is ~730 datagrams): root
+    // may exceed net.core.rmem_max with SO_RCVBUFFORCE; others get the max.
+    int bytes = 32 << 20;
+    if (::setsockopt(s->fd(), SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0) {
+      (void)::setsockopt(s->fd(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+    }
     b->socks_.push_back(std::move(s).value());
   }
   b->port_ = port;

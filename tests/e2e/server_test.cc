@@ -1,0 +1,293 @@
+// End-to-end over loopback: a real ferrited process, the client library and
+// raw datagrams. Every op, value sizes, batches, retries, malformed input,
+// restart durability and the allowlist.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <sstream>
+
+#include "proto/native.h"
+#include "tests/e2e/server_harness.h"
+
+namespace ferrite {
+namespace {
+
+using proto::Opcode;
+using proto::Status;
+using testing::ServerProcess;
+
+std::map<std::string, uint64_t> parse_stats(const std::string& text) {
+  std::map<std::string, uint64_t> m;
+  std::istringstream in(text);
+  std::string k;
+  uint64_t v;
+  while (in >> k >> v) m[k] = v;
+  return m;
+}
+
+proto::RequestOp op(Opcode c, std::string_view k, std::string_view v = {}, uint64_t arg = 0, uint32_t flags = 0) {
+  proto::RequestOp o;
+  o.opcode = c;
+  o.key = k;
+  o.value = v;
+  o.arg = arg;
+  o.client_flags = flags;
+  return o;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.start()) << "ferrited did not start (is $FERRITED set?)";
+    c_ = server_.client();
+    ASSERT_NE(c_, nullptr);
+  }
+  std::map<std::string, uint64_t> stats() {
+    auto s = c_->stats();
+    EXPECT_TRUE(s.is_ok());
+    return parse_stats(s.is_ok() ? *s : "");
+  }
+  ServerProcess server_;
+  std::unique_ptr<client::Client> c_;
+};
+
+TEST_F(ServerTest, EveryOp) {
+  std::vector<client::Reply> r;
+  std::vector<proto::RequestOp> ops = {
+      op(Opcode::kSet, "a", "1", 0, 7),  op(Opcode::kGet, "a"),           op(Opcode::kAdd, "a", "x"),
+      op(Opcode::kAdd, "b", "2"),       op(Opcode::kReplace, "zz", "x"), op(Opcode::kReplace, "b", "3"),
+      op(Opcode::kAppend, "b", "4"),    op(Opcode::kPrepend, "b", "0"), op(Opcode::kGet, "b"),
+      op(Opcode::kIncr, "a", {}, 41),   op(Opcode::kDecr, "a", {}, 2),  op(Opcode::kTouch, "a"),
+      op(Opcode::kDel, "b"),            op(Opcode::kDel, "b"),          op(Opcode::kGet, "b"),
+      op(Opcode::kNoop, {}),
+  };
+  ASSERT_TRUE(c_->execute(ops, &r).is_ok());
+  ASSERT_EQ(r.size(), ops.size());
+  EXPECT_EQ(r[0].status, Status::kOk);
+  EXPECT_EQ(r[1].value, "1");
+  EXPECT_EQ(r[1].flags, 7u);
+  EXPECT_EQ(r[2].status, Status::kExists);
+  EXPECT_EQ(r[3].status, Status::kOk);
+  EXPECT_EQ(r[4].status, Status::kNotStored);
+  EXPECT_EQ(r[5].status, Status::kOk);
+  EXPECT_EQ(r[8].value, "034");
+  EXPECT_EQ(r[9].value, "42");
+  EXPECT_EQ(r[10].value, "40");
+  EXPECT_EQ(r[11].status, Status::kOk);
+  EXPECT_EQ(r[12].status, Status::kOk);
+  EXPECT_EQ(r[13].status, Status::kNotFound);
+  EXPECT_EQ(r[14].status, Status::kNotFound);
+  EXPECT_EQ(r[15].status, Status::kOk);
+
+  // cas: with the version from a get, then with a stale one.
+  client::Reply g;
+  ASSERT_TRUE(c_->get("a", &g).is_ok());
+  std::vector<proto::RequestOp> cas = {op(Opcode::kCas, "a", "new", g.version), op(Opcode::kCas, "a", "x", g.version)};
+  ASSERT_TRUE(c_->execute(cas, &r).is_ok());
+  EXPECT_EQ(r[0].status, Status::kOk);
+  EXPECT_EQ(r[1].status, Status::kCasMismatch);
+}
+
+TEST_F(ServerTest, ValueSizes) {
+  for (std::size_t n : {std::size_t{0}, std::size_t{1024}, std::size_t{1} << 20}) {
+    std::string v(n, 'q');
+    for (std::size_t i = 0; i < n; i += 997) v[i] = static_cast<char>('a' + i % 26);
+    auto s = c_->set("sz" + std::to_string(n), v);
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    EXPECT_EQ(*s, Status::kOk);
+    client::Reply r;
+    auto g = c_->get("sz" + std::to_string(n), &r);
+    ASSERT_TRUE(g.is_ok()) << n << ": " << g.status().to_string() << "\n" << *c_->stats();
+    EXPECT_EQ(r.value, v) << n;
+  }
+  auto big = c_->set("toolarge", std::string((1u << 20) + 1, 'x'));
+  ASSERT_TRUE(big.is_ok()) << big.status().to_string();
+  EXPECT_EQ(*big, Status::kTooLarge);
+}
+
+TEST_F(ServerTest, ManyOpsPerDatagram) {
+  std::vector<std::string> keys, vals;
+  for (int i = 0; i < 40; ++i) {
+    keys.push_back("m" + std::to_string(i));
+    vals.push_back("v" + std::to_string(i * 7));
+  }
+  std::vector<proto::RequestOp> sets, gets;
+  for (int i = 0; i < 40; ++i) {
+    sets.push_back(op(Opcode::kSet, keys[i], vals[i]));
+    gets.push_back(op(Opcode::kGet, keys[i]));
+  }
+  std::vector<client::Reply> r;
+  ASSERT_TRUE(c_->execute(sets, &r).is_ok());
+  ASSERT_EQ(r.size(), 40u);
+  ASSERT_TRUE(c_->execute(gets, &r).is_ok());
+  ASSERT_EQ(r.size(), 40u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(r[i].value, vals[i]);
+  auto st = stats();
+  EXPECT_GE(st["ops"], 80u);
+  EXPECT_LT(st["requests"], 10u) << "40 ops went in one request each way";
+}
+
+// Builds one request datagram by hand (for retries and malformed input).
+std::vector<uint8_t> raw_request(uint64_t rid, uint64_t cookie, const std::vector<proto::RequestOp>& ops) {
+  std::vector<uint8_t> body;
+  for (const auto& o : ops) proto::append_request_op(&body, o);
+  std::vector<uint8_t> dg(proto::kHeaderSize + body.size());
+  proto::Header h;
+  h.type = proto::MsgType::kRequest;
+  h.request_id = rid;
+  h.cookie = cookie;
+  h.msg_len = static_cast<uint32_t>(body.size());
+  proto::encode_header(h, dg.data());
+  std::copy(body.begin(), body.end(), dg.begin() + proto::kHeaderSize);
+  return dg;
+}
+
+TEST_F(ServerTest, RetriedWriteIsAppliedOnce) {
+  ASSERT_TRUE(c_->set("ctr", "10").is_ok());
+  auto dg = raw_request(777, c_->cookie(), {op(Opcode::kIncr, "ctr", {}, 5)});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c_->TEST_send_raw(dg).is_ok());
+    auto reply = c_->TEST_recv_raw(1000);
+    ASSERT_TRUE(reply.is_ok()) << "every copy is answered";
+    proto::Header h;
+    std::span<const uint8_t> payload;
+    ASSERT_EQ(proto::decode_header(*reply, &h, &payload), Result::kOk);
+    EXPECT_EQ(h.request_id, 777u);
+    proto::ResponseReader rd(payload);
+    proto::ResponseOp rop;
+    ASSERT_EQ(rd.next(&rop), Result::kOk);
+    EXPECT_EQ(rop.value, "15") << "the duplicate's answer is the original's";
+  }
+  client::Reply r;
+  ASSERT_TRUE(c_->get("ctr", &r).is_ok());
+  EXPECT_EQ(r.value, "15") << "applied once";
+  EXPECT_GE(stats()["duplicates"], 2u);
+}
+
+TEST_F(ServerTest, MalformedInputIsCountedAndServerKeepsServing) {
+  const uint64_t ck = c_->cookie();
+  // 1. shorter than a header: dropped.
+  std::vector<uint8_t> tiny = {0x46, 0x45, 1};
+  ASSERT_TRUE(c_->TEST_send_raw(tiny).is_ok());
+  EXPECT_FALSE(c_->TEST_recv_raw(200).is_ok()) << "no reply to a truncated header";
+  // 2. bad magic: dropped.
+  auto bad = raw_request(1, ck, {op(Opcode::kGet, "x")});
+  bad[0] = 0;
+  ASSERT_TRUE(c_->TEST_send_raw(bad).is_ok());
+  EXPECT_FALSE(c_->TEST_recv_raw(200).is_ok());
+  // 3. header intact, body truncated (value length beyond the datagram): error reply.
+  auto trunc = raw_request(2, ck, {op(Opcode::kSet, "x", "value")});
+  trunc.resize(trunc.size() - 3);
+  proto::store_u32(trunc.data() + 8, static_cast<uint32_t>(trunc.size() - proto::kHeaderSize));  // msg_len consistent
+  ASSERT_TRUE(c_->TEST_send_raw(trunc).is_ok());
+  auto rep = c_->TEST_recv_raw(1000);
+  ASSERT_TRUE(rep.is_ok());
+  proto::Header h;
+  std::span<const uint8_t> pl;
+  ASSERT_EQ(proto::decode_header(*rep, &h, &pl), Result::kOk);
+  EXPECT_EQ(h.type, proto::MsgType::kError);
+  EXPECT_EQ(h.request_id, 2u);
+  // 4. unknown opcode: answered with that status, earlier ops executed.
+  auto unk = raw_request(3, ck, {op(Opcode::kSet, "u", "1"), op(static_cast<Opcode>(0x7f), "u")});
+  ASSERT_TRUE(c_->TEST_send_raw(unk).is_ok());
+  rep = c_->TEST_recv_raw(1000);
+  ASSERT_TRUE(rep.is_ok());
+  ASSERT_EQ(proto::decode_header(*rep, &h, &pl), Result::kOk);
+  proto::ResponseReader rd(pl);
+  proto::ResponseOp r1, r2;
+  ASSERT_EQ(rd.next(&r1), Result::kOk);
+  ASSERT_EQ(rd.next(&r2), Result::kOk);
+  EXPECT_EQ(r1.status, Status::kOk);
+  EXPECT_EQ(r2.status, Status::kUnknownOpcode);
+  // 5. oversized key (251 bytes): too_large, counted.
+  std::string longkey(251, 'k');
+  std::vector<client::Reply> rr;
+  ASSERT_TRUE(c_->execute(std::vector<proto::RequestOp>{op(Opcode::kSet, longkey, "v")}, &rr).is_ok());
+  ASSERT_EQ(rr.size(), 1u);
+  EXPECT_EQ(rr[0].status, Status::kTooLarge);
+  // 6. garbage of every length up to 100 bytes: never a crash.
+  for (std::size_t n = 0; n < 100; ++n) {
+    std::vector<uint8_t> g(n, static_cast<uint8_t>(n * 37));
+    (void)c_->TEST_send_raw(g);
+  }
+  while (c_->TEST_recv_raw(100).is_ok()) {
+  }
+  auto st = stats();
+  EXPECT_GE(st["drop_bad_header"], 2u);
+  EXPECT_GE(st["malformed"], 1u);
+  EXPECT_GE(st["unknown_opcode"], 1u);
+  EXPECT_GE(st["too_large"], 1u);
+  ASSERT_TRUE(c_->set("still", "alive").is_ok());
+  client::Reply r;
+  ASSERT_TRUE(c_->get("still", &r).is_ok());
+  EXPECT_EQ(r.value, "alive");
+}
+
+TEST_F(ServerTest, UnprovenSourceGetsOnlyACookie) {
+  auto dg = raw_request(9, /*cookie=*/12345, {op(Opcode::kSet, "spoof", std::string(100, 'x')), op(Opcode::kGet, "still")});
+  ASSERT_TRUE(c_->TEST_send_raw(dg).is_ok());
+  auto rep = c_->TEST_recv_raw(1000);
+  ASSERT_TRUE(rep.is_ok());
+  EXPECT_EQ(rep->size(), proto::kHeaderSize) << "never more bytes than the request";
+  proto::Header h;
+  std::span<const uint8_t> pl;
+  ASSERT_EQ(proto::decode_header(*rep, &h, &pl), Result::kOk);
+  EXPECT_EQ(h.type, proto::MsgType::kCookie);
+  client::Reply r;
+  ASSERT_TRUE(c_->get("spoof", &r).is_ok());
+  EXPECT_EQ(r.status, Status::kNotFound) << "nothing was executed";
+}
+
+TEST(ServerRestart, SigtermKeepsEveryAcknowledgedWrite) {
+  ServerProcess server;
+  ASSERT_TRUE(server.start());
+  {
+    auto c = server.client();
+    ASSERT_NE(c, nullptr);
+    for (int i = 0; i < 2000; ++i) ASSERT_EQ(*c->set("r" + std::to_string(i), std::to_string(i * i)), Status::kOk);
+    ASSERT_EQ(*c->del("r7"), Status::kOk);
+  }
+  EXPECT_EQ(server.stop(SIGTERM), 0) << "graceful shutdown exits 0";
+  ASSERT_TRUE(server.start());
+  auto c = server.client();
+  ASSERT_NE(c, nullptr);
+  for (int i = 0; i < 2000; ++i) {
+    client::Reply r;
+    ASSERT_TRUE(c->get("r" + std::to_string(i), &r).is_ok());
+    if (i == 7) {
+      EXPECT_EQ(r.status, Status::kNotFound);
+    } else {
+      ASSERT_EQ(r.value, std::to_string(i * i)) << i;
+    }
+  }
+  EXPECT_EQ(parse_stats(*c->stats())["keys"], 1999u);
+}
+
+TEST(ServerRestart, SigkillKeepsEveryAcknowledgedWrite) {
+  ServerProcess server;
+  ASSERT_TRUE(server.start());
+  {
+    auto c = server.client();
+    ASSERT_NE(c, nullptr);
+    for (int i = 0; i < 2000; ++i) ASSERT_EQ(*c->set("k" + std::to_string(i), "v" + std::to_string(i)), Status::kOk);
+  }
+  server.stop(SIGKILL);
+  ASSERT_TRUE(server.start());
+  auto c = server.client();
+  ASSERT_NE(c, nullptr);
+  for (int i = 0; i < 2000; ++i) {
+    client::Reply r;
+    ASSERT_TRUE(c->get("k" + std::to_string(i), &r).is_ok());
+    ASSERT_EQ(r.value, "v" + std::to_string(i)) << i;
+  }
+}
+
+TEST(ServerAllowlist, SourceOutsideAllowlistGetsNoReply) {
+  ServerProcess server({"--set", "server.allow=[\"10.0.0.0/8\"]"});
+  // start() waits for a hello answer, which must never come: start it by hand.
+  EXPECT_FALSE(server.start()) << "a loopback client is outside 10.0.0.0/8: even the hello goes unanswered";
+}
+
+}  // namespace
+}  // namespace ferrite
