@@ -1,0 +1,225 @@
+// Config: defaults, the embedded default file, every key, every rejection
+// (with the key's name and the allowed range), and command-line overrides.
+#include "server/config.h"
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/util/temp_path.h"
+
+namespace ferrite::server {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+std::string error_of(std::string_view toml) {
+  auto c = parse_config(toml, "test.toml");
+  EXPECT_FALSE(c.is_ok()) << "accepted: " << toml;
+  return c.is_ok() ? std::string() : std::string(c.status().message());
+}
+
+StatusOr<ParsedArgs> args(std::vector<std::string> a) {
+  a.insert(a.begin(), "ferrited");
+  std::vector<const char*> argv;
+  for (auto& s : a) argv.push_back(s.c_str());
+  return config_from_args(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(Config, EmbeddedDefaultEqualsBuiltInDefaults) {
+  auto c = parse_config(default_config_toml(), "default");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_TRUE(*c == Config{}) << "configs/default.toml and Config{} have drifted apart";
+  EXPECT_EQ(c->server.port, 11311u);
+  EXPECT_EQ(c->pool.path, "/dev/shm/ferrite.pool");
+  EXPECT_EQ(c->pool.size, 1ull << 30);
+}
+
+TEST(Config, EveryKeyIsParsed) {
+  auto c = parse_config(R"(
+[server]
+backend = "dpdk"
+bind = "10.1.2.3"
+port = 9000
+workers = 2
+pin_cores = false
+allow = ["10.0.0.0/8", "192.168.1.7"]
+memcached_udp_port = 11211
+[pool]
+path = "/tmp/x.pool"
+size = "2GiB"
+segment_size = 1048576
+[log]
+level = "debug"
+[dpdk]
+eal_args = ["--no-huge", "-m", "1024"]
+port = 1
+ip = "10.0.0.9"
+mac = "02:00:00:aa:bb:cc"
+mbufs = 4096
+burst = 64
+)", "t");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->server.backend, "dpdk");
+  EXPECT_EQ(c->server.bind, "10.1.2.3");
+  EXPECT_EQ(c->server.port, 9000u);
+  EXPECT_EQ(c->server.workers, 2u);
+  EXPECT_FALSE(c->server.pin_cores);
+  EXPECT_EQ(c->server.allow.size(), 2u);
+  EXPECT_EQ(c->server.memcached_udp_port, 11211u);
+  EXPECT_EQ(c->pool.path, "/tmp/x.pool");
+  EXPECT_EQ(c->pool.size, 2ull << 30);
+  EXPECT_EQ(c->pool.segment_size, 1u << 20);
+  EXPECT_EQ(c->log.level, "debug");
+  EXPECT_EQ(c->dpdk.eal_args.size(), 3u);
+  EXPECT_EQ(c->dpdk.port, 1u);
+  EXPECT_EQ(c->dpdk.mac, "02:00:00:aa:bb:cc");
+  EXPECT_EQ(c->dpdk.mbufs, 4096u);
+  EXPECT_EQ(c->dpdk.burst, 64u);
+  // Round trip through --print-config's output.
+  auto again = parse_config(to_toml(*c), "printed");
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_TRUE(*again == *c);
+}
+
+TEST(Config, UnknownKeyNamesItAndSuggests) {
+  auto e = error_of("[server]\nprot = 1\n");
+  EXPECT_THAT(e, HasSubstr("unknown key \"server.prot\""));
+  EXPECT_THAT(e, HasSubstr("did you mean server.port?"));
+  EXPECT_THAT(e, HasSubstr("test.toml"));
+}
+
+TEST(Config, UnknownSection) { EXPECT_THAT(error_of("[srever]\nport = 1\n"), HasSubstr("unknown section [srever]")); }
+
+TEST(Config, WrongType) {
+  EXPECT_THAT(error_of("[server]\nport = \"80\"\n"), AllOf(HasSubstr("server.port"), HasSubstr("integer"), HasSubstr("1..65535")));
+  EXPECT_THAT(error_of("[server]\npin_cores = 1\n"), AllOf(HasSubstr("server.pin_cores"), HasSubstr("true or false")));
+  EXPECT_THAT(error_of("server = 3\n"), HasSubstr("server"));
+}
+
+struct Range {
+  const char* section;
+  const char* key;
+  uint64_t lo, hi;
+};
+
+TEST(Config, IntegerBoundariesJustInsideAndOutside) {
+  const Range ranges[] = {{"server", "port", 1, 65535},  {"server", "workers", 1, 63}, {"dpdk", "mbufs", 1024, 1048576},
+                          {"dpdk", "burst", 1, 512},     {"dpdk", "port", 0, 1023},    {"server", "memcached_udp_port", 0, 65535}};
+  for (const Range& r : ranges) {
+    for (uint64_t v : {r.lo, r.hi}) {
+      auto c = parse_config(fmt::format("[{}]\n{} = {}\n", r.section, r.key, v), "t");
+      EXPECT_TRUE(c.is_ok()) << r.key << "=" << v << ": " << c.status().to_string();
+    }
+    const std::string name = std::string(r.section) + "." + r.key;
+    const std::string range = fmt::format("allowed {}..{}", r.lo, r.hi);
+    if (r.lo > 0) {
+      EXPECT_THAT(error_of(fmt::format("[{}]\n{} = {}\n", r.section, r.key, r.lo - 1)), AllOf(HasSubstr(name), HasSubstr(range)));
+    }
+    EXPECT_THAT(error_of(fmt::format("[{}]\n{} = {}\n", r.section, r.key, r.hi + 1)), AllOf(HasSubstr(name), HasSubstr(range)));
+  }
+}
+
+TEST(Config, Sizes) {
+  EXPECT_EQ(*parse_size("4096"), 4096u);
+  EXPECT_EQ(*parse_size("64k"), 64u << 10);
+  EXPECT_EQ(*parse_size("512MiB"), 512u << 20);
+  EXPECT_EQ(*parse_size("2gb"), 2ull << 30);
+  EXPECT_EQ(*parse_size("1TiB"), 1ull << 40);
+  EXPECT_FALSE(parse_size("12 parsecs").is_ok());
+  EXPECT_FALSE(parse_size("GiB").is_ok());
+  EXPECT_FALSE(parse_size("99999999999999999999").is_ok());
+  EXPECT_TRUE(parse_config("[pool]\nsize = \"16MiB\"\n", "t").is_ok());
+  EXPECT_THAT(error_of("[pool]\nsize = \"16777215\"\n"), AllOf(HasSubstr("pool.size"), HasSubstr("16MiB..16TiB")));
+  EXPECT_THAT(error_of("[pool]\nsize = \"17TiB\"\n"), AllOf(HasSubstr("pool.size"), HasSubstr("16MiB..16TiB")));
+  EXPECT_THAT(error_of("[pool]\nsize = \"1 lightyear\"\n"), AllOf(HasSubstr("pool.size"), HasSubstr("not a size")));
+  EXPECT_THAT(error_of("[pool]\nsegment_size = \"3MiB\"\n"), AllOf(HasSubstr("pool.segment_size"), HasSubstr("power of two")));
+  EXPECT_THAT(error_of("[pool]\nsegment_size = \"32KiB\"\n"), HasSubstr("64KiB..256MiB"));
+  EXPECT_THAT(error_of("[pool]\nsegment_size = \"512MiB\"\n"), HasSubstr("64KiB..256MiB"));
+}
+
+TEST(Config, StringsAndAddresses) {
+  EXPECT_THAT(error_of("[server]\nbind = \"localhost\"\n"), AllOf(HasSubstr("server.bind"), HasSubstr("IPv4")));
+  EXPECT_THAT(error_of("[server]\nbind = \"300.1.1.1\"\n"), HasSubstr("server.bind"));
+  EXPECT_THAT(error_of("[server]\nallow = [\"10.0.0.0/33\"]\n"), AllOf(HasSubstr("server.allow"), HasSubstr("CIDR")));
+  EXPECT_THAT(error_of("[server]\nallow = [\"banana/8\"]\n"), HasSubstr("server.allow"));
+  EXPECT_THAT(error_of("[server]\nallow = \"10.0.0.0/8\"\n"), AllOf(HasSubstr("server.allow"), HasSubstr("array")));
+  EXPECT_THAT(error_of("[server]\nbackend = \"xdp\"\n"), AllOf(HasSubstr("server.backend"), HasSubstr("\"kernel\" or \"dpdk\"")));
+  EXPECT_THAT(error_of("[pool]\npath = \"relative.pool\"\n"), AllOf(HasSubstr("pool.path"), HasSubstr("absolute")));
+  EXPECT_THAT(error_of("[log]\nlevel = \"loud\"\n"), AllOf(HasSubstr("log.level"), HasSubstr("debug, info, warn, error or off")));
+  EXPECT_THAT(error_of("[dpdk]\nmac = \"02:00:00:aa:bb\"\n"), AllOf(HasSubstr("dpdk.mac"), HasSubstr("xx:xx")));
+  EXPECT_THAT(error_of("[dpdk]\nip = \"1.2.3\"\n"), HasSubstr("dpdk.ip"));
+}
+
+TEST(Config, SyntaxErrorReportsLine) {
+  auto e = error_of("[server]\nport = 1\nbind = \"unterminated\n");
+  EXPECT_THAT(e, AllOf(HasSubstr("test.toml:3"), HasSubstr("syntax error")));
+}
+
+TEST(Config, MissingFile) {
+  auto c = load_config_file("/nonexistent/ferrite.toml");
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_EQ(c.status().code(), Status::Code::kNotFound);
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("/nonexistent/ferrite.toml"));
+  auto a = args({"--config", "/nonexistent/ferrite.toml"});
+  ASSERT_FALSE(a.is_ok());
+  EXPECT_THAT(std::string(a.status().message()), HasSubstr("/nonexistent/ferrite.toml"));
+}
+
+TEST(ConfigArgs, NoArgumentsGiveTheEmbeddedDefault) {
+  auto a = args({});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_TRUE(a->config == Config{});
+  EXPECT_FALSE(a->exit_now);
+}
+
+TEST(ConfigArgs, ShortcutsAndSetOverrideTheFile) {
+  testing::TempPath file("cfg");
+  std::ofstream(file.str()) << "[server]\nport = 9000\nworkers = 2\n[pool]\nsize = \"64MiB\"\n";
+  auto a = args({"--config", file.str(), "--port", "9100", "--set", "pool.path=/dev/shm/other.pool", "--set",
+                 "server.allow=[\"10.0.0.0/8\"]", "--pool-size", "128MiB"});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->config.server.port, 9100u) << "flag beats file";
+  EXPECT_EQ(a->config.server.workers, 2u) << "file beats default";
+  EXPECT_EQ(a->config.pool.path, "/dev/shm/other.pool") << "a bare word is a string";
+  EXPECT_EQ(a->config.pool.size, 128u << 20);
+  ASSERT_EQ(a->config.server.allow.size(), 1u);
+  EXPECT_EQ(a->config.server.allow[0], "10.0.0.0/8");
+}
+
+TEST(ConfigArgs, OverridesAreValidatedLikeTheFile) {
+  auto a = args({"--port", "70000"});
+  ASSERT_FALSE(a.is_ok());
+  EXPECT_THAT(std::string(a.status().message()), AllOf(HasSubstr("server.port"), HasSubstr("1..65535"), HasSubstr("command-line")));
+  auto b = args({"--set", "server.prot=1"});
+  ASSERT_FALSE(b.is_ok());
+  EXPECT_THAT(std::string(b.status().message()), HasSubstr("did you mean server.port?"));
+  auto c = args({"--set", "noequals"});
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("section.key=value"));
+  auto d = args({"--no-such-flag"});
+  ASSERT_FALSE(d.is_ok());
+  EXPECT_THAT(std::string(d.status().message()), HasSubstr("--no-such-flag"));
+}
+
+TEST(ConfigArgs, HelpVersionAndPrintConfig) {
+  auto h = args({"--help"});
+  ASSERT_TRUE(h.is_ok());
+  EXPECT_TRUE(h->exit_now);
+  EXPECT_EQ(h->exit_code, 0);
+  EXPECT_THAT(h->message, HasSubstr("--config"));
+  auto v = args({"--version"});
+  ASSERT_TRUE(v.is_ok());
+  EXPECT_TRUE(v->exit_now);
+  EXPECT_THAT(v->message, HasSubstr("ferrited"));
+  auto p = args({"--print-config", "--port", "1234"});
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_TRUE(p->print_config);
+  EXPECT_THAT(to_toml(p->config), HasSubstr("port = 1234"));
+}
+
+}  // namespace
+}  // namespace ferrite::server
