@@ -69,7 +69,7 @@ inline RecordHeader* write_record(char* dst, RecordKind kind, std::string_view k
   r->expiry = expiry;
   r->version = version;
   char* p = dst + sizeof(RecordHeader);
-  std::memcpy(p, key.data(), key.size());
+  if (!key.empty()) std::memcpy(p, key.data(), key.size());
   p += key.size();
   if (!v1.empty()) std::memcpy(p, v1.data(), v1.size());
   p += v1.size();

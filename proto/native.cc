@@ -73,7 +73,7 @@ void append_request_op(std::vector<uint8_t>* body, const RequestOp& op) {
   store_u32(p + 8, op.client_flags);
   store_u32(p + 12, op.exptime);
   store_u64(p + 16, op.arg);
-  std::memcpy(p + kOpHeaderSize, op.key.data(), p[1]);
+  if (p[1] != 0) std::memcpy(p + kOpHeaderSize, op.key.data(), p[1]);
   if (!op.value.empty()) std::memcpy(p + kOpHeaderSize + p[1], op.value.data(), op.value.size());
   body->resize(at + kOpHeaderSize + p[1] + op.value.size());
 }
