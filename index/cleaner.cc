@@ -4,8 +4,9 @@
 //  C1  walk V's records up to its tail (or the first invalid record when the
 //      tail is unknown after a crash). A record R is live iff the key's slot
 //      points exactly at R (find()); everything else is dead and skipped.
-//  C2  copy each live R to the cleaner's own log (a tombstone-referenced or
-//      expired R is copied as a key-only tombstone record), write back.
+//  C2  copy each live R to the cleaner's own log, write back. A slot that
+//      names R only as a deleted or expired key becomes a dead tombstone
+//      instead (no copy, no space needed: a full pool can still be cleaned).
 //  P1  fence                                     -- copies durable (inv. 1)
 //  C3  CAS each slot from the word that pointed at R to the copy | dirty;
 //      write the slot back. A failed CAS means a writer replaced the key
@@ -42,10 +43,12 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
       if (m.slot->compare_exchange_strong(exp, m.word | slot::kDirty, std::memory_order_acq_rel)) {  // C3
         batch_.add(m.slot, sizeof(uint64_t));
         published.emplace_back(m.slot, m.word | slot::kDirty);
-        idx_.account_live(m.from, -static_cast<int64_t>(m.from->size()));
-        if (!slot::is_tombstone(m.word)) idx_.account_live(m.to, static_cast<int64_t>(m.to->size()));
-        ++st->records_moved;
-        st->bytes_moved += m.to->size();
+        if (m.to != nullptr) {
+          idx_.account_live(m.from, -static_cast<int64_t>(m.from->size()));
+          idx_.account_live(m.to, static_cast<int64_t>(m.to->size()));
+          ++st->records_moved;
+          st->bytes_moved += m.to->size();
+        }
         break;
       }
       // Changed under us. Still pointing at the same record (a split moved
@@ -93,25 +96,24 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
     if (!lk.found || lk.rec != r) continue;  // dead
     const bool tomb = slot::is_tombstone(lk.value);
     const bool expired = !tomb && r->expiry != 0 && r->expiry <= t;
-    const bool key_only = tomb || expired;
-    const std::size_t size = key_only ? record_size(r->key_len(), 0) : r->size();
-    char* dst = log_.reserve_st(size);
-    if (dst == nullptr) {
-      out_of_room = true;
-      break;
-    }
-    const RecordHeader* copy;
-    if (key_only) {
-      copy = write_record(dst, RecordKind::kTombstone, r->key(), {}, {}, 0, 0, r->version);
+    if (tomb || expired) {
+      // A deleted or expired key needs no copy: its slot becomes a dead
+      // tombstone that names no record (slot::kDead). The key is absent
+      // either way; a later insert of it takes the first empty slot, and a
+      // writer that raced us on this slot fails its CAS and looks again.
       if (expired) ++st->expired_dropped;
+      moves_.push_back(Move{lk.slot, lk.value, slot::kDead, r, nullptr, h});
     } else {
-      std::memcpy(dst, r, size);  // C2: same bytes, same checksum
-      copy = reinterpret_cast<const RecordHeader*>(dst);
+      char* dst = log_.reserve_st(r->size());
+      if (dst == nullptr) {
+        out_of_room = true;
+        break;
+      }
+      std::memcpy(dst, r, r->size());  // C2: same bytes, same checksum
+      batch_.add(dst, r->size());
+      const uint64_t word = slot::make(static_cast<uint64_t>(dst - idx_.base_), slot::tag_of(h), false);
+      moves_.push_back(Move{lk.slot, lk.value, word, r, reinterpret_cast<const RecordHeader*>(dst), h});
     }
-    batch_.add(dst, size);
-    const uint64_t word =
-        slot::make(static_cast<uint64_t>(dst - idx_.base_), slot::tag_of(h), key_only);
-    moves_.push_back(Move{lk.slot, lk.value, word, r, copy, h});
     if (moves_.size() >= 32) flush_moves(moves_, st);
   }
   flush_moves(moves_, st);

@@ -80,6 +80,13 @@ Status IndexImpl::open_or_create() {
     return Status::invalid_argument(fmt::format("index workers = {} is out of range (allowed 1..{})", opts_.workers,
                                                 kMaxWorkers - 1));
   }
+  // The largest record (1 MiB value, 250-byte key, header) must fit in one
+  // log segment's data area.
+  if (pool_.root()->segment_size < (2u << 20)) {
+    return Status::invalid_argument(fmt::format(
+        "pool segment size {} is too small for the index: records of up to 1 MiB values need segments of at least 2 MiB",
+        pool_.root()->segment_size));
+  }
   if (pool_.size() > slot::kMaxPoolBytes) {
     return Status::invalid_argument("pool larger than the 256 TiB an index slot can address");
   }
@@ -218,7 +225,7 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
         r.value = w;
         break;  // T2: the key cannot be past the first empty slot
       }
-      if (slot::tag(w) != tag) continue;
+      if (slot::tag(w) != tag || slot::is_dead(w)) continue;
       const RecordHeader* rec = record(w);
       if (rec->key() == key) {
         r.slot = sl;

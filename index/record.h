@@ -24,6 +24,8 @@
 
 namespace ferrite::index {
 
+// Only kValue records are written today (deletes set a slot bit instead);
+// the kind field keeps room for record types to come.
 enum class RecordKind : uint32_t { kValue = 0, kTombstone = 1 };
 
 struct RecordHeader {

@@ -26,6 +26,11 @@ inline constexpr uint64_t kTagMask = 0xffffull << kTagShift;
 inline constexpr uint64_t kOffMask = (1ull << 45) - 1;
 inline constexpr uint64_t kMaxPoolBytes = (kOffMask + 1) * 8;
 
+// A dead tombstone: occupies its slot (T1/T2 of table.h still hold) but names
+// no record and matches no key. The cleaner leaves these where a deleted key's
+// record was, so the record's segment can be freed without copying it.
+inline constexpr uint64_t kDead = kTombstone;
+
 constexpr uint64_t make(uint64_t rec_off, uint16_t tag, bool tombstone) noexcept {
   return (rec_off >> 3) | (static_cast<uint64_t>(tag) << kTagShift) | (tombstone ? kTombstone : 0);
 }
@@ -35,6 +40,7 @@ constexpr bool is_empty(uint64_t s) noexcept { return (s & ~(kDirty | kMoved)) =
 constexpr bool is_dirty(uint64_t s) noexcept { return (s & kDirty) != 0; }
 constexpr bool is_moved(uint64_t s) noexcept { return (s & kMoved) != 0; }
 constexpr bool is_tombstone(uint64_t s) noexcept { return (s & kTombstone) != 0; }
+constexpr bool is_dead(uint64_t s) noexcept { return (s & (kTombstone | kTagMask | kOffMask)) == kTombstone; }
 // The entry without its transient bits (dirty, moved).
 constexpr uint64_t entry(uint64_t s) noexcept { return s & ~(kDirty | kMoved); }
 

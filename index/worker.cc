@@ -308,7 +308,7 @@ void Worker::State::prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept
     const uint16_t tag = slot::tag_of(h);
     for (const auto& w : s->buckets[bucket1(h)].slots) {
       const uint64_t v = w.load(std::memory_order_relaxed);
-      if (!slot::is_empty(v) && slot::tag(v) == tag) {
+      if (!slot::is_empty(v) && slot::tag(v) == tag && !slot::is_dead(v)) {
         __builtin_prefetch(idx_.record(v));
         break;
       }

@@ -206,9 +206,10 @@ StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path) {
   return pool;
 }
 
-StatusOr<std::unique_ptr<Pool>> Pool::open_or_create(const std::string& path, std::size_t size) {
+StatusOr<std::unique_ptr<Pool>> Pool::open_or_create(const std::string& path, std::size_t size,
+                                                     std::size_t segment_size) {
   if (::access(path.c_str(), F_OK) == 0) return open(path);
-  return create(path, size);
+  return create(path, size, segment_size);
 }
 
 Status Pool::check_root(PMEMobjpool* pop, const std::string& path, std::size_t file_size) {

@@ -40,8 +40,10 @@ class Pool {
   static StatusOr<std::unique_ptr<Pool>> create(const std::string& path, std::size_t size,
                                                  std::size_t segment_size = kDefaultSegmentSize);
   static StatusOr<std::unique_ptr<Pool>> open(const std::string& path);
-  // Opens the pool at path, or creates it with size if the file does not exist.
-  static StatusOr<std::unique_ptr<Pool>> open_or_create(const std::string& path, std::size_t size);
+  // Opens the pool at path, or creates it with size (and segment_size) if
+  // the file does not exist. An existing pool keeps its own sizes.
+  static StatusOr<std::unique_ptr<Pool>> open_or_create(const std::string& path, std::size_t size,
+                                                        std::size_t segment_size = kDefaultSegmentSize);
 
   ~Pool();
   Pool(const Pool&) = delete;

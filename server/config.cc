@@ -150,7 +150,7 @@ const std::map<std::string, Setter>& setters() {
       {"pool.path", string([](const std::string& s) { return !s.empty() && s[0] == '/'; }, "an absolute path",
                            [](Config& c, std::string v) { c.pool.path = std::move(v); })},
       {"pool.size", size(16ull << 20, 16ull << 40, false, "allowed 16MiB..16TiB", [](Config& c, uint64_t v) { c.pool.size = v; })},
-      {"pool.segment_size", size(64ull << 10, 256ull << 20, true, "allowed a power of two in 64KiB..256MiB",
+      {"pool.segment_size", size(2ull << 20, 256ull << 20, true, "allowed a power of two in 2MiB..256MiB",
                                  [](Config& c, uint64_t v) { c.pool.segment_size = v; })},
       {"log.level", string([](const std::string& s) { return s == "debug" || s == "info" || s == "warn" || s == "error" || s == "off"; },
                            "debug, info, warn, error or off", [](Config& c, std::string v) { c.log.level = std::move(v); })},

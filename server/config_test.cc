@@ -51,7 +51,7 @@ memcached_udp_port = 11211
 [pool]
 path = "/tmp/x.pool"
 size = "2GiB"
-segment_size = 1048576
+segment_size = 2097152
 [log]
 level = "debug"
 [dpdk]
@@ -72,7 +72,7 @@ burst = 64
   EXPECT_EQ(c->server.memcached_udp_port, 11211u);
   EXPECT_EQ(c->pool.path, "/tmp/x.pool");
   EXPECT_EQ(c->pool.size, 2ull << 30);
-  EXPECT_EQ(c->pool.segment_size, 1u << 20);
+  EXPECT_EQ(c->pool.segment_size, 2u << 20);
   EXPECT_EQ(c->log.level, "debug");
   EXPECT_EQ(c->dpdk.eal_args.size(), 3u);
   EXPECT_EQ(c->dpdk.port, 1u);
@@ -137,8 +137,8 @@ TEST(Config, Sizes) {
   EXPECT_THAT(error_of("[pool]\nsize = \"17TiB\"\n"), AllOf(HasSubstr("pool.size"), HasSubstr("16MiB..16TiB")));
   EXPECT_THAT(error_of("[pool]\nsize = \"1 lightyear\"\n"), AllOf(HasSubstr("pool.size"), HasSubstr("not a size")));
   EXPECT_THAT(error_of("[pool]\nsegment_size = \"3MiB\"\n"), AllOf(HasSubstr("pool.segment_size"), HasSubstr("power of two")));
-  EXPECT_THAT(error_of("[pool]\nsegment_size = \"32KiB\"\n"), HasSubstr("64KiB..256MiB"));
-  EXPECT_THAT(error_of("[pool]\nsegment_size = \"512MiB\"\n"), HasSubstr("64KiB..256MiB"));
+  EXPECT_THAT(error_of("[pool]\nsegment_size = \"1MiB\"\n"), HasSubstr("2MiB..256MiB"));
+  EXPECT_THAT(error_of("[pool]\nsegment_size = \"512MiB\"\n"), HasSubstr("2MiB..256MiB"));
 }
 
 TEST(Config, StringsAndAddresses) {

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  auto pool = pmem::Pool::open_or_create(cfg.pool.path, cfg.pool.size);
+  auto pool = pmem::Pool::open_or_create(cfg.pool.path, cfg.pool.size, cfg.pool.segment_size);
   if (!pool) return fail(pool.status());
   const auto t_open = std::chrono::steady_clock::now();
   auto idx = index::Index::open(**pool, {.workers = cfg.server.workers});

