@@ -44,7 +44,7 @@ struct Fixture {
 // sequential model, while the other thread's writes split shared segments.
 TEST(IndexStress, DisjointKeysMatchSequentialModel) {
   Fixture f(512u << 20);
-  const int iters = scaled(20000);
+  const int iters = std::max(4000, scaled(20000));  // enough filler to split segments at any scale
   std::atomic<int> failures{0};
   auto body = [&](unsigned tid) {
     Worker& w = f.idx->worker(tid);
@@ -90,7 +90,7 @@ TEST(IndexStress, DisjointKeysMatchSequentialModel) {
         }
       }
       // Filler inserts so segments split while the model keys live in them.
-      if (it % 4 == 0) {
+      if (it % 2 == 0) {
         std::string fk = "fill" + std::to_string(tid) + "-" + std::to_string(it);
         Op fo = Op::set(fk, "x");
         if (w.execute_one(fo) != Result::kOk) failures++;
@@ -250,7 +250,7 @@ TEST(IndexStress, Growth5MWithReaders) {
 
 TEST(IndexStress, CleanerBesideWritersAndReaders) {
   Fixture f(256u << 20);
-  const int rounds = scaled(30);
+  const int rounds = std::max(4, scaled(30));  // sealed segments with dead data at any scale
   const int keys = 2000;
   std::atomic<bool> done{false};
   std::atomic<uint64_t> bad{0};

@@ -299,12 +299,12 @@ void Worker::State::prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const uint64_t h = hash_key(ops[i].key);
     hashes[i] = h;
-    TableSegment* s = idx_.seg(d->seg[dir_index(h, depth)].load(std::memory_order_relaxed));
+    TableSegment* s = idx_.seg(d->seg[dir_index(h, depth)].load(std::memory_order_acquire));  // A2
     __builtin_prefetch(&s->buckets[bucket1(h)]);
   }
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const uint64_t h = hashes[i];
-    TableSegment* s = idx_.seg(d->seg[dir_index(h, depth)].load(std::memory_order_relaxed));
+    TableSegment* s = idx_.seg(d->seg[dir_index(h, depth)].load(std::memory_order_acquire));  // A2
     const uint16_t tag = slot::tag_of(h);
     for (const auto& w : s->buckets[bucket1(h)].slots) {
       const uint64_t v = w.load(std::memory_order_relaxed);
