@@ -1,0 +1,418 @@
+// index_bench: Ferrite's persistent index beside tbb::concurrent_hash_map
+// (volatile DRAM) and a libpmemobj transaction-per-op table, in one run, on
+// the same keys, workloads and threads. One table; the command line that
+// reproduces it is printed at the top.
+//
+//   PMEM_IS_PMEM_FORCE=1 build/perf/index_bench            # quick matrix (~10 min)
+//   PMEM_IS_PMEM_FORCE=1 build/perf/index_bench --full     # everything in issue 3
+//   PMEM_IS_PMEM_FORCE=1 build/perf/index_bench --keys 10000000 --threads 1 --dist uniform --value 32
+//
+// Workloads: INSERT (the load phase, fresh keys), GET, SET (update of
+// existing keys), MIX90 (90% get / 10% update), MIX50. Ferrite executes ops
+// in bursts of 16 through Worker::execute (as the server does); its per-op
+// latency is the burst's time divided by 16. TBB and the tx table run one op
+// at a time. Latency is sampled on 1 op (or burst) in 64. Bytes per key:
+// pool bytes allocated / keys - (key + value) for the persistent engines,
+// RSS growth / keys - (key + value) for TBB (labelled RSS).
+#include <tbb/concurrent_hash_map.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <sys/statvfs.h>
+#include <thread>
+#include <vector>
+
+#include "common/hash.h"
+#include "index/index.h"
+#include "perf/pmemobj_tx_table.h"
+
+using namespace ferrite;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t kKeyLen = 16;
+constexpr int kBurst = 16;
+
+std::string key_of(uint64_t i) {
+  char b[kKeyLen + 1];
+  std::snprintf(b, sizeof(b), "%016llx", static_cast<unsigned long long>(i * 0x9E3779B97F4A7C15ull));
+  return std::string(b, kKeyLen);
+}
+
+// YCSB's scrambled Zipfian generator (Gray et al.), theta 0.99.
+class Zipf {
+ public:
+  Zipf(uint64_t n, double theta) : n_(n), theta_(theta) {
+    zetan_ = zeta(n, theta);
+    alpha_ = 1.0 / (1.0 - theta);
+    eta_ = (1 - std::pow(2.0 / static_cast<double>(n), 1 - theta)) / (1 - zeta(2, theta) / zetan_);
+  }
+  uint64_t next(std::mt19937_64& rng) const {
+    const double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    const double uz = u * zetan_;
+    uint64_t v;
+    if (uz < 1.0) v = 0;
+    else if (uz < 1.0 + std::pow(0.5, theta_)) v = 1;
+    else v = static_cast<uint64_t>(static_cast<double>(n_) * std::pow(eta_ * u - eta_ + 1, alpha_));
+    return (std::min(v, n_ - 1) * 0x9E3779B97F4A7C15ull) % n_;  // scramble hot keys over the space
+  }
+
+ private:
+  static double zeta(uint64_t n, double theta) {
+    double s = 0;
+    for (uint64_t i = 1; i <= n; ++i) s += 1.0 / std::pow(static_cast<double>(i), theta);
+    return s;
+  }
+  uint64_t n_;
+  double theta_, zetan_, alpha_, eta_;
+};
+
+std::size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  std::size_t pages = 0, rss = 0;
+  f >> pages >> rss;
+  return rss * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// TBB's key: 16 bytes inline (no heap string), its strongest natural form
+// for fixed-size keys; values are std::string as a variable-size value is.
+struct Key16 {
+  std::array<char, kKeyLen> b{};
+  Key16() = default;
+  explicit Key16(std::string_view s) { std::memcpy(b.data(), s.data(), kKeyLen); }
+  bool operator==(const Key16&) const = default;
+};
+struct Key16Hash {
+  static std::size_t hash(const Key16& k) { return ferrite::hash_bytes(k.b.data(), kKeyLen); }
+  static bool equal(const Key16& a, const Key16& b) { return a == b; }
+};
+
+struct Cell {
+  double mops = 0;
+  double p50_ns = 0, p99_ns = 0;
+};
+
+struct Config {
+  uint64_t keys;
+  unsigned threads;
+  bool zipf;
+  std::size_t value;
+};
+
+// Runs fn(thread, rng, &ops, &samples) on `threads` threads for `seconds`.
+template <typename Fn>
+Cell timed(unsigned threads, double seconds, uint64_t max_ops, Fn&& fn) {
+  std::atomic<bool> stop{false};
+  std::vector<uint64_t> ops(threads);
+  std::vector<std::vector<double>> samples(threads);
+  std::vector<std::thread> ts;
+  const auto t0 = Clock::now();
+  for (unsigned t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] { fn(t, stop, max_ops / threads, &ops[t], &samples[t]); });
+  }
+  while (Clock::now() - t0 < std::chrono::duration<double>(seconds)) {
+    bool all_done = true;
+    for (unsigned t = 0; t < threads; ++t) all_done = all_done && ops[t] >= max_ops / threads;
+    if (all_done) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  Cell c;
+  uint64_t total = 0;
+  std::vector<double> all;
+  for (unsigned t = 0; t < threads; ++t) {
+    total += ops[t];
+    all.insert(all.end(), samples[t].begin(), samples[t].end());
+  }
+  std::sort(all.begin(), all.end());
+  c.mops = static_cast<double>(total) / secs / 1e6;
+  if (!all.empty()) {
+    c.p50_ns = all[all.size() / 2];
+    c.p99_ns = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  }
+  return c;
+}
+
+enum class Wl { kGet, kSet, kMix90, kMix50 };
+const char* wl_name(Wl w) {
+  switch (w) {
+    case Wl::kGet: return "GET";
+    case Wl::kSet: return "SET";
+    case Wl::kMix90: return "MIX90";
+    case Wl::kMix50: return "MIX50";
+  }
+  return "?";
+}
+double get_share(Wl w) { return w == Wl::kGet ? 1.0 : w == Wl::kSet ? 0.0 : w == Wl::kMix90 ? 0.9 : 0.5; }
+
+struct Row {
+  std::string engine, workload;
+  Cell cell;
+  double bytes_per_key = -1;
+  std::string bytes_label;
+};
+
+// ---- engines: load + run ----
+
+struct FerriteEngine {
+  std::string path;
+  std::unique_ptr<pmem::Pool> pool;
+  std::unique_ptr<index::Index> idx;
+};
+
+void print_row(const Row& r, double tbb_mops) {
+  std::printf("| %-9s | %-6s | %8.3f | %6s | %8.0f | %8.0f | %s |\n", r.engine.c_str(), r.workload.c_str(), r.cell.mops,
+              tbb_mops > 0 ? (std::to_string(r.cell.mops / tbb_mops).substr(0, 5)).c_str() : "n/a", r.cell.p50_ns,
+              r.cell.p99_ns, r.bytes_per_key >= 0 ? (std::to_string(static_cast<int>(r.bytes_per_key)) + " " + r.bytes_label).c_str() : "");
+}
+
+void run_config(const Config& cfg, const std::vector<std::string>& engines, double seconds, uint64_t tx_max_keys) {
+  std::printf("\n### %llu keys, %u thread(s), %s keys, 16-byte keys, %zu-byte values\n\n",
+              static_cast<unsigned long long>(cfg.keys), cfg.threads, cfg.zipf ? "Zipf 0.99" : "uniform", cfg.value);
+  std::printf("| engine | workload | Mops/s | vs TBB | p50 ns | p99 ns | bytes/key beyond key+value |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  const std::string value(cfg.value, 'v');
+  // Keys live in one flat array (no per-key heap object), viewed as 16-byte
+  // string_views, so the harness adds the same cost to every engine.
+  std::vector<char> key_bytes(cfg.keys * kKeyLen);
+  for (uint64_t i = 0; i < cfg.keys; ++i) key_of(i).copy(key_bytes.data() + i * kKeyLen, kKeyLen);
+  auto key_at = [&](uint64_t i) { return std::string_view(key_bytes.data() + i * kKeyLen, kKeyLen); };
+  Zipf zipf(cfg.zipf ? cfg.keys : 2, 0.99);
+  auto pick = [&](std::mt19937_64& rng) -> uint64_t { return cfg.zipf ? zipf.next(rng) : rng() % cfg.keys; };
+  const uint64_t max_ops = 50'000'000;
+  std::vector<Wl> wls = {Wl::kGet, Wl::kSet, Wl::kMix90, Wl::kMix50};
+  std::vector<Row> rows;
+  std::map<std::string, double> tbb_mops;  // workload -> TBB Mops/s
+
+  for (const std::string& eng : engines) {
+    if (eng == "tbb") {
+      using Map = tbb::concurrent_hash_map<Key16, std::string, Key16Hash>;
+      const std::size_t rss0 = rss_bytes();
+      auto map = std::make_unique<Map>(cfg.keys);
+      Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, std::vector<double>* s) {
+        for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
+          const bool sample = (i & 63) == 0;
+          auto t0 = sample ? Clock::now() : Clock::time_point{};
+          Map::accessor a;
+          map->insert(a, Key16(key_at(i)));
+          a->second = value;
+          a.release();
+          if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+          ++*ops;
+        }
+      });
+      const double bpk = static_cast<double>(rss_bytes() - rss0) / static_cast<double>(cfg.keys) - (kKeyLen + cfg.value);
+      rows.push_back({"tbb", "INSERT", ins, bpk, "(RSS)"});
+      tbb_mops["INSERT"] = ins.mops;
+      for (Wl w : wls) {
+        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, std::vector<double>* s) {
+          std::mt19937_64 rng(t + 11);
+          std::string out;
+          const double share = get_share(w);
+          while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
+            const std::string_view k = key_at(pick(rng));
+            const bool sample = (*ops & 63) == 0;
+            auto t0 = sample ? Clock::now() : Clock::time_point{};
+            if (share >= 1.0 || (share > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < share)) {
+              Map::const_accessor a;
+              if (map->find(a, Key16(k))) out = a->second;
+            } else {
+              Map::accessor a;
+              map->insert(a, Key16(k));
+              a->second = value;
+            }
+            if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+            ++*ops;
+          }
+        });
+        rows.push_back({"tbb", wl_name(w), c, -1, ""});
+        tbb_mops[wl_name(w)] = c.mops;
+      }
+    } else if (eng == "ferrite") {
+      FerriteEngine f;
+      f.path = "/dev/shm/ferrite-index-bench-" + std::to_string(getpid()) + ".pool";
+      ::unlink(f.path.c_str());
+      const std::size_t need = static_cast<std::size_t>(cfg.keys) * (cfg.value + kKeyLen + 64) * 3 + (512u << 20);
+      auto p = pmem::Pool::create(f.path, need);
+      if (!p) {
+        std::printf("| ferrite | - | skipped: %s |\n", p.status().to_string().c_str());
+        continue;
+      }
+      f.pool = std::move(p).value();
+      auto ix = index::Index::open(*f.pool, {.workers = cfg.threads});
+      f.idx = std::move(ix).value();
+      const std::size_t alloc0 = f.pool->allocated_bytes();
+      Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, std::vector<double>* s) {
+        index::Worker& w = f.idx->worker(t);
+        index::Op batch[kBurst];
+        int n = 0;
+        uint64_t bursts = 0;
+        auto flush = [&] {
+          const bool sample = (bursts++ & 63) == 0;
+          auto t0 = sample ? Clock::now() : Clock::time_point{};
+          w.execute(std::span<index::Op>(batch, static_cast<std::size_t>(n)));
+          if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / n);
+          *ops += static_cast<uint64_t>(n);
+          n = 0;
+        };
+        for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
+          batch[n++] = index::Op::set(key_at(i), value);
+          if (n == kBurst) flush();
+        }
+        if (n > 0) flush();
+        w.quiesce();
+      });
+      const double bpk = static_cast<double>(f.pool->allocated_bytes() - alloc0) / static_cast<double>(cfg.keys) -
+                         static_cast<double>(kKeyLen + cfg.value);
+      rows.push_back({"ferrite", "INSERT", ins, bpk, "(pool)"});
+      for (Wl w : wls) {
+        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, std::vector<double>* s) {
+          index::Worker& wk = f.idx->worker(t);
+          std::mt19937_64 rng(t + 11);
+          std::string outs[kBurst];
+          index::Op batch[kBurst];
+          const double share = get_share(w);
+          uint64_t bursts = 0;
+          while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
+            for (int j = 0; j < kBurst; ++j) {
+              const std::string_view k = key_at(pick(rng));
+              if (share >= 1.0 || (share > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < share)) {
+                batch[j] = index::Op::get(k, &outs[j]);
+              } else {
+                batch[j] = index::Op::set(k, value);
+              }
+            }
+            const bool sample = (bursts++ & 63) == 0;
+            auto t0 = sample ? Clock::now() : Clock::time_point{};
+            wk.execute(batch);
+            if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kBurst);
+            *ops += kBurst;
+          }
+          wk.quiesce();
+        });
+        rows.push_back({"ferrite", wl_name(w), c, -1, ""});
+      }
+      f.idx.reset();
+      f.pool.reset();
+      ::unlink(f.path.c_str());
+    } else if (eng == "pmemobj-tx") {
+      const uint64_t n = std::min<uint64_t>(cfg.keys, tx_max_keys);
+      const std::string path = "/dev/shm/ferrite-txtable-bench-" + std::to_string(getpid()) + ".pool";
+      auto tbl = perf::PmemTxTable::create(path, static_cast<std::size_t>(n) * (cfg.value + 200) * 2 + (256u << 20), n);
+      if (!tbl) {
+        std::printf("| pmemobj-tx | - | skipped: cannot create pool |\n");
+        continue;
+      }
+      const std::string label = n < cfg.keys ? " (" + std::to_string(n / 1000000) + "M keys)" : "";
+      const std::size_t a0 = tbl->allocated_bytes();
+      Cell ins = timed(cfg.threads, 1e9, n, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, std::vector<double>* s) {
+        for (uint64_t i = t; i < n; i += cfg.threads) {
+          const bool sample = (i & 63) == 0;
+          auto t0 = sample ? Clock::now() : Clock::time_point{};
+          tbl->put(key_at(i), value);
+          if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+          ++*ops;
+        }
+      });
+      const double bpk = static_cast<double>(tbl->allocated_bytes() - a0) / static_cast<double>(n) - (kKeyLen + cfg.value);
+      rows.push_back({"pmemobj-tx", "INSERT" + label, ins, bpk, "(pool)"});
+      Zipf zn(cfg.zipf ? n : 2, 0.99);
+      for (Wl w : wls) {
+        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, std::vector<double>* s) {
+          std::mt19937_64 rng(t + 11);
+          std::string out;
+          const double share = get_share(w);
+          while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
+            const std::string_view k = key_at(cfg.zipf ? zn.next(rng) : rng() % n);
+            const bool sample = (*ops & 63) == 0;
+            auto t0 = sample ? Clock::now() : Clock::time_point{};
+            if (share >= 1.0 || (share > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < share)) {
+              (void)tbl->get(k, &out);
+            } else {
+              tbl->put(k, value);
+            }
+            if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+            ++*ops;
+          }
+        });
+        rows.push_back({"pmemobj-tx", std::string(wl_name(w)) + label, c, -1, ""});
+      }
+    }
+  }
+  for (const Row& r : rows) {
+    std::string base = r.workload.substr(0, r.workload.find(' '));
+    print_row(r, tbb_mops.count(base) ? tbb_mops[base] : 0);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"index_bench: ferrite index vs tbb::concurrent_hash_map vs libpmemobj tx-per-op"};
+  std::vector<uint64_t> keys;
+  std::vector<unsigned> threads;
+  std::vector<std::string> dists;
+  std::vector<std::size_t> values;
+  std::vector<std::string> engines = {"ferrite", "tbb", "pmemobj-tx"};
+  double seconds = 2;
+  uint64_t tx_max_keys = 1000000;
+  bool full = false;
+  app.add_option("--keys", keys, "key counts (default: 1000000 10000000)");
+  app.add_option("--threads", threads, "thread counts (default: 1 2)");
+  app.add_option("--dist", dists, "uniform and/or zipf (default: both)");
+  app.add_option("--value", values, "value sizes (default: 32; 512 at 1M keys)");
+  app.add_option("--engines", engines, "ferrite tbb pmemobj-tx");
+  app.add_option("--seconds", seconds, "seconds per timed workload");
+  app.add_option("--tx-max-keys", tx_max_keys, "load at most this many keys into the tx-per-op table (it is slow)");
+  app.add_flag("--full", full, "the whole matrix of issue 3 (1M/10M x 1/2 threads x uniform/zipf x 32/512 B)");
+  CLI11_PARSE(app, argc, argv);
+
+  std::string cmd;
+  for (int i = 0; i < argc; ++i) cmd += std::string(i ? " " : "") + argv[i];
+  std::printf("# index_bench\n# command: PMEM_IS_PMEM_FORCE=1 %s\n", cmd.c_str());
+  std::printf("# machine: %u cores, pools on /dev/shm (tmpfs), PMEM_IS_PMEM_FORCE=%s\n",
+              std::thread::hardware_concurrency(), std::getenv("PMEM_IS_PMEM_FORCE") ? std::getenv("PMEM_IS_PMEM_FORCE") : "unset");
+  std::printf("# ferrite ops run in bursts of %d (one fence pair per burst); latency = burst time / %d\n", kBurst, kBurst);
+
+  if (keys.empty()) keys = {1000000, 10000000};
+  if (threads.empty()) threads = {1, 2};
+  if (dists.empty()) dists = {"uniform", "zipf"};
+  const bool default_values = values.empty();
+  if (default_values) values = full ? std::vector<std::size_t>{32, 512} : std::vector<std::size_t>{32};
+  for (uint64_t k : keys) {
+    for (std::size_t v : values) {
+      for (unsigned t : threads) {
+        for (const std::string& d : dists) {
+          struct statvfs vfs {};
+          ::statvfs("/dev/shm", &vfs);
+          const double need = static_cast<double>(k) * static_cast<double>(v + 300) * 3;
+          if (static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize) < need) {
+            std::printf("\n### %llu keys, %zu-byte values: skipped, /dev/shm has too little space\n",
+                        static_cast<unsigned long long>(k), v);
+            continue;
+          }
+          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys);
+        }
+      }
+    }
+    if (!full && default_values && k == keys.front()) {
+      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys);
+    }
+  }
+  return 0;
+}
