@@ -35,6 +35,7 @@ namespace ferrite::index {
 
 void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
   if (moves.empty()) return;
+  log_.writeback_tail_nodrain(batch_);
   batch_.commit();  // P1: copies durable
   std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> published;
   for (Move& m : moves) {
@@ -110,7 +111,7 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
         break;
       }
       std::memcpy(dst, r, r->size());  // C2: same bytes, same checksum
-      batch_.add(dst, r->size());
+      log_.writeback_full_lines_nodrain(batch_);
       const uint64_t word = slot::make(static_cast<uint64_t>(dst - idx_.base_), slot::tag_of(h), false);
       moves_.push_back(Move{lk.slot, lk.value, word, r, reinterpret_cast<const RecordHeader*>(dst), h});
     }
@@ -178,7 +179,7 @@ uint64_t IndexImpl::sweep_expired(uint64_t max_slots) {
     if (w.compare_exchange_strong(v, (v | slot::kTombstone) & ~slot::kDirty, std::memory_order_acq_rel)) {
       batch.add(&w, sizeof(uint64_t));
       account_live(r, -static_cast<int64_t>(r->size()));
-      counters_[0].keys.fetch_sub(1, std::memory_order_relaxed);
+      counters_[opts_.workers].keys.fetch_sub(1, std::memory_order_relaxed);  // under clean_mu_
       ++expired;
     }
   }

@@ -28,7 +28,7 @@ IndexImpl::IndexImpl(pmem::Pool& pool, const IndexOptions& opts)
       segs_(pool.size(), pool.root()->segment_size),
       qsbr_(opts.workers + 2),
       control_slot_(opts.workers),
-      counters_(opts.workers) {}
+      counters_(opts.workers + 1) {}  // + 1: the expiry sweep's own counter
 
 IndexImpl::~IndexImpl() {
   for (auto& w : workers_) delete w->state_;

@@ -38,7 +38,7 @@ struct Lookup {
 };
 
 struct alignas(kCacheLine) WorkerCounters {
-  std::atomic<int64_t> keys{0};          // inserts - deletes by this worker since open
+  std::atomic<int64_t> keys{0};  // inserts - deletes by this worker since open; written by it only
 };
 
 class IndexImpl {
@@ -127,6 +127,7 @@ class Worker::State {
   RecordLog log_;
   pmem::PersistBatch batch_;
   uint64_t next_version_ = 1;
+  uint64_t now_ = 0;  // unix seconds, read once per burst
 
  private:
   struct Staged {

@@ -14,6 +14,7 @@ void RecordLog::attach(bool clean) noexcept {
     if (h->magic == pmem::kSegmentMagic && root_->log_tails[worker_] <= h->data_size()) {
       cur_ = h;
       tail_ = root_->log_tails[worker_];
+      wb_ = tail_;
       info_ = segs_.find(head.raw());
       if (info_ != nullptr) info_->use.store(kSegHead, std::memory_order_relaxed);
     }
@@ -29,6 +30,7 @@ bool RecordLog::next_segment() noexcept {
     if (seg.status().code() != Status::Code::kNoSpace) log_error("worker {}: {}", worker_, seg.status().to_string());
     return false;
   }
+  if (cur_ != nullptr && pending_batch_ != nullptr) writeback_tail_nodrain(*pending_batch_);
   if (info_ != nullptr) {
     // Seal the old head: its tail is final, the cleaner may take it.
     info_->tail.store(tail_, std::memory_order_relaxed);
@@ -36,6 +38,7 @@ bool RecordLog::next_segment() noexcept {
   }
   cur_ = pool_.ptr(*seg);
   tail_ = 0;
+  wb_ = 0;
   // Registered before any record in it can be published (see segtab.h).
   info_ = &segs_.at(segs_.add(seg->raw(), worker_, kSegHead, 0, 0));
   ++segments_;
@@ -53,6 +56,25 @@ char* RecordLog::reserve_st(std::size_t size) noexcept {
   info_->tail.store(tail_, std::memory_order_relaxed);
   appended_ += size;
   return p;
+}
+
+void RecordLog::writeback_full_lines_nodrain(pmem::PersistBatch& batch) noexcept {
+  pending_batch_ = &batch;
+  if (cur_ == nullptr) return;
+  // data() is 64-byte aligned (segment header is one line), so offsets and
+  // addresses agree on line boundaries.
+  const uint64_t full = tail_ & ~uint64_t{kCacheLine - 1};
+  if (full > wb_) {
+    batch.add(cur_->data() + wb_, full - wb_);
+    wb_ = full;
+  }
+}
+
+void RecordLog::writeback_tail_nodrain(pmem::PersistBatch& batch) noexcept {
+  if (cur_ == nullptr || tail_ == wb_) return;
+  batch.add(cur_->data() + wb_, tail_ - wb_);
+  // The partial line may get more records; it is written back again then.
+  wb_ = tail_ & ~uint64_t{kCacheLine - 1};
 }
 
 void RecordLog::save_tail_nodrain() noexcept {

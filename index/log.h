@@ -40,6 +40,15 @@ class RecordLog {
   // Records the tail for a clean close (persisted by the caller's fence).
   void save_tail_nodrain() noexcept;
 
+  // Write-back of appended records into batch (no fence). Lines are written
+  // back once they are full; the partial last line waits for
+  // writeback_tail_nodrain(), which the owner calls before the fence that
+  // must make the records durable (P1). So no line is written back and then
+  // written again by the next record of the same burst (clwb may evict the
+  // line, and the rewrite would then miss).
+  void writeback_full_lines_nodrain(pmem::PersistBatch& batch) noexcept;
+  void writeback_tail_nodrain(pmem::PersistBatch& batch) noexcept;
+
   uint64_t segments_allocated() const noexcept { return segments_; }
   uint64_t bytes_appended() const noexcept { return appended_; }
 
@@ -54,6 +63,8 @@ class RecordLog {
   unsigned worker_;
   pmem::SegmentHeader* cur_ = nullptr;
   uint64_t tail_ = 0;   // bytes used in cur_'s data area
+  uint64_t wb_ = 0;     // bytes of cur_'s data area already written back
+  pmem::PersistBatch* pending_batch_ = nullptr;  // where the old segment's tail goes on a switch
   uint64_t segments_ = 0;
   uint64_t appended_ = 0;
 };

@@ -63,7 +63,7 @@ const RecordHeader* Worker::State::append(RecordKind kind, std::string_view key,
   // per write across workers and restarts (session = pool open count).
   const uint64_t version = idx_.session_ | (static_cast<uint64_t>(id_) << 42) | (next_version_++ & ((1ull << 42) - 1));
   const RecordHeader* r = write_record(dst, kind, key, v1, v2, flags, exptime, version);
-  batch_.add(dst, size);  // W1
+  log_.writeback_full_lines_nodrain(batch_);  // W1 (the last partial line: before P1)
   return r;
 }
 
@@ -80,7 +80,7 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
                                         bool* tomb_out) noexcept {
   (void)h;
   *tomb_out = false;
-  const uint64_t t = idx_.now();
+  const uint64_t t = now_;
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
   if (cur != nullptr && expired(cur, t)) cur = nullptr;
   note_read(lk);
@@ -198,13 +198,16 @@ bool Worker::State::try_publish(Staged& st) noexcept {
                                            std::memory_order_acquire)) {
     return false;
   }
-  batch_.add(st.lk.slot, sizeof(uint64_t));
+  // The slot's line is written back after every CAS of the burst (in
+  // publish_all): a locked instruction waits for earlier clwb's to complete,
+  // so interleaving them would cost a fence per op.
   published_.push_back(st.lk.slot);
   published_words_.push_back(word | slot::kDirty);
   WorkerCounters& c = idx_.counters_[id_];
   const bool was_live = st.lk.found && !slot::is_tombstone(st.lk.value);
-  if (was_live && tomb) c.keys.fetch_sub(1, std::memory_order_relaxed);
-  if (!was_live && !tomb) c.keys.fetch_add(1, std::memory_order_relaxed);
+  // keys: written only by this worker, read racily by count(): no RMW needed.
+  if (was_live && tomb) c.keys.store(c.keys.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  if (!was_live && !tomb) c.keys.store(c.keys.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (st.lk.found && !slot::is_tombstone(st.lk.value)) {
     idx_.account_live(st.lk.rec, -static_cast<int64_t>(st.lk.rec->size()));
   }
@@ -220,6 +223,7 @@ bool Worker::State::try_publish(Staged& st) noexcept {
 void Worker::State::publish_all() noexcept {
   if (staged_.empty()) return;
   while (!staged_.empty()) {
+    log_.writeback_tail_nodrain(batch_);
     batch_.commit();  // P1: the records of this round are durable
     retry_.clear();
     for (Staged& st : staged_) {
@@ -240,7 +244,7 @@ void Worker::State::publish_all() noexcept {
         if (!depends_on_old) {
           // The record's content does not depend on the old value: recheck
           // the condition only (plan() without appending a new record).
-          const uint64_t t = idx_.now();
+          const uint64_t t = now_;
           const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
           if (cur != nullptr && cur->expiry != 0 && cur->expiry <= t) cur = nullptr;
           bool ok = true;
@@ -270,6 +274,7 @@ void Worker::State::publish_all() noexcept {
     staged_.swap(retry_);
   }
   staged_mask_ = 0;
+  for (std::atomic<uint64_t>* sl : published_) batch_.add(sl, sizeof(uint64_t));  // W2's write-backs
   batch_.commit();  // P2: every published slot durable (and any dirty reads)
   read_needs_fence_ = false;
   // W3: clear dirty bits we set; a failed CAS means someone wrote after us.
@@ -318,6 +323,7 @@ void Worker::State::prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept
 
 void Worker::State::execute(std::span<Op> ops) {
   idx_.qsbr_.online(id_);
+  now_ = idx_.now();  // one clock read per burst: expiry is decided at burst granularity
   constexpr std::size_t kChunk = 64;
   uint64_t hashes[kChunk];
   for (std::size_t base = 0; base < ops.size(); base += kChunk) {
