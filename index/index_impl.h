@@ -108,6 +108,8 @@ class IndexImpl {
 
  private:
   Status create_empty();
+  void register_table_class();
+  uint64_t table_alloc_flags_ = 0;   // POBJ_CLASS_ID of table segments' class
   StatusOr<TableSegment*> alloc_table_segment(pmem::Tx& tx, unsigned local_depth, uint64_t prefix);
   Result double_directory(unsigned min_depth) noexcept;  // under dir_mu_
   void free_table_segment(TableSegment* s) noexcept;

@@ -4,16 +4,17 @@
 // writes), so the ~1 us transaction cost never lands on a request.
 //
 // IMPLEMENTATION DETAILS
-//   libpmemobj object of type kTypeSegment and size segment_size + 64, zeroed
-//   on allocation unless the caller opts out. libpmemobj aligns objects to 16 bytes, so the segment
-//   starts at the object's first 64-byte boundary (every line we flush is then
-//   the segment's own):
+//   libpmemobj object of type kTypeSegment and size segment_size - 16 (so that
+//   with libpmemobj's 16-byte header it fills whole 256 KiB chunks), zeroed on
+//   allocation unless the caller opts out. The segment starts at the object's
+//   first 64-byte boundary (every line we flush is then the segment's own), so
+//   its size is at most segment_size - 64:
 //   struct SegmentHeader {   // first 64 bytes of the segment
 //     u64 magic;             // kSegmentMagic
 //     u32 kind;              // SegmentKind: who owns the bytes after the header
 //     u32 owner;             // e.g. worker id for a log segment
 //     u64 seq;               // pool-wide allocation sequence (RootHeader::segment_seq)
-//     u64 size;              // whole segment size, header included
+//     u64 size;              // usable bytes from the header on (<= segment_size - 64)
 //     u64 obj_off;           // offset of the libpmemobj object holding it
 //     u64 user[3];           // owner's fields (e.g. log tail hint)
 //   };
@@ -41,6 +42,7 @@
 namespace ferrite::pmem {
 
 inline constexpr uint64_t kSegmentMagic = 0x544e454d47455346ull;  // "FSEGMENT"
+inline constexpr std::size_t kObjHeader = 16;  // libpmemobj's header before each object
 
 enum class SegmentKind : uint32_t { kFree = 0, kLog = 1, kIndex = 2, kOther = 3 };
 

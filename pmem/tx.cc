@@ -41,8 +41,8 @@ void Tx::add_range(const void* p, std::size_t len) {
   if (pmemobj_tx_xadd_range_direct(p, len, POBJ_XADD_NO_ABORT) != 0) fail("tx add_range");
 }
 
-PMEMoid Tx::alloc(std::size_t size, uint64_t type, bool zero) {
-  uint64_t flags = POBJ_XALLOC_NO_ABORT | (zero ? POBJ_XALLOC_ZERO : 0);
+PMEMoid Tx::alloc(std::size_t size, uint64_t type, bool zero, uint64_t extra_flags) {
+  uint64_t flags = POBJ_XALLOC_NO_ABORT | (zero ? POBJ_XALLOC_ZERO : 0) | extra_flags;
   errno = 0;
   PMEMoid oid = pmemobj_tx_xalloc(size, type, flags);
   if (OID_IS_NULL(oid)) fail("tx alloc");

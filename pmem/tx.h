@@ -48,7 +48,8 @@ class Tx {
   }
   // Allocates an object of size bytes with libpmemobj type number type.
   // Throws TxAbort with ENOMEM when the pool is full.
-  PMEMoid alloc(std::size_t size, uint64_t type, bool zero);
+  // extra_flags: e.g. POBJ_CLASS_ID(id) for a registered allocation class.
+  PMEMoid alloc(std::size_t size, uint64_t type, bool zero, uint64_t extra_flags = 0);
   void free(PMEMoid oid);
   // Rolls back the transaction with err; transact() returns a Status for it.
   [[noreturn]] void abort(int err, std::string why);
