@@ -1,6 +1,8 @@
 // RecordLog (see log.h).
 #include "index/log.h"
 
+#include <sys/mman.h>
+
 #include "common/log.h"
 
 namespace ferrite::index {
@@ -39,6 +41,15 @@ bool RecordLog::next_segment() noexcept {
   cur_ = pool_.ptr(*seg);
   tail_ = 0;
   wb_ = 0;
+  // Map the whole segment writable now, in one call, instead of taking a
+  // page fault every 4 KiB of records (MADV_POPULATE_WRITE, Linux 5.14;
+  // older kernels refuse it and the faults happen as before).
+  {
+    constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE
+    const auto page = static_cast<uintptr_t>(4096);
+    const auto a = reinterpret_cast<uintptr_t>(cur_) & ~(page - 1);
+    (void)::madvise(reinterpret_cast<void*>(a), cur_->size + (reinterpret_cast<uintptr_t>(cur_) - a), kPopulateWrite);
+  }
   // Registered before any record in it can be published (see segtab.h).
   info_ = &segs_.at(segs_.add(seg->raw(), worker_, kSegHead, 0, 0));
   ++segments_;
