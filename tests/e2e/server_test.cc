@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "client/cluster.h"
 #include "proto/native.h"
 #include "tests/e2e/server_harness.h"
 
@@ -287,6 +288,37 @@ TEST(ServerAllowlist, SourceOutsideAllowlistGetsNoReply) {
   ServerProcess server({"--set", "server.allow=[\"10.0.0.0/8\"]"});
   // start() waits for a hello answer, which must never come: start it by hand.
   EXPECT_FALSE(server.start()) << "a loopback client is outside 10.0.0.0/8: even the hello goes unanswered";
+}
+
+TEST(ServerCluster, ThreeServersKetamaSpreadAndReadBack) {
+  ServerProcess a, b, c;
+  ASSERT_TRUE(a.start());
+  ASSERT_TRUE(b.start());
+  ASSERT_TRUE(c.start());
+  std::vector<std::string> servers;
+  for (ServerProcess* s : {&a, &b, &c}) servers.push_back("127.0.0.1:" + std::to_string(s->port()));
+  auto cc = client::ClusterClient::connect(servers);
+  ASSERT_TRUE(cc.is_ok()) << cc.status().to_string();
+  std::vector<std::string> keys;
+  for (int i = 0; i < 3000; ++i) keys.push_back("cluster-" + std::to_string(i));
+  std::vector<proto::RequestOp> sets, gets;
+  for (const auto& k : keys) {
+    sets.push_back(op(Opcode::kSet, k, k));
+    gets.push_back(op(Opcode::kGet, k));
+  }
+  std::vector<client::Reply> r;
+  ASSERT_TRUE((*cc)->execute(sets, &r).is_ok());
+  for (const auto& x : r) ASSERT_EQ(x.status, Status::kOk);
+  ASSERT_TRUE((*cc)->execute(gets, &r).is_ok());
+  for (std::size_t i = 0; i < keys.size(); ++i) ASSERT_EQ(r[i].value, keys[i]);
+  // Each server holds its share, and exactly the keys the ring gives it.
+  uint64_t total = 0;
+  for (std::size_t s = 0; s < 3; ++s) {
+    const uint64_t n = parse_stats(*(*cc)->server(s).stats())["keys"];
+    EXPECT_GT(n, 500u) << "server " << s;
+    total += n;
+  }
+  EXPECT_EQ(total, keys.size()) << "no key on two servers";
 }
 
 }  // namespace
