@@ -214,6 +214,19 @@ StatusOr<std::string> Client::stats() {
   return r[0].value;
 }
 
+Status Client::scan(uint64_t cursor, std::string* page_storage, std::vector<proto::ScanEntry>* entries, uint64_t* next,
+                    bool* done) {
+  auto op = make(proto::Opcode::kScan, {}, {}, 0, 0, cursor);
+  std::vector<Reply> r;
+  FERRITE_RETURN_IF_ERROR(execute(std::span(&op, 1), &r));
+  if (r.size() != 1 || r[0].status != proto::Status::kOk) return Status::corruption("scan: unexpected reply");
+  *page_storage = std::move(r[0].value);
+  if (!proto::read_scan_page(*page_storage, entries)) return Status::corruption("scan: malformed page");
+  *next = r[0].version;
+  *done = r[0].flags == proto::kScanDone;
+  return Status::ok();
+}
+
 Status Client::TEST_send_raw(std::span<const uint8_t> bytes) {
   if (::send(fd_, bytes.data(), bytes.size(), 0) < 0) return Status::io_error(std::strerror(errno));
   return Status::ok();

@@ -61,6 +61,11 @@ class Client {
   StatusOr<proto::Status> del(std::string_view key);
   StatusOr<proto::Status> incr(std::string_view key, uint64_t delta, uint64_t* value, bool decr = false);
   StatusOr<std::string> stats();
+  // One page of a dump starting at cursor (0 = the beginning). Entries view
+  // page_storage. *next is the cursor of the next page; *done once the last
+  // page has been returned.
+  Status scan(uint64_t cursor, std::string* page_storage, std::vector<proto::ScanEntry>* entries, uint64_t* next,
+              bool* done);
 
   uint64_t retries() const noexcept { return retries_; }
   uint64_t cookie() const noexcept { return cookie_; }

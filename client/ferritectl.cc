@@ -4,6 +4,7 @@
 //   ferritectl set KEY VALUE [--flags N] [--ttl SECONDS]
 //   ferritectl del KEY | incr KEY [N] | decr KEY [N] | stats
 //   ferritectl load FILE        (lines "key<TAB>value" or "key value"; progress bar)
+//   ferritectl dump             (every live key as "key<TAB>value" lines)
 //
 // Exit codes: 0 ok; 1 the server answered with a failure (not found, not
 // stored, ...); 2 usage or input error; 3 cannot reach the server.
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   decr->add_option("key", key)->required();
   decr->add_option("n", delta);
   auto* stats = app.add_subcommand("stats", "print server statistics");
+  auto* dump = app.add_subcommand("dump", "print every live key as 'key<TAB>value' lines (the input format of load)");
   auto* load = app.add_subcommand("load", "store every 'key value' line of FILE");
   load->add_option("file", file)->required()->check(CLI::ExistingFile);
   try {
@@ -116,6 +118,27 @@ int main(int argc, char** argv) {
     auto s = (*c)->stats();
     if (!s) return transport_error(s.status());
     std::cout << *s;
+    return 0;
+  }
+  if (*dump) {
+    uint64_t cursor = 0, next = 0, n = 0;
+    bool done = false;
+    std::string page;
+    std::vector<proto::ScanEntry> entries;
+    while (!done) {
+      Status s = (*c)->scan(cursor, &page, &entries, &next, &done);
+      if (!s.is_ok()) return transport_error(s);
+      for (const auto& e : entries) {
+        std::cout.write(e.key.data(), static_cast<std::streamsize>(e.key.size()));
+        std::cout.put('\t');
+        std::cout.write(e.value.data(), static_cast<std::streamsize>(e.value.size()));
+        std::cout.put('\n');
+        ++n;
+      }
+      cursor = next;
+    }
+    std::cout.flush();
+    std::fprintf(stderr, "dumped %llu keys\n", static_cast<unsigned long long>(n));
     return 0;
   }
   if (*load) {

@@ -327,6 +327,60 @@ Status IndexImpl::scan(
   return Status::ok();
 }
 
+std::optional<uint64_t> IndexImpl::scan_page(
+    uint64_t cursor, std::size_t max_bytes,
+    const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn) {
+  std::lock_guard<std::mutex> lock(scan_mu_);
+  qsbr_.online(control_slot_);
+  const uint64_t t = now();
+  std::size_t bytes = 0;
+  uint64_t next = cursor;
+  bool done = false;
+  struct Item {
+    uint64_t h;
+    const RecordHeader* rec;
+  };
+  std::vector<Item> items;
+  while (!done && bytes < max_bytes) {
+    const uint64_t c = next;
+    Directory* d = dir();
+    const unsigned g = static_cast<unsigned>(d->depth);
+    TableSegment* s = seg(d->seg[dir_index(c, g)].load(std::memory_order_acquire));
+    // The hash range this segment serves: [lo, hi), hi == 0 meaning 2^64.
+    const unsigned ld = std::min<unsigned>(s->local_depth, g);
+    const uint64_t hi = ld == 0 ? 0 : ((dir_index(c, ld) + 1) << (64 - ld));
+    items.clear();
+    for (auto& b : s->buckets) {
+      for (auto& w : b.slots) {
+        const uint64_t v = w.load(std::memory_order_acquire);
+        if (slot::is_empty(v) || slot::is_tombstone(v)) continue;
+        const RecordHeader* rec = record(v);
+        const uint64_t h = hash_key(rec->key());
+        if (h < c || (hi != 0 && h >= hi)) continue;
+        if (rec->expiry != 0 && rec->expiry <= t) continue;
+        items.push_back({h, rec});
+      }
+    }
+    std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.h < b.h; });
+    std::size_t i = 0;
+    for (; i < items.size(); ++i) {
+      if (bytes > 0 && bytes + items[i].rec->payload_size() > max_bytes) break;
+      const RecordHeader* r = items[i].rec;
+      fn(r->key(), r->value(), r->client_flags, r->expiry, r->version);
+      bytes += r->payload_size();
+    }
+    if (i < items.size()) {
+      next = items[i].h;  // resume inside this segment's range
+      break;
+    }
+    next = hi;
+    done = hi == 0;  // the last range ends at 2^64
+  }
+  qsbr_.offline(control_slot_);
+  if (done) return std::nullopt;
+  return next;
+}
+
 IndexStats IndexImpl::stats() const {
   IndexStats st;
   st.keys = count();
@@ -380,6 +434,11 @@ Status Index::scan(const std::function<void(std::string_view, std::string_view, 
   return impl_->scan(fn);
 }
 IndexStats Index::stats() const { return impl_->stats(); }
+std::optional<uint64_t> Index::scan_page(
+    uint64_t cursor, std::size_t max_bytes,
+    const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn) const {
+  return impl_->scan_page(cursor, max_bytes, fn);
+}
 
 void Worker::execute(std::span<Op> ops) { state_->execute(ops); }
 void Worker::quiesce() { state_->idx_.qsbr_.offline(state_->id_); }

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -130,6 +131,17 @@ class Index {
   Status scan(const std::function<void(std::string_view key, std::string_view value, uint32_t flags,
                                        uint32_t exptime, uint64_t version)>& fn) const;
   IndexStats stats() const;
+
+  // Paged scan for dump/export over the network: visits live keys whose hash
+  // is >= cursor, in hash order, until about max_bytes of key+value have been
+  // visited (at least one key). Returns the cursor of the next page, or
+  // nullopt when the scan is complete. Each key is visited at most once over
+  // a whole scan (keys whose 64-bit hashes are equal could be repeated, a
+  // case we accept).
+  std::optional<uint64_t> scan_page(
+      uint64_t cursor, std::size_t max_bytes,
+      const std::function<void(std::string_view key, std::string_view value, uint32_t flags, uint32_t exptime,
+                               uint64_t version)>& fn) const;
 
   // One bounded cleaning pass (control path; safe while workers serve). Call
   // it from a background thread or the server's housekeeping loop.

@@ -83,6 +83,9 @@ class IndexImpl {
 
   uint64_t count() const noexcept;
   Status scan(const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn);
+  std::optional<uint64_t> scan_page(
+      uint64_t cursor, std::size_t max_bytes,
+      const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn);
   IndexStats stats() const;
 
   pmem::Pool& pool_;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "index/index.h"
@@ -245,6 +246,28 @@ TEST_F(IndexTest, GrowthKeepsEveryKey) {
   }).is_ok());
   EXPECT_EQ(visits, static_cast<uint64_t>(n));
   EXPECT_EQ(seen.size(), static_cast<std::size_t>(n));
+}
+
+TEST_F(IndexTest, PagedScanVisitsEveryKeyOnce) {
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(set("p" + std::to_string(i), std::string(i % 50, 'x')), Result::kOk);
+  for (std::size_t page : {std::size_t{1}, std::size_t{1000}, std::size_t{64} << 10}) {
+    std::map<std::string, int> seen;
+    std::optional<uint64_t> cursor = 0;
+    int pages = 0;
+    while (cursor.has_value()) {
+      cursor = idx_->scan_page(*cursor, page, [&](std::string_view k, std::string_view v, uint32_t, uint32_t, uint64_t) {
+        seen[std::string(k)]++;
+        EXPECT_EQ(v.size(), static_cast<std::size_t>(std::stoi(std::string(k.substr(1))) % 50));
+      });
+      ASSERT_LT(++pages, 10 * n) << "the scan must end";
+    }
+    EXPECT_EQ(seen.size(), static_cast<std::size_t>(n)) << "page " << page;
+    for (auto& [k, c] : seen) ASSERT_EQ(c, 1) << k;
+    if (page == 1) {
+      EXPECT_GE(pages, n) << "a tiny budget still moves one key per page";
+    }
+  }
 }
 
 TEST_F(IndexTest, ScanSkipsDeletedAndExpired) {

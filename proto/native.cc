@@ -109,6 +109,40 @@ Result ResponseReader::next(ResponseOp* op) noexcept {
   return Result::kOk;
 }
 
+void append_scan_entry(std::string* out, const ScanEntry& e) {
+  uint8_t h[kScanEntryHeader];
+  h[0] = static_cast<uint8_t>(e.key.size());
+  store_u32(h + 1, static_cast<uint32_t>(e.value.size()));
+  store_u32(h + 5, e.flags);
+  store_u32(h + 9, e.exptime);
+  store_u64(h + 13, e.version);
+  out->append(reinterpret_cast<const char*>(h), sizeof(h));
+  out->append(e.key);
+  out->append(e.value);
+}
+
+bool read_scan_page(std::string_view page, std::vector<ScanEntry>* out) {
+  out->clear();
+  const auto* p = reinterpret_cast<const uint8_t*>(page.data());
+  std::size_t left = page.size();
+  while (left > 0) {
+    if (left < kScanEntryHeader) return false;
+    ScanEntry e;
+    const std::size_t klen = p[0];
+    const uint32_t vlen = load_u32(p + 1);
+    e.flags = load_u32(p + 5);
+    e.exptime = load_u32(p + 9);
+    e.version = load_u64(p + 13);
+    if (klen + static_cast<uint64_t>(vlen) > left - kScanEntryHeader) return false;
+    e.key = std::string_view(reinterpret_cast<const char*>(p + kScanEntryHeader), klen);
+    e.value = std::string_view(reinterpret_cast<const char*>(p + kScanEntryHeader + klen), vlen);
+    out->push_back(e);
+    p += kScanEntryHeader + klen + vlen;
+    left -= kScanEntryHeader + klen + vlen;
+  }
+  return true;
+}
+
 Result Reassembly::add(const Header& h, std::span<const uint8_t> payload) {
   if (!started_) {
     started_ = true;

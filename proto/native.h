@@ -35,8 +35,23 @@ enum class MsgType : uint8_t { kRequest = 1, kResponse = 2, kHello = 3, kCookie 
 enum class Opcode : uint8_t {
   kGet = 0x01, kSet = 0x02, kAdd = 0x03, kReplace = 0x04, kAppend = 0x05, kPrepend = 0x06,
   kCas = 0x07, kIncr = 0x08, kDecr = 0x09, kTouch = 0x0a, kDel = 0x0b, kStats = 0x0c, kNoop = 0x0d,
+  kScan = 0x0e,
 };
-inline constexpr uint8_t kMaxOpcode = 0x0d;
+inline constexpr uint8_t kMaxOpcode = 0x0e;
+
+// A scan page (the value of a scan response) is a run of entries
+//   u8 key_len | u32 value_len | u32 flags | u32 exptime | u64 version | key | value
+// The response's version field carries the next page's cursor, and its
+// client_flags is kScanDone on the last page. See docs/protocol.md.
+inline constexpr std::size_t kScanEntryHeader = 21;
+struct ScanEntry {
+  std::string_view key, value;
+  uint32_t flags = 0, exptime = 0;
+  uint64_t version = 0;
+};
+void append_scan_entry(std::string* out, const ScanEntry& e);
+// Reads entries from a page; false if the page is malformed.
+bool read_scan_page(std::string_view page, std::vector<ScanEntry>* out);
 
 enum class Status : uint8_t {
   kOk = 0, kNotFound = 1, kExists = 2, kNotStored = 3, kCasMismatch = 4, kOutOfMemory = 5,
@@ -44,6 +59,7 @@ enum class Status : uint8_t {
 };
 
 inline constexpr uint16_t kOpQuiet = 1;  // op_flags bit 0
+inline constexpr uint32_t kScanDone = 1;  // scan response: client_flags value of the last page
 
 struct Header {
   MsgType type = MsgType::kRequest;

@@ -111,6 +111,7 @@ struct Engine::WorkerState {
     uint16_t index;             // position in the message
     uint8_t override_status;    // kNoOverride: take the index op's result
     int32_t op = -1;            // index into ops, -1 for engine-only ops
+    uint64_t arg = 0;           // scan: the cursor
   };
   std::vector<index::Op> ops;
   std::vector<std::string> values;  // get output per op (capacity reused)
@@ -127,6 +128,7 @@ struct Engine::WorkerState {
   std::unordered_map<PeerKey, int, PeerKeyHash> in_burst;
   std::vector<uint8_t> body, scratch;
   std::string stats_value;
+  std::string scan_value;
 };
 
 const EngineStats& Engine::stats(unsigned worker) const { return *workers_[worker]->stats; }
@@ -270,7 +272,7 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
       m.malformed = true;
       break;
     }
-    WorkerState::Entry e{rop.opcode, rop.op_flags, static_cast<uint16_t>(rd.index() - 1), kNoOverride, -1};
+    WorkerState::Entry e{rop.opcode, rop.op_flags, static_cast<uint16_t>(rd.index() - 1), kNoOverride, -1, 0};
     if (next == proto::RequestReader::Next::kUnknownOpcode) {
       e.override_status = static_cast<uint8_t>(Status::kUnknownOpcode);
       st.unknown_opcode.fetch_add(1, std::memory_order_relaxed);
@@ -281,8 +283,9 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
     if (next == proto::RequestReader::Next::kTooLarge) {
       e.override_status = static_cast<uint8_t>(Status::kTooLarge);
       st.too_large.fetch_add(1, std::memory_order_relaxed);
-    } else if (rop.opcode == Opcode::kStats || rop.opcode == Opcode::kNoop) {
+    } else if (rop.opcode == Opcode::kStats || rop.opcode == Opcode::kNoop || rop.opcode == Opcode::kScan) {
       e.override_status = static_cast<uint8_t>(Status::kOk);
+      e.arg = rop.arg;
     } else {
       index::Op op;
       op.code = rop.opcode == Opcode::kGet ? index::OpCode::kGet : to_index_op(rop.opcode);
@@ -348,6 +351,17 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
         if (e.opcode == Opcode::kStats && rop.status == Status::kOk) {
           ws.stats_value = stats_text();
           rop.value = ws.stats_value;
+        } else if (e.opcode == Opcode::kScan && rop.status == Status::kOk) {
+          // One page of a dump: ~48 KiB of entries, so the reply stays in the
+          // duplicate-reply window (retries of a page are answered from it).
+          ws.scan_value.clear();
+          auto next = idx_.scan_page(e.arg, 48u << 10,
+                                     [&](std::string_view k, std::string_view v, uint32_t fl, uint32_t ex, uint64_t ver) {
+                                       proto::append_scan_entry(&ws.scan_value, {k, v, fl, ex, ver});
+                                     });
+          rop.value = ws.scan_value;
+          rop.version = next.value_or(0);
+          rop.client_flags = next.has_value() ? 0 : proto::kScanDone;
         }
       } else {
         const index::Op& op = ws.ops[static_cast<std::size_t>(e.op)];

@@ -240,6 +240,38 @@ TEST_F(ServerTest, UnprovenSourceGetsOnlyACookie) {
   EXPECT_EQ(r.status, Status::kNotFound) << "nothing was executed";
 }
 
+TEST_F(ServerTest, DumpPagesThroughEveryKeyOnce) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 3000; ++i) keys.push_back("dump-" + std::to_string(i));
+  const std::string value(100, 'd');  // ops hold views: the value must outlive them
+  for (std::size_t i = 0; i < keys.size(); i += 50) {
+    std::vector<proto::RequestOp> sets;
+    for (std::size_t j = i; j < i + 50; ++j) sets.push_back(op(Opcode::kSet, keys[j], value));
+    std::vector<client::Reply> r;
+    ASSERT_TRUE(c_->execute(sets, &r).is_ok());
+  }
+  ASSERT_EQ(*c_->del("dump-7"), Status::kOk);
+  std::map<std::string, int> seen;
+  uint64_t cursor = 0, next = 0;
+  bool done = false;
+  int pages = 0;
+  std::string page;
+  std::vector<proto::ScanEntry> entries;
+  while (!done) {
+    ASSERT_TRUE(c_->scan(cursor, &page, &entries, &next, &done).is_ok());
+    for (const auto& e : entries) {
+      seen[std::string(e.key)]++;
+      EXPECT_EQ(e.value, std::string(100, 'd'));
+    }
+    cursor = next;
+    ASSERT_LT(++pages, 1000);
+  }
+  EXPECT_GT(pages, 3) << "300 KB of data takes several pages";
+  EXPECT_EQ(seen.size(), keys.size() - 1);
+  EXPECT_EQ(seen.count("dump-7"), 0u);
+  for (auto& [k, n] : seen) ASSERT_EQ(n, 1) << k;
+}
+
 TEST(ServerRestart, SigtermKeepsEveryAcknowledgedWrite) {
   ServerProcess server;
   ASSERT_TRUE(server.start());
