@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <span>
+#include <vector>
 
 #include "proto/native.h"
 
@@ -44,6 +45,10 @@ void native_one_input(const uint8_t* data, std::size_t size) {
     if (n == proto::RequestReader::Next::kEnd || n == proto::RequestReader::Next::kMalformed) break;
     check(inside(op.key, data, size) && inside(op.value, data, size));
     if (n == proto::RequestReader::Next::kOp) check(op.key.size() <= proto::kMaxKey && op.value.size() <= proto::kMaxValue);
+  }
+  std::vector<proto::ScanEntry> entries;
+  if (proto::read_scan_page(std::string_view(reinterpret_cast<const char*>(data), size), &entries)) {
+    for (const auto& e : entries) check(inside(e.key, data, size) && inside(e.value, data, size));
   }
   proto::ResponseReader rr(in);
   proto::ResponseOp rop;
