@@ -15,6 +15,7 @@
 // Thread safety: _st, owned by one Worker.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -67,6 +68,7 @@ class RecordLog {
   pmem::PersistBatch* pending_batch_ = nullptr;  // where the old segment's tail goes on a switch
   uint64_t segments_ = 0;
   uint64_t appended_ = 0;
+  std::chrono::steady_clock::time_point last_failure_{};  // of next_segment()
 };
 
 }  // namespace ferrite::index
