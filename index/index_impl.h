@@ -115,7 +115,7 @@ class IndexImpl {
   uint64_t table_alloc_flags_ = 0;   // POBJ_CLASS_ID of table segments' class
   StatusOr<TableSegment*> alloc_table_segment(pmem::Tx& tx, unsigned local_depth, uint64_t prefix);
   Result double_directory(unsigned min_depth) noexcept;  // under dir_mu_
-  void free_table_segment(TableSegment* s) noexcept;
+  void free_object(uint64_t obj_off, const char* what) noexcept;  // one transaction; logs on failure
   void repair_after_open(bool clean);
   void save_segment_stats_nodrain();
 };

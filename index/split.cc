@@ -55,12 +55,20 @@ bool place(TableSegment* s, uint64_t h, uint64_t w) noexcept {
   return false;
 }
 
+// Undoes S2 for a split that could not publish: S serves again as it was.
+void unfreeze(TableSegment* s) noexcept {
+  for (auto& b : s->buckets) {
+    for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
+  }
+  s->state.store(kSegNormal, std::memory_order_release);
+}
+
 }  // namespace
 
-void IndexImpl::free_table_segment(TableSegment* s) noexcept {
-  PMEMoid oid{pmemobj_oid(pool_.root()).pool_uuid_lo, s->obj_off};
+void IndexImpl::free_object(uint64_t obj_off, const char* what) noexcept {
+  PMEMoid oid{pmemobj_oid(pool_.root()).pool_uuid_lo, obj_off};
   Status st = pool_.transact([&](pmem::Tx& tx) { tx.free(oid); });
-  if (!st.is_ok()) log_warn("could not free a retired table segment: {}", st.to_string());
+  if (!st.is_ok()) log_warn("could not free a retired {}: {}", what, st.to_string());
 }
 
 Result IndexImpl::double_directory(unsigned min_depth) noexcept {
@@ -87,11 +95,7 @@ Result IndexImpl::double_directory(unsigned min_depth) noexcept {
   if (!s.is_ok()) return s.code() == Status::Code::kNoSpace ? Result::kNoSpace : Result::kRetry;
   doublings_.fetch_add(1, std::memory_order_relaxed);
   const uint64_t old_obj = old->obj_off;
-  qsbr_.retire([this, old_obj] {
-    PMEMoid oid{pmemobj_oid(pool_.root()).pool_uuid_lo, old_obj};
-    Status st = pool_.transact([&](pmem::Tx& tx) { tx.free(oid); });
-    if (!st.is_ok()) log_warn("could not free a retired directory: {}", st.to_string());
-  });
+  qsbr_.retire([this, old_obj] { free_object(old_obj, "directory"); });
   return Result::kOk;
 }
 
@@ -129,7 +133,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
   std::vector<TableSegment*> succ;
   for (;; ++k) {
     if (d + k > kMaxGlobalDepth) {
-      s->state.store(kSegNormal, std::memory_order_release);
+      unfreeze(s);
       return Result::kNoSpace;
     }
     succ.assign(1u << k, nullptr);
@@ -140,11 +144,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
       }
     });
     if (!st.is_ok()) {
-      // Pool full: unfreeze S (no successor was published) and report.
-      for (auto& b : s->buckets) {
-        for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
-      }
-      s->state.store(kSegNormal, std::memory_order_release);
+      unfreeze(s);  // pool full: no successor was published
       return Result::kNoSpace;
     }
     bool ok = true;
@@ -154,7 +154,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
       ok = place(succ[c], hashes[i], entries[i]);
     }
     if (ok) break;
-    for (TableSegment* t : succ) free_table_segment(t);  // never referenced
+    for (TableSegment* t : succ) free_object(t->obj_off, "table segment");  // never referenced
   }
   // P3: successors durable before anything can point at them.
   for (TableSegment* t : succ) pool_.persister().flush_nodrain(t, sizeof(TableSegment));
@@ -163,11 +163,8 @@ Result IndexImpl::split(TableSegment* s) noexcept {
   {
     std::lock_guard<std::mutex> lock(dir_mu_);
     if (double_directory(d + k) != Result::kOk) {
-      for (TableSegment* t : succ) free_table_segment(t);
-      for (auto& b : s->buckets) {
-        for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
-      }
-      s->state.store(kSegNormal, std::memory_order_release);
+      for (TableSegment* t : succ) free_object(t->obj_off, "table segment");
+      unfreeze(s);
       return Result::kNoSpace;
     }
     Directory* dr = dir();
@@ -186,22 +183,15 @@ Result IndexImpl::split(TableSegment* s) noexcept {
     if (!st.is_ok()) {
       // The transaction rolled the entries back to S: keep serving from S.
       log_error("split: directory update failed: {}", st.to_string());
-      for (TableSegment* t : succ) free_table_segment(t);
-      for (auto& b : s->buckets) {
-        for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
-      }
-      s->state.store(kSegNormal, std::memory_order_release);
+      for (TableSegment* t : succ) free_object(t->obj_off, "table segment");
+      unfreeze(s);
       return Result::kNoSpace;
     }
   }
   splits_.fetch_add(1, std::memory_order_relaxed);
   // S5: free S once no reader can still hold it.
   const uint64_t obj = s->obj_off;
-  qsbr_.retire([this, obj] {
-    PMEMoid oid{pmemobj_oid(pool_.root()).pool_uuid_lo, obj};
-    Status st = pool_.transact([&](pmem::Tx& tx) { tx.free(oid); });
-    if (!st.is_ok()) log_warn("could not free a retired table segment: {}", st.to_string());
-  });
+  qsbr_.retire([this, obj] { free_object(obj, "table segment"); });
   qsbr_.reclaim();
   return Result::kOk;
 }
