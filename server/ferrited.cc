@@ -81,8 +81,10 @@ int main(int argc, char** argv) {
   ko.pin_cores = cfg.server.pin_cores;
   auto backend = net::KernelBackend::create(ko, engine);
   if (!backend) return fail(backend.status());
-  engine.set_extra_stats([b = backend->get()] {
+  engine.set_extra_stats([b = backend->get(), p = pool->get()] {
     std::string s;
+    s += "pool_bytes " + std::to_string(p->size()) + "\n";
+    s += "pool_allocated_bytes " + std::to_string(p->allocated_bytes()) + "\n";
     for (unsigned w = 0; w < b->workers(); ++w) {
       const auto& st = b->stats(w);
       s += "worker" + std::to_string(w) + "_rx_packets " + std::to_string(st.rx_packets.load()) + "\n";

@@ -125,6 +125,8 @@ TEST_F(ServerTest, ManyOpsPerDatagram) {
   ASSERT_EQ(r.size(), 40u);
   for (int i = 0; i < 40; ++i) EXPECT_EQ(r[i].value, vals[i]);
   auto st = stats();
+  EXPECT_GT(st["pool_allocated_bytes"], 0u);
+  EXPECT_EQ(st["pool_bytes"], 256u << 20);
   EXPECT_GE(st["ops"], 80u);
   EXPECT_LT(st["requests"], 10u) << "40 ops went in one request each way";
 }
