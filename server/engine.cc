@@ -123,9 +123,21 @@ struct Engine::WorkerState {
     std::chrono::steady_clock::time_point started;
   };
   std::unordered_map<PeerKey, Partial, PeerKeyHash> partial;
-  std::unordered_map<PeerKey, std::vector<uint8_t>, PeerKeyHash> replies;  // encoded response bodies
-  std::deque<PeerKey> reply_order;
-  std::unordered_map<PeerKey, int, PeerKeyHash> in_burst;
+  // Recent replies for retries: a direct-mapped cache of dup_window slots
+  // keyed by (source, request id). A slot's buffer keeps its capacity, so
+  // remembering a reply allocates nothing once the cache is warm; a newer
+  // request that maps to the same slot evicts the older one early.
+  struct ReplySlot {
+    PeerKey key{~0ull, ~0ull};
+    std::vector<uint8_t> body;
+  };
+  std::vector<ReplySlot> replies;
+  ReplySlot& reply_slot(const PeerKey& k) { return replies[PeerKeyHash{}(k) % replies.size()]; }
+  const std::vector<uint8_t>* find_reply(const PeerKey& k) {
+    if (replies.empty()) return nullptr;
+    ReplySlot& r = reply_slot(k);
+    return r.key == k ? &r.body : nullptr;
+  }
   std::vector<uint8_t> body, scratch;
   std::string stats_value;
   std::string scan_value;
@@ -138,6 +150,7 @@ Engine::Engine(index::Index& idx, const EngineOptions& opts) : idx_(idx), opts_(
   for (unsigned w = 0; w < idx.workers(); ++w) {
     auto ws = std::make_unique<WorkerState>();
     ws->worker = &idx.worker(w);
+    ws->replies.resize(opts_.dup_window);
     workers_.push_back(std::move(ws));
   }
 }
@@ -169,7 +182,6 @@ void Engine::on_burst(unsigned worker, std::span<const net::Datagram> in, net::T
   ws.entries.clear();
   ws.msgs.clear();
   ws.bodies.clear();
-  ws.in_burst.clear();
   for (const net::Datagram& d : in) handle_datagram(ws, d, out);
   finish_burst(ws, out);
 }
@@ -202,7 +214,7 @@ void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQue
     return;
   }
   const PeerKey key{peer_addr(d.peer), h.request_id};
-  if (auto it = ws.replies.find(key); it != ws.replies.end()) {
+  if (const std::vector<uint8_t>* remembered = ws.find_reply(key)) {
     // A retry of a request we already executed: answer from memory.
     st.duplicates.fetch_add(1, std::memory_order_relaxed);
     if (h.frag_index == 0) {
@@ -210,7 +222,7 @@ void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQue
       r.type = proto::MsgType::kResponse;
       r.request_id = h.request_id;
       r.cookie = cookie;
-      proto::fragment(r, it->second, opts_.max_datagram, &ws.scratch,
+      proto::fragment(r, *remembered, opts_.max_datagram, &ws.scratch,
                       [&](std::span<const uint8_t> dg) { out.push(d.peer, dg); });
     }
     return;
@@ -254,13 +266,17 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
   m.hdr = h;
   m.first = ws.entries.size();
   const PeerKey key{peer_addr(peer), h.request_id};
-  if (auto it = ws.in_burst.find(key); it != ws.in_burst.end()) {
-    m.dup_of = it->second;  // same request twice in one burst: execute once
-    st.duplicates.fetch_add(1, std::memory_order_relaxed);
-    ws.msgs.push_back(m);
-    return;
+  // Same request twice in one burst: execute it once. A linear look over
+  // this burst's messages (at most a burst's worth) allocates nothing.
+  for (std::size_t i = 0; i < ws.msgs.size(); ++i) {
+    const Message& o = ws.msgs[i];
+    if (o.dup_of < 0 && o.hdr.request_id == h.request_id && peer_addr(o.peer) == key.addr) {
+      m.dup_of = static_cast<int>(i);
+      st.duplicates.fetch_add(1, std::memory_order_relaxed);
+      ws.msgs.push_back(m);
+      return;
+    }
   }
-  ws.in_burst.emplace(key, static_cast<int>(ws.msgs.size()));
   const std::size_t ops_before = ws.ops.size();
   const uint64_t now = unix_now();
   proto::RequestReader rd(body);
@@ -333,8 +349,8 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
     r.type = proto::MsgType::kResponse;
     if (m.dup_of >= 0) {
       const PeerKey key{peer_addr(m.peer), m.hdr.request_id};
-      if (auto it = ws.replies.find(key); it != ws.replies.end()) {
-        proto::fragment(r, it->second, opts_.max_datagram, &ws.scratch,
+      if (const std::vector<uint8_t>* remembered = ws.find_reply(key)) {
+        proto::fragment(r, *remembered, opts_.max_datagram, &ws.scratch,
                         [&](std::span<const uint8_t> dg) { out.push(m.peer, dg); });
       }
       continue;
@@ -391,14 +407,11 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
     st.replies.fetch_add(1, std::memory_order_relaxed);
     // Remember the reply for retries (bounded window; huge replies are not
     // kept: re-executing a read is harmless, and writes reply small).
-    if (ws.body.size() <= 65536 && opts_.dup_window > 0) {
+    if (ws.body.size() <= 65536 && !ws.replies.empty()) {
       const PeerKey key{peer_addr(m.peer), m.hdr.request_id};
-      ws.replies[key] = ws.body;
-      ws.reply_order.push_back(key);
-      while (ws.reply_order.size() > opts_.dup_window) {
-        ws.replies.erase(ws.reply_order.front());
-        ws.reply_order.pop_front();
-      }
+      WorkerState::ReplySlot& slot = ws.reply_slot(key);
+      slot.key = key;
+      slot.body.assign(ws.body.begin(), ws.body.end());
     }
   }
 }

@@ -16,7 +16,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,7 +41,7 @@ struct EngineOptions {
   std::vector<Cidr> allow;          // empty: allow nobody
   uint64_t cookie_secret = 0;       // 0: random at construction
   std::size_t max_datagram = proto::kDefaultDatagram;
-  std::size_t dup_window = 4096;    // remembered replies per worker
+  std::size_t dup_window = 4096;    // remembered replies per worker (direct-mapped slots)
   std::size_t max_partial = 64;     // incomplete fragmented messages per worker
 };
 
