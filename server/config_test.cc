@@ -48,6 +48,7 @@ workers = 2
 pin_cores = false
 allow = ["10.0.0.0/8", "192.168.1.7"]
 memcached_udp_port = 11211
+max_datagram = 9000
 [pool]
 path = "/tmp/x.pool"
 size = "2GiB"
@@ -70,6 +71,7 @@ burst = 64
   EXPECT_FALSE(c->server.pin_cores);
   EXPECT_EQ(c->server.allow.size(), 2u);
   EXPECT_EQ(c->server.memcached_udp_port, 11211u);
+  EXPECT_EQ(c->server.max_datagram, 9000u);
   EXPECT_EQ(c->pool.path, "/tmp/x.pool");
   EXPECT_EQ(c->pool.size, 2ull << 30);
   EXPECT_EQ(c->pool.segment_size, 2u << 20);
@@ -108,7 +110,8 @@ struct Range {
 
 TEST(Config, IntegerBoundariesJustInsideAndOutside) {
   const Range ranges[] = {{"server", "port", 1, 65535},  {"server", "workers", 1, 63}, {"dpdk", "mbufs", 1024, 1048576},
-                          {"dpdk", "burst", 1, 512},     {"dpdk", "port", 0, 1023},    {"server", "memcached_udp_port", 0, 65535}};
+                          {"dpdk", "burst", 1, 512},     {"dpdk", "port", 0, 1023},    {"server", "memcached_udp_port", 0, 65535},
+                          {"server", "max_datagram", 512, 65507}};
   for (const Range& r : ranges) {
     for (uint64_t v : {r.lo, r.hi}) {
       auto c = parse_config(fmt::format("[{}]\n{} = {}\n", r.section, r.key, v), "t");

@@ -43,6 +43,8 @@ class ServerProcess {
 
   const std::string& pool_path() const { return pool_.str(); }
   uint16_t port() const { return port_; }
+  // Exit code of a server that stopped on its own during start(), else -1.
+  int exit_code() const { return exit_code_; }
 
   // Starts ferrited and waits until it answers a hello.
   bool start() {
@@ -71,6 +73,7 @@ class ServerProcess {
       int st = 0;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = -1;
+        exit_code_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         return false;
       }
     }
@@ -99,6 +102,7 @@ class ServerProcess {
   std::vector<std::string> extra_;
   uint16_t port_;
   pid_t pid_ = -1;
+  int exit_code_ = -1;
 };
 
 }  // namespace ferrite::testing

@@ -318,6 +318,37 @@ TEST(ServerRestart, SigkillKeepsEveryAcknowledgedWrite) {
   }
 }
 
+TEST(ServerConfig, RefusesAFeatureItDoesNotHaveYet) {
+  ServerProcess server({"--set", "server.memcached_udp_port=11211"});
+  EXPECT_FALSE(server.start());
+  EXPECT_EQ(server.exit_code(), 2) << "a configuration error exits 2";
+}
+
+TEST(ServerConfig, MaxDatagramSizesReplyDatagrams) {
+  ServerProcess server({"--set", "server.max_datagram=9000"});
+  ASSERT_TRUE(server.start());
+  auto c = server.client();
+  ASSERT_NE(c, nullptr);
+  const std::string value(20000, 'm');
+  ASSERT_EQ(*c->set("big", value), Status::kOk);
+  std::vector<uint8_t> body;
+  proto::append_request_op(&body, op(Opcode::kGet, "big"));
+  std::vector<uint8_t> dg(proto::kHeaderSize + body.size());
+  proto::Header h;
+  h.request_id = 4242;
+  h.cookie = c->cookie();
+  h.msg_len = static_cast<uint32_t>(body.size());
+  proto::encode_header(h, dg.data());
+  std::copy(body.begin(), body.end(), dg.begin() + proto::kHeaderSize);
+  ASSERT_TRUE(c->TEST_send_raw(dg).is_ok());
+  auto first = c->TEST_recv_raw(1000);
+  ASSERT_TRUE(first.is_ok());
+  EXPECT_EQ(first->size(), 9000u) << "reply fragments fill the configured datagram size";
+  client::Reply r;
+  ASSERT_TRUE(c->get("big", &r).is_ok());
+  EXPECT_TRUE(r.value == value);
+}
+
 TEST(ServerAllowlist, SourceOutsideAllowlistGetsNoReply) {
   ServerProcess server({"--set", "server.allow=[\"10.0.0.0/8\"]"});
   // start() waits for a hello answer, which must never come: start it by hand.
