@@ -24,11 +24,13 @@ void fill(const std::string& path, int n) {
   ASSERT_TRUE(idx.is_ok());
   auto& w = (*idx)->worker(0);
   for (int i = 0; i < n; ++i) {
-    index::Op op = index::Op::set("k" + std::to_string(i), "value-" + std::to_string(i));
+    const std::string key = "k" + std::to_string(i), value = "value-" + std::to_string(i);  // ops hold views
+    index::Op op = index::Op::set(key, value);
     ASSERT_EQ(w.execute_one(op), Result::kOk);
   }
   for (int i = 1; i < n; i += 10) {
-    index::Op op = index::Op::del("k" + std::to_string(i));
+    const std::string key = "k" + std::to_string(i);
+    index::Op op = index::Op::del(key);
     ASSERT_EQ(w.execute_one(op), Result::kOk);
   }
   idx.value().reset();
