@@ -23,6 +23,7 @@
 // Nothing else writes records into V (it is sealed), and no op publishes a
 // word naming a record it did not just write, except delete, which CASes
 // the word it observed (so it fails and retries if the cleaner moved R).
+#include "common/crash_point.h"
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -36,6 +37,7 @@ namespace ferrite::index {
 void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
   if (moves.empty()) return;
   log_.writeback_tail_nodrain(batch_);
+  FERRITE_CRASH_POINT(crash::kCleanerAfterCopyFlush);
   batch_.commit();  // P1: copies durable
   std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> published;
   for (Move& m : moves) {
@@ -64,6 +66,7 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
       m.expected = lk.value;
     }
   }
+  FERRITE_CRASH_POINT(crash::kCleanerAfterSlotCas);
   batch_.commit();  // P2
   for (auto& [sl, w] : published) {
     uint64_t e = w;
@@ -127,6 +130,7 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
   // C4: free V once every worker has quiesced.
   const uint32_t id = idx_.segs_.id_of(&v);
   idx_.qsbr_.retire([this, voff, id] {
+    FERRITE_CRASH_POINT(crash::kCleanerBeforeFree);
     Status s = idx_.alloc_.release(pmem::POff<pmem::SegmentHeader>(voff));
     if (!s.is_ok()) log_warn("cleaner: could not free log segment: {}", s.to_string());
     idx_.segs_.remove(id);

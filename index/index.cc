@@ -8,6 +8,7 @@
 //  A4  if s.state == retired (acquire): a split has replaced s; retry from A1
 // A reader never waits for a writer; it re-reads only while a split it raced
 // with is publishing, which is bounded by that split's progress.
+#include "common/crash_point.h"
 #include "index/index_impl.h"
 #include "index/cleaner.h"
 
@@ -225,6 +226,7 @@ void IndexImpl::close_clean() {
   pool_.persister().flush_nodrain(&root_->key_count, sizeof(root_->key_count));
   // P-close: counters and tails durable before the clean flag says so.
   pool_.persister().fence();
+  FERRITE_CRASH_POINT(crash::kCloseBeforeCleanFlag);
   root_->clean = 1;
   pool_.persister().persist(&root_->clean, sizeof(root_->clean));
 }

@@ -1,4 +1,5 @@
 // RecordLog (see log.h).
+#include "common/crash_point.h"
 #include "index/log.h"
 
 #include <sys/mman.h>
@@ -61,6 +62,7 @@ bool RecordLog::next_segment() noexcept {
   // Registered before any record in it can be published (see segtab.h).
   info_ = &segs_.at(segs_.add(seg->raw(), worker_, kSegHead, 0, 0));
   ++segments_;
+  FERRITE_CRASH_POINT(crash::kLogAfterNewSegment);
   return true;
 }
 

@@ -33,6 +33,7 @@
 // one transaction (R3, pairs with A1). The old directory is retired through
 // QSBR: readers holding it still find correct segments there, and a segment
 // a later split retires is marked retired, so they retry (A4).
+#include "common/crash_point.h"
 #include <algorithm>
 #include <vector>
 
@@ -91,9 +92,11 @@ Result IndexImpl::double_directory(unsigned min_depth) noexcept {
     pool_.persister().persist(fresh, Directory::bytes_for(nd));
     tx.add_range(&root_->dir, sizeof(uint64_t));
     root_->dir.store(d.off, std::memory_order_release);  // R3: pairs with A1 in find()
+    FERRITE_CRASH_POINT(crash::kSplitDirDoubleInTx);
   });
   if (!s.is_ok()) return s.code() == Status::Code::kNoSpace ? Result::kNoSpace : Result::kRetry;
   doublings_.fetch_add(1, std::memory_order_relaxed);
+  FERRITE_CRASH_POINT(crash::kSplitAfterDirDouble);
   const uint64_t old_obj = old->obj_off;
   qsbr_.retire([this, old_obj] { free_object(old_obj, "directory"); });
   return Result::kOk;
@@ -120,6 +123,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
       }
     }
   }
+  FERRITE_CRASH_POINT(crash::kSplitAfterFreeze);
   const unsigned d = s->local_depth;
   // Compact at the same depth (k = 0) when dropping tombstones frees at least
   // a quarter of the slots; otherwise grow. A compaction that does not make
@@ -159,6 +163,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
   // P3: successors durable before anything can point at them.
   for (TableSegment* t : succ) pool_.persister().flush_nodrain(t, sizeof(TableSegment));
   pool_.persister().fence();
+  FERRITE_CRASH_POINT(crash::kSplitAfterSuccessorsDurable);
 
   {
     std::lock_guard<std::mutex> lock(dir_mu_);
@@ -179,6 +184,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
         // R4: pairs with A2 in find().
         dr->seg[first + j].store(pool_.off(succ[j / per]).raw(), std::memory_order_release);
       }
+      FERRITE_CRASH_POINT(crash::kSplitPublishInTx);
     });
     if (!st.is_ok()) {
       // The transaction rolled the entries back to S: keep serving from S.
@@ -189,6 +195,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
     }
   }
   splits_.fetch_add(1, std::memory_order_relaxed);
+  FERRITE_CRASH_POINT(crash::kSplitAfterPublish);
   // S5: free S once no reader can still hold it.
   const uint64_t obj = s->obj_off;
   qsbr_.retire([this, obj] { free_object(obj, "table segment"); });

@@ -21,6 +21,7 @@
 // changed by W2 (another worker's write), the op is decided again against the
 // new state, and ops whose record depends on the old value (append, prepend,
 // incr, decr, touch) write a new record and go through another P1 round.
+#include "common/crash_point.h"
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -224,6 +225,7 @@ void Worker::State::publish_all() noexcept {
   if (staged_.empty()) return;
   while (!staged_.empty()) {
     log_.writeback_tail_nodrain(batch_);
+    FERRITE_CRASH_POINT(crash::kWorkerAfterRecordFlush);
     batch_.commit();  // P1: the records of this round are durable
     retry_.clear();
     for (Staged& st : staged_) {
@@ -275,7 +277,9 @@ void Worker::State::publish_all() noexcept {
   }
   staged_mask_ = 0;
   for (std::atomic<uint64_t>* sl : published_) batch_.add(sl, sizeof(uint64_t));  // W2's write-backs
+  FERRITE_CRASH_POINT(crash::kWorkerAfterSlotCas);
   batch_.commit();  // P2: every published slot durable (and any dirty reads)
+  FERRITE_CRASH_POINT(crash::kWorkerAfterSlotFence);
   read_needs_fence_ = false;
   // W3: clear dirty bits we set; a failed CAS means someone wrote after us.
   for (std::size_t i = 0; i < published_.size(); ++i) {

@@ -1,4 +1,5 @@
 // Segment allocation in libpmemobj transactions (see segment.h).
+#include "common/crash_point.h"
 #include "pmem/segment.h"
 
 #include <fmt/format.h>
@@ -35,6 +36,7 @@ StatusOr<POff<SegmentHeader>> SegmentAllocator::allocate(SegmentKind kind, uint3
     pool_.persister().persist(hdr, sizeof(*hdr));
     if (in_tx) in_tx(tx, hdr);
     result = pool_.off(hdr);
+    FERRITE_CRASH_POINT(crash::kSegAllocInTx);
   });
   if (!s.is_ok()) {
     if (s.code() == Status::Code::kNoSpace) {
@@ -42,6 +44,7 @@ StatusOr<POff<SegmentHeader>> SegmentAllocator::allocate(SegmentKind kind, uint3
     }
     return s;
   }
+  FERRITE_CRASH_POINT(crash::kSegAllocAfterCommit);
   return result;
 }
 
@@ -57,6 +60,7 @@ Status SegmentAllocator::release(POff<SegmentHeader> seg, const std::function<vo
     oid.pool_uuid_lo = pmemobj_oid(pool_.root()).pool_uuid_lo;
     oid.off = hdr->obj_off;
     tx.free(oid);
+    FERRITE_CRASH_POINT(crash::kSegReleaseInTx);
   });
 }
 
