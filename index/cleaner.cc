@@ -140,6 +140,8 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
 }
 
 CleanStats IndexImpl::clean(const CleanOptions& opts) {
+  // Live bytes per log segment are known only once crash repair is done.
+  if (repair_pending()) return {};
   std::lock_guard<std::mutex> lock(clean_mu_);
   if (!cleaner_) cleaner_ = std::make_unique<Cleaner>(*this);
   CleanStats st;
@@ -162,6 +164,8 @@ CleanStats IndexImpl::clean(const CleanOptions& opts) {
 }
 
 uint64_t IndexImpl::sweep_expired(uint64_t max_slots) {
+  // The sweep reads slots without find(): it waits until every segment is repaired.
+  if (repair_pending()) return 0;
   std::lock_guard<std::mutex> lock(clean_mu_);
   qsbr_.online(control_slot_ + 1);
   const uint64_t t = now();

@@ -6,6 +6,9 @@
 //  A3  for the 16 probe slots: w = slot (acquire)     pairs with R2 (writer CAS)
 //        empty -> key absent (T2); tag match -> compare the record's key
 //  A4  if s.state == retired (acquire): a split has replaced s; retry from A1
+// Between A2 and A3, ensure_repaired(s) (repair.cc): after a dirty shutdown
+// the first toucher of s repairs it (or waits for its repairer) before any
+// slot of s is read; otherwise one predictable branch.
 // A reader never waits for a writer; it re-reads only while a split it raced
 // with is publishing, which is bounded by that split's progress.
 #include "common/crash_point.h"
@@ -27,11 +30,13 @@ IndexImpl::IndexImpl(pmem::Pool& pool, const IndexOptions& opts)
       opts_(opts),
       alloc_(pool),
       segs_(pool.size(), pool.root()->segment_size),
-      qsbr_(opts.workers + 2),
+      qsbr_(opts.workers + 2 + kMaxRepairThreads),
       control_slot_(opts.workers),
+      repair_qsbr_slot_(opts.workers + 2),
       counters_(opts.workers + 1) {}  // + 1: the expiry sweep's own counter
 
 IndexImpl::~IndexImpl() {
+  stop_repair();  // abandoned or failed open: the pass stops between two chunks
   for (auto& w : workers_) delete w->state_;
 }
 
@@ -67,6 +72,8 @@ StatusOr<TableSegment*> IndexImpl::alloc_table_segment(pmem::Tx& tx, unsigned lo
   s->prefix = prefix;
   s->obj_off = oid.off;
   s->magic = kSegMagic;
+  // Built from repaired entries (or empty): counts as repaired (repair.cc).
+  s->repaired.store(repair_epoch_, std::memory_order_relaxed);
   pool_.persister().persist(s, kCacheLine);
   return s;
 }
@@ -95,6 +102,7 @@ Status IndexImpl::create_empty() {
 }
 
 Status IndexImpl::open_or_create() {
+  open_start_ = std::chrono::steady_clock::now();
   if (opts_.workers == 0 || opts_.workers > kMaxWorkers - 1) {  // the last log slot is the cleaner's
     return Status::invalid_argument(fmt::format("index workers = {} is out of range (allowed 1..{})", opts_.workers,
                                                 kMaxWorkers - 1));
@@ -118,6 +126,13 @@ Status IndexImpl::open_or_create() {
                                             kIndexVersion));
   }
   const bool clean = root_->clean == 1;
+  {
+    // Unique to this open, also when an Index is opened again on the same
+    // Pool (same open_count): see the epoch protocol in repair.cc.
+    static std::atomic<uint64_t> opens{0};
+    repair_epoch_ = ((pool_.root()->open_count << 24) | (opens.fetch_add(1, std::memory_order_relaxed) & 0xffffff)) &
+                    ~kRepairingBit;
+  }
   repair_after_open(clean);
   session_ = (pool_.root()->open_count & 0xffff) << 48;
   for (unsigned w = 0; w < opts_.workers; ++w) {
@@ -186,22 +201,12 @@ void IndexImpl::repair_after_open(bool clean) {
     base_count_ = root_->key_count;
     return;
   }
-  // Dirty shutdown: recount live keys (slots not empty, not tombstones) and
-  // live bytes per log segment. (A full pass; issue 5 makes it lazy.)
-  uint64_t keys = 0;
-  for (uint64_t off : live) {
-    TableSegment* s = seg(off);
-    for (auto& b : s->buckets) {
-      for (auto& w : b.slots) {
-        uint64_t v = w.load(std::memory_order_relaxed);
-        if (slot::is_empty(v) || slot::is_tombstone(v)) continue;
-        ++keys;
-        const RecordHeader* r = record(v);
-        account_live(r, static_cast<int64_t>(r->size()));
-      }
-    }
-  }
-  base_count_ = keys;
+  // Dirty shutdown: live keys and live bytes per log segment are recounted,
+  // and the slots repaired, one table segment at a time, on first touch or
+  // by the background pass (repair.cc). Nothing here walks slots.
+  base_count_ = 0;
+  repair_left_.store(live.size(), std::memory_order_relaxed);
+  repair_pending_.store(true, std::memory_order_relaxed);  // published to workers by their creation
 }
 
 void IndexImpl::save_segment_stats_nodrain() {
@@ -219,6 +224,7 @@ void IndexImpl::save_segment_stats_nodrain() {
 
 void IndexImpl::close_clean() {
   if (root_ == nullptr) return;
+  wait_repaired();  // counts and live bytes are exact only once every segment is repaired
   qsbr_.drain_all();
   for (auto& w : workers_) w->state_->log_.save_tail_nodrain();
   save_segment_stats_nodrain();
@@ -236,6 +242,7 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
   for (;;) {
     Directory* d = dir();                                                                  // A1
     TableSegment* s = seg(d->seg[dir_index(h, static_cast<unsigned>(d->depth))].load(std::memory_order_acquire));  // A2
+    ensure_repaired(s);                                                                    // A5/A6 (repair.cc)
     Lookup r;
     r.seg = s;
     for (unsigned i = 0; i < kProbeSlots; ++i) {
@@ -290,7 +297,7 @@ Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) 
 }
 
 uint64_t IndexImpl::count() const noexcept {
-  int64_t n = static_cast<int64_t>(base_count_);
+  int64_t n = static_cast<int64_t>(base_count_) + repaired_keys_.load(std::memory_order_relaxed);
   for (const auto& c : counters_) n += c.keys.load(std::memory_order_relaxed);
   return n < 0 ? 0 : static_cast<uint64_t>(n);
 }
@@ -310,6 +317,7 @@ Status IndexImpl::scan(
   const uint64_t n = 1ull << g;
   for (uint64_t j = 0; j < n;) {
     TableSegment* s = seg(d->seg[j].load(std::memory_order_acquire));
+    ensure_repaired(s);
     const unsigned ld = std::min<unsigned>(s->local_depth, g);
     const uint64_t end = ((j >> (g - ld)) + 1) << (g - ld);
     for (auto& b : s->buckets) {
@@ -348,6 +356,7 @@ std::optional<uint64_t> IndexImpl::scan_page(
     Directory* d = dir();
     const unsigned g = static_cast<unsigned>(d->depth);
     TableSegment* s = seg(d->seg[dir_index(c, g)].load(std::memory_order_acquire));
+    ensure_repaired(s);
     // The hash range this segment serves: [lo, hi), hi == 0 meaning 2^64.
     const unsigned ld = std::min<unsigned>(s->local_depth, g);
     const uint64_t hi = ld == 0 ? 0 : ((dir_index(c, ld) + 1) << (64 - ld));
@@ -396,6 +405,13 @@ IndexStats IndexImpl::stats() const {
   }
   st.splits = splits_.load(std::memory_order_relaxed);
   st.dir_doublings = doublings_.load(std::memory_order_relaxed);
+  st.open_ms = open_ms_;
+  st.repair_ms = static_cast<double>(repair_us_.load(std::memory_order_relaxed)) / 1000.0;
+  st.repair_done = !repair_pending();
+  st.recovery_pending_segments = st.repair_done ? 0 : repair_left_.load(std::memory_order_relaxed);
+  st.recovery_segments_lazy = repaired_lazy_.load(std::memory_order_relaxed);
+  st.recovery_segments_background = repaired_bg_.load(std::memory_order_relaxed);
+  st.recovery_bad_records = bad_records_.load(std::memory_order_relaxed);
   // Log space from the segment table: live = bytes slots point at; dead =
   // the rest of what was appended (known tails only).
   auto& segs = const_cast<LogSegTable&>(segs_);
@@ -425,8 +441,16 @@ StatusOr<std::unique_ptr<Index>> Index::open(pmem::Pool& pool, const IndexOption
   auto impl = std::make_unique<IndexImpl>(pool, opts);
   Status s = impl->open_or_create();
   if (!s.is_ok()) return s;
+  impl->start_background_repair();  // after a dirty shutdown; serving starts at once
+  impl->open_ms_ = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                           std::chrono::steady_clock::now() - impl->open_start_)
+                                           .count()) /
+                   1000.0;
   return std::unique_ptr<Index>(new Index(std::move(impl)));
 }
+
+void Index::wait_repaired() { impl_->wait_repaired(); }
+uint64_t Index::TEST_eager_recount() const { return impl_->eager_recount(); }
 
 Worker& Index::worker(unsigned id) { return *impl_->workers_.at(id); }
 unsigned Index::workers() const { return static_cast<unsigned>(impl_->workers_.size()); }

@@ -82,6 +82,12 @@ struct Op {
 struct IndexOptions {
   unsigned workers = 1;          // Worker contexts (1..64)
   uint32_t (*clock)() = nullptr; // unix seconds for expiry; null = system clock (tests inject)
+  // Crash repair after a dirty shutdown (index/repair.cc): each table segment
+  // is repaired on first touch, and a background pass of repair_threads
+  // threads (0 = one per hardware thread, at most 8) repairs the rest.
+  // background_repair = false leaves it to first touch and close (tests).
+  unsigned repair_threads = 0;
+  bool background_repair = true;
 };
 
 struct IndexStats {
@@ -93,6 +99,19 @@ struct IndexStats {
   uint64_t dir_doublings = 0;
   uint64_t log_bytes_live = 0;   // bytes of records the index points at
   uint64_t log_bytes_dead = 0;   // appended bytes no slot points at (cleaner's work)
+
+  // Open and crash repair (index/repair.cc).
+  double open_ms = 0;            // duration of Index::open
+  double repair_ms = 0;          // from the start of Index::open until crash repair finished
+                                 // (0 after a clean open, or while it runs)
+  bool repair_done = true;       // false while table segments still await crash repair:
+                                 // keys is then repaired-so-far + changes since open, and
+                                 // log_bytes_live is partial; the cleaner and expiry sweep wait
+  uint64_t recovery_pending_segments = 0;     // table segments not yet repaired
+  uint64_t recovery_segments_lazy = 0;        // repaired on first touch (op, split, scan)
+  uint64_t recovery_segments_background = 0;  // repaired by the background pass
+  uint64_t recovery_bad_records = 0;          // slots that named a torn or foreign record,
+                                              // turned into dead slots (should stay 0)
 };
 
 // Log cleaning: relocate the live records of mostly-dead log segments into
@@ -151,7 +170,14 @@ class Index {
   // many keys it expired.
   uint64_t sweep_expired(uint64_t max_slots);
 
+  // Blocks until crash repair has finished (at once after a clean open).
+  void wait_repaired();
+
   IndexImpl& impl() { return *impl_; }
+  // Bench peer (perf/recovery_bench): the eager recount that open did
+  // before lazy repair, a single-threaded pass over every slot (reads only;
+  // counts keys and sums live bytes per log segment). Returns the key count.
+  uint64_t TEST_eager_recount() const;
   // Test hook: the destructor then skips the clean close, leaving the media
   // exactly as a crash right now would (the pool still closes).
   void TEST_abandon();

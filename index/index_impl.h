@@ -8,9 +8,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "common/cacheline.h"
@@ -36,6 +38,10 @@ struct Lookup {
   const RecordHeader* rec = nullptr;      // the record the slot points at, when found
   bool found = false;                     // the key holds this slot (value or tombstone)
 };
+
+inline constexpr unsigned kMaxRepairThreads = 8;
+// High bit of TableSegment::repaired: a thread is repairing the segment.
+inline constexpr uint64_t kRepairingBit = 1ull << 63;
 
 struct alignas(kCacheLine) WorkerCounters {
   std::atomic<int64_t> keys{0};  // inserts - deletes by this worker since open; written by it only
@@ -71,6 +77,24 @@ class IndexImpl {
   // Growth (split.cc).
   Result split(TableSegment* s) noexcept;
 
+  // Crash repair (repair.cc). Every path that reads or writes a segment's
+  // slots calls ensure_repaired(s) first, while QSBR-online (so s cannot be
+  // freed). After a clean open, or once the repair has finished, this is one
+  // predictable branch on a flag that never changes again.
+  void ensure_repaired(TableSegment* s) const noexcept {
+    // A5: pairs with R5 (repair finished) in finish_repair(): whoever sees
+    // false also sees every segment's repaired slots.
+    if (FERRITE_UNLIKELY(repair_pending_.load(std::memory_order_acquire))) ensure_repaired_slow(s);
+  }
+  bool repair_pending() const noexcept { return repair_pending_.load(std::memory_order_acquire); }
+  void start_background_repair();
+  // Waits for the background pass; finishes the repair in this thread if
+  // none runs (background_repair = false).
+  void wait_repaired();
+  // Stops the background pass between two chunks (abandon / destruction).
+  void stop_repair() noexcept;
+  uint64_t eager_recount() const;
+
   // Log cleaning (cleaner.cc).
   CleanStats clean(const CleanOptions& opts);
   uint64_t sweep_expired(uint64_t max_slots);
@@ -95,10 +119,11 @@ class IndexImpl {
   pmem::SegmentAllocator alloc_;
   LogSegTable segs_;
   Qsbr qsbr_;
-  unsigned control_slot_;            // QSBR slot used by scan() (under scan_mu_)
+  unsigned control_slot_;            // QSBR slot used by scan() (under scan_mu_); + 1: expiry sweep
+  unsigned repair_qsbr_slot_;        // first of kMaxRepairThreads QSBR slots of the repair pass
   std::mutex scan_mu_;
   std::mutex dir_mu_;                // growth path only
-  uint64_t base_count_ = 0;          // keys at open
+  uint64_t base_count_ = 0;          // keys at open (clean open: from the root)
   uint64_t session_ = 0;             // high bits of versions written this session
   std::vector<WorkerCounters> counters_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -109,7 +134,40 @@ class IndexImpl {
   uint64_t sweep_cursor_ = 0;                // GUARDED_BY(clean_mu_)
   bool abandoned_ = false;           // TEST_abandon(): close like a crash
 
+  // Crash repair state (repair.cc).
+  // Set at open after a dirty shutdown, cleared once (R5) when every segment
+  // is repaired; read by every op (A5).
+  std::atomic<bool> repair_pending_{false};
+  uint64_t repair_epoch_ = 0;        // this session's "repaired" word (pool open count); set at open
+  std::atomic<int64_t> repaired_keys_{0};       // live keys counted by segment repairs (relaxed)
+  std::atomic<uint64_t> repair_left_{0};        // segments still to repair (statistics)
+  std::atomic<uint64_t> repaired_lazy_{0};      // statistics, relaxed
+  std::atomic<uint64_t> repaired_bg_{0};
+  std::atomic<uint64_t> bad_records_{0};
+  std::atomic<bool> repair_stop_{false};        // abandon: background threads stop between chunks
+  std::atomic<uint64_t> repair_cursor_{0};      // next chunk of the background pass
+  uint64_t repair_chunks_ = 0;                  // chunks of the pass (set before threads start)
+  unsigned repair_depth_ = 0;                   // directory depth the chunks are cut at
+  std::atomic<unsigned> repair_running_{0};     // background threads not yet done
+  std::vector<std::thread> repair_threads_;     // started and joined by the control path only
+  std::mutex repair_mu_;                        // wait_repaired()/stop_repair()
+  std::chrono::steady_clock::time_point open_start_{};
+  double open_ms_ = 0;                          // written by open, read after
+  std::atomic<uint64_t> repair_us_{0};          // open start to repair finished (0: not finished)
+
  private:
+  void ensure_repaired_slow(TableSegment* s) const noexcept;
+  // Returns once s is repaired: repairs it (C6..R6) or waits for its repairer.
+  void claim_and_repair(TableSegment* s, bool lazy) noexcept;
+  // Repairs the slots of s, which the caller has claimed (C6).
+  void repair_segment(TableSegment* s, bool lazy) noexcept;
+  // The record slot word w names, if it is sound for a slot of s; its log segment in *info.
+  const RecordHeader* checked_record(const TableSegment* s, uint64_t w, LogSegInfo** info) noexcept;
+  void prepare_repair_pass() noexcept;  // under repair_mu_, no pass running
+  // One background thread: claims chunks of the directory until none is left.
+  void repair_pass(unsigned qsbr_slot) noexcept;
+  void finish_repair() noexcept;
+
   Status create_empty();
   void register_table_class();
   uint64_t table_alloc_flags_ = 0;   // POBJ_CLASS_ID of table segments' class

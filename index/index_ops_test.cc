@@ -320,6 +320,7 @@ TEST_F(IndexTest, ReopenAfterAbandonKeepsAcknowledgedWritesAndRecounts) {
   for (int i = 0; i < 20000; i += 2) ASSERT_EQ(run(Op::del("a" + std::to_string(i))), Result::kOk);
   idx_->TEST_abandon();  // no clean close: counters and tails are not saved
   reopen_pool();
+  idx_->wait_repaired();  // count() is exact once crash repair is done (repair.cc)
   EXPECT_EQ(idx_->count(), 10000u) << "recounted from the table";
   for (int i = 0; i < 20000; ++i) {
     Result r;

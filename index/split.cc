@@ -103,6 +103,7 @@ Result IndexImpl::double_directory(unsigned min_depth) noexcept {
 }
 
 Result IndexImpl::split(TableSegment* s) noexcept {
+  ensure_repaired(s);  // successors count as repaired, so S must be first (repair.cc)
   uint32_t expect = kSegNormal;
   if (!s->state.compare_exchange_strong(expect, kSegSplitting, std::memory_order_acq_rel)) {  // S1
     while (s->state.load(std::memory_order_acquire) == kSegSplitting) cpu_relax();

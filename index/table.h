@@ -20,7 +20,10 @@
 //     u64 magic; u32 local_depth; atomic<u32> state;  // state is volatile in meaning (reset at open)
 //     u64 prefix;                 // top local_depth hash bits this segment serves
 //     u64 obj_off;                // libpmemobj object holding it (for free)
-//     u64 pad[4];
+//     atomic<u64> repaired;       // volatile in meaning: == this session's repair epoch once
+//                                 // crash repair has visited it (repair.cc); any other value
+//                                 // (an older session's, or 0) means "not yet repaired"
+//     u64 pad[3];
 //     Bucket buckets[256];        // 16 KiB
 //   };
 // A key probes its two buckets (hash bits 0..7 and 8..15) in a fixed order,
@@ -71,7 +74,10 @@ struct alignas(kCacheLine) TableSegment {
   std::atomic<uint32_t> state;  // written by the splitter (CAS), read by every op
   uint64_t prefix;
   uint64_t obj_off;
-  uint64_t pad[4];
+  // Crash repair epoch (repair.cc): claimed by CAS, released when the
+  // segment's slots are repaired (R6, pairs with A6 in ensure_repaired_slow).
+  std::atomic<uint64_t> repaired;
+  uint64_t pad[3];
   Bucket buckets[kBucketsPerSegment];
 };
 static_assert(sizeof(TableSegment) == 64 + 64 * kBucketsPerSegment);
