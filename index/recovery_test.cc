@@ -1,0 +1,386 @@
+// Crash repair (repair.cc): lazy per-segment repair on first touch, the
+// background pass, what repair does to slots on media (dirty and moved bits,
+// torn or foreign records), exact counts with writers running during the
+// pass, and a clean reopen that repairs nothing. A "crash" is
+// Index::TEST_abandon() plus a pool closed without its clean flag; media are
+// edited between sessions through a pool opened without an index.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/hash.h"
+#include "index/index.h"
+#include "index/record.h"
+#include "index/slot.h"
+#include "index/table.h"
+#include "tests/util/temp_path.h"
+
+namespace ferrite::index {
+namespace {
+
+using testing::TempPath;
+
+std::string key(int i) { return "key-" + std::to_string(i); }
+std::string value(int i) { return "value-" + std::to_string(i) + "-0123456789abcdef"; }
+
+// Media access while no index is open on the pool.
+class Media {
+ public:
+  explicit Media(pmem::Pool& pool) : pool_(pool) {
+    root_ = pool.ptr(pmem::POff<IndexRoot>(pool.root()->index_root));
+    dir_ = pool.ptr(pmem::POff<Directory>(root_->dir.load()));
+  }
+  void for_each_segment(const std::function<void(TableSegment*)>& fn) {
+    uint64_t prev = 0;
+    for (uint64_t j = 0; j < (1ull << dir_->depth); ++j) {
+      const uint64_t off = dir_->seg[j].load();
+      if (off == prev) continue;
+      prev = off;
+      fn(pool_.ptr(pmem::POff<TableSegment>(off)));
+    }
+  }
+  void for_each_slot(const std::function<void(std::atomic<uint64_t>&)>& fn) {
+    for_each_segment([&](TableSegment* s) {
+      for (auto& b : s->buckets) {
+        for (auto& w : b.slots) fn(w);
+      }
+    });
+  }
+  // The slot holding k (value or tombstone), or null.
+  std::atomic<uint64_t>* slot_of(std::string_view k) {
+    const uint64_t h = hash_key(k);
+    auto* s = pool_.ptr(pmem::POff<TableSegment>(dir_->seg[dir_index(h, static_cast<unsigned>(dir_->depth))].load()));
+    for (unsigned i = 0; i < kProbeSlots; ++i) {
+      std::atomic<uint64_t>* sl = probe_slot(s, h, i);
+      const uint64_t w = sl->load();
+      if (slot::is_empty(w)) return nullptr;
+      if (slot::is_dead(w) || slot::tag(w) != slot::tag_of(h)) continue;
+      if (rec(w)->key() == k) return sl;
+    }
+    return nullptr;
+  }
+  RecordHeader* rec(uint64_t w) { return reinterpret_cast<RecordHeader*>(pool_.base() + slot::rec_off(w)); }
+
+ private:
+  pmem::Pool& pool_;
+  IndexRoot* root_;
+  Directory* dir_;
+};
+
+class RecoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto p = pmem::Pool::create(path_.str(), 256u << 20, 2u << 20);
+    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+    pool_ = std::move(p).value();
+    open_index();
+  }
+  void open_index(IndexOptions o = {.workers = 2}) {
+    auto i = Index::open(*pool_, o);
+    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
+    idx_ = std::move(i).value();
+  }
+  // Crash: neither index nor pool closed cleanly; then the pool alone.
+  void crash_and_open_pool() {
+    idx_->TEST_abandon();
+    idx_.reset();
+    pool_.reset();
+    auto p = pmem::Pool::open(path_.str());
+    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+    pool_ = std::move(p).value();
+  }
+  void crash_and_reopen(IndexOptions o = {.workers = 2}) {
+    crash_and_open_pool();
+    open_index(o);
+  }
+  void clean_reopen(IndexOptions o = {.workers = 2}) {
+    idx_.reset();
+    pool_->mark_clean_on_close();
+    pool_.reset();
+    auto p = pmem::Pool::open(path_.str());
+    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+    pool_ = std::move(p).value();
+    open_index(o);
+  }
+  // Writes keys [from, to) in bursts with worker w.
+  void fill(int from, int to, unsigned w = 0) {
+    std::vector<std::string> ks, vs;
+    std::vector<Op> ops;
+    for (int base = from; base < to; base += 64) {
+      ks.clear();
+      vs.clear();
+      ops.clear();
+      for (int i = base; i < std::min(to, base + 64); ++i) {
+        ks.push_back(key(i));
+        vs.push_back(value(i));
+      }
+      for (std::size_t i = 0; i < ks.size(); ++i) ops.push_back(Op::set(ks[i], vs[i]));
+      idx_->worker(w).execute(ops);
+      for (const Op& o : ops) ASSERT_EQ(o.result, Result::kOk);
+    }
+  }
+  Result set(std::string_view k, std::string_view v) {
+    Op o = Op::set(k, v);
+    return idx_->worker(0).execute_one(o);
+  }
+  Result del(int i, unsigned w = 0) {
+    Op o = Op::del(key(i));
+    return idx_->worker(w).execute_one(o);
+  }
+  std::string get(std::string_view k, unsigned w = 0) {
+    std::string out;
+    Op o = Op::get(k, &out);
+    return idx_->worker(w).execute_one(o) == Result::kOk ? out : "<" + std::string(result_name(o.result)) + ">";
+  }
+  uint64_t scanned() {
+    uint64_t n = 0;
+    EXPECT_TRUE(idx_->scan([&](std::string_view, std::string_view, uint32_t, uint32_t, uint64_t) { ++n; }).is_ok());
+    return n;
+  }
+
+  TempPath path_{"recovery"};
+  std::unique_ptr<pmem::Pool> pool_;
+  std::unique_ptr<Index> idx_;
+};
+
+constexpr int kKeys = 60000;  // ~45 table segments
+
+TEST_F(RecoveryTest, LazyRepairServesAtOnceThenCountsExactly) {
+  fill(0, kKeys);
+  for (int i = 0; i < kKeys; i += 5) ASSERT_EQ(del(i), Result::kOk);
+  const uint64_t truth = kKeys - kKeys / 5;
+  crash_and_reopen({.workers = 2, .background_repair = false});
+  IndexStats st = idx_->stats();
+  EXPECT_FALSE(st.repair_done);
+  EXPECT_GT(st.recovery_pending_segments, 10u);
+  EXPECT_GT(st.open_ms, 0.0);
+  // First touches repair their segments: reads are right at once.
+  for (int i = 0; i < kKeys; i += 97) {
+    EXPECT_EQ(get(key(i)), i % 5 == 0 ? "<not found>" : value(i)) << i;
+  }
+  st = idx_->stats();
+  EXPECT_GT(st.recovery_segments_lazy, 0u);
+  EXPECT_FALSE(st.repair_done) << "97 keys do not touch every segment";
+  EXPECT_EQ(idx_->clean({.max_live_ratio = 1.0, .max_segments = 100}).segments_cleaned, 0u)
+      << "the cleaner waits for the repair (live bytes unknown)";
+  EXPECT_EQ(idx_->sweep_expired(1u << 20), 0u);
+  idx_->wait_repaired();
+  st = idx_->stats();
+  EXPECT_TRUE(st.repair_done);
+  EXPECT_EQ(st.recovery_pending_segments, 0u);
+  EXPECT_EQ(st.recovery_segments_lazy + st.recovery_segments_background, st.table_segments);
+  EXPECT_EQ(st.recovery_bad_records, 0u);
+  EXPECT_GT(st.repair_ms, 0.0);
+  EXPECT_EQ(idx_->count(), truth);
+  EXPECT_EQ(scanned(), truth);
+  EXPECT_GT(st.log_bytes_live, truth * 24) << "live bytes recounted";
+  for (int i = 0; i < kKeys; ++i) ASSERT_EQ(get(key(i)), i % 5 == 0 ? "<not found>" : value(i)) << i;
+}
+
+TEST_F(RecoveryTest, BackgroundPassRepairsEverySegment) {
+  fill(0, kKeys);
+  crash_and_reopen({.workers = 2, .repair_threads = 2});
+  idx_->wait_repaired();
+  const IndexStats st = idx_->stats();
+  EXPECT_TRUE(st.repair_done);
+  EXPECT_EQ(st.recovery_segments_lazy + st.recovery_segments_background, st.table_segments);
+  EXPECT_GT(st.recovery_segments_background, 0u);
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+  EXPECT_GT(st.repair_ms, 0.0);
+  EXPECT_GE(st.repair_ms, st.open_ms);
+}
+
+TEST_F(RecoveryTest, DirtyAndMovedBitsAreClearedOnMedia) {
+  fill(0, kKeys);
+  crash_and_open_pool();
+  {
+    // What a crash can leave: slots published but not cleaned (W2..W3) and
+    // a split frozen before it published (S2..S4).
+    Media m(*pool_);
+    int n = 0;
+    m.for_each_slot([&](std::atomic<uint64_t>& w) {
+      const uint64_t v = w.load();
+      if (slot::is_empty(v)) return;
+      w.store(v | (n % 2 == 0 ? slot::kDirty : slot::kDirty | slot::kMoved));
+      ++n;
+    });
+    ASSERT_EQ(n, kKeys);
+  }
+  open_index();
+  idx_->wait_repaired();
+  {
+    Media m(*pool_);
+    int dirty = 0, moved = 0, live = 0;
+    m.for_each_slot([&](std::atomic<uint64_t>& w) {
+      const uint64_t v = w.load();
+      dirty += slot::is_dirty(v);
+      moved += slot::is_moved(v);
+      live += !slot::is_empty(v) && !slot::is_tombstone(v);
+    });
+    EXPECT_EQ(dirty, 0);
+    EXPECT_EQ(moved, 0);
+    EXPECT_EQ(live, kKeys);
+  }
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+  EXPECT_EQ(idx_->stats().recovery_bad_records, 0u);
+  // Writers work on the repaired slots (a leftover moved bit would block them).
+  for (int i = 0; i < kKeys; i += 101) ASSERT_EQ(set(key(i), "new"), Result::kOk);
+  EXPECT_EQ(get(key(101)), "new");
+}
+
+TEST_F(RecoveryTest, TornOrForeignRecordsBecomeDeadSlots) {
+  fill(0, 5000);
+  ASSERT_EQ(del(40), Result::kOk);
+  crash_and_open_pool();
+  {
+    Media m(*pool_);
+    // A torn record: a value byte overwritten (checksum fails).
+    std::atomic<uint64_t>* a = m.slot_of(key(123));
+    ASSERT_NE(a, nullptr);
+    const_cast<char*>(m.rec(a->load())->value_ptr())[0] ^= 0x5a;
+    // A foreign record: the slot of key 7 names key 8's (valid) record.
+    std::atomic<uint64_t>* b = m.slot_of(key(7));
+    std::atomic<uint64_t>* c = m.slot_of(key(8));
+    ASSERT_NE(b, nullptr);
+    ASSERT_NE(c, nullptr);
+    b->store((b->load() & ~slot::kOffMask) | (c->load() & slot::kOffMask));
+    // A tombstone whose record is torn.
+    std::atomic<uint64_t>* d = m.slot_of(key(40));
+    ASSERT_NE(d, nullptr);
+    ASSERT_TRUE(slot::is_tombstone(d->load()));
+    const_cast<char*>(m.rec(d->load())->value_ptr())[1] ^= 0x11;
+    // A slot pointing outside every log segment (into its own table).
+    std::atomic<uint64_t>* e = m.slot_of(key(9));
+    ASSERT_NE(e, nullptr);
+    e->store((e->load() & ~slot::kOffMask) | ((reinterpret_cast<char*>(e) - pool_->base()) >> 3));
+  }
+  open_index();
+  idx_->wait_repaired();
+  const IndexStats st = idx_->stats();
+  EXPECT_EQ(st.recovery_bad_records, 4u);
+  EXPECT_EQ(idx_->count(), 5000u - 1 - 3) << "torn, foreign and stray keys are gone; the tombstone was no key";
+  EXPECT_EQ(scanned(), 5000u - 4);
+  EXPECT_EQ(get(key(123)), "<not found>");
+  EXPECT_EQ(get(key(7)), "<not found>");
+  EXPECT_EQ(get(key(9)), "<not found>");
+  EXPECT_EQ(get(key(40)), "<not found>");
+  EXPECT_EQ(get(key(8)), value(8));
+  EXPECT_EQ(get(key(124)), value(124));
+  {
+    Media m(*pool_);
+    int dead = 0;
+    m.for_each_slot([&](std::atomic<uint64_t>& w) { dead += slot::is_dead(w.load()); });
+    EXPECT_EQ(dead, 4);
+  }
+  // The key can be written again (into the first empty slot; dead slots stay).
+  ASSERT_EQ(set(key(123), "again"), Result::kOk);
+  EXPECT_EQ(get(key(123)), "again");
+  EXPECT_EQ(idx_->count(), 5000u - 4 + 1);
+}
+
+TEST_F(RecoveryTest, WritersDuringTheBackgroundPassKeepCountsExact) {
+  fill(0, kKeys);
+  crash_and_reopen({.workers = 2, .repair_threads = 2});
+  // Two writers start at once: inserts (with splits), overwrites and deletes,
+  // racing the lazy and background repairs of the same segments.
+  std::vector<std::thread> ts;
+  for (unsigned t = 0; t < 2; ++t) {
+    ts.emplace_back([this, t] {
+      std::vector<std::string> ks;
+      std::vector<Op> ops;
+      for (int base = 0; base < kKeys; base += 32) {
+        ks.clear();
+        ops.clear();
+        for (int i = base; i < base + 32; ++i) {
+          if (i % 2 != static_cast<int>(t)) continue;
+          ks.push_back(key(i));
+          ks.push_back(key(kKeys + i));
+        }
+        for (std::size_t j = 0; j < ks.size(); j += 2) {
+          const int i = base + static_cast<int>(t + j);  // ks[j] is key(i)
+          if (i % 6 < 2) {
+            ops.push_back(Op::del(ks[j]));
+          } else {
+            ops.push_back(Op::set(ks[j], "over"));
+          }
+          ops.push_back(Op::set(ks[j + 1], "fresh"));
+        }
+        idx_->worker(t).execute(ops);
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  idx_->wait_repaired();
+  const IndexStats st = idx_->stats();
+  EXPECT_TRUE(st.repair_done);
+  EXPECT_EQ(st.recovery_bad_records, 0u);
+  const uint64_t n = scanned();
+  EXPECT_EQ(idx_->count(), n);
+  // And the truth survives a clean close (the saved count) and another crash (a recount).
+  clean_reopen();
+  EXPECT_EQ(idx_->count(), n);
+  crash_and_reopen();
+  idx_->wait_repaired();
+  EXPECT_EQ(idx_->count(), n);
+}
+
+TEST_F(RecoveryTest, CleanReopenRepairsNothing) {
+  fill(0, kKeys);
+  clean_reopen();
+  const IndexStats st = idx_->stats();
+  EXPECT_TRUE(st.repair_done);
+  EXPECT_EQ(st.recovery_pending_segments, 0u);
+  EXPECT_EQ(st.recovery_segments_lazy, 0u);
+  EXPECT_EQ(st.recovery_segments_background, 0u);
+  EXPECT_EQ(st.recovery_bad_records, 0u);
+  EXPECT_EQ(st.repair_ms, 0.0);
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+  EXPECT_EQ(get(key(5)), value(5));
+  EXPECT_EQ(idx_->stats().recovery_segments_lazy, 0u);
+}
+
+TEST_F(RecoveryTest, CloseWhileRepairingFinishesTheRepairFirst) {
+  fill(0, kKeys);
+  crash_and_reopen({.workers = 2, .repair_threads = 1});
+  clean_reopen();  // the close waits for the pass, then saves an exact count
+  EXPECT_EQ(idx_->stats().recovery_segments_background, 0u) << "a clean open";
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+  crash_and_reopen({.workers = 2, .background_repair = false});
+  clean_reopen();  // no pass running: the close repairs
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+}
+
+TEST_F(RecoveryTest, CrashDuringRepairIsRepairedAgain) {
+  fill(0, kKeys);
+  for (int round = 0; round < 3; ++round) {
+    crash_and_reopen({.workers = 2, .repair_threads = 2});
+    EXPECT_EQ(get(key(round)), value(round));
+  }
+  crash_and_reopen();
+  idx_->wait_repaired();
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+  EXPECT_EQ(idx_->stats().recovery_bad_records, 0u);
+}
+
+TEST_F(RecoveryTest, ReopenOnTheSamePoolAfterAbandonRepairsAgain) {
+  // A second Index on the same Pool object has the pool's open count: the
+  // repair epoch must still differ from the first one's.
+  fill(0, kKeys);
+  idx_->TEST_abandon();
+  idx_.reset();
+  open_index();
+  idx_->TEST_abandon();
+  idx_.reset();
+  open_index();
+  idx_->wait_repaired();
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+}
+
+}  // namespace
+}  // namespace ferrite::index
