@@ -131,7 +131,15 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
   const uint32_t id = idx_.segs_.id_of(&v);
   idx_.qsbr_.retire([this, voff, id] {
     FERRITE_CRASH_POINT(crash::kCleanerBeforeFree);
-    Status s = idx_.alloc_.release(pmem::POff<pmem::SegmentHeader>(voff));
+    // A log head that names V (a worker's or the cleaner's head from before
+    // a crash: after a dirty open no log resumes its old head, so V could be
+    // sealed and cleaned) is cleared in the same transaction, so no root
+    // field ever names freed space.
+    Status s = idx_.alloc_.release(pmem::POff<pmem::SegmentHeader>(voff), [this, voff](pmem::Tx& tx) {
+      for (uint64_t& head : idx_.root_->log_heads) {
+        if (head == voff) tx.set(&head, uint64_t{0});
+      }
+    });
     if (!s.is_ok()) log_warn("cleaner: could not free log segment: {}", s.to_string());
     idx_.segs_.remove(id);
   });
