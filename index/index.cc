@@ -141,18 +141,31 @@ Status IndexImpl::open_or_create() {
     worker->state_->log_.attach(clean);
     workers_.push_back(std::move(worker));
   }
-  // P-open: from here until close_clean() the counters and tails on media are stale.
+  // P-open: from here until close_clean() the counters, tails and the log
+  // chain on media are stale (clean and log_chain share a line).
   root_->clean = 0;
-  pool_.persister().persist(&root_->clean, sizeof(root_->clean));
+  root_->log_chain = 0;
+  pool_.persister().persist(&root_->clean, 2 * sizeof(uint64_t));
   return Status::ok();
 }
 
 void IndexImpl::repair_after_open(bool clean) {
+  // After a clean close nothing below is needed but the log segment table,
+  // and the close listed the log segments (log_chain): no per-object work,
+  // so a clean open costs O(log segments), not O(table segments). (Touching
+  // a page of a freshly mapped pool costs ~13 us here; 8600 table segments'
+  // headers were ~110 ms of a 10M-key open.) A clean close leaves every
+  // referenced segment normal and no orphans: retired objects are freed by
+  // drain_all() before it, and a split frees unpublished successors at once.
+  if (clean && register_log_chain()) {
+    base_count_ = root_->key_count;
+    return;
+  }
   // Table segment states are volatile in meaning: a split that a crash
   // interrupted left its segment frozen (moved bits, state != normal). The
   // directory is authoritative (it changes in a transaction): reset state of
-  // every segment it references; leftover moved bits are cleared lazily by
-  // the first writer that meets one (find_for_write).
+  // every segment it references; leftover moved bits are cleared by the
+  // segment's crash repair (repair.cc).
   Directory* d = dir();
   const uint64_t n = 1ull << d->depth;
   std::vector<uint64_t> live;
@@ -210,6 +223,7 @@ void IndexImpl::repair_after_open(bool clean) {
 }
 
 void IndexImpl::save_segment_stats_nodrain() {
+  uint64_t chain = 0;  // the segments linked through user[2], for the next clean open
   for (std::size_t i = 0; i < segs_.capacity(); ++i) {
     LogSegInfo& e = segs_.at(i);
     const uint64_t off = e.off.load(std::memory_order_relaxed);
@@ -218,8 +232,37 @@ void IndexImpl::save_segment_stats_nodrain() {
     const int64_t live = e.live.load(std::memory_order_relaxed);
     h->user[0] = live < 0 ? 0 : static_cast<uint64_t>(live);
     h->user[1] = e.tail.load(std::memory_order_relaxed);
-    pool_.persister().flush_nodrain(&h->user[0], 2 * sizeof(uint64_t));
+    h->user[2] = chain;
+    chain = off;
+    pool_.persister().flush_nodrain(&h->user[0], 3 * sizeof(uint64_t));
   }
+  root_->log_chain = chain | 1;  // | 1: a chain (possibly empty) is present
+  pool_.persister().flush_nodrain(&root_->log_chain, sizeof(uint64_t));
+}
+
+bool IndexImpl::register_log_chain() {
+  // Read the whole chain before registering anything: a chain that fails a
+  // check (it should not) leaves the table empty for the enumeration.
+  struct Entry {
+    uint64_t off;
+    pmem::SegmentHeader* h;
+  };
+  std::vector<Entry> chain;
+  const uint64_t head = root_->log_chain;
+  if ((head & 1) == 0) return false;
+  for (uint64_t off = head & ~uint64_t{1}; off != 0;) {
+    if (chain.size() >= segs_.capacity() || off % kCacheLine != 0 || off + kCacheLine > pool_.size()) return false;
+    auto* h = pool_.ptr(pmem::POff<pmem::SegmentHeader>(off));
+    if (h->magic != pmem::kSegmentMagic || h->kind != static_cast<uint32_t>(pmem::SegmentKind::kLog)) return false;
+    chain.push_back({off, h});
+    off = h->user[2];
+  }
+  for (const Entry& e : chain) {
+    const bool exact = e.h->user[1] <= e.h->data_size();
+    segs_.add(e.off, e.h->owner, kSegSealed, exact ? e.h->user[1] : ~0ull,
+              exact ? static_cast<int64_t>(e.h->user[0]) : 0);
+  }
+  return true;
 }
 
 void IndexImpl::close_clean() {

@@ -175,6 +175,7 @@ class IndexImpl {
   Result double_directory(unsigned min_depth) noexcept;  // under dir_mu_
   void free_object(uint64_t obj_off, const char* what) noexcept;  // one transaction; logs on failure
   void repair_after_open(bool clean);
+  bool register_log_chain();  // clean open: the log segments the close listed; false: enumerate
   void save_segment_stats_nodrain();
 };
 

@@ -8,6 +8,9 @@
 //     atomic<u64> dir;            // POff<Directory>, switched in a transaction
 //     u64 key_count;              // live keys, exact only after a clean close
 //     u64 clean;                  // 1 = key_count and log tails are exact
+//     u64 log_chain;              // clean close only: POff of the first log segment | 1, each
+//                                 // segment's SegmentHeader::user[2] the next (0 ends); 1 = none.
+//                                 // 0 = no chain (older build, or open since): enumerate objects
 //     u64 log_heads[64];          // per worker: POff of its current log segment
 //     u64 log_tails[64];          // per worker: tail offset inside it (clean close only)
 //   };
@@ -98,7 +101,8 @@ struct IndexRoot {
   std::atomic<uint64_t> dir;
   uint64_t key_count;
   uint64_t clean;
-  uint64_t pad[3];
+  uint64_t log_chain;
+  uint64_t pad[2];
   uint64_t log_heads[kMaxWorkers];
   uint64_t log_tails[kMaxWorkers];
 };

@@ -177,6 +177,7 @@ int main(int argc, char** argv) {
   std::size_t value_len = 32;
   uint64_t dirty_keys = 100'000;
   int repeat = 3;
+  bool reuse = false;
   app.add_option("--keys", keys, "keys in the pool");
   app.add_option("--pool", path, "pool file (deleted at the end)");
   app.add_option("--pool-size", pool_mib, "pool size in MiB");
@@ -185,6 +186,9 @@ int main(int argc, char** argv) {
   app.add_option("--value", value_len, "value bytes");
   app.add_option("--dirty-keys", dirty_keys, "keys the crashed session overwrites before the crash");
   app.add_option("--repeat", repeat, "runs per scenario (medians reported)");
+  app.add_flag("--reuse", reuse, "use the pool file left by an earlier run with --keep (same --keys), skip the fill");
+  bool keep = false;
+  app.add_flag("--keep", keep, "keep the pool file (cleanly closed) for --reuse");
   CLI11_PARSE(app, argc, argv);
   fill_threads = std::clamp(fill_threads, 1u, 8u);
   dirty_keys = std::min(dirty_keys, keys);
@@ -196,8 +200,8 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(keys), kKeyLen, value_len, pool_mib, path.c_str(),
               std::thread::hardware_concurrency());
 
-  ::unlink(path.c_str());
-  {
+  if (!reuse) ::unlink(path.c_str());
+  if (!reuse) {
     auto p = pmem::Pool::create(path, pool_mib << 20, 4u << 20);
     if (!p.is_ok()) die(p.status().to_string());
     auto pool = std::move(p).value();
@@ -239,7 +243,7 @@ int main(int argc, char** argv) {
       close_clean(idx, pool);  // (the eager peer's close finishes the lazy repair untimed)
     }
   }
-  ::unlink(path.c_str());
+  if (!keep) ::unlink(path.c_str());
 
   std::printf("\n| scenario | pool open ms | index open ms | first get ms | repair done ms | first get vs peer | repair vs peer |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
