@@ -19,6 +19,8 @@
 //                                   entry names (tag fixed in place when that is enough); not repairable
 //                                   when that sequence has no empty slot
 //   bad_log_head        corruption  IndexRoot::log_heads[w] names no log segment       -> head cleared
+//   bad_log_chain       corruption  the clean close's list of log segments (IndexRoot::log_chain) names a
+//                                   non-log segment, loops, or misses one               -> chain cleared
 //   orphan_table_segment, orphan_directory, orphan_index_root, unknown_object, unowned_segment,
 //   dead_log_segment    leak        freed, each in one libpmemobj transaction
 #include "recovery/check.h"
@@ -126,6 +128,7 @@ class Checker {
   uint64_t relocation_target(uint64_t slot_off, uint64_t h) const noexcept;
   void resolve_duplicates();
   void check_log_heads();
+  void check_log_chain();
   void check_orphans();
   void check_logs();
   uint64_t walk_tail(const LogSeg& l) const noexcept;
@@ -147,6 +150,7 @@ class Checker {
   std::vector<Deaden> deaden_;
   std::vector<uint64_t> relocate_;  // slot offsets
   std::vector<unsigned> bad_heads_;
+  bool bad_chain_ = false;
   std::vector<FreeObj> frees_;
 };
 
@@ -234,6 +238,7 @@ Status Checker::run() {
   FERRITE_RETURN_IF_ERROR(check_index());
   check_orphans();
   check_logs();
+  check_log_chain();
   // Leaks found before the directory turned out broken are not repairable
   // either: reachability is what tells an orphan from a lost segment.
   if (structural_) {
@@ -565,6 +570,34 @@ void Checker::check_orphans() {
   }
 }
 
+// The clean close lists the log segments (IndexRoot::log_chain, linked
+// through SegmentHeader::user[2]) so that a clean open need not enumerate
+// objects. Only a clean index uses it; a chain that misses a segment hides
+// that segment from the cleaner, and one that names a freed segment would
+// register it again.
+void Checker::check_log_chain() {
+  if (iroot_ == nullptr || iroot_->clean != 1 || (iroot_->log_chain & 1) == 0) return;
+  std::unordered_set<uint64_t> seen;
+  std::string why;
+  for (uint64_t off = iroot_->log_chain & ~uint64_t{1}; off != 0 && why.empty();) {
+    auto it = std::find_if(logs_.begin(), logs_.end(), [&](const LogSeg& l) { return l.hdr == off; });
+    if (it == logs_.end()) {
+      why = fmt::format("names {:#x}, which is not a log segment", off);
+    } else if (!seen.insert(off).second) {
+      why = fmt::format("loops back to log segment {:#x}", off);
+    } else {
+      off = at<const pmem::SegmentHeader>(off)->user[2];
+    }
+  }
+  if (why.empty() && seen.size() != logs_.size()) {
+    why = fmt::format("lists {} of the {} log segments", seen.size(), logs_.size());
+  }
+  if (why.empty()) return;
+  bad_chain_ = true;
+  add({"bad_log_chain", ProblemKind::kCorruption, "index root log_chain", why, 0, true,
+       "chain cleared (the next open enumerates the log segments)"});
+}
+
 // Bytes appended to a log segment: up to the first record that is not valid
 // (the cleaner's rule after a crash).
 uint64_t Checker::walk_tail(const LogSeg& l) const noexcept {
@@ -608,7 +641,8 @@ void Checker::check_logs() {
 //  R1  leftovers: dirty and moved bits cleared, segment states reset
 //  R2  dead tombstones on slots with unreadable records and duplicate losers
 //  R3  unreachable entries moved (or retagged) to where lookups look
-//  R4  log heads that name no log segment cleared
+//  R4  log heads that name no log segment cleared; the log segment list
+//      (IndexRoot::log_chain) cleared when wrong or before a log segment is freed
 //  R5  leaked objects freed, one transaction each
 // Re-running the whole repair after a crash anywhere finishes it: every step
 // is derived again from what is on media, and each intermediate state is one
@@ -713,6 +747,18 @@ void Checker::repair(RepairReport* rr) {
     }
     action(fmt::format("cleared log_heads[{}]", w));
     ++rr->repaired;
+  }
+
+  // R4b: the clean close's log segment list is cleared when it is wrong or
+  // names a segment freed below: 0 means "no list, enumerate the objects",
+  // always correct, so this one 8-byte store (durable before any free) makes
+  // every later state safe.
+  const bool frees_log = std::any_of(frees_.begin(), frees_.end(), [](const FreeObj& f) { return f.log_hdr != 0; });
+  if (iroot_ != nullptr && iroot_->log_chain != 0 && (bad_chain_ || frees_log)) {
+    iroot_->log_chain = 0;
+    ps.persist(&iroot_->log_chain, sizeof(iroot_->log_chain));
+    action("cleared the index root's log segment list (the next open enumerates them)");
+    if (bad_chain_) ++rr->repaired;
   }
 
   // R5: frees, one libpmemobj transaction each: a crash rolls the one in

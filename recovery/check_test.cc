@@ -487,6 +487,11 @@ TEST(Check, FullyDeadLogSegmentIsFreed) {
     Media m(path.str());
     ASSERT_TRUE(m.ok());
     pmem::SegmentAllocator alloc(m.pool());
+    // As after a crash: the index open cleared its clean flag and the log
+    // segment list of the last clean close.
+    m.iroot()->clean = 0;
+    m.iroot()->log_chain = 0;
+    m.pool().persister().persist(&m.iroot()->clean, 16);
     auto seg = alloc.allocate(pmem::SegmentKind::kLog, 0);
     ASSERT_TRUE(seg.is_ok());
     const auto* r0 = m.rec(m.slot_of("k0")->load());
@@ -555,6 +560,69 @@ TEST(Check, BadLogHeadIsCleared) {
   ASSERT_EQ(ps.size(), 1u);
   EXPECT_THAT(ps[0].where, HasSubstr("log_heads[5]"));
   expect_keys(path.str());
+}
+
+TEST(Check, LogSegmentListOfTheCleanCloseIsVerified) {
+  testing::TempPath path("check-chain");
+  fill(path.str());
+  {
+    Media m(path.str());
+    ASSERT_TRUE(m.ok());
+    ASSERT_EQ(m.iroot()->clean, 1u);
+    ASSERT_NE(m.iroot()->log_chain & 1, 0u) << "a clean close lists its log segments";
+    m.iroot()->log_chain = m.off(m.iroot()) | 1;
+    m.pool().persister().persist(&m.iroot()->log_chain, 8);
+  }
+  auto ps = expect_found_and_repaired(path.str(), "bad_log_chain");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_THAT(ps[0].what, HasSubstr("not a log segment"));
+  expect_keys(path.str());
+}
+
+TEST(Check, DeadLogSegmentOfACleanPoolIsFreedAndTheListCleared) {
+  // Overwrites leave a log segment no slot names; the clean close still
+  // lists it. Freeing it must also drop the list (the next open would
+  // otherwise register a freed segment).
+  testing::TempPath path("check-chain2");
+  {
+    auto pool = pmem::Pool::create(path.str(), 64u << 20);
+    ASSERT_TRUE(pool.is_ok());
+    auto idx = index::Index::open(**pool, {.workers = 1});
+    ASSERT_TRUE(idx.is_ok());
+    const std::string big(200000, 'x');
+    for (int round = 0; round < 2; ++round) {  // 20 x 200 KB twice: the first segment ends up dead
+      for (int i = 0; i < 20; ++i) {
+        const std::string key = "big" + std::to_string(i);
+        index::Op op = index::Op::set(key, big);
+        ASSERT_EQ((*idx)->worker(0).execute_one(op), Result::kOk);
+      }
+    }
+    idx.value().reset();
+    (*pool)->mark_clean_on_close();
+  }
+  auto r = check_pool(path.str());
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_GE(r->dead_log_segments.count, 1u) << to_string(*r);
+  EXPECT_EQ(r->problem_count, r->dead_log_segments.count) << to_string(*r);
+  EXPECT_EQ(run_cli("--repair " + path.str()).code, 3);
+  EXPECT_EQ(run_cli(path.str()).code, 0);
+  {
+    auto pool = pmem::Pool::open(path.str());
+    ASSERT_TRUE(pool.is_ok());
+    auto idx = index::Index::open(**pool, {.workers = 1});
+    ASSERT_TRUE(idx.is_ok());
+    EXPECT_EQ((*idx)->stats().log_segments, r->pool.log_segments - r->dead_log_segments.count);
+    for (int i = 0; i < 20; ++i) {
+      const std::string key = "big" + std::to_string(i);
+      std::string out;
+      index::Op op = index::Op::get(key, &out);
+      EXPECT_EQ((*idx)->worker(0).execute_one(op), Result::kOk);
+      EXPECT_EQ(out.size(), 200000u);
+    }
+    idx.value().reset();
+    (*pool)->mark_clean_on_close();
+  }
+  EXPECT_EQ(run_cli(path.str()).code, 0);
 }
 
 TEST(Check, BrokenDirectoryIsReportedAndLeftAlone) {
