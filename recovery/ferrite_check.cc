@@ -2,7 +2,7 @@
 //   ferrite-check [--repair] [--json | --quiet] POOL_FILE
 // ferrited must not be running on the pool (libpmemobj's lock refuses a
 // second opener; that is exit 2). The exit-code contract is in kExitCodes
-// below, in --help and in docs/operations.md ("Check a pool").
+// below, in --help and in docs/operations.md ("Checking a pool").
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
