@@ -16,6 +16,9 @@
 #include "pmem/pool.h"
 #include "server/config.h"
 #include "server/engine.h"
+#if defined(FERRITE_PFSIM) && FERRITE_PFSIM
+#include "server/pfsim_hook.h"  // test build ferrited-pfsim only
+#endif
 
 using namespace ferrite;
 
@@ -72,6 +75,13 @@ int main(int argc, char** argv) {
            (*pool)->size() >> 20, (*pool)->is_pmem() ? "flush+fence persistence" : "msync persistence",
            (*pool)->opened_after_clean_shutdown() ? "a clean" : "an unclean", (*idx)->count(),
            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t_open).count());
+
+#if defined(FERRITE_PFSIM) && FERRITE_PFSIM
+  // ferrited-pfsim (test build): the power-failure simulator, started before
+  // any thread persists (server/pfsim_hook.h). Absent from ferrited.
+  auto pfsim = server::start_pfsim_from_env(**pool, **idx);
+  if (!pfsim) return fail(pfsim.status());
+#endif
 
   server::EngineOptions eo;
   eo.max_datagram = cfg.server.max_datagram;

@@ -1,0 +1,132 @@
+// ferrite-crashtest: crash campaigns for users (issue 5). Shared pieces of the
+// tool: options, the per-cycle outcome, campaign totals and the two runners.
+//
+// A campaign is a loop of cycles. Each cycle lets writers run against a pool
+// (a forked child process using the index directly, or a ferrited process
+// driven over UDP), kills the process that owns the pool with SIGKILL at a
+// random moment, optionally turns the pool into a power-failure image (only
+// flushed+fenced lines, or a random subset of the flushed-but-unfenced ones:
+// recovery/pfsim.h), runs the offline checker on it, recovers, and verifies
+// every key against the writers' journal (recovery/journal.h).
+//
+// Layout of the tool: ferrite_crashtest.cc (options, the cycle loop, progress,
+// summary), crashtest_inprocess.cc, crashtest_server.cc, crashtest_util.cc.
+//
+// Thread safety: a Runner is driven by the one campaign thread; the runners
+// start and join their own writer threads within a cycle.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "recovery/journal.h"
+#include "recovery/pfsim.h"
+
+namespace ferrite::recovery::crashtest {
+
+enum class Mode : uint8_t { kInProcess, kServer };
+enum class Pf : uint8_t { kOff, kFenced, kRandom };
+const char* to_string(Mode m) noexcept;
+const char* to_string(Pf p) noexcept;
+inline PfMode pf_mode(Pf p) noexcept { return p == Pf::kRandom ? PfMode::kRandomUnfenced : PfMode::kFencedOnly; }
+
+struct Options {
+  Mode mode = Mode::kInProcess;
+  Pf pf = Pf::kOff;
+  uint64_t cycles = 100;
+  double seconds = 0;            // overall bound (0 = none): no cycle starts after it
+  uint64_t min_cycles = 0;       // fewer cycles than this (time bound hit) fails with exit 3
+  uint32_t keys = 50000;
+  std::size_t value_min = 8;
+  std::size_t value_max = 1024;
+  unsigned workers = 2;          // writer threads (and index workers / server workers)
+  uint64_t ops_per_cycle = 0;    // per writer thread; 0 = until killed
+  unsigned kill_min_ms = 10;     // kill delay range after the writers started
+  unsigned kill_max_ms = 150;
+  unsigned open_kill_pct = 5;    // in-process, pf off: % of cycles killed during open/recovery instead
+  uint64_t seed = 0;
+  std::string pool;              // "" = <work dir>/pool
+  std::size_t pool_size = 128ull << 20;
+  bool keep = false;
+  bool quiet = false;
+  std::string ferrited;          // server mode; "" = next to this binary
+  bool corrupt_acked = false;    // test-only: damage one acknowledged value on media each cycle
+  std::string work_dir;          // journals, shadow (and the default pool)
+};
+
+// What one cycle found.
+struct CycleOutcome {
+  bool killed = true;            // false: the writer finished on its own before the kill
+  bool killed_in_open = false;   // killed while opening/recovering (before writing)
+  bool clean_close = false;      // the verifier closed the pool cleanly afterwards
+  uint64_t issued = 0;
+  uint64_t acked = 0;
+  uint64_t no_space = 0;         // writes refused for lack of space (not acknowledged)
+  double recovery_ms = -1;       // reopen until the first get was answered
+  VerifyReport verify;
+  uint64_t check_problems = 0;   // corruption the checker found in the crash image
+  uint64_t check_leaks = 0;      // leaked-space findings in the crash image (legal after a crash,
+  uint64_t leak_bytes = 0;       //   as long as recovery reclaims them: see recheck_leaks)
+  std::vector<std::pair<std::string, uint64_t>> leak_classes;
+  uint64_t leaks_after_recovery = 0;  // leaks the checker still finds after recovery + close
+  std::vector<std::string> check_examples;
+  std::string recovery_error;    // recovery itself failed (open, restart, scan...): a durability failure
+  std::string corrupted_key;     // corrupt_acked: the key that was damaged
+  bool ok() const {
+    return verify.ok() && check_problems == 0 && leaks_after_recovery == 0 && recovery_error.empty();
+  }
+};
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  // Creates the pool (and starts the server). Errors are setup errors (exit 2).
+  virtual Status setup() = 0;
+  // One cycle; a non-OK Status is a setup error (the harness broke, not the store).
+  virtual Status cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) = 0;
+  // Stops processes it started. Files are removed by the caller.
+  virtual void teardown() = 0;
+};
+
+std::unique_ptr<Runner> make_inprocess_runner(const Options& o);
+std::unique_ptr<Runner> make_server_runner(const Options& o);
+
+// ---- helpers shared by the runners (crashtest_util.cc) ----
+
+double ms_since(const struct timespec& t0) noexcept;
+struct timespec now_mono() noexcept;
+
+// Reads the crashed pool at path with the offline checker; fills
+// out->check_* and the leak fields. A pool the checker cannot open at all is a
+// recovery error.
+void run_checker(const std::string& path, const Options& o, CycleOutcome* out);
+// After recovery and close: the leaks the crash image had must be gone
+// (orphans are freed at open). Fills out->leaks_after_recovery.
+void recheck_leaks(const std::string& path, CycleOutcome* out);
+
+// pf on: completes the power-failure image a killed process left in shadow
+// and renames it over pool.
+Status finish_power_failure(const std::string& shadow, const std::string& pool, Pf pf, uint64_t seed);
+
+// Test-only (--corrupt-acked): picks a key whose last op in recs is an
+// acknowledged set and flips one byte of that value wherever it occurs in
+// the pool file. Returns the key ("" if no key qualified).
+StatusOr<std::string> corrupt_one_acked(const std::string& pool, const std::vector<JRecord>& recs, const Options& o,
+                                        std::mt19937_64& rng);
+
+// The key ids writer thread t of n owns: t, t + n, t + 2n, ... < keys.
+// Picks up to want distinct ones into out.
+void pick_keys(std::mt19937_64& rng, uint32_t keys, unsigned t, unsigned n, std::size_t want,
+               std::vector<uint32_t>* out);
+
+// Waits for pid; true if it died of SIGKILL (false: it exited on its own).
+// Fills *exit_code for a process that exited.
+bool reap(pid_t pid, int* exit_code);
+
+}  // namespace ferrite::recovery::crashtest

@@ -1,0 +1,351 @@
+// ferrite-crashtest, server mode: drives a real ferrited over UDP on
+// loopback. Each cycle: --workers writer threads (each with its own client
+// and its own keys) send batches of sets and deletes, journalling in memory
+// (issue before the send, ack on the OK reply); the campaign thread kill -9s
+// the server at a random moment, runs the checker on the pool file, restarts
+// ferrited, measures the restart until the first get is answered, and
+// verifies every key with gets and a full dump (scan pages) over UDP.
+//
+// With --pf the server is ferrited-pfsim (a test build with the power-failure
+// simulator started from FERRITE_PFSIM_SHADOW); after the kill the tool
+// completes the shadow image and renames it over the pool before the restart.
+//
+// Threads: the campaign thread owns the server process; writer threads live
+// within one cycle and share only the sequence counter and the stop flag.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "client/client.h"
+#include "recovery/crashtest.h"
+
+extern char** environ;
+
+namespace ferrite::recovery::crashtest {
+namespace {
+
+uint16_t free_udp_port() {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::string self_dir() {
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<std::size_t>(n));
+  const auto slash = p.rfind('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+class ServerRunner final : public Runner {
+ public:
+  explicit ServerRunner(const Options& o)
+      : o_(o), model_(o.keys, o.value_min, o.value_max), pool_(o.pool), shadow_(o.work_dir + "/shadow") {}
+  ~ServerRunner() override { teardown(); }
+
+  Status setup() override {
+    const std::string name = o_.pf == Pf::kOff ? "ferrited" : "ferrited-pfsim";
+    if (!o_.ferrited.empty()) {
+      bin_ = o_.ferrited;
+    } else {
+      const std::string dir = self_dir();
+      for (const std::string& c : {dir + "/../server/" + name, dir + "/" + name}) {
+        if (::access(c.c_str(), X_OK) == 0) {
+          bin_ = c;
+          break;
+        }
+      }
+      if (bin_.empty()) {
+        return Status::not_found(fmt::format("{} not found next to this binary ({}/../server/ or {}/); use --ferrited",
+                                             name, dir, dir));
+      }
+    }
+    if (::access(bin_.c_str(), X_OK) != 0) return Status::not_found(bin_ + " is not executable");
+    port_ = free_udp_port();
+    if (port_ == 0) return Status::io_error("no free UDP port on loopback");
+    std::string err;
+    double ms = 0;
+    if (!start_server(&ms, &err)) return Status::internal("first start of " + bin_ + ": " + err);
+    return Status::ok();
+  }
+
+  void teardown() override {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);  // a graceful stop at the end: the pool closes cleanly
+      int code = 0;
+      (void)reap(pid_, &code);
+      pid_ = -1;
+    }
+    PowerFailSim::remove_files(shadow_);
+  }
+
+  Status cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) override;
+
+ private:
+  bool start_server(double* ready_ms, std::string* err);
+  void writer(unsigned t, uint64_t seed, std::atomic<uint64_t>* next_seq, const std::atomic<bool>* stop,
+              Journal* journal, std::atomic<uint64_t>* no_space);
+  void verify(CycleOutcome* out, const std::vector<JRecord>& recs);
+
+  Options o_;
+  Model model_;
+  std::string pool_;
+  std::string shadow_;
+  std::string bin_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Starts the server and waits (up to 60 s) until a get is answered.
+bool ServerRunner::start_server(double* ready_ms, std::string* err) {
+  std::vector<std::string> args = {bin_,
+                                   "--pool",
+                                   pool_,
+                                   "--pool-size",
+                                   std::to_string(o_.pool_size),
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--workers",
+                                   std::to_string(o_.workers),
+                                   "--log-level",
+                                   "warn",
+                                   "--set",
+                                   "server.pin_cores=false"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  const struct timespec t0 = now_mono();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    *err = fmt::format("fork: {}", std::strerror(errno));
+    return false;
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the campaign
+    if (o_.pf != Pf::kOff) ::setenv("FERRITE_PFSIM_SHADOW", shadow_.c_str(), 1);
+    ::execve(bin_.c_str(), argv.data(), environ);
+    ::_exit(127);
+  }
+  pid_ = pid;
+  const std::string k0 = campaign_key(0);
+  while (ms_since(t0) < 60000) {
+    client::ClientOptions co;
+    co.timeout_ms = 20;
+    co.attempts = 1;
+    auto c = client::Client::connect("127.0.0.1", port_, co);
+    if (c) {
+      client::Reply r;
+      auto s = (*c)->get(k0, &r);
+      if (s) {
+        *ready_ms = ms_since(t0);
+        return true;
+      }
+    }
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      *err = fmt::format("{} exited during start ({})", bin_,
+                         WIFEXITED(st) ? fmt::format("exit {}", WEXITSTATUS(st))
+                                       : fmt::format("signal {}", WTERMSIG(st)));
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  *err = "no answer within 60 s";
+  return false;
+}
+
+void ServerRunner::writer(unsigned t, uint64_t seed, std::atomic<uint64_t>* next_seq, const std::atomic<bool>* stop,
+                          Journal* journal, std::atomic<uint64_t>* no_space) {
+  client::ClientOptions co;
+  co.timeout_ms = 100;  // short: after the kill, every call times out
+  co.attempts = 3;
+  auto c = client::Client::connect("127.0.0.1", port_, co);
+  if (!c) return;
+  std::mt19937_64 rng(seed);
+  constexpr std::size_t kMaxBatch = 32;
+  std::vector<uint32_t> ids;
+  std::vector<std::string> keys(kMaxBatch), vals(kMaxBatch);
+  std::vector<uint64_t> seqs(kMaxBatch);
+  std::vector<proto::RequestOp> ops(kMaxBatch);
+  std::vector<client::Reply> replies;
+  // A datagram-sized batch keeps most requests unfragmented; larger values
+  // still fragment now and then.
+  while (!stop->load(std::memory_order_relaxed)) {
+    pick_keys(rng, o_.keys, t, o_.workers, 1 + rng() % kMaxBatch, &ids);
+    const std::size_t b = ids.size();
+    if (b == 0) break;
+    for (std::size_t i = 0; i < b; ++i) {
+      const bool del = rng() % 10 == 0;
+      seqs[i] = next_seq->fetch_add(1, std::memory_order_relaxed);
+      keys[i] = campaign_key(ids[i]);
+      journal->issue(del ? JOp::kDel : JOp::kSet, ids[i], seqs[i]);
+      ops[i] = proto::RequestOp{};
+      ops[i].key = keys[i];
+      if (del) {
+        ops[i].opcode = proto::Opcode::kDel;
+      } else {
+        vals[i] = campaign_value(ids[i], seqs[i], o_.value_min, o_.value_max);
+        ops[i].opcode = proto::Opcode::kSet;
+        ops[i].value = vals[i];
+      }
+    }
+    Status s = (*c)->execute(std::span<const proto::RequestOp>(ops.data(), b), &replies);
+    if (!s.is_ok() || replies.size() != b) break;  // the server is gone: these stay unacknowledged
+    for (std::size_t i = 0; i < b; ++i) {
+      const bool del = ops[i].opcode == proto::Opcode::kDel;
+      const proto::Status r = replies[i].status;
+      if (r == proto::Status::kOk || (del && r == proto::Status::kNotFound)) {
+        journal->ack(del ? JOp::kDel : JOp::kSet, ids[i], seqs[i]);
+      } else if (r == proto::Status::kOutOfMemory) {
+        no_space->fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  (void)journal->flush();  // in memory: keeps the records
+}
+
+Status ServerRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) {
+  (void)n;
+  const uint64_t seed = rng();
+  const unsigned delay_ms = o_.kill_min_ms + static_cast<unsigned>(rng() % (o_.kill_max_ms - o_.kill_min_ms + 1));
+  if (pid_ <= 0) return Status::internal("the server is not running");
+
+  std::atomic<uint64_t> next_seq{model_.max_seq() + 1};
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> no_space{0};
+  std::vector<Journal> journals(o_.workers);
+  std::vector<std::thread> writers;
+  for (unsigned t = 0; t < o_.workers; ++t) {
+    writers.emplace_back([&, t] { writer(t, seed + 7919 * (t + 1), &next_seq, &stop, &journals[t], &no_space); });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  ::kill(pid_, SIGKILL);
+  int code = 0;
+  const bool killed = reap(pid_, &code);
+  pid_ = -1;
+  stop.store(true);
+  for (auto& w : writers) w.join();
+  out->killed = killed;
+  out->no_space = no_space.load();
+  if (!killed) return Status::internal(fmt::format("the server ended on its own before the kill (exit {})", code));
+
+  std::vector<JRecord> recs;
+  for (const Journal& j : journals) recs.insert(recs.end(), j.records().begin(), j.records().end());
+  for (const JRecord& r : recs) {
+    if (r.type == JType::kIssue) ++out->issued;
+    else ++out->acked;
+  }
+  if (o_.pf != Pf::kOff) FERRITE_RETURN_IF_ERROR(finish_power_failure(shadow_, pool_, o_.pf, seed ^ 0x9f));
+  if (o_.corrupt_acked) {
+    auto k = corrupt_one_acked(pool_, recs, o_, rng);
+    if (!k) return k.status();
+    out->corrupted_key = *k;
+  }
+  run_checker(pool_, o_, out);
+  if (!out->recovery_error.empty()) return Status::ok();
+  std::string err;
+  double ms = 0;
+  if (!start_server(&ms, &err)) {
+    out->recovery_error = "restart: " + err;
+    return Status::ok();
+  }
+  out->recovery_ms = ms;
+  verify(out, recs);
+  return Status::ok();
+}
+
+void ServerRunner::verify(CycleOutcome* out, const std::vector<JRecord>& recs) {
+  client::ClientOptions co;
+  co.timeout_ms = 500;
+  co.attempts = 6;
+  auto c = client::Client::connect("127.0.0.1", port_, co);
+  if (!c) {
+    out->recovery_error = "connect for verification: " + c.status().to_string();
+    return;
+  }
+  std::vector<std::optional<std::string>> values(o_.keys);
+  constexpr uint32_t kBatch = 32;
+  std::vector<std::string> keys(kBatch);
+  std::vector<proto::RequestOp> ops(kBatch);
+  std::vector<client::Reply> replies;
+  for (uint32_t first = 0; first < o_.keys; first += kBatch) {
+    const uint32_t b = std::min(kBatch, o_.keys - first);
+    for (uint32_t i = 0; i < b; ++i) {
+      keys[i] = campaign_key(first + i);
+      ops[i] = proto::RequestOp{};
+      ops[i].opcode = proto::Opcode::kGet;
+      ops[i].key = keys[i];
+    }
+    Status s = (*c)->execute(std::span<const proto::RequestOp>(ops.data(), b), &replies);
+    if (!s.is_ok() || replies.size() != b) {
+      out->recovery_error = fmt::format("get {}..: {}", keys[0], s.is_ok() ? "wrong reply count" : s.to_string());
+      return;
+    }
+    for (uint32_t i = 0; i < b; ++i) {
+      if (replies[i].status == proto::Status::kOk) {
+        values[first + i] = std::move(replies[i].value);
+      } else if (replies[i].status != proto::Status::kNotFound) {
+        out->recovery_error = fmt::format("get {}: {}", keys[i], client::status_name(replies[i].status));
+        return;
+      }
+    }
+  }
+  std::string scan_error;
+  model_.apply(recs);
+  out->verify = model_.verify(
+      [&](const std::string& key) -> std::optional<std::string> {
+        return values[static_cast<uint32_t>(std::stoul(key.substr(3)))];
+      },
+      [&](const std::function<void(std::string_view)>& visit) {
+        uint64_t cursor = 0;
+        std::string page;
+        std::vector<proto::ScanEntry> entries;
+        for (uint64_t pages = 0; pages < (1u << 24); ++pages) {
+          uint64_t next = 0;
+          bool done = false;
+          Status s = (*c)->scan(cursor, &page, &entries, &next, &done);
+          if (!s.is_ok()) {
+            scan_error = s.to_string();
+            return;
+          }
+          for (const proto::ScanEntry& e : entries) visit(e.key);
+          if (done) return;
+          cursor = next;
+        }
+        scan_error = "the dump did not end";
+      });
+  if (!scan_error.empty()) out->recovery_error = "dump: " + scan_error;
+}
+
+}  // namespace
+
+std::unique_ptr<Runner> make_server_runner(const Options& o) { return std::make_unique<ServerRunner>(o); }
+
+}  // namespace ferrite::recovery::crashtest
