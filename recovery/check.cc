@@ -395,10 +395,10 @@ void Checker::scan_segment(uint64_t soff) {
       const uint64_t so = off_of(&a);
       const uint64_t roff = slot::rec_off(w);
       const bool tomb = slot::is_tombstone(w);
-      const std::string where = where_slot(soff, so);
       const char* lost = tomb ? "a deleted key: nothing is lost" : "the key is lost";
       LogSeg* lg = containing(roff);
       if (lg == nullptr) {
+        const std::string where = where_slot(soff, so);
         add({"record_outside_log", ProblemKind::kCorruption, where,
              fmt::format("names offset {:#x}, inside no log segment", roff), 0, true,
              fmt::format("dead tombstone ({})", lost)});
@@ -407,6 +407,7 @@ void Checker::scan_segment(uint64_t soff) {
       }
       const auto* rec = at<const RecordHeader>(roff);
       if (!index::record_valid(rec, lg->hi - roff)) {
+        const std::string where = where_slot(soff, so);
         std::string key;
         if (rec->key_len() > 0 && roff + sizeof(RecordHeader) + rec->key_len() <= lg->hi) {
           key = fmt::format(" (its header says key \"{}\")", printable(rec->key()));
@@ -437,6 +438,10 @@ void Checker::resolve_duplicates() {
   for (std::size_t i = 0; i < refs_.size();) {
     std::size_t end = i + 1;
     while (end < refs_.size() && refs_[end].hash == refs_[i].hash) ++end;
+    if (end - i == 1) {  // the common case: a hash no other slot has
+      i = end;
+      continue;
+    }
     std::vector<bool> grouped(end - i, false);
     for (std::size_t a = i; a < end; ++a) {
       if (grouped[a - i]) continue;
@@ -577,11 +582,11 @@ void Checker::check_orphans() {
 // register it again.
 void Checker::check_log_chain() {
   if (iroot_ == nullptr || iroot_->clean != 1 || (iroot_->log_chain & 1) == 0) return;
-  std::unordered_set<uint64_t> seen;
+  std::unordered_set<uint64_t> logs, seen;
+  for (const LogSeg& l : logs_) logs.insert(l.hdr);
   std::string why;
   for (uint64_t off = iroot_->log_chain & ~uint64_t{1}; off != 0 && why.empty();) {
-    auto it = std::find_if(logs_.begin(), logs_.end(), [&](const LogSeg& l) { return l.hdr == off; });
-    if (it == logs_.end()) {
+    if (logs.count(off) == 0) {
       why = fmt::format("names {:#x}, which is not a log segment", off);
     } else if (!seen.insert(off).second) {
       why = fmt::format("loops back to log segment {:#x}", off);
