@@ -15,7 +15,7 @@
 //                                   tie, the unreachable one) is reported                -> dead tombstone
 //   wrong_segment, off_probe, behind_empty, tag_mismatch
 //                       corruption  a lookup cannot reach the key                       -> moved to the
-//                                   first empty slot of its probe sequence in the segment its directory
+//                                   first free (empty or dead) slot of its probe sequence in the segment its directory
 //                                   entry names (tag fixed in place when that is enough); not repairable
 //                                   when that sequence has no empty slot
 //   bad_log_head        corruption  IndexRoot::log_heads[w] names no log segment       -> head cleared
@@ -145,6 +145,7 @@ class Checker {
   std::unordered_set<uint64_t> named_tables_;  // table segments some directory entry names
   std::vector<uint64_t> scanned_;              // of those, the ones with a good header
   std::vector<SlotRef> refs_;
+  std::unordered_set<uint64_t> losers_;  // duplicate slots that R2 turns into dead tombstones
   // Repair plan.
   bool structural_ = false;
   std::vector<Deaden> deaden_;
@@ -363,9 +364,11 @@ Reach Checker::reachability(uint64_t soff, uint64_t slot_off, uint64_t w, uint64
   return Reach::kOffProbe;
 }
 
-// Where a lookup of hash h would find an entry: the slot itself when it is
-// reachable but for its tag, else the first empty probe slot of the segment
-// the directory names; 0 when that sequence is full.
+// Where the entry in slot_off (key hash h) goes so that lookups find it:
+// the slot itself when only its tag is wrong, else the first slot of the
+// key's probe sequence (in the segment the directory names) that is empty,
+// a dead tombstone, or a duplicate loser about to become one. A dead slot
+// names no key, so reusing it keeps T1/T2 of table.h. 0: the sequence is full.
 uint64_t Checker::relocation_target(uint64_t slot_off, uint64_t h) const noexcept {
   const unsigned g = static_cast<unsigned>(dir_->depth);
   const uint64_t home = dir_->seg[index::dir_index(h, g)].load(std::memory_order_relaxed);
@@ -373,7 +376,13 @@ uint64_t Checker::relocation_target(uint64_t slot_off, uint64_t h) const noexcep
   auto* s = at<TableSegment>(home);
   for (unsigned i = 0; i < index::kProbeSlots; ++i) {
     std::atomic<uint64_t>* sl = index::probe_slot(s, h, i);
-    if (off_of(sl) == slot_off || slot::is_empty(sl->load(std::memory_order_relaxed))) return off_of(sl);
+    if (off_of(sl) == slot_off) return slot_off;
+    if (slot::is_empty(sl->load(std::memory_order_relaxed))) break;
+  }
+  for (unsigned i = 0; i < index::kProbeSlots; ++i) {
+    std::atomic<uint64_t>* sl = index::probe_slot(s, h, i);
+    const uint64_t w = sl->load(std::memory_order_relaxed);
+    if (slot::is_empty(w) || slot::is_dead(w) || losers_.count(off_of(sl)) != 0) return off_of(sl);
   }
   return 0;
 }
@@ -471,6 +480,7 @@ void Checker::resolve_duplicates() {
         if (x == keep) continue;
         SlotRef& l = refs_[x];
         l.loser = true;
+        losers_.insert(l.slot);
         const uint64_t w = slot_at(l.slot)->load(std::memory_order_relaxed);
         LogSeg& lg = logs_[l.log];
         lg.refs -= rec_of(w)->size();
@@ -521,8 +531,8 @@ void Checker::resolve_duplicates() {
       p.repair = fmt::format("none: table segment {:#x} has no empty slot in the key's probe sequence", home);
     } else {
       p.repair = x.reach == Reach::kTag ? "tag rewritten in place"
-                                        : fmt::format("entry moved to the first empty slot of its probe sequence in "
-                                                      "table segment {:#x}",
+                                        : fmt::format("entry moved to the first free (empty or dead) slot of its "
+                                                      "probe sequence in table segment {:#x}",
                                                       home);
       relocate_.push_back(x.slot);
     }
@@ -713,7 +723,7 @@ void Checker::repair(RepairReport* rr) {
   rr->repaired += deaden_.size();
 
   // R3: relocation. First the entry is written where a lookup finds it (an
-  // empty slot, so no reader or key depends on it) and made durable, then the
+  // empty or dead slot, so no reader or key depends on it) and made durable, then the
   // old slot becomes a dead tombstone. A crash between the two leaves the
   // same record in two slots, one of them reachable: the next check reports
   // a duplicate and keeps the reachable one (equal versions), which finishes
