@@ -630,7 +630,9 @@ void Checker::check_logs() {
   for (LogSeg& l : logs_) {
     const auto* h = at<const pmem::SegmentHeader>(l.hdr);
     const uint64_t hinted = h->user[1];
-    uint64_t tail = r_.pool.clean_shutdown && hinted <= l.hi - l.lo ? hinted : walk_tail(l);
+    // A clean index close wrote exact tails into the headers (user[1]).
+    const bool exact = iroot_ != nullptr && iroot_->clean == 1 && hinted <= l.hi - l.lo;
+    uint64_t tail = exact ? hinted : walk_tail(l);
     tail = std::max(tail, l.ref_end);
     r_.log_bytes += tail;
     // With an index whose directory could not be read, no slot was scanned:
