@@ -458,6 +458,14 @@ std::string Engine::stats_text() const {
   line("log_bytes_live", is.log_bytes_live);
   line("log_bytes_dead", is.log_bytes_dead);
   line("splits", is.splits);
+  // Open and crash repair (index/repair.cc); keys is exact once index_repair_done is 1.
+  line("index_open_us", static_cast<uint64_t>(is.open_ms * 1000.0));
+  line("index_repair_us", static_cast<uint64_t>(is.repair_ms * 1000.0));
+  line("index_repair_done", is.repair_done ? 1 : 0);
+  line("recovery_pending_segments", is.recovery_pending_segments);
+  line("recovery_segments_lazy", is.recovery_segments_lazy);
+  line("recovery_segments_background", is.recovery_segments_background);
+  line("recovery_bad_records", is.recovery_bad_records);
   if (extra_stats_) s += extra_stats_();
   return s;
 }
