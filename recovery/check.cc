@@ -257,7 +257,8 @@ Status Checker::run() {
 Status Checker::check_index() {
   const uint64_t io = p_.root()->index_root;
   if (io == 0) return Status::ok();
-  const bool is_obj = std::any_of(iroots_.begin(), iroots_.end(), [&](const auto& x) { return x.first == io; });
+  const bool is_obj = std::any_of(iroots_.begin(), iroots_.end(),
+                                  [&](const auto& x) { return x.first == io && x.second >= sizeof(IndexRoot); });
   if (!is_obj) {
     structural("bad_index_root", "root header index_root",
                fmt::format("names {:#x}, which is not an index root object", io));
@@ -321,7 +322,8 @@ void Checker::check_directory() {
     }
     if (rs.size() > 4) entries += fmt::format(" and {} more runs", rs.size() - 4);
     named_tables_.insert(off);
-    if (tables_.find(off) == tables_.end()) {
+    auto t = tables_.find(off);
+    if (t == tables_.end() || off + sizeof(TableSegment) > t->second.first + t->second.second) {
       structural("bad_dir_entry", fmt::format("directory entries {}", entries),
                  fmt::format("name {:#x}, which is not a table segment object", off));
       continue;

@@ -698,7 +698,7 @@ TEST(CheckCli, PoolInUseExits2) {
   EXPECT_EQ(run_cli(path.str()).code, 0) << "usable again once the other process is gone";
 }
 
-TEST(CheckCli, WrongLayoutAndTruncatedFilesExit2) {
+TEST(CheckCli, WrongLayoutNewerVersionAndTruncatedFilesExit2) {
   testing::TempPath other("check-layout");
   PMEMobjpool* pop = pmemobj_create(other.c_str(), "not-ferrite", 20u << 20, 0600);
   ASSERT_NE(pop, nullptr);
@@ -712,6 +712,25 @@ TEST(CheckCli, WrongLayoutAndTruncatedFilesExit2) {
   const Cli t = run_cli(small.str());
   EXPECT_EQ(t.code, 2);
   EXPECT_THAT(t.out, HasSubstr("truncated"));
+
+  testing::TempPath newer("check-newer");
+  fill(newer.str(), 10);
+  {
+    Media m(newer.str());
+    ASSERT_TRUE(m.ok());
+    m.pool().root()->format_major = pmem::kFormatMajor + 1;
+    m.pool().persister().persist(&m.pool().root()->format_major, 4);
+  }
+  const Cli n = run_cli(newer.str());
+  EXPECT_EQ(n.code, 2);
+  EXPECT_THAT(n.out, HasSubstr("newer"));
+
+  testing::TempPath cut("check-cut");
+  fill(cut.str(), 10);
+  ASSERT_EQ(::truncate(cut.c_str(), 40u << 20), 0);
+  const Cli c2 = run_cli(cut.str());
+  EXPECT_EQ(c2.code, 2);
+  EXPECT_THAT(c2.out, HasSubstr("truncated"));
 
   testing::TempPath zeros("check-zeros");
   { std::ofstream(zeros.str()) << std::string(32 << 20, '\0'); }
