@@ -19,6 +19,7 @@
 #include "index/record.h"
 #include "index/slot.h"
 #include "index/table.h"
+#include "pmem/segment.h"
 #include "tests/util/temp_path.h"
 
 namespace ferrite::index {
@@ -380,6 +381,49 @@ TEST_F(RecoveryTest, ReopenOnTheSamePoolAfterAbandonRepairsAgain) {
   open_index();
   idx_->wait_repaired();
   EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+}
+
+TEST_F(RecoveryTest, CleanOpenWithoutAUsableLogChainEnumeratesSegments) {
+  // The clean close lists the log segments (IndexRoot::log_chain); a pool
+  // closed by an older build has no chain, and a chain that fails a check is
+  // ignored: either way open finds the segments by enumeration.
+  fill(0, kKeys);
+  const uint64_t segs = idx_->stats().log_segments;
+  const uint64_t live = idx_->stats().log_bytes_live;
+  ASSERT_GT(segs, 1u);
+  for (int variant = 0; variant < 2; ++variant) {
+    idx_.reset();
+    pool_->mark_clean_on_close();
+    pool_.reset();
+    {
+      auto p = pmem::Pool::open(path_.str());
+      ASSERT_TRUE(p.is_ok());
+      auto* root = p.value()->ptr(pmem::POff<IndexRoot>(p.value()->root()->index_root));
+      ASSERT_EQ(root->clean, 1u);
+      ASSERT_EQ(root->log_chain & 1, 1u) << "the close wrote a chain";
+      if (variant == 0) {
+        root->log_chain = 0;  // as an older build leaves it
+      } else {
+        auto* h = p.value()->ptr(pmem::POff<pmem::SegmentHeader>(root->log_chain & ~uint64_t{1}));
+        h->user[2] = 12345;  // a broken link
+      }
+      p.value()->mark_clean_on_close();
+    }
+    auto p = pmem::Pool::open(path_.str());
+    ASSERT_TRUE(p.is_ok());
+    pool_ = std::move(p).value();
+    open_index();
+    const IndexStats st = idx_->stats();
+    EXPECT_EQ(st.log_segments, segs) << variant;
+    EXPECT_EQ(st.log_bytes_live, live) << variant;
+    EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys));
+    EXPECT_TRUE(st.repair_done);
+    EXPECT_EQ(get(key(77)), value(77));
+  }
+  ASSERT_EQ(set("after", "chain"), Result::kOk);
+  clean_reopen();
+  EXPECT_EQ(get("after"), "chain");
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys) + 1);
 }
 
 }  // namespace
