@@ -257,6 +257,17 @@ TEST(Check, HealthyPoolPassesAndRepairLeavesItUntouched) {
   expect_keys(path.str());
 }
 
+TEST(Check, PoolWithoutAnIndexPasses) {
+  testing::TempPath path("check-empty");
+  { ASSERT_TRUE(pmem::Pool::create(path.str(), 16u << 20).is_ok()); }  // closed without mark_clean: dirty
+  auto r = check_pool(path.str());
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_TRUE(r->ok()) << to_string(*r);
+  EXPECT_FALSE(r->pool.has_index);
+  EXPECT_FALSE(r->pool.clean_shutdown);
+  EXPECT_EQ(run_cli("--repair " + path.str()).code, 0);
+}
+
 TEST(Check, TornRecordIsNamedAndItsSlotBecomesADeadTombstone) {
   testing::TempPath path("check-torn");
   fill(path.str());
@@ -740,7 +751,7 @@ TEST(CheckCli, WrongLayoutNewerVersionAndTruncatedFilesExit2) {
   EXPECT_THAT(c2.out, HasSubstr("truncated"));
 
   testing::TempPath zeros("check-zeros");
-  { std::ofstream(zeros.str()) << std::string(32 << 20, '\0'); }
+  { std::ofstream(zeros.str()) << std::string(17 << 20, '\0'); }
   const Cli z = run_cli(zeros.str());
   EXPECT_EQ(z.code, 2);
   EXPECT_THAT(z.out, HasSubstr("not a valid pool"));
