@@ -58,9 +58,19 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
       // the entry, or only the dirty bit changed)? Then retry there.
       Lookup lk;
       if (idx_.find_for_write(m.from->key(), m.h, &lk) != Result::kOk) break;
-      if (!lk.found || slot::rec_off(lk.value) != slot::rec_off(m.expected) ||
-          slot::is_tombstone(lk.value) != slot::is_tombstone(m.expected)) {
-        break;  // a writer replaced or deleted the key: the copy is dead
+      if (!lk.found || slot::rec_off(lk.value) != slot::rec_off(m.expected)) {
+        break;  // a writer replaced the key: the copy is dead
+      }
+      if (slot::is_tombstone(lk.value) != slot::is_tombstone(m.expected)) {
+        if (!slot::is_tombstone(lk.value)) break;
+        // Deleted (or expired by the sweep) since C1: the tombstone still
+        // names R, and V is about to be freed, so it must become a dead
+        // tombstone like the deleted keys C2 finds (the copy is dead).
+        // Leaving it would let a slot name freed space, which a later log
+        // segment reuses: another key's record behind a tombstone hides
+        // that key (found by ferrite-crashtest).
+        m.word = slot::kDead;
+        m.to = nullptr;
       }
       m.slot = lk.slot;
       m.expected = lk.value;

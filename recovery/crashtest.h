@@ -49,7 +49,9 @@ struct Options {
   uint64_t ops_per_cycle = 0;    // per writer thread; 0 = until killed
   unsigned kill_min_ms = 10;     // kill delay range after the writers started
   unsigned kill_max_ms = 150;
-  unsigned open_kill_pct = 5;    // in-process, pf off: % of cycles killed during open/recovery instead
+  unsigned early_kill_pct = 10;  // % of cycles killed early: in-process, during open and crash repair
+                                 //   (pf off) or before the first write (pf on); server, during the
+                                 //   first writes after a restart
   uint64_t seed = 0;
   std::string pool;              // "" = <work dir>/pool
   std::size_t pool_size = 128ull << 20;
@@ -63,12 +65,16 @@ struct Options {
 // What one cycle found.
 struct CycleOutcome {
   bool killed = true;            // false: the writer finished on its own before the kill
-  bool killed_in_open = false;   // killed while opening/recovering (before writing)
+  bool killed_early = false;     // an early kill (see Options::early_kill_pct)
   bool clean_close = false;      // the verifier closed the pool cleanly afterwards
   uint64_t issued = 0;
   uint64_t acked = 0;
   uint64_t no_space = 0;         // writes refused for lack of space (not acknowledged)
   double recovery_ms = -1;       // reopen until the first get was answered
+  double start_ms = -1;          // writers ready (or started) until the first write was acknowledged
+  double write_ms = 0;           // phases of the cycle: writers running until the kill,
+  double check_ms = 0;           //   the offline check (and the power-failure image),
+  double verify_ms = 0;          //   recovery + verification + close
   VerifyReport verify;
   uint64_t check_problems = 0;   // corruption the checker found in the crash image
   uint64_t check_leaks = 0;      // leaked-space findings in the crash image (legal after a crash,

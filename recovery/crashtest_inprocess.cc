@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -37,7 +38,14 @@ namespace {
 struct Shared {
   std::atomic<uint64_t> no_space;
   std::atomic<uint64_t> bursts;
+  std::atomic<uint64_t> ready_ns;        // CLOCK_MONOTONIC when the child was ready
+  std::atomic<uint64_t> first_burst_ns;  // ... when its first burst returned (0: none yet)
 };
+
+uint64_t mono_ns() {
+  const struct timespec t = now_mono();
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
 
 class InProcessRunner final : public Runner {
  public:
@@ -79,6 +87,7 @@ class InProcessRunner final : public Runner {
   std::string shadow_;
   std::vector<std::string> journals_;
   Shared* shared_ = nullptr;
+  int ready_fd_ = -1;  // the child's end of the ready pipe
 };
 
 // ---- the writer child ----
@@ -101,6 +110,8 @@ void InProcessRunner::child_main(int ready_fd, uint64_t seed) {
     if (!s) fail(s.status().to_string());
     sim = std::move(s).value();
   }
+  shared_->ready_ns.store(mono_ns());
+  ready_fd_ = ready_fd;
   if (::write(ready_fd, "r", 1) != 1) fail("ready pipe");
 
   std::atomic<uint64_t> next_seq{model_.max_seq() + 1};
@@ -167,19 +178,47 @@ void InProcessRunner::writer(index::Index& idx, unsigned t, uint64_t seed, std::
       }
     }
     if (!journal.flush().is_ok()) ::_exit(12);
-    shared_->bursts.fetch_add(1, std::memory_order_relaxed);
+    if (shared_->bursts.fetch_add(1, std::memory_order_relaxed) == 0) {
+      shared_->first_burst_ns.store(mono_ns());
+      if (::write(ready_fd_, "w", 1) != 1) ::_exit(13);
+    }
     done += b;
   }
 }
 
 // ---- the campaign side ----
 
+// Reads one byte from fd within timeout_ms (EINTR retried); false on
+// timeout or EOF.
+bool read_byte(int fd, int timeout_ms) {
+  pollfd pfd{fd, POLLIN, 0};
+  const struct timespec t0 = now_mono();
+  for (;;) {
+    const int left = timeout_ms - static_cast<int>(ms_since(t0));
+    const int r = ::poll(&pfd, 1, std::max(left, 0));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    char c = 0;
+    return ::read(fd, &c, 1) == 1;
+  }
+}
+
 Status InProcessRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) {
   const uint64_t seed = rng();
-  const bool kill_in_open = o_.pf == Pf::kOff && rng() % 100 < o_.open_kill_pct;
+  // Most cycles are killed a random delay after the writers' first burst (a
+  // dirty open makes each worker start a new log segment first, which takes
+  // tens of ms here). Some are killed early instead: during open and crash
+  // repair (pf off only: before the simulator runs, the page cache is the
+  // crash image), or between ready and the first write.
+  const bool early = rng() % 100 < o_.early_kill_pct;
+  const unsigned early_ms = static_cast<unsigned>(rng() % (o_.pf == Pf::kOff ? 300 : 150));
   const unsigned delay_ms = o_.kill_min_ms + static_cast<unsigned>(rng() % (o_.kill_max_ms - o_.kill_min_ms + 1));
   const uint64_t no_space0 = shared_->no_space.load();
+  shared_->bursts.store(0);
+  shared_->ready_ns.store(0);
+  shared_->first_burst_ns.store(0);
   for (const std::string& j : journals_) ::unlink(j.c_str());
+  const struct timespec t_start = now_mono();
 
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return Status::io_error("pipe");
@@ -191,36 +230,37 @@ Status InProcessRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* ou
     child_main(pipefd[1], seed);
   }
   ::close(pipefd[1]);
-  pollfd pfd{pipefd[0], POLLIN, 0};
+  // The child writes 'r' when ready (simulator running) and 'w' after its
+  // first burst; EOF when it ends.
   bool ready = false;
-  if (kill_in_open) {
-    // A crash during open/recovery (pf off only: the simulator is not
-    // running yet, so the page cache is the crash image anyway).
-    ::poll(&pfd, 1, static_cast<int>(rng() % 20));
+  if (early && o_.pf == Pf::kOff) {
+    ready = read_byte(pipefd[0], static_cast<int>(early_ms));
+    if (ready) (void)read_byte(pipefd[0], static_cast<int>(early_ms - std::min<double>(early_ms, ms_since(t_start))));
   } else {
-    if (::poll(&pfd, 1, 60000) <= 0) {
-      ::kill(pid, SIGKILL);
-      int code = 0;
-      (void)reap(pid, &code);
-      ::close(pipefd[0]);
-      return Status::internal("the writer child did not start within 60 s");
-    }
-    char c = 0;
-    ready = ::read(pipefd[0], &c, 1) == 1;
+    ready = read_byte(pipefd[0], 60000);
     if (ready) {
-      pfd.revents = 0;
-      // Sleep the kill delay, waking early if the child ends on its own (EOF).
-      (void)::poll(&pfd, 1, static_cast<int>(delay_ms));
+      if (early) {
+        (void)read_byte(pipefd[0], static_cast<int>(early_ms));
+      } else if (read_byte(pipefd[0], 60000)) {
+        (void)read_byte(pipefd[0], static_cast<int>(delay_ms));  // sleeps; wakes early at EOF
+      }
     }
   }
   ::kill(pid, SIGKILL);
   int code = 0;
   const bool killed = reap(pid, &code);
   ::close(pipefd[0]);
-  if (!kill_in_open && !ready) return Status::internal(fmt::format("the writer child failed during setup (exit {})", code));
   if (!killed && code != 0) return Status::internal(fmt::format("the writer child failed (exit {})", code));
+  if (!ready && !(early && o_.pf == Pf::kOff)) {
+    return Status::internal("the writer child did not get ready within 60 s");
+  }
   out->killed = killed;
-  out->killed_in_open = kill_in_open;
+  out->killed_early = early;
+  out->write_ms = ms_since(t_start);
+  if (shared_->ready_ns.load() != 0 && shared_->first_burst_ns.load() != 0) {
+    out->start_ms = static_cast<double>(shared_->first_burst_ns.load() - shared_->ready_ns.load()) / 1e6;
+  }
+  const struct timespec t_check = now_mono();
   out->no_space = shared_->no_space.load() - no_space0;
 
   std::vector<JRecord> recs;
@@ -239,8 +279,12 @@ Status InProcessRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* ou
     out->corrupted_key = *k;
   }
   run_checker(pool_, o_, out);
+  out->check_ms = ms_since(t_check);
   if (!out->recovery_error.empty()) return Status::ok();
-  return recover_and_verify(n, recs, out);
+  const struct timespec t_verify = now_mono();
+  Status s = recover_and_verify(n, recs, out);
+  out->verify_ms = ms_since(t_verify);
+  return s;
 }
 
 Status InProcessRunner::recover_and_verify(uint64_t n, const std::vector<JRecord>& recs, CycleOutcome* out) {

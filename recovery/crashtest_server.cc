@@ -108,8 +108,15 @@ class ServerRunner final : public Runner {
 
  private:
   bool start_server(double* ready_ms, std::string* err);
-  void writer(unsigned t, uint64_t seed, std::atomic<uint64_t>* next_seq, const std::atomic<bool>* stop,
-              Journal* journal, std::atomic<uint64_t>* no_space);
+  // Counters the writers share with the campaign thread within a cycle.
+  struct Shared {
+    std::atomic<uint64_t> next_seq{0};
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> no_space{0};
+    std::atomic<uint64_t> acked_batches{0};
+    std::atomic<unsigned> running{0};  // writers still running
+  };
+  void writer(unsigned t, uint64_t seed, Shared* sh, Journal* journal);
   void verify(CycleOutcome* out, const std::vector<JRecord>& recs);
 
   Options o_;
@@ -181,12 +188,16 @@ bool ServerRunner::start_server(double* ready_ms, std::string* err) {
   return false;
 }
 
-void ServerRunner::writer(unsigned t, uint64_t seed, std::atomic<uint64_t>* next_seq, const std::atomic<bool>* stop,
-                          Journal* journal, std::atomic<uint64_t>* no_space) {
+void ServerRunner::writer(unsigned t, uint64_t seed, Shared* sh, Journal* journal) {
   client::ClientOptions co;
   co.timeout_ms = 100;  // short: after the kill, every call times out
   co.attempts = 3;
+  struct Done {
+    std::atomic<unsigned>* running;
+    ~Done() { running->fetch_sub(1, std::memory_order_release); }
+  } done{&sh->running};
   auto c = client::Client::connect("127.0.0.1", port_, co);
+  for (int i = 0; !c && i < 20 && !sh->stop.load(); ++i) c = client::Client::connect("127.0.0.1", port_, co);
   if (!c) return;
   std::mt19937_64 rng(seed);
   constexpr std::size_t kMaxBatch = 32;
@@ -197,13 +208,13 @@ void ServerRunner::writer(unsigned t, uint64_t seed, std::atomic<uint64_t>* next
   std::vector<client::Reply> replies;
   // A datagram-sized batch keeps most requests unfragmented; larger values
   // still fragment now and then.
-  while (!stop->load(std::memory_order_relaxed)) {
+  while (!sh->stop.load(std::memory_order_relaxed)) {
     pick_keys(rng, o_.keys, t, o_.workers, 1 + rng() % kMaxBatch, &ids);
     const std::size_t b = ids.size();
     if (b == 0) break;
     for (std::size_t i = 0; i < b; ++i) {
       const bool del = rng() % 10 == 0;
-      seqs[i] = next_seq->fetch_add(1, std::memory_order_relaxed);
+      seqs[i] = sh->next_seq.fetch_add(1, std::memory_order_relaxed);
       keys[i] = campaign_key(ids[i]);
       journal->issue(del ? JOp::kDel : JOp::kSet, ids[i], seqs[i]);
       ops[i] = proto::RequestOp{};
@@ -217,16 +228,20 @@ void ServerRunner::writer(unsigned t, uint64_t seed, std::atomic<uint64_t>* next
       }
     }
     Status s = (*c)->execute(std::span<const proto::RequestOp>(ops.data(), b), &replies);
-    if (!s.is_ok() || replies.size() != b) break;  // the server is gone: these stay unacknowledged
+    // No answer (the server is gone, or slow: a restarted server's first
+    // writes start new log segments): these ops stay unacknowledged, and the
+    // next batch goes on (the same socket: the server sees them in order).
+    if (!s.is_ok() || replies.size() != b) continue;
     for (std::size_t i = 0; i < b; ++i) {
       const bool del = ops[i].opcode == proto::Opcode::kDel;
       const proto::Status r = replies[i].status;
       if (r == proto::Status::kOk || (del && r == proto::Status::kNotFound)) {
         journal->ack(del ? JOp::kDel : JOp::kSet, ids[i], seqs[i]);
       } else if (r == proto::Status::kOutOfMemory) {
-        no_space->fetch_add(1, std::memory_order_relaxed);
+        sh->no_space.fetch_add(1, std::memory_order_relaxed);
       }
     }
+    sh->acked_batches.fetch_add(1, std::memory_order_release);
   }
   (void)journal->flush();  // in memory: keeps the records
 }
@@ -237,23 +252,40 @@ Status ServerRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) 
   const unsigned delay_ms = o_.kill_min_ms + static_cast<unsigned>(rng() % (o_.kill_max_ms - o_.kill_min_ms + 1));
   if (pid_ <= 0) return Status::internal("the server is not running");
 
-  std::atomic<uint64_t> next_seq{model_.max_seq() + 1};
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> no_space{0};
+  // As in-process: most kills come a random delay after the first answered
+  // batch (a restarted server's first writes start new log segments), some
+  // early, while the first writes are under way.
+  const bool early = rng() % 100 < o_.early_kill_pct;
+  const unsigned early_ms = static_cast<unsigned>(rng() % 150);
+  const struct timespec t_start = now_mono();
+  Shared sh;
+  sh.next_seq.store(model_.max_seq() + 1);
   std::vector<Journal> journals(o_.workers);
   std::vector<std::thread> writers;
+  sh.running.store(o_.workers);
   for (unsigned t = 0; t < o_.workers; ++t) {
-    writers.emplace_back([&, t] { writer(t, seed + 7919 * (t + 1), &next_seq, &stop, &journals[t], &no_space); });
+    writers.emplace_back([&, t] { writer(t, seed + 7919 * (t + 1), &sh, &journals[t]); });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  if (early) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(early_ms));
+  } else {
+    while (sh.acked_batches.load(std::memory_order_acquire) == 0 && sh.running.load() > 0 && ms_since(t_start) < 20000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    out->start_ms = ms_since(t_start);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  }
   ::kill(pid_, SIGKILL);
   int code = 0;
   const bool killed = reap(pid_, &code);
   pid_ = -1;
-  stop.store(true);
+  sh.stop.store(true);
   for (auto& w : writers) w.join();
   out->killed = killed;
-  out->no_space = no_space.load();
+  out->killed_early = early;
+  out->no_space = sh.no_space.load();
+  out->write_ms = ms_since(t_start);
+  const struct timespec t_check = now_mono();
   if (!killed) return Status::internal(fmt::format("the server ended on its own before the kill (exit {})", code));
 
   std::vector<JRecord> recs;
@@ -269,7 +301,9 @@ Status ServerRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) 
     out->corrupted_key = *k;
   }
   run_checker(pool_, o_, out);
+  out->check_ms = ms_since(t_check);
   if (!out->recovery_error.empty()) return Status::ok();
+  const struct timespec t_verify = now_mono();
   std::string err;
   double ms = 0;
   if (!start_server(&ms, &err)) {
@@ -278,6 +312,7 @@ Status ServerRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) 
   }
   out->recovery_ms = ms;
   verify(out, recs);
+  out->verify_ms = ms_since(t_verify);
   return Status::ok();
 }
 

@@ -43,7 +43,29 @@ double ms_since(const struct timespec& t0) noexcept {
   return static_cast<double>(t.tv_sec - t0.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec - t0.tv_nsec) / 1e6;
 }
 
+namespace {
+
+bool copy_file(const std::string& from, const std::string& to) {
+  int in = ::open(from.c_str(), O_RDONLY);
+  if (in < 0) return false;
+  int fd = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  bool ok = fd >= 0;
+  if (ok) {
+    char buf[1 << 16];
+    ssize_t n;
+    while (ok && (n = ::read(in, buf, sizeof(buf))) > 0) ok = ::write(fd, buf, static_cast<std::size_t>(n)) == n;
+    ::close(fd);
+  }
+  ::close(in);
+  return ok;
+}
+
+}  // namespace
+
 void run_checker(const std::string& path, const Options& o, CycleOutcome* out) {
+  // --keep: the crash image as the checker sees it, before anything opens it
+  // (libpmemobj's recovery, the index's crash repair) and changes it.
+  if (o.keep && !copy_file(path, path + ".crash")) out->check_examples.push_back("could not copy the crash image");
   auto r = check_pool(path);
   if (!r) {
     out->recovery_error = "ferrite-check cannot open the crashed pool: " + r.status().to_string();
@@ -66,23 +88,6 @@ void run_checker(const std::string& path, const Options& o, CycleOutcome* out) {
   out->check_leaks = leaks;
   out->check_problems = r->problem_count - leaks;
   out->leak_classes.assign(classes.begin(), classes.end());
-  if (out->check_problems > 0 && o.keep) {
-    // Keep the crash image as the checker saw it (the verifier's open will
-    // repair what it can in the pool itself).
-    const std::string copy = path + ".crash";
-    int in = ::open(path.c_str(), O_RDONLY);
-    int fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in >= 0 && fd >= 0) {
-      char buf[1 << 16];
-      ssize_t n;
-      while ((n = ::read(in, buf, sizeof(buf))) > 0) {
-        if (::write(fd, buf, static_cast<std::size_t>(n)) != n) break;
-      }
-      out->check_examples.push_back("crash image kept as " + copy);
-    }
-    if (in >= 0) ::close(in);
-    if (fd >= 0) ::close(fd);
-  }
 }
 
 void recheck_leaks(const std::string& path, CycleOutcome* out) {

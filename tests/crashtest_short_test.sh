@@ -1,0 +1,50 @@
+#!/bin/sh
+# CI's short crash campaign (issue 5), run by meson test crashtest_short:
+#   in-process, SIGKILL only (pf off)          >= 100 cycles
+#   in-process, power failure (random subset)  >= 100 cycles
+#   server (ferrited, kill -9), pf off          20 cycles
+#   server (ferrited-pfsim), pf random          20 cycles
+# Each campaign is bounded by --seconds; --min-cycles turns "the time bound
+# cut it short" into a failure (exit 3) instead of a silent pass.
+# With the argument "negative" it instead proves the tool can fail: a
+# campaign that damages one acknowledged value on media after each kill
+# (--corrupt-acked, test-only) must exit 1 and report the damage.
+set -u
+ct="${FERRITE_CRASHTEST:?set FERRITE_CRASHTEST to the ferrite-crashtest binary}"
+seed="${FERRITE_CRASHTEST_SEED:-$(date +%s)}"
+small="--keys 5000 --value-max 256 --pool-size 64MiB --kill-after-ms-min 5 --kill-after-ms-max 80"
+
+run() {
+  echo "== ferrite-crashtest $*"
+  "$ct" --quiet "$@"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "crashtest_short: FAILED (exit $rc): ferrite-crashtest $*"
+    exit 1
+  fi
+}
+
+if [ "${1:-}" = "negative" ]; then
+  for mode in inprocess server; do
+    out=$("$ct" --quiet --mode "$mode" --pf off --cycles 5 --keys 2000 --early-kill-pct 0 --corrupt-acked \
+          --pool-size 64MiB --seed "$seed" 2>&1)
+    rc=$?
+    echo "$out"
+    if [ "$rc" -ne 1 ]; then
+      echo "crashtest_negative: FAILED: $mode: damaged media went unnoticed (exit $rc, expected 1)"
+      exit 1
+    fi
+    if ! echo "$out" | grep -Eq "FAIL: durability violation"; then
+      echo "crashtest_negative: FAILED: $mode: no durability violation reported"
+      exit 1
+    fi
+  done
+  echo "crashtest_negative: OK (seed $seed)"
+  exit 0
+fi
+
+run --mode inprocess --pf off --cycles 100 --min-cycles 100 --seconds 90 --seed "$seed" $small
+run --mode inprocess --pf random --cycles 100 --min-cycles 100 --seconds 110 --seed "$seed" $small
+run --mode server --pf off --cycles 20 --min-cycles 20 --seconds 40 --seed "$seed" $small
+run --mode server --pf random --cycles 20 --min-cycles 20 --seconds 50 --seed "$seed" $small
+echo "crashtest_short: OK (seed $seed)"
