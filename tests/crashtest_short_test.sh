@@ -38,6 +38,12 @@ if [ "${1:-}" = "negative" ]; then
       echo "crashtest_negative: FAILED: $mode: no durability violation reported"
       exit 1
     fi
+    # The violation found must be the damage done, not something else.
+    key=$(echo "$out" | sed -n 's/.*test-only damage to \(ck-[0-9]*\).*/\1/p' | head -1)
+    if [ -z "$key" ] || ! echo "$out" | grep -Eq "^    $key: |\"$key\""; then
+      echo "crashtest_negative: FAILED: $mode: the damaged key ($key) is not among the findings"
+      exit 1
+    fi
   done
   echo "crashtest_negative: OK (seed $seed)"
   exit 0
