@@ -78,6 +78,7 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
   }
   FERRITE_CRASH_POINT(crash::kCleanerAfterSlotCas);
   batch_.commit();  // P2
+  log_.seal_retired_st();  // the cleaner's own old heads, now that its copies are published
   for (auto& [sl, w] : published) {
     uint64_t e = w;
     (void)sl->compare_exchange_strong(e, w & ~slot::kDirty, std::memory_order_release, std::memory_order_relaxed);
@@ -131,6 +132,7 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
     if (moves_.size() >= 32) flush_moves(moves_, st);
   }
   flush_moves(moves_, st);
+  log_.seal_retired_st();
   idx_.qsbr_.offline(qsbr_slot_);
   if (out_of_room) {
     v.use.store(kSegSealed, std::memory_order_release);

@@ -43,9 +43,15 @@ bool RecordLog::next_segment() noexcept {
   }
   if (cur_ != nullptr && pending_batch_ != nullptr) writeback_tail_nodrain(*pending_batch_);
   if (info_ != nullptr) {
-    // Seal the old head: its tail is final, the cleaner may take it.
+    // The old head's tail is final. It stays kSegHead (the cleaner skips
+    // it) until seal_retired_st(): this burst's records in it are not
+    // published yet.
     info_->tail.store(tail_, std::memory_order_relaxed);
-    info_->use.store(kSegSealed, std::memory_order_release);
+    if (nretired_ < kMaxRetired) {
+      retired_[nretired_++] = info_;
+    } else {
+      info_->use.store(kSegSealed, std::memory_order_release);  // not reached: a burst spans < 16 segments
+    }
   }
   cur_ = pool_.ptr(*seg);
   tail_ = 0;
@@ -66,6 +72,11 @@ bool RecordLog::next_segment() noexcept {
   return true;
 }
 
+
+void RecordLog::seal_retired_st() noexcept {
+  for (unsigned i = 0; i < nretired_; ++i) retired_[i]->use.store(kSegSealed, std::memory_order_release);
+  nretired_ = 0;
+}
 
 char* RecordLog::reserve_st(std::size_t size) noexcept {
   if (cur_ == nullptr || tail_ + size > cur_->data_size()) {

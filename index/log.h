@@ -50,6 +50,16 @@ class RecordLog {
   void writeback_full_lines_nodrain(pmem::PersistBatch& batch) noexcept;
   void writeback_tail_nodrain(pmem::PersistBatch& batch) noexcept;
 
+  // Hands the heads this log left since the last call to the cleaner
+  // (kSegSealed). A switch to a new segment does not seal the old head at
+  // once: records of the running burst may sit in it unpublished, and a
+  // cleaner walking it then would judge them dead and free the segment
+  // under the slots the burst is about to publish (found by
+  // ferrite-crashtest: live keys naming a freed segment). The owner calls
+  // this once the burst's slots are published (worker: after P2; cleaner:
+  // after its C3/P2) (_st).
+  void seal_retired_st() noexcept;
+
   uint64_t segments_allocated() const noexcept { return segments_; }
   uint64_t bytes_appended() const noexcept { return appended_; }
 
@@ -66,6 +76,9 @@ class RecordLog {
   uint64_t tail_ = 0;   // bytes used in cur_'s data area
   uint64_t wb_ = 0;     // bytes of cur_'s data area already written back
   pmem::PersistBatch* pending_batch_ = nullptr;  // where the old segment's tail goes on a switch
+  static constexpr unsigned kMaxRetired = 16;
+  LogSegInfo* retired_[kMaxRetired] = {};        // old heads awaiting seal_retired_st()
+  unsigned nretired_ = 0;
   uint64_t segments_ = 0;
   uint64_t appended_ = 0;
   std::chrono::steady_clock::time_point last_failure_{};  // of next_segment()

@@ -279,6 +279,7 @@ void Worker::State::publish_all() noexcept {
   for (std::atomic<uint64_t>* sl : published_) batch_.add(sl, sizeof(uint64_t));  // W2's write-backs
   FERRITE_CRASH_POINT(crash::kWorkerAfterSlotCas);
   batch_.commit();  // P2: every published slot durable (and any dirty reads)
+  log_.seal_retired_st();  // old heads go to the cleaner only now (log.h)
   FERRITE_CRASH_POINT(crash::kWorkerAfterSlotFence);
   read_needs_fence_ = false;
   // W3: clear dirty bits we set; a failed CAS means someone wrote after us.
