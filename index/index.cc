@@ -296,6 +296,7 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
         r.value = w;
         break;  // T2: the key cannot be past the first empty slot
       }
+      if (FERRITE_UNLIKELY(slot::is_dirty(w))) r.dirty_passed |= 1u << i;
       if (slot::tag(w) != tag || slot::is_dead(w)) continue;
       const RecordHeader* rec = record(w);
       if (rec->key() == key) {

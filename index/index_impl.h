@@ -37,6 +37,13 @@ struct Lookup {
   uint64_t value = 0;                     // slot word as observed (with transient bits)
   const RecordHeader* rec = nullptr;      // the record the slot points at, when found
   bool found = false;                     // the key holds this slot (value or tombstone)
+  // Probe positions (bit i = probe_slot(seg, h, i)) up to and including
+  // `slot` whose word was dirty when passed: published by another writer
+  // but maybe not yet fenced. This op's result depends on them being
+  // non-empty (T2: a lookup stops at the first empty slot), so the op
+  // writes them back into its own fence before it answers (invariant 2
+  // for the slots an op passes, not only the one it uses).
+  uint32_t dirty_passed = 0;
 };
 
 inline constexpr unsigned kMaxRepairThreads = 8;
@@ -211,7 +218,7 @@ class Worker::State {
   void publish_all() noexcept;
   void prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept;
   bool try_publish(Staged& st) noexcept;
-  void note_read(const Lookup& lk) noexcept;
+  void note_read(const Lookup& lk, uint64_t h) noexcept;
   bool staged_has(uint64_t h, std::string_view key) const noexcept;
 
   std::vector<Staged> staged_;

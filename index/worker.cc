@@ -48,7 +48,7 @@ bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
 }  // namespace
 
 Worker::State::State(IndexImpl& idx, unsigned id)
-    : idx_(idx), id_(id), log_(idx.pool_, idx.alloc_, idx.segs_, idx.root_, id), batch_(idx.pool_.persister()) {
+    : idx_(idx), id_(id), log_(idx, idx.pool_, idx.alloc_, idx.segs_, idx.root_, id), batch_(idx.pool_.persister()) {
   staged_.reserve(64);
   retry_.reserve(64);
   published_.reserve(64);
@@ -68,23 +68,30 @@ const RecordHeader* Worker::State::append(RecordKind kind, std::string_view key,
   return r;
 }
 
-void Worker::State::note_read(const Lookup& lk) noexcept {
+void Worker::State::note_read(const Lookup& lk, uint64_t h) noexcept {
   // Link-and-persist, reader side: a result derived from a dirty slot is
   // returned only after that slot is durable.
   if (lk.slot != nullptr && slot::is_dirty(lk.value)) {
     batch_.add(lk.slot, sizeof(uint64_t));
     read_needs_fence_ = true;
   }
+  // The dirty slots this op's probe passed must be durable too, or a crash
+  // could empty one of them and hide the slot this op used or filled behind
+  // it (tests/crash/dirty_prefix_test.cc). For a write they are written back
+  // before P1, so they are durable before the op's own slot can be.
+  for (uint32_t m = lk.dirty_passed; m != 0; m &= m - 1) {
+    batch_.add(probe_slot(lk.seg, h, static_cast<unsigned>(__builtin_ctz(m))), sizeof(uint64_t));
+    read_needs_fence_ = true;
+  }
 }
 
 Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out,
                                         bool* tomb_out) noexcept {
-  (void)h;
   *tomb_out = false;
   const uint64_t t = now_;
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
   if (cur != nullptr && expired(cur, t)) cur = nullptr;
-  note_read(lk);
+  note_read(lk, h);
   auto write = [&](RecordKind kind, std::string_view v1, std::string_view v2, uint32_t flags, uint32_t exp) {
     const RecordHeader* r = append(kind, op.key, v1, v2, flags, exp);
     if (r == nullptr) {
@@ -259,7 +266,7 @@ void Worker::State::publish_all() noexcept {
               break;
             default: break;
           }
-          note_read(lk);
+          note_read(lk, st.h);
           if (!ok) {
             break;
           }

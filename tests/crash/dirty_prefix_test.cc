@@ -1,0 +1,101 @@
+// A write that lands behind another worker's published-but-unfenced slot.
+//
+// Worker A inserts X into the last slot of a bucket line and stops between
+// its slot CAS and its fence (crash point worker.after_slot_cas). Worker B
+// then writes Y, whose probe sequence starts in the same line: it passes A's
+// dirty slot, takes the first slot of the next line, fences and acknowledges.
+// If the power fails now, A's slot may revert to empty -- and a lookup of Y
+// stops at that empty slot (invariant T2) unless B made the slots it passed
+// durable before acknowledging. The power-failure simulator (fenced-only
+// lines) is exactly that crash.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "common/crash_point.h"
+#include "common/hash.h"
+#include "index/index.h"
+#include "index/table.h"
+#include "pmem/pool.h"
+#include "recovery/pfsim.h"
+#include "tests/util/temp_path.h"
+
+namespace ferrite {
+namespace {
+
+std::atomic<bool> g_armed{false};
+std::atomic<bool> g_parked{false};
+std::atomic<bool> g_release{false};
+std::thread::id g_victim;
+
+void park_hook(const char* name) {
+  if (!g_armed.load() || std::strcmp(name, crash::kWorkerAfterSlotCas) != 0) return;
+  if (std::this_thread::get_id() != g_victim) return;
+  g_armed.store(false);
+  g_parked.store(true);
+  for (int i = 0; i < 20000 && !g_release.load(); ++i) ::usleep(100);  // bounded: 2 s
+}
+
+TEST(DirtyPrefix, AcknowledgedWriteBehindAnotherWorkersUnfencedSlotSurvivesPowerFailure) {
+  testing::TempPath pool_path("dirty-prefix"), shadow("dirty-prefix-shadow");
+  // Nine keys whose first probe bucket is the same line: seven fill it up to
+  // its last slot, X takes the last one, Y the first slot of the next line.
+  std::vector<std::string> keys;
+  const unsigned target = index::bucket1(hash_key("dp-0"));
+  for (int i = 0; keys.size() < 9 && i < 1000000; ++i) {
+    std::string k = "dp-" + std::to_string(i);
+    if (index::bucket1(hash_key(k)) == target) keys.push_back(k);
+  }
+  ASSERT_EQ(keys.size(), 9u);
+  const std::string x = keys[7], y = keys[8];
+  {
+    auto pool = pmem::Pool::create(pool_path.str(), 64u << 20, 2u << 20);
+    ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
+    auto idx = index::Index::open(**pool, {.workers = 2});
+    ASSERT_TRUE(idx.is_ok());
+    for (int i = 0; i < 7; ++i) {
+      index::Op op = index::Op::set(keys[i], "v" + std::to_string(i));
+      ASSERT_EQ((*idx)->worker(0).execute_one(op), Result::kOk);
+    }
+    auto sim = recovery::PowerFailSim::start(**pool, shadow.str());
+    ASSERT_TRUE(sim.is_ok()) << sim.status().to_string();
+    crash::set_hook(park_hook);
+
+    std::thread a([&] {
+      g_victim = std::this_thread::get_id();
+      g_armed.store(true);
+      index::Op op = index::Op::set(x, "x-value");
+      (void)(*idx)->worker(0).execute_one(op);  // parks between its slot CAS and P2
+    });
+    for (int i = 0; i < 20000 && !g_parked.load(); ++i) ::usleep(100);
+    ASSERT_TRUE(g_parked.load()) << "worker A never reached its slot CAS";
+    index::Op op = index::Op::set(y, "y-value");
+    EXPECT_EQ((*idx)->worker(1).execute_one(op), Result::kOk);  // acknowledged
+    (*sim)->power_fail(recovery::PfMode::kFencedOnly, 1);
+    g_release.store(true);
+    a.join();
+    crash::set_hook(nullptr);
+    sim->reset();
+    (*idx)->TEST_abandon();
+  }
+  ASSERT_TRUE(recovery::PowerFailSim::finish_after_kill(shadow.str(), recovery::PfMode::kFencedOnly, 1).is_ok());
+  auto pool = pmem::Pool::open(shadow.str());
+  ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
+  auto idx = index::Index::open(**pool, {.workers = 1});
+  ASSERT_TRUE(idx.is_ok());
+  std::string v;
+  index::Op get = index::Op::get(y, &v);
+  EXPECT_EQ((*idx)->worker(0).execute_one(get), Result::kOk) << "the acknowledged write of Y was lost";
+  EXPECT_EQ(v, "y-value");
+  for (int i = 0; i < 7; ++i) {
+    index::Op g = index::Op::get(keys[i], &v);
+    EXPECT_EQ((*idx)->worker(0).execute_one(g), Result::kOk) << keys[i];
+  }
+}
+
+}  // namespace
+}  // namespace ferrite
