@@ -43,7 +43,13 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
   for (Move& m : moves) {
     for (;;) {
       uint64_t exp = m.expected;
-      if (m.slot->compare_exchange_strong(exp, m.word | slot::kDirty, std::memory_order_acq_rel)) {  // C3
+      // Never CAS a frozen slot: a split already copied its entry into a
+      // successor, so the new word would be lost there while the successor
+      // keeps naming R in V -- and V is freed below (a slot naming freed
+      // space once the split publishes; found by ferrite-crashtest).
+      // find_for_write() below waits for the split and finds the successor.
+      if (!slot::is_moved(exp) &&
+          m.slot->compare_exchange_strong(exp, m.word | slot::kDirty, std::memory_order_acq_rel)) {  // C3
         batch_.add(m.slot, sizeof(uint64_t));
         published.emplace_back(m.slot, m.word | slot::kDirty);
         if (m.to != nullptr) {
