@@ -13,8 +13,9 @@
 //      (the copy is dead) or a split froze the slot (wait, find the key in
 //      the successor, retry while it still points at R).
 //  P2  fence                                     -- no durable slot points into V
-//  C4  retire V through QSBR; free it (libpmemobj transaction) once no
-//      worker can still be reading one of its records.
+//  C4  retire V through QSBR; free it once no worker can still be reading
+//      one of its records, unlinked from the log chain in the same
+//      libpmemobj transaction (log_chain.h).
 // Crash table:
 //  before P1: copies are unreferenced garbage in the cleaner's segment.
 //  P1..P2: each slot points at R or at its copy; both durable, same content.
@@ -149,15 +150,9 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
   const uint32_t id = idx_.segs_.id_of(&v);
   idx_.qsbr_.retire([this, voff, id] {
     FERRITE_CRASH_POINT(crash::kCleanerBeforeFree);
-    // A log head that names V (a worker's or the cleaner's head from before
-    // a crash: after a dirty open no log resumes its old head, so V could be
-    // sealed and cleaned) is cleared in the same transaction, so no root
-    // field ever names freed space.
-    Status s = idx_.alloc_.release(pmem::POff<pmem::SegmentHeader>(voff), [this, voff](pmem::Tx& tx) {
-      for (uint64_t& head : idx_.root_->log_heads) {
-        if (head == voff) tx.set(&head, uint64_t{0});
-      }
-    });
+    // One transaction: unlinked from the log chain, any log head naming V
+    // cleared, freed (IndexImpl::release_log_segment).
+    Status s = idx_.release_log_segment(voff);
     if (!s.is_ok()) log_warn("cleaner: could not free log segment: {}", s.to_string());
     idx_.segs_.remove(id);
   });

@@ -14,6 +14,7 @@
 #include "common/crash_point.h"
 #include "index/index_impl.h"
 #include "index/cleaner.h"
+#include "index/log_chain.h"
 
 #include <algorithm>
 #include <chrono>
@@ -96,6 +97,7 @@ Status IndexImpl::create_empty() {
     root->version = kIndexVersion;
     root->dir.store(d.off, std::memory_order_relaxed);
     root->clean = 1;
+    root->log_chain = 1;  // a chain, empty (log_chain.h)
     pool_.persister().persist(root, sizeof(IndexRoot));
     tx.set(&pool_.root()->index_root, r.off);
   });
@@ -141,89 +143,70 @@ Status IndexImpl::open_or_create() {
     worker->state_->log_.attach(clean);
     workers_.push_back(std::move(worker));
   }
-  // P-open: from here until close_clean() the counters, tails and the log
-  // chain on media are stale (clean and log_chain share a line).
+  // P-open: from here until close_clean() the key count and the live bytes
+  // and tails on media are stale. (The log chain stays exact.)
   root_->clean = 0;
-  root_->log_chain = 0;
-  pool_.persister().persist(&root_->clean, 2 * sizeof(uint64_t));
+  pool_.persister().persist(&root_->clean, sizeof(uint64_t));
   return Status::ok();
 }
 
 void IndexImpl::repair_after_open(bool clean) {
-  // After a clean close nothing below is needed but the log segment table,
-  // and the close listed the log segments (log_chain): no per-object work,
-  // so a clean open costs O(log segments), not O(table segments). (Touching
-  // a page of a freshly mapped pool costs ~13 us here; 8600 table segments'
-  // headers were ~110 ms of a 10M-key open.) A clean close leaves every
-  // referenced segment normal and no orphans: retired objects are freed by
-  // drain_all() before it, and a split frees unpublished successors at once.
-  if (clean && register_log_chain()) {
-    base_count_ = root_->key_count;
-    return;
+  // Open does O(log segments) work in every case and never walks the table
+  // segments or the libpmemobj objects: on this VM the first touch of a page
+  // of a freshly mapped pool costs ~11 us, and the 8780 objects of a 10M-key
+  // pool took 177 ms to enumerate, the 8600 table segment headers ~110 ms.
+  //  - Log segments: from the chain (log_chain.h), exact after a crash too.
+  //    Only a pool without a usable chain (last opened by an older build, or
+  //    a chain failing a check) enumerates the objects, and rebuilds it.
+  //  - After a clean close nothing else is needed: every referenced table
+  //    segment is normal and there are no orphans (retired objects are freed
+  //    by drain_all() before it, a split frees unpublished successors at once).
+  //  - After a crash, segment states (volatile in meaning: a split the crash
+  //    interrupted left its segment splitting or retired) are reset by each
+  //    segment's repair, before any slot or state of it is used (repair.cc),
+  //    and orphaned tables and directories are freed by the background pass
+  //    once the slot repair is done (free_orphans).
+  if (!register_log_chain(clean)) {
+    std::vector<uint64_t> logs;
+    ++open_enumerations_;
+    alloc_.for_each_segment([&](pmem::POff<pmem::SegmentHeader> off, pmem::SegmentHeader* h) {
+      if (h->kind != static_cast<uint32_t>(pmem::SegmentKind::kLog)) return;
+      logs.push_back(off.raw());
+      // After a clean close the headers hold exact live bytes (user[0]) and
+      // tails (user[1]); after a crash tails are unknown (the cleaner walks
+      // until the first invalid record) and live bytes are recounted by the
+      // repair.
+      const bool exact = clean && h->user[1] <= h->data_size();
+      segs_.add(off.raw(), h->owner, kSegSealed, exact ? h->user[1] : ~0ull,
+                exact ? static_cast<int64_t>(h->user[0]) : 0);
+    });
+    rebuild_log_chain(pool_, root_, logs);  // kept exact from here on
   }
-  // Table segment states are volatile in meaning: a split that a crash
-  // interrupted left its segment frozen (moved bits, state != normal). The
-  // directory is authoritative (it changes in a transaction): reset state of
-  // every segment it references; leftover moved bits are cleared by the
-  // segment's crash repair (repair.cc).
-  Directory* d = dir();
-  const uint64_t n = 1ull << d->depth;
-  std::vector<uint64_t> live;
-  live.reserve(n);
-  for (uint64_t j = 0; j < n; ++j) {
-    uint64_t off = d->seg[j].load(std::memory_order_relaxed);
-    if (!live.empty() && live.back() == off) continue;
-    live.push_back(off);
-    TableSegment* s = seg(off);
-    if (s->state.load(std::memory_order_relaxed) != kSegNormal) {
-      s->state.store(kSegNormal, std::memory_order_relaxed);
-      pool_.persister().flush_nodrain(s, kCacheLine);
-    }
-  }
-  pool_.persister().fence();
-  // Free table segments and directories that no longer (or never) became
-  // reachable: left by a crash between a split's allocation and publication,
-  // or between its publication and the retirement of the old segment.
-  std::sort(live.begin(), live.end());
-  std::vector<PMEMoid> orphans;
-  for (PMEMoid o = pmemobj_first(pool_.handle()); !OID_IS_NULL(o); o = pmemobj_next(o)) {
-    uint64_t t = pmemobj_type_num(o);
-    if (t == kTypeTableSegment) {
-      if (!std::binary_search(live.begin(), live.end(), round_up(o.off, kCacheLine))) orphans.push_back(o);
-    } else if (t == kTypeDirectory && o.off != root_->dir.load(std::memory_order_relaxed)) {
-      orphans.push_back(o);
-    }
-  }
-  for (PMEMoid o : orphans) {
-    Status s = pool_.transact([&](pmem::Tx& tx) { tx.free(o); });
-    if (!s.is_ok()) log_warn("index open: could not free an orphaned table object: {}", s.to_string());
-  }
-  if (!orphans.empty()) log_info("index open: freed {} orphaned table objects", orphans.size());
-
-  // Log segments: register each for the cleaner. After a clean close their
-  // headers hold exact live bytes (user[0]) and tails (user[1]); after a
-  // crash tails are unknown (the cleaner walks until the first invalid
-  // record) and live bytes are recounted from the table below.
-  alloc_.for_each_segment([&](pmem::POff<pmem::SegmentHeader> off, pmem::SegmentHeader* h) {
-    if (h->kind != static_cast<uint32_t>(pmem::SegmentKind::kLog)) return;
-    const bool exact = clean && h->user[1] <= h->data_size();
-    segs_.add(off.raw(), h->owner, kSegSealed, exact ? h->user[1] : ~0ull,
-              exact ? static_cast<int64_t>(h->user[0]) : 0);
-  });
   if (clean) {
     base_count_ = root_->key_count;
     return;
   }
   // Dirty shutdown: live keys and live bytes per log segment are recounted,
-  // and the slots repaired, one table segment at a time, on first touch or
-  // by the background pass (repair.cc). Nothing here walks slots.
+  // and the slots and states repaired, one table segment at a time, on first
+  // touch or by the background pass (repair.cc). The directory alone (a few
+  // pages) says how many segments there are.
+  Directory* d = dir();
+  const uint64_t n = 1ull << d->depth;
+  uint64_t segments = 0;
+  for (uint64_t j = 0, prev = 0; j < n; ++j) {
+    const uint64_t off = d->seg[j].load(std::memory_order_relaxed);
+    if (off != prev) ++segments;
+    prev = off;
+  }
   base_count_ = 0;
-  repair_left_.store(live.size(), std::memory_order_relaxed);
+  repair_left_.store(segments, std::memory_order_relaxed);
+  orphan_scan_pending_.store(true, std::memory_order_relaxed);
   repair_pending_.store(true, std::memory_order_relaxed);  // published to workers by their creation
 }
 
 void IndexImpl::save_segment_stats_nodrain() {
-  uint64_t chain = 0;  // the segments linked through user[2], for the next clean open
+  // Exact live bytes and tails for the next clean open; the chain links
+  // (user[2]) are kept current by every allocation and release.
   for (std::size_t i = 0; i < segs_.capacity(); ++i) {
     LogSegInfo& e = segs_.at(i);
     const uint64_t off = e.off.load(std::memory_order_relaxed);
@@ -232,37 +215,61 @@ void IndexImpl::save_segment_stats_nodrain() {
     const int64_t live = e.live.load(std::memory_order_relaxed);
     h->user[0] = live < 0 ? 0 : static_cast<uint64_t>(live);
     h->user[1] = e.tail.load(std::memory_order_relaxed);
-    h->user[2] = chain;
-    chain = off;
-    pool_.persister().flush_nodrain(&h->user[0], 3 * sizeof(uint64_t));
+    pool_.persister().flush_nodrain(&h->user[0], 2 * sizeof(uint64_t));
   }
-  root_->log_chain = chain | 1;  // | 1: a chain (possibly empty) is present
-  pool_.persister().flush_nodrain(&root_->log_chain, sizeof(uint64_t));
 }
 
-bool IndexImpl::register_log_chain() {
-  // Read the whole chain before registering anything: a chain that fails a
-  // check (it should not) leaves the table empty for the enumeration.
-  struct Entry {
-    uint64_t off;
-    pmem::SegmentHeader* h;
-  };
-  std::vector<Entry> chain;
-  const uint64_t head = root_->log_chain;
-  if ((head & 1) == 0) return false;
-  for (uint64_t off = head & ~uint64_t{1}; off != 0;) {
-    if (chain.size() >= segs_.capacity() || off % kCacheLine != 0 || off + kCacheLine > pool_.size()) return false;
-    auto* h = pool_.ptr(pmem::POff<pmem::SegmentHeader>(off));
-    if (h->magic != pmem::kSegmentMagic || h->kind != static_cast<uint32_t>(pmem::SegmentKind::kLog)) return false;
-    chain.push_back({off, h});
-    off = h->user[2];
+bool IndexImpl::register_log_chain(bool clean) {
+  // The whole chain is read and checked before anything is registered: a
+  // chain that fails a check (it should not) leaves the table empty for the
+  // enumeration.
+  std::vector<uint64_t> chain;
+  std::string why;
+  if (!read_log_chain(pool_, root_, segs_.capacity(), &chain, &why)) {
+    if (why.empty()) {
+      log_info("index open: no log segment chain (pool last opened by an older build); enumerating objects");
+    } else {
+      log_warn("index open: the log segment chain is not usable ({}); enumerating objects and rebuilding it", why);
+    }
+    return false;
   }
-  for (const Entry& e : chain) {
-    const bool exact = e.h->user[1] <= e.h->data_size();
-    segs_.add(e.off, e.h->owner, kSegSealed, exact ? e.h->user[1] : ~0ull,
-              exact ? static_cast<int64_t>(e.h->user[0]) : 0);
+  for (uint64_t off : chain) {
+    const auto* h = pool_.ptr(pmem::POff<pmem::SegmentHeader>(off));
+    const bool exact = clean && h->user[1] <= h->data_size();
+    segs_.add(off, h->owner, kSegSealed, exact ? h->user[1] : ~0ull, exact ? static_cast<int64_t>(h->user[0]) : 0);
   }
   return true;
+}
+
+StatusOr<pmem::POff<pmem::SegmentHeader>> IndexImpl::allocate_log_segment(unsigned owner) {
+  std::shared_lock<std::shared_mutex> objects(objects_mu_);
+  std::lock_guard<std::mutex> chain(chain_mu_);
+  return alloc_.allocate(
+      pmem::SegmentKind::kLog, owner,
+      [&](pmem::Tx& tx, pmem::SegmentHeader* h) {
+        link_log_segment_in_tx(pool_, tx, root_, h);  // L1 (log_chain.h)
+        tx.set(&root_->log_heads[owner], pool_.off(h).raw());
+      },
+      /*zero=*/false);
+}
+
+Status IndexImpl::release_log_segment(uint64_t off) {
+  std::shared_lock<std::shared_mutex> objects(objects_mu_);
+  std::lock_guard<std::mutex> chain(chain_mu_);
+  return alloc_.release(pmem::POff<pmem::SegmentHeader>(off), [&](pmem::Tx& tx) {
+    // A log head that names the segment (a worker's or the cleaner's head
+    // from before a crash: after a dirty open no log resumes its old head, so
+    // it could be sealed and cleaned) is cleared in the same transaction, so
+    // no root field ever names freed space.
+    for (uint64_t& head : root_->log_heads) {
+      if (head == off) tx.set(&head, uint64_t{0});
+    }
+    if (!unlink_log_segment_in_tx(pool_, tx, root_, off, segs_.capacity())) {
+      // Not on the chain (L1 broken; should not happen): freeing it leaves
+      // the chain as it is, which names it nowhere.
+      log_warn("index: log segment {:#x} is not on the log chain", off);
+    }
+  });
 }
 
 void IndexImpl::close_clean() {
@@ -451,11 +458,12 @@ IndexStats IndexImpl::stats() const {
   st.dir_doublings = doublings_.load(std::memory_order_relaxed);
   st.open_ms = open_ms_;
   st.repair_ms = static_cast<double>(repair_us_.load(std::memory_order_relaxed)) / 1000.0;
-  st.repair_done = !repair_pending();
+  st.repair_done = !repair_pending() && !orphan_scan_pending_.load(std::memory_order_acquire);
   st.recovery_pending_segments = st.repair_done ? 0 : repair_left_.load(std::memory_order_relaxed);
   st.recovery_segments_lazy = repaired_lazy_.load(std::memory_order_relaxed);
   st.recovery_segments_background = repaired_bg_.load(std::memory_order_relaxed);
   st.recovery_bad_records = bad_records_.load(std::memory_order_relaxed);
+  st.recovery_orphans_freed = orphans_freed_.load(std::memory_order_relaxed);
   // Log space from the segment table: live = bytes slots point at; dead =
   // the rest of what was appended (known tails only).
   auto& segs = const_cast<LogSegTable&>(segs_);
@@ -480,6 +488,7 @@ Index::~Index() {
 }
 
 void Index::TEST_abandon() { impl_->abandoned_ = true; }
+uint64_t Index::TEST_open_enumerations() const { return impl_->open_enumerations_; }
 
 StatusOr<std::unique_ptr<Index>> Index::open(pmem::Pool& pool, const IndexOptions& opts) {
   auto impl = std::make_unique<IndexImpl>(pool, opts);

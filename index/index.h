@@ -106,12 +106,15 @@ struct IndexStats {
                                  // (0 after a clean open, or while it runs)
   bool repair_done = true;       // false while table segments still await crash repair:
                                  // keys is then repaired-so-far + changes since open, and
-                                 // log_bytes_live is partial; the cleaner and expiry sweep wait
+                                 // log_bytes_live is partial; the cleaner and expiry sweep wait.
+                                 // Also false while the orphan scan that follows it runs
   uint64_t recovery_pending_segments = 0;     // table segments not yet repaired
   uint64_t recovery_segments_lazy = 0;        // repaired on first touch (op, split, scan)
   uint64_t recovery_segments_background = 0;  // repaired by the background pass
   uint64_t recovery_bad_records = 0;          // slots that named a torn or foreign record,
                                               // turned into dead slots (should stay 0)
+  uint64_t recovery_orphans_freed = 0;        // table segments and directories a crash left
+                                              // unreachable, freed after the repair
 };
 
 // Log cleaning: relocate the live records of mostly-dead log segments into
@@ -181,6 +184,9 @@ class Index {
   // Test hook: the destructor then skips the clean close, leaving the media
   // exactly as a crash right now would (the pool still closes).
   void TEST_abandon();
+  // Test hook: how many times this open enumerated the pool's objects (0
+  // unless the pool had no usable log chain).
+  uint64_t TEST_open_enumerations() const;
 
  private:
   explicit Index(std::unique_ptr<IndexImpl> impl);

@@ -5,14 +5,19 @@
 // and segment words are atomics in PMEM (labels A*/R* in index.cc and
 // split.cc). dir_mu_ serializes directory *changes* (split publication,
 // doubling) on the growth path only; no lookup or ordinary write takes it.
+// Lock order: dir_mu_ -> objects_mu_ -> chain_mu_ -> unlinked_mu_ (see the
+// fields); none of them is taken on the hot path (a worker takes the middle
+// two once per new log segment).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "common/cacheline.h"
@@ -112,6 +117,12 @@ class IndexImpl {
     }
   }
 
+  // Log segments (log_chain.h): allocated with the chain link and the log
+  // head of `owner` in one transaction; released with the chain unlink (and
+  // any log head naming it cleared) in one transaction.
+  StatusOr<pmem::POff<pmem::SegmentHeader>> allocate_log_segment(unsigned owner);
+  Status release_log_segment(uint64_t off);
+
   uint64_t count() const noexcept;
   Status scan(const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn);
   std::optional<uint64_t> scan_page(
@@ -130,6 +141,20 @@ class IndexImpl {
   unsigned repair_qsbr_slot_;        // first of kMaxRepairThreads QSBR slots of the repair pass
   std::mutex scan_mu_;
   std::mutex dir_mu_;                // growth path only
+  // Shared: every allocation and free of a table segment, directory or log
+  // segment (a transaction each). Exclusive: the orphan scan, whose
+  // pmemobj_first/next walk is not safe against a concurrent alloc/free.
+  std::shared_mutex objects_mu_;
+  // Serializes changes of the log chain (allocate_log_segment: workers and
+  // the cleaner; release_log_segment: the cleaner) and walks of it.
+  std::mutex chain_mu_;
+  // Table segments and directories (obj_off) this session allocated or
+  // retired that the directory does not name: split successors from their
+  // allocation until published or freed, retired segments and directories
+  // until their QSBR free ran. The orphan scan must not free them. Changed
+  // under objects_mu_ (shared) or dir_mu_; read by the scan holding both.
+  std::mutex unlinked_mu_;
+  std::unordered_set<uint64_t> unlinked_;  // GUARDED_BY(unlinked_mu_)
   uint64_t base_count_ = 0;          // keys at open (clean open: from the root)
   uint64_t session_ = 0;             // high bits of versions written this session
   std::vector<WorkerCounters> counters_;
@@ -161,6 +186,11 @@ class IndexImpl {
   std::chrono::steady_clock::time_point open_start_{};
   double open_ms_ = 0;                          // written by open, read after
   std::atomic<uint64_t> repair_us_{0};          // open start to repair finished (0: not finished)
+  // Set at a dirty open; cleared when the orphan scan (after the slot
+  // repair, in the background) has run.
+  std::atomic<bool> orphan_scan_pending_{false};
+  std::atomic<uint64_t> orphans_freed_{0};      // statistics
+  uint64_t open_enumerations_ = 0;              // object enumerations by open (0 unless no usable chain)
 
  private:
   void ensure_repaired_slow(TableSegment* s) const noexcept;
@@ -174,15 +204,20 @@ class IndexImpl {
   // One background thread: claims chunks of the directory until none is left.
   void repair_pass(unsigned qsbr_slot) noexcept;
   void finish_repair() noexcept;
+  // Frees table segments and directories a crash left unreachable (repair.cc).
+  void free_orphans() noexcept;
 
   Status create_empty();
   void register_table_class();
   uint64_t table_alloc_flags_ = 0;   // POBJ_CLASS_ID of table segments' class
   StatusOr<TableSegment*> alloc_table_segment(pmem::Tx& tx, unsigned local_depth, uint64_t prefix);
   Result double_directory(unsigned min_depth) noexcept;  // under dir_mu_
-  void free_object(uint64_t obj_off, const char* what) noexcept;  // one transaction; logs on failure
+  // One transaction; logs on failure; drops obj_off from unlinked_.
+  void free_object(uint64_t obj_off, const char* what) noexcept;
+  void note_unlinked(uint64_t obj_off, bool unlinked);  // caller holds objects_mu_ or dir_mu_
   void repair_after_open(bool clean);
-  bool register_log_chain();  // clean open: the log segments the close listed; false: enumerate
+  // The log segments the chain lists; false (nothing registered): no usable chain.
+  bool register_log_chain(bool clean);
   void save_segment_stats_nodrain();
 };
 

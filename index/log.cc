@@ -1,6 +1,7 @@
 // RecordLog (see log.h).
 #include "common/crash_point.h"
 #include "index/log.h"
+#include "index/index_impl.h"
 
 #include <sys/mman.h>
 
@@ -32,10 +33,7 @@ bool RecordLog::next_segment() noexcept {
   // write (the cleaner or deletes free segments meanwhile).
   const auto now = std::chrono::steady_clock::now();
   if (now - last_failure_ < std::chrono::milliseconds(1)) return false;
-  auto seg = alloc_.allocate(
-      pmem::SegmentKind::kLog, worker_,
-      [&](pmem::Tx& tx, pmem::SegmentHeader* h) { tx.set(&root_->log_heads[worker_], pool_.off(h).raw()); },
-      /*zero=*/false);
+  auto seg = idx_.allocate_log_segment(worker_);
   if (!seg.is_ok()) {
     if (seg.status().code() != Status::Code::kNoSpace) log_error("worker {}: {}", worker_, seg.status().to_string());
     last_failure_ = now;

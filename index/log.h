@@ -2,7 +2,8 @@
 // reserve() hands out 8-byte-aligned space at the tail of the current
 // segment; when a record does not fit, a new segment is allocated (one
 // libpmemobj transaction per 4 MiB of records) and linked as the worker's
-// head in IndexRoot::log_heads in the same transaction.
+// head in IndexRoot::log_heads and at the head of the log chain
+// (log_chain.h) in the same transaction (IndexImpl::allocate_log_segment).
 //
 // Crash table:
 //  - records written but not fenced: torn or intact, never pointed at by a
@@ -25,11 +26,13 @@
 
 namespace ferrite::index {
 
+class IndexImpl;
+
 class RecordLog {
  public:
-  RecordLog(pmem::Pool& pool, pmem::SegmentAllocator& alloc, LogSegTable& segs, IndexRoot* root,
+  RecordLog(IndexImpl& idx, pmem::Pool& pool, pmem::SegmentAllocator& alloc, LogSegTable& segs, IndexRoot* root,
             unsigned worker) noexcept
-      : pool_(pool), alloc_(alloc), segs_(segs), root_(root), worker_(worker) {}
+      : idx_(idx), pool_(pool), alloc_(alloc), segs_(segs), root_(root), worker_(worker) {}
 
   // Resumes at the tail recorded by a clean close (clean == true), or starts
   // a fresh segment on the first reserve().
@@ -66,6 +69,7 @@ class RecordLog {
  private:
   bool next_segment() noexcept;
 
+  IndexImpl& idx_;
   pmem::Pool& pool_;
   pmem::SegmentAllocator& alloc_;
   LogSegTable& segs_;

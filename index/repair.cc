@@ -1,13 +1,15 @@
 // Crash repair after a dirty shutdown: lazy, per table segment, on first
 // touch, with a parallel background pass that finishes the rest.
 //
-// Open after a crash does only per-segment and per-object work (segment
-// states, orphaned table objects, the log segment table: repair_after_open in
-// index.cc) and then serves at once. What a crash leaves inside the slots,
+// Open after a crash does O(log segments) work (the log segment table, from
+// the log chain: repair_after_open in index.cc) and then serves at once.
+// What a crash leaves in a table segment (its state, and inside the slots),
 // and the volatile totals the slots imply (live keys, live bytes per log
 // segment), are repaired one table segment (2048 slots) at a time, by the
 // first thread that needs the segment (an op's find(), split, scan) or by
 // the background pass (start_background_repair), whichever comes first.
+// Once every segment is repaired, the background pass frees the table
+// objects the crash left unreachable (free_orphans).
 // Dash's "instant recovery" does the same per segment with a version number;
 // here the number is TableSegment::repaired.
 //
@@ -34,6 +36,7 @@
 // not run until R5), so the repairer owns them; the only exception is the
 // burst prefetch, whose relaxed loads only choose prefetch addresses.
 //
+// Repair of a segment: its state (volatile in meaning) is reset to normal.
 // Repair of one slot word w (not empty):
 //  - moved bit: clear. A split the crash interrupted never published (the
 //    directory, changed only in a transaction, still names this segment),
@@ -176,6 +179,15 @@ void IndexImpl::repair_segment(TableSegment* s, bool lazy) noexcept {
     s->buckets[i / kSlotsPerBucket].slots[i % kSlotsPerBucket].store(nw, std::memory_order_relaxed);
     changed_lines[i / kSlotsPerBucket / 32] |= 1u << (i / kSlotsPerBucket % 32);
   };
+  // The segment's state is volatile in meaning: a split the crash
+  // interrupted left it splitting or retired while the directory (changed
+  // only in a transaction, and it named s) still names it. Reset before any
+  // reader can look at it (A4 in index.cc) or a splitter CAS it (S1).
+  bool header_changed = false;
+  if (s->state.load(std::memory_order_relaxed) != kSegNormal) {
+    s->state.store(kSegNormal, std::memory_order_relaxed);
+    header_changed = true;
+  }
   // Empty and dead slots: only transient bits to clear.
   for (unsigned i = 0; i < kSegSlots; ++i) {
     const uint64_t w = s->buckets[i / kSlotsPerBucket].slots[i % kSlotsPerBucket].load(std::memory_order_relaxed);
@@ -205,7 +217,8 @@ void IndexImpl::repair_segment(TableSegment* s, bool lazy) noexcept {
     fix(i, w, nw);
   }
   // P6: repaired slot lines durable before the segment counts as repaired.
-  bool any = false;
+  bool any = header_changed;
+  if (header_changed) pool_.persister().flush_nodrain(s, kCacheLine);
   for (unsigned b = 0; b < kBucketsPerSegment; ++b) {
     if ((changed_lines[b / 32] >> (b % 32)) & 1u) {
       pool_.persister().flush_nodrain(&s->buckets[b], kCacheLine);
@@ -282,27 +295,73 @@ void IndexImpl::repair_pass(unsigned qsbr_slot) noexcept {
 }
 
 void IndexImpl::finish_repair() noexcept {
+  repair_pending_.store(false, std::memory_order_release);  // R5: pairs with A5
+  // The cleaner and the expiry sweep may start now; the orphan scan follows
+  // (it blocks segment allocations and frees while it walks the objects).
+  free_orphans();
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - open_start_);
   repair_us_.store(static_cast<uint64_t>(std::max<int64_t>(1, us.count())), std::memory_order_relaxed);
-  repair_pending_.store(false, std::memory_order_release);  // R5: pairs with A5
   log_info("index: crash repair done {:.1f} ms after open began: {} table segments ({} on first touch, {} in the "
-           "background), {} keys, {} bad records",
+           "background), {} keys, {} bad records, {} orphaned table objects freed",
            static_cast<double>(us.count()) / 1000.0,
            repaired_lazy_.load(std::memory_order_relaxed) + repaired_bg_.load(std::memory_order_relaxed),
            repaired_lazy_.load(std::memory_order_relaxed), repaired_bg_.load(std::memory_order_relaxed),
-           repaired_keys_.load(std::memory_order_relaxed), bad_records_.load(std::memory_order_relaxed));
+           repaired_keys_.load(std::memory_order_relaxed), bad_records_.load(std::memory_order_relaxed),
+           orphans_freed_.load(std::memory_order_relaxed));
+}
+
+void IndexImpl::free_orphans() noexcept {
+  // Orphans: table segments and directories that a crash left unreachable
+  // (between a split's allocation and its publication, between a publication
+  // or a doubling and the QSBR free of what it replaced). Unreachable means:
+  // not named by the directory, not the directory, and not listed in
+  // unlinked_ (this session's own unpublished or retired objects). The index
+  // root and log segments (on the log chain) are never orphans.
+  // dir_mu_ keeps the directory and the unlinked_ transitions made with it
+  // still; objects_mu_ (exclusive) keeps every allocation and free out while
+  // pmemobj_first/next walk the heap, which they are not safe against.
+  std::vector<uint64_t> orphans;
+  {
+    std::lock_guard<std::mutex> dir_lock(dir_mu_);
+    std::unique_lock<std::shared_mutex> objects(objects_mu_);
+    const uint64_t dir_off = root_->dir.load(std::memory_order_relaxed);
+    Directory* d = dir();
+    std::vector<uint64_t> named;
+    for (uint64_t j = 0; j < (1ull << d->depth); ++j) {
+      const uint64_t off = d->seg[j].load(std::memory_order_relaxed);
+      if (named.empty() || named.back() != off) named.push_back(off);
+    }
+    std::sort(named.begin(), named.end());
+    std::lock_guard<std::mutex> unlinked(unlinked_mu_);
+    for (PMEMoid o = pmemobj_first(pool_.handle()); !OID_IS_NULL(o); o = pmemobj_next(o)) {
+      const uint64_t t = pmemobj_type_num(o);
+      if (t == kTypeTableSegment) {
+        if (!std::binary_search(named.begin(), named.end(), round_up(o.off, kCacheLine)) &&
+            unlinked_.count(o.off) == 0) {
+          orphans.push_back(o.off);
+        }
+      } else if (t == kTypeDirectory && o.off != dir_off && unlinked_.count(o.off) == 0) {
+        orphans.push_back(o.off);
+      }
+    }
+  }
+  // Nothing names an orphan, so it can be freed after the locks (each free
+  // takes objects_mu_ shared, as every free does).
+  for (uint64_t off : orphans) free_object(off, "orphaned table object");
+  orphans_freed_.fetch_add(orphans.size(), std::memory_order_relaxed);
+  orphan_scan_pending_.store(false, std::memory_order_release);
 }
 
 void IndexImpl::wait_repaired() {
   std::lock_guard<std::mutex> lock(repair_mu_);
   for (auto& t : repair_threads_) t.join();
   repair_threads_.clear();
-  if (!repair_pending()) return;
+  if (!repair_pending()) return;  // finish_repair ran, orphan scan included
   // No background pass ran to completion (disabled, or stopped): finish here.
   repair_stop_.store(false, std::memory_order_relaxed);
   prepare_repair_pass();
   repair_running_.store(1, std::memory_order_relaxed);
-  repair_pass(repair_qsbr_slot_);
+  repair_pass(repair_qsbr_slot_);  // the last one out: finish_repair, with the orphan scan
 }
 
 void IndexImpl::stop_repair() noexcept {

@@ -20,10 +20,15 @@
 //  S5  retire S through QSBR; freed once every worker has quiesced.
 // Crash table:
 //  before the S4 transaction commits: S is still referenced and complete
-//    (its moved bits and state are reset/cleared at open); the successors
-//    are unreferenced and freed at open (repair_after_open).
-//  after commit: successors are referenced and durable (P3); S is freed at
-//    open if the crash beat S5.
+//    (its state is reset and moved bits cleared by its crash repair); the
+//    successors are unreferenced and freed by the orphan scan that follows
+//    the crash repair (free_orphans in repair.cc).
+//  after commit: successors are referenced and durable (P3); S is freed by
+//    that orphan scan if the crash beat S5.
+// Objects allocated or retired here that the directory does not name are
+// listed in IndexImpl::unlinked_ while so, so that this session's orphan
+// scan leaves them alone; every allocation and free here holds objects_mu_
+// shared, so the scan's object walk never races one.
 // Why S.state = retired comes before the directory switch: a writer can only
 // write to a successor after the switch; a reader that read an old value in S
 // and then sees S not yet retired read it before any successor write existed.
@@ -66,10 +71,26 @@ void unfreeze(TableSegment* s) noexcept {
 
 }  // namespace
 
+void IndexImpl::note_unlinked(uint64_t obj_off, bool unlinked) {
+  std::lock_guard<std::mutex> lock(unlinked_mu_);
+  if (unlinked) {
+    unlinked_.insert(obj_off);
+  } else {
+    unlinked_.erase(obj_off);
+  }
+}
+
 void IndexImpl::free_object(uint64_t obj_off, const char* what) noexcept {
   PMEMoid oid{pmemobj_oid(pool_.root()).pool_uuid_lo, obj_off};
+  std::shared_lock<std::shared_mutex> objects(objects_mu_);  // no orphan scan meanwhile
   Status st = pool_.transact([&](pmem::Tx& tx) { tx.free(oid); });
-  if (!st.is_ok()) log_warn("could not free a retired {}: {}", what, st.to_string());
+  if (!st.is_ok()) {
+    // Stays in unlinked_: this session's orphan scan leaves it, the next
+    // dirty open's frees it.
+    log_warn("could not free a retired {}: {}", what, st.to_string());
+    return;
+  }
+  note_unlinked(obj_off, false);
 }
 
 Result IndexImpl::double_directory(unsigned min_depth) noexcept {
@@ -79,6 +100,7 @@ Result IndexImpl::double_directory(unsigned min_depth) noexcept {
   const unsigned nd = min_depth;
   const unsigned shift = nd - static_cast<unsigned>(old->depth);
   Directory* fresh = nullptr;
+  std::shared_lock<std::shared_mutex> objects(objects_mu_);  // allocates (the orphan scan waits)
   Status s = pool_.transact([&](pmem::Tx& tx) {
     PMEMoid d = tx.alloc(Directory::bytes_for(nd), kTypeDirectory, false);
     fresh = pool_.ptr<Directory>(d);
@@ -98,6 +120,8 @@ Result IndexImpl::double_directory(unsigned min_depth) noexcept {
   doublings_.fetch_add(1, std::memory_order_relaxed);
   FERRITE_CRASH_POINT(crash::kSplitAfterDirDouble);
   const uint64_t old_obj = old->obj_off;
+  note_unlinked(old_obj, true);  // under dir_mu_: no orphan scan sees it unnamed and unlisted
+  objects.unlock();              // free_object takes it again
   qsbr_.retire([this, old_obj] { free_object(old_obj, "directory"); });
   return Result::kOk;
 }
@@ -142,12 +166,21 @@ Result IndexImpl::split(TableSegment* s) noexcept {
       return Result::kNoSpace;
     }
     succ.assign(1u << k, nullptr);
-    Status st = pool_.transact([&](pmem::Tx& tx) {
-      for (unsigned c = 0; c < succ.size(); ++c) {
-        auto r = alloc_table_segment(tx, d + k, (s->prefix << k) | c);
-        succ[c] = *r;
+    Status st;
+    {
+      // The successors are named by nothing until S4: unlinked_ keeps the
+      // orphan scan (repair.cc) off them, listed before it can run again.
+      std::shared_lock<std::shared_mutex> objects(objects_mu_);
+      st = pool_.transact([&](pmem::Tx& tx) {
+        for (unsigned c = 0; c < succ.size(); ++c) {
+          auto r = alloc_table_segment(tx, d + k, (s->prefix << k) | c);
+          succ[c] = *r;
+        }
+      });
+      if (st.is_ok()) {
+        for (TableSegment* t : succ) note_unlinked(t->obj_off, true);
       }
-    });
+    }
     if (!st.is_ok()) {
       unfreeze(s);  // pool full: no successor was published
       return Result::kNoSpace;
@@ -194,6 +227,9 @@ Result IndexImpl::split(TableSegment* s) noexcept {
       unfreeze(s);
       return Result::kNoSpace;
     }
+    // Under dir_mu_, as the switch: the successors are named, S is not.
+    for (TableSegment* t : succ) note_unlinked(t->obj_off, false);
+    note_unlinked(s->obj_off, true);
   }
   splits_.fetch_add(1, std::memory_order_relaxed);
   FERRITE_CRASH_POINT(crash::kSplitAfterPublish);

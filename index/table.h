@@ -8,9 +8,11 @@
 //     atomic<u64> dir;            // POff<Directory>, switched in a transaction
 //     u64 key_count;              // live keys, exact only after a clean close
 //     u64 clean;                  // 1 = key_count and log tails are exact
-//     u64 log_chain;              // clean close only: POff of the first log segment | 1, each
-//                                 // segment's SegmentHeader::user[2] the next (0 ends); 1 = none.
-//                                 // 0 = no chain (older build, or open since): enumerate objects
+//     u64 log_chain;              // every log segment, always exact (log_chain.h, L1): POff of
+//                                 // the newest | 1, each segment's SegmentHeader::user[2] the
+//                                 // next (0 ends); 1 = no log segment. 0 = no chain (a pool last
+//                                 // opened by an older build, which cleared it at open): the
+//                                 // opener enumerates objects and rebuilds it
 //     u64 log_heads[64];          // per worker: POff of its current log segment
 //     u64 log_tails[64];          // per worker: tail offset inside it (clean close only)
 //   };
@@ -48,6 +50,11 @@
 namespace ferrite::index {
 
 inline constexpr uint64_t kIndexMagic = 0x5844494554495246ull;  // "FRITEIDX"
+// Still 1 with the always-exact log chain (log_chain.h): the field means
+// more than before, nothing contradicts the old meaning. An older build uses
+// the chain only after a clean close (when it is exact under both meanings)
+// and clears it at open; this build rebuilds a cleared chain at open. So
+// pools move between the two builds in both directions.
 inline constexpr uint64_t kIndexVersion = 1;
 inline constexpr uint64_t kDirMagic = 0x5249444554495246ull;
 inline constexpr uint64_t kSegMagic = 0x4745534554495246ull;

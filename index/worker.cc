@@ -48,7 +48,7 @@ bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
 }  // namespace
 
 Worker::State::State(IndexImpl& idx, unsigned id)
-    : idx_(idx), id_(id), log_(idx.pool_, idx.alloc_, idx.segs_, idx.root_, id), batch_(idx.pool_.persister()) {
+    : idx_(idx), id_(id), log_(idx, idx.pool_, idx.alloc_, idx.segs_, idx.root_, id), batch_(idx.pool_.persister()) {
   staged_.reserve(64);
   retry_.reserve(64);
   published_.reserve(64);

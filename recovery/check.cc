@@ -19,8 +19,9 @@
 //                                   entry names (tag fixed in place when that is enough); not repairable
 //                                   when that sequence has no empty slot
 //   bad_log_head        corruption  IndexRoot::log_heads[w] names no log segment       -> head cleared
-//   bad_log_chain       corruption  the clean close's list of log segments (IndexRoot::log_chain) names a
-//                                   non-log segment, loops, or misses one               -> chain cleared
+//   bad_log_chain       corruption  the list of log segments (IndexRoot::log_chain, index/log_chain.h),
+//                                   when present, names a non-log segment, loops, or misses one
+//                                                                                       -> chain rebuilt
 //   orphan_table_segment, orphan_directory, orphan_index_root, unknown_object, unowned_segment,
 //   dead_log_segment    leak        freed, each in one libpmemobj transaction
 #include "recovery/check.h"
@@ -34,6 +35,7 @@
 #include <unordered_set>
 
 #include "common/hash.h"
+#include "index/log_chain.h"
 #include "index/record.h"
 #include "index/slot.h"
 #include "index/table.h"
@@ -587,13 +589,15 @@ void Checker::check_orphans() {
   }
 }
 
-// The clean close lists the log segments (IndexRoot::log_chain, linked
-// through SegmentHeader::user[2]) so that a clean open need not enumerate
-// objects. Only a clean index uses it; a chain that misses a segment hides
-// that segment from the cleaner, and one that names a freed segment would
-// register it again.
+// The list of every log segment (IndexRoot::log_chain, linked through
+// SegmentHeader::user[2]; index/log_chain.h) is exact in every state, after
+// a crash too, and every open trusts it instead of enumerating objects: a
+// chain that misses a segment hides it from the crash repair (its records'
+// keys would be dropped) and the cleaner, one that names a freed segment
+// would register it again. Absent (0: a pool an older build opened last) is
+// no problem: the next open enumerates and rebuilds it.
 void Checker::check_log_chain() {
-  if (iroot_ == nullptr || iroot_->clean != 1 || (iroot_->log_chain & 1) == 0) return;
+  if (iroot_ == nullptr || (iroot_->log_chain & 1) == 0) return;
   std::unordered_set<uint64_t> logs, seen;
   for (const LogSeg& l : logs_) logs.insert(l.hdr);
   std::string why;
@@ -612,7 +616,7 @@ void Checker::check_log_chain() {
   if (why.empty()) return;
   bad_chain_ = true;
   add({"bad_log_chain", ProblemKind::kCorruption, "index root log_chain", why, 0, true,
-       "chain cleared (the next open enumerates the log segments)"});
+       "chain rebuilt from the log segments"});
 }
 
 // Bytes appended to a log segment: up to the first record that is not valid
@@ -661,8 +665,9 @@ void Checker::check_logs() {
 //  R2  dead tombstones on slots with unreadable records and duplicate losers
 //  R3  unreachable entries moved (or retagged) to where lookups look
 //  R4  log heads that name no log segment cleared; the log segment list
-//      (IndexRoot::log_chain) cleared when wrong or before a log segment is freed
-//  R5  leaked objects freed, one transaction each
+//      (IndexRoot::log_chain) rebuilt when wrong
+//  R5  leaked objects freed, one transaction each (a log segment unlinked
+//      from the list in its transaction)
 // Re-running the whole repair after a crash anywhere finishes it: every step
 // is derived again from what is on media, and each intermediate state is one
 // the check accepts or repairs the same way (see each step).
@@ -768,27 +773,33 @@ void Checker::repair(RepairReport* rr) {
     ++rr->repaired;
   }
 
-  // R4b: the clean close's log segment list is cleared when it is wrong or
-  // names a segment freed below: 0 means "no list, enumerate the objects",
-  // always correct, so this one 8-byte store (durable before any free) makes
-  // every later state safe.
-  const bool frees_log = std::any_of(frees_.begin(), frees_.end(), [](const FreeObj& f) { return f.log_hdr != 0; });
-  if (iroot_ != nullptr && iroot_->log_chain != 0 && (bad_chain_ || frees_log)) {
-    iroot_->log_chain = 0;
-    ps.persist(&iroot_->log_chain, sizeof(iroot_->log_chain));
-    action("cleared the index root's log segment list (the next open enumerates them)");
-    if (bad_chain_) ++rr->repaired;
+  // R4b: a wrong log segment list is rebuilt from every log segment found
+  // (those R5 frees included: each is unlinked in its own free's
+  // transaction). rebuild_log_chain clears the list first and sets it last,
+  // so a crash leaves it absent (the next open enumerates and rebuilds it)
+  // or exact, never partial.
+  if (iroot_ != nullptr && bad_chain_) {
+    std::vector<uint64_t> hdrs;
+    for (const LogSeg& l : logs_) hdrs.push_back(l.hdr);
+    index::rebuild_log_chain(p_, iroot_, hdrs);
+    action(fmt::format("rebuilt the index root's log segment list ({} log segments)", hdrs.size()));
+    ++rr->repaired;
   }
 
   // R5: frees, one libpmemobj transaction each: a crash rolls the one in
   // flight back, and the next run finds that object still leaked and frees
   // it. Nothing durable names any of them (orphans by definition; a dead
   // log segment's last naming slots became dead tombstones in R2, fenced;
-  // log heads are never freed here).
+  // log heads are never freed here) but the log segment list, from which a
+  // log segment is unlinked in the transaction that frees it.
   pmem::SegmentAllocator alloc(p_);
   const uint64_t uuid = pmemobj_oid(p_.root()).pool_uuid_lo;
+  const std::size_t max_chain = logs_.size() + 1;
   for (const FreeObj& f : frees_) {
-    Status s = f.log_hdr != 0 ? alloc.release(pmem::POff<pmem::SegmentHeader>(f.log_hdr))
+    auto unlink = [&](pmem::Tx& tx) {
+      if (iroot_ != nullptr) (void)index::unlink_log_segment_in_tx(p_, tx, iroot_, f.log_hdr, max_chain);
+    };
+    Status s = f.log_hdr != 0 ? alloc.release(pmem::POff<pmem::SegmentHeader>(f.log_hdr), unlink)
                               : p_.transact([&](pmem::Tx& tx) { tx.free(PMEMoid{uuid, f.obj_off}); });
     if (!s.is_ok()) {
       rr->errors.push_back(fmt::format("freeing {} {:#x}: {}", f.what, f.obj_off, s.to_string()));
