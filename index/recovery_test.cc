@@ -157,7 +157,8 @@ class RecoveryTest : public ::testing::Test {
     return idx_->worker(0).execute_one(o);
   }
   Result del(int i, unsigned w = 0) {
-    Op o = Op::del(key(i));
+    const std::string k = key(i);  // the op holds a view: keep the key alive
+    Op o = Op::del(k);
     return idx_->worker(w).execute_one(o);
   }
   std::string get(std::string_view k, unsigned w = 0) {

@@ -58,7 +58,8 @@ TEST(DirtyPrefix, AcknowledgedWriteBehindAnotherWorkersUnfencedSlotSurvivesPower
     auto idx = index::Index::open(**pool, {.workers = 2});
     ASSERT_TRUE(idx.is_ok());
     for (int i = 0; i < 7; ++i) {
-      index::Op op = index::Op::set(keys[i], "v" + std::to_string(i));
+      const std::string v = "v" + std::to_string(i);  // the op holds a view
+      index::Op op = index::Op::set(keys[i], v);
       ASSERT_EQ((*idx)->worker(0).execute_one(op), Result::kOk);
     }
     auto sim = recovery::PowerFailSim::start(**pool, shadow.str());
