@@ -24,11 +24,11 @@
 // Nothing else writes records into V (it is sealed), and no op publishes a
 // word naming a record it did not just write, except delete, which CASes
 // the word it observed (so it fails and retries if the cleaner moved R).
-#include "common/crash_point.h"
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "common/crash_point.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "index/cleaner.h"

@@ -17,7 +17,7 @@ class Cleaner {
  public:
   explicit Cleaner(IndexImpl& idx)
       : idx_(idx),
-        log_(idx, idx.pool_, idx.alloc_, idx.segs_, idx.root_, kCleanerLog),
+        log_(idx, kCleanerLog),
         batch_(idx.pool_.persister()),
         qsbr_slot_(idx.opts_.workers + 1) {}
 

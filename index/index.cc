@@ -11,7 +11,6 @@
 // slot of s is read; otherwise one predictable branch.
 // A reader never waits for a writer; it re-reads only while a split it raced
 // with is publishing, which is bounded by that split's progress.
-#include "common/crash_point.h"
 #include "index/index_impl.h"
 #include "index/cleaner.h"
 #include "index/log_chain.h"
@@ -20,6 +19,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/crash_point.h"
 #include "common/hash.h"
 #include "common/log.h"
 

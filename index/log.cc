@@ -1,6 +1,7 @@
 // RecordLog (see log.h).
-#include "common/crash_point.h"
 #include "index/log.h"
+
+#include "common/crash_point.h"
 #include "index/index_impl.h"
 
 #include <sys/mman.h>
@@ -10,6 +11,9 @@
 #include "common/log.h"
 
 namespace ferrite::index {
+
+RecordLog::RecordLog(IndexImpl& idx, unsigned worker) noexcept
+    : idx_(idx), pool_(idx.pool_), alloc_(idx.alloc_), segs_(idx.segs_), root_(idx.root_), worker_(worker) {}
 
 void RecordLog::attach(bool clean) noexcept {
   pmem::POff<pmem::SegmentHeader> head(root_->log_heads[worker_]);

@@ -30,9 +30,8 @@ class IndexImpl;
 
 class RecordLog {
  public:
-  RecordLog(IndexImpl& idx, pmem::Pool& pool, pmem::SegmentAllocator& alloc, LogSegTable& segs, IndexRoot* root,
-            unsigned worker) noexcept
-      : idx_(idx), pool_(pool), alloc_(alloc), segs_(segs), root_(root), worker_(worker) {}
+  // worker: the log_heads slot this log owns (a worker id, or kCleanerLog).
+  RecordLog(IndexImpl& idx, unsigned worker) noexcept;
 
   // Resumes at the tail recorded by a clean close (clean == true), or starts
   // a fresh segment on the first reserve().

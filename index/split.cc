@@ -38,10 +38,10 @@
 // one transaction (R3, pairs with A1). The old directory is retired through
 // QSBR: readers holding it still find correct segments there, and a segment
 // a later split retires is marked retired, so they retry (A4).
-#include "common/crash_point.h"
 #include <algorithm>
 #include <vector>
 
+#include "common/crash_point.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "index/index_impl.h"

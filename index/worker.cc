@@ -21,11 +21,11 @@
 // changed by W2 (another worker's write), the op is decided again against the
 // new state, and ops whose record depends on the old value (append, prepend,
 // incr, decr, touch) write a new record and go through another P1 round.
-#include "common/crash_point.h"
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 
+#include "common/crash_point.h"
 #include "common/hash.h"
 #include "index/index_impl.h"
 
@@ -48,7 +48,7 @@ bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
 }  // namespace
 
 Worker::State::State(IndexImpl& idx, unsigned id)
-    : idx_(idx), id_(id), log_(idx, idx.pool_, idx.alloc_, idx.segs_, idx.root_, id), batch_(idx.pool_.persister()) {
+    : idx_(idx), id_(id), log_(idx, id), batch_(idx.pool_.persister()) {
   staged_.reserve(64);
   retry_.reserve(64);
   published_.reserve(64);

@@ -1,10 +1,11 @@
 // Segment allocation in libpmemobj transactions (see segment.h).
-#include "common/crash_point.h"
 #include "pmem/segment.h"
 
 #include <fmt/format.h>
 
 #include <cerrno>
+
+#include "common/crash_point.h"
 
 namespace ferrite::pmem {
 

@@ -178,18 +178,11 @@ LogSeg* Checker::containing(uint64_t off) noexcept {
 }
 
 Status Checker::run() {
-  // Pool summary (as inspect_pool reports it, from this one open).
-  const pmem::RootHeader* root = p_.root();
+  // Pool summary (as inspect_pool reports it, from this one open); the
+  // segment counts come from the object walk below.
+  r_.pool = pool_summary(p_);
   PoolReport& pr = r_.pool;
-  pr.format_major = root->format_major;
-  pr.format_minor = root->format_minor;
-  pr.pool_size = root->pool_size;
-  pr.segment_size = root->segment_size;
-  pr.clean_shutdown = p_.opened_after_clean_shutdown();
-  pr.open_count = root->open_count - 1;  // this check's own open does not count
-  pr.has_index = root->index_root != 0;
-  pr.allocated_bytes = p_.allocated_bytes();
-  root_obj_ = off_of(root);
+  root_obj_ = off_of(p_.root());
 
   // Every libpmemobj object, by type.
   for (PMEMoid o = pmemobj_first(p_.handle()); !OID_IS_NULL(o); o = pmemobj_next(o)) {

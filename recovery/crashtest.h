@@ -120,6 +120,13 @@ void recheck_leaks(const std::string& path, CycleOutcome* out);
 // and renames it over pool.
 Status finish_power_failure(const std::string& shadow, const std::string& pool, Pf pf, uint64_t seed);
 
+// The crash image of one cycle, shared by both runners: with power_failed,
+// finish_power_failure (seed ^ 0x9f); then the test-only damage
+// (--corrupt-acked) and run_checker; out->check_ms counts from t_check.
+Status crash_image_and_check(const std::string& shadow, const std::string& pool, const Options& o,
+                             bool power_failed, uint64_t seed, const std::vector<JRecord>& recs,
+                             std::mt19937_64& rng, const struct timespec& t_check, CycleOutcome* out);
+
 // Test-only (--corrupt-acked): picks a key whose last op in recs is an
 // acknowledged set and flips one byte of that value wherever it occurs in
 // the pool file. Returns the key ("" if no key qualified).

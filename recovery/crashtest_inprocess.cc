@@ -270,16 +270,8 @@ Status InProcessRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* ou
     if (!r) return r.status();
     recs.insert(recs.end(), r->begin(), r->end());
   }
-  if (o_.pf != Pf::kOff && ready) {
-    FERRITE_RETURN_IF_ERROR(finish_power_failure(shadow_, pool_, o_.pf, seed ^ 0x9f));
-  }
-  if (o_.corrupt_acked) {
-    auto k = corrupt_one_acked(pool_, recs, o_, rng);
-    if (!k) return k.status();
-    out->corrupted_key = *k;
-  }
-  run_checker(pool_, o_, out);
-  out->check_ms = ms_since(t_check);
+  FERRITE_RETURN_IF_ERROR(
+      crash_image_and_check(shadow_, pool_, o_, o_.pf != Pf::kOff && ready, seed, recs, rng, t_check, out));
   if (!out->recovery_error.empty()) return Status::ok();
   const struct timespec t_verify = now_mono();
   Status s = recover_and_verify(n, recs, out);

@@ -294,14 +294,8 @@ Status ServerRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) 
     if (r.type == JType::kIssue) ++out->issued;
     else ++out->acked;
   }
-  if (o_.pf != Pf::kOff) FERRITE_RETURN_IF_ERROR(finish_power_failure(shadow_, pool_, o_.pf, seed ^ 0x9f));
-  if (o_.corrupt_acked) {
-    auto k = corrupt_one_acked(pool_, recs, o_, rng);
-    if (!k) return k.status();
-    out->corrupted_key = *k;
-  }
-  run_checker(pool_, o_, out);
-  out->check_ms = ms_since(t_check);
+  FERRITE_RETURN_IF_ERROR(
+      crash_image_and_check(shadow_, pool_, o_, o_.pf != Pf::kOff, seed, recs, rng, t_check, out));
   if (!out->recovery_error.empty()) return Status::ok();
   const struct timespec t_verify = now_mono();
   std::string err;

@@ -103,6 +103,20 @@ void recheck_leaks(const std::string& path, CycleOutcome* out) {
   }
 }
 
+Status crash_image_and_check(const std::string& shadow, const std::string& pool, const Options& o,
+                             bool power_failed, uint64_t seed, const std::vector<JRecord>& recs,
+                             std::mt19937_64& rng, const struct timespec& t_check, CycleOutcome* out) {
+  if (power_failed) FERRITE_RETURN_IF_ERROR(finish_power_failure(shadow, pool, o.pf, seed ^ 0x9f));
+  if (o.corrupt_acked) {
+    auto k = corrupt_one_acked(pool, recs, o, rng);
+    if (!k) return k.status();
+    out->corrupted_key = *k;
+  }
+  run_checker(pool, o, out);
+  out->check_ms = ms_since(t_check);
+  return Status::ok();
+}
+
 Status finish_power_failure(const std::string& shadow, const std::string& pool, Pf pf, uint64_t seed) {
   FERRITE_RETURN_IF_ERROR(PowerFailSim::finish_after_kill(shadow, pf_mode(pf), seed));
   if (::rename(shadow.c_str(), pool.c_str()) != 0) {

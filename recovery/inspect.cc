@@ -8,10 +8,7 @@
 
 namespace ferrite::recovery {
 
-StatusOr<PoolReport> inspect_pool(const std::string& path) {
-  auto pool = pmem::Pool::open(path);
-  if (!pool) return pool.status();
-  pmem::Pool& p = **pool;
+PoolReport pool_summary(const pmem::Pool& p) {
   PoolReport r;
   const pmem::RootHeader* root = p.root();
   r.format_major = root->format_major;
@@ -19,9 +16,17 @@ StatusOr<PoolReport> inspect_pool(const std::string& path) {
   r.pool_size = root->pool_size;
   r.segment_size = root->segment_size;
   r.clean_shutdown = p.opened_after_clean_shutdown();
-  r.open_count = root->open_count - 1;  // this inspection's own open does not count
+  r.open_count = root->open_count - 1;  // the caller's own open does not count
   r.has_index = root->index_root != 0;
   r.allocated_bytes = p.allocated_bytes();
+  return r;
+}
+
+StatusOr<PoolReport> inspect_pool(const std::string& path) {
+  auto pool = pmem::Pool::open(path);
+  if (!pool) return pool.status();
+  pmem::Pool& p = **pool;
+  PoolReport r = pool_summary(p);
   pmem::SegmentAllocator alloc(p);
   alloc.for_each_segment([&](pmem::POff<pmem::SegmentHeader>, pmem::SegmentHeader* h) {
     (h->kind == static_cast<uint32_t>(pmem::SegmentKind::kLog) ? r.log_segments : r.other_segments)++;

@@ -10,6 +10,10 @@
 
 #include "common/status.h"
 
+namespace ferrite::pmem {
+class Pool;
+}  // namespace ferrite::pmem
+
 namespace ferrite::recovery {
 
 struct PoolReport {
@@ -27,6 +31,10 @@ struct PoolReport {
 // Opens the pool at path (all of Pool::open's checks apply), reports, closes
 // it again marked as it was found (a clean pool stays clean).
 StatusOr<PoolReport> inspect_pool(const std::string& path);
+
+// The root header's part of the report (segment counts left at 0), for a
+// pool the caller has just opened.
+PoolReport pool_summary(const pmem::Pool& p);
 
 std::string to_string(const PoolReport& r);
 
