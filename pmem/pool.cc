@@ -22,6 +22,7 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "pmem/heap_footers.h"
 
 namespace ferrite::pmem {
 namespace {
@@ -196,12 +197,22 @@ StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path) {
     return Status::corruption(fmt::format("cannot open pool {}: not a valid pool file, truncated or corrupt (libpmemobj: {})", path,
                                           pm.empty() ? std::strerror(err) : pm));
   }
+  // Before anything allocates or frees: libpmemobj 1.12 trusts huge-block
+  // footers that a power failure can leave stale (pmem/heap_footers.h).
+  const FooterRebuild fr = rebuild_heap_footers(pop, file_size);
+  if (!fr.layout_known) {
+    log_warn("pool {}: huge-block footers not rebuilt ({}); a heap left by a power failure may be damaged by frees",
+             path, fr.why);
+  } else if (fr.rewritten > 0) {
+    log_info("pool {}: rebuilt {} stale libpmemobj block footers of {}", path, fr.rewritten, fr.blocks);
+  }
   Status s = check_root(pop, path, file_size);
   if (!s.is_ok()) {
     pmemobj_close(pop);
     return s;
   }
   std::unique_ptr<Pool> pool(new Pool(pop, path, file_size));
+  pool->footers_rewritten_ = fr.rewritten;
   pool->attach();
   return pool;
 }

@@ -59,6 +59,8 @@ class Pool {
 
   // True if the previous session closed this pool cleanly (read at open).
   bool opened_after_clean_shutdown() const noexcept { return clean_at_open_; }
+  // libpmemobj block footers that open found stale and rebuilt (pmem/heap_footers.h).
+  std::size_t footers_rewritten_at_open() const noexcept { return footers_rewritten_; }
   // Record that the pool should be marked clean when closed (graceful shutdown,
   // after every worker has drained). Without it, the close leaves it dirty.
   void mark_clean_on_close() noexcept { clean_on_close_ = true; }
@@ -105,6 +107,7 @@ class Pool {
   RootHeader* root_ = nullptr;
   Persister persister_;
   bool clean_at_open_ = false;
+  std::size_t footers_rewritten_ = 0;
   bool clean_on_close_ = false;
 };
 
