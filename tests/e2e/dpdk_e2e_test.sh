@@ -10,7 +10,10 @@
 #   5. stops ferrited with SIGTERM and expects a clean exit.
 # Namespace and process are removed on every exit path (trap). Without root
 # or network namespaces it reports SKIP (exit 77) with the reason.
+# Argument: the number of workers (default 1); with 2 the tap has two queue
+# pairs, and flows are spread by the kernel's tun queue selection.
 set -u
+workers="${1:-1}"
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "needs root (network namespace and tap device)"
 command -v ip >/dev/null 2>&1 || skip "ip(8) not installed (iproute2)"
@@ -50,7 +53,7 @@ in_ns sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_
 eal="[\"--no-huge\", \"-m\", \"256\", \"--no-shconf\", \"--no-pci\", \"--file-prefix=ferrite-e2e-$$\", \"--vdev=net_tap0,iface=$iface\"]"
 PMEM_IS_PMEM_FORCE=1 timeout -s KILL 300 ip netns exec "$ns" "$FERRITED" \
   --pool "$pool" --pool-size 256MiB --port "$port" --log-level info \
-  --set server.backend=dpdk --set server.workers=1 --set "server.allow=[\"10.77.0.0/24\"]" \
+  --set server.backend=dpdk --set server.workers=$workers --set "server.allow=[\"10.77.0.0/24\"]" \
   --set "dpdk.eal_args=$eal" --set "dpdk.ip=\"$server_ip\"" --set dpdk.mbufs=4096 --set dpdk.idle_sleep_us=100 \
   >"$log" 2>&1 &
 srv=$!
