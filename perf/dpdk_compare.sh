@@ -5,6 +5,7 @@
 #   memif  : ferrited DPDK backend on net_memif  <- dpdk_loadgen on net_memif (shared memory, no kernel)
 #   tap    : ferrited DPDK backend on net_tap    <- dpdk_loadgen on net_af_packet on the tap's kernel side
 #   kernel : ferrited kernel backend (UDP socket) <- dpdk_loadgen on net_af_packet on a veth pair
+#   memcached (the peer, UDP, 1 thread) on the same veth pair, same generator speaking its protocol
 # Everything runs inside a network namespace this script creates and removes
 # (trap), as root. The server's worker runs on CPU 1, the generator on CPU 0.
 #
@@ -107,11 +108,25 @@ taskset -apc 1 "$(pgrep -P "$srv" ferrited || echo "$srv")" >/dev/null 2>&1 || t
 measure "ferrited kernel UDP" "$(lg_eal "--vdev=net_af_packet0,iface=vcmp0")" 10.79.0.2 10.79.0.1
 stop_server
 
+# 4. memcached (the peer) on the same veth pair, one thread on CPU 1
+memcached_bin="${MEMCACHED:-/usr/bin/memcached}"
+if [ -x "$memcached_bin" ]; then
+  timeout -s KILL $((secs * 4 + 120)) ip netns exec "$ns" taskset -c 1 "$memcached_bin" -U 11211 -p 0 -l 10.79.0.1 \
+    -t 1 -m 1024 -u root >/dev/null 2>&1 &
+  srv=$!
+  sleep 0.5
+  measure "memcached 1.6 UDP (peer)" "$(lg_eal "--vdev=net_af_packet0,iface=vcmp0")" 10.79.0.2 10.79.0.1 \
+    --protocol memcached --server-port 11211
+  kill -TERM "$srv"; wait "$srv" 2>/dev/null; srv=""
+fi
+
 k="${peak[ferrited kernel UDP]:-0}"
+m="${peak[memcached 1.6 UDP (peer)]:-0}"
 echo
-echo "| path | peak GET ops/s | ratio to kernel backend | p99 at half peak (us) |"
-echo "|---|---|---|---|"
-for name in "ferrited DPDK memif" "ferrited DPDK tap" "ferrited kernel UDP"; do
-  awk -v n="$name" -v p="${peak[$name]:-0}" -v k="$k" -v l="${p99half[$name]:-n/a}" \
-    'BEGIN { printf "| %s | %.0f | %s | %s |\n", n, p, (k > 0 ? sprintf("%.2f", p / k) : "n/a"), l }'
+echo "| path | peak GET ops/s | ratio to kernel backend | ratio to memcached | p99 at half peak (us) |"
+echo "|---|---|---|---|---|"
+for name in "ferrited DPDK memif" "ferrited DPDK tap" "ferrited kernel UDP" "memcached 1.6 UDP (peer)"; do
+  awk -v n="$name" -v p="${peak[$name]:-0}" -v k="$k" -v m="$m" -v l="${p99half[$name]:-n/a}" \
+    'BEGIN { printf "| %s | %.0f | %s | %s | %s |\n", n, p, (k > 0 ? sprintf("%.2f", p / k) : "n/a"),
+             (m > 0 ? sprintf("%.2f", p / m) : "n/a"), l }'
 done

@@ -30,7 +30,10 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <thread>
 #include <cstring>
 #include <random>
 #include <sstream>
@@ -64,6 +67,7 @@ struct Opts {
   double warmup = 0.5;
   uint64_t max_requests = 100000000;
   bool preload = true;
+  std::string protocol = "native";  // or "memcached" (UDP frame header + text, the peer)
 };
 
 constexpr uint64_t kHistNs = 25;           // histogram resolution
@@ -84,6 +88,9 @@ struct Gen {
   std::vector<uint8_t> dgram;
   std::mt19937_64 rng{42};
   std::string value;
+  bool memcached = false;
+  // A reply belongs to request id: memcached's frame carries 16 bits of it.
+  bool matches(uint64_t id, uint64_t wire) const { return memcached ? (id & 0xffff) == wire : id == wire; }
 
   // Outstanding requests: slot = id % slots.size(); sent_tsc 0 = free.
   struct Slot {
@@ -148,6 +155,21 @@ struct Gen {
 
   // Sends one request message (one datagram) with the given ops.
   uint64_t send_request(std::span<const proto::RequestOp> ops) {
+    if (memcached) {  // 8-byte frame header (id, seq 0, 1 datagram) + one text command per op
+      const uint64_t id = next_id++;
+      dgram.assign(8, 0);
+      dgram[0] = static_cast<uint8_t>(id >> 8);
+      dgram[1] = static_cast<uint8_t>(id);
+      dgram[5] = 1;
+      for (const auto& op : ops) {
+        std::string cmd = op.opcode == proto::Opcode::kGet
+                              ? "get " + std::string(op.key) + "\r\n"
+                              : "set " + std::string(op.key) + " 0 0 " + std::to_string(op.value.size()) + "\r\n" +
+                                    std::string(op.value) + "\r\n";
+        dgram.insert(dgram.end(), cmd.begin(), cmd.end());
+      }
+      return queue_udp(dgram) ? id : 0;
+    }
     body.clear();
     for (const auto& op : ops) proto::append_request_op(&body, op);
     proto::Header h;
@@ -187,7 +209,13 @@ struct Gen {
         tx.push_back(rx[i]);
         continue;
       }
-      if (p.kind == fr::Kind::kUdp && p.src_ip == server_ip) {
+      if (p.kind == fr::Kind::kUdp && p.src_ip == server_ip && memcached && p.payload_len >= 8) {
+        // As a native header: the 16-bit id, the text after the frame header as the body.
+        proto::Header h;
+        h.type = proto::MsgType::kResponse;
+        h.request_id = static_cast<uint64_t>(f[p.payload_off] << 8 | f[p.payload_off + 1]);
+        on_reply(h, std::span<const uint8_t>(f + p.payload_off + 8, p.payload_len - 8));
+      } else if (p.kind == fr::Kind::kUdp && p.src_ip == server_ip) {
         proto::Header h;
         std::span<const uint8_t> payload;
         if (proto::decode_header(std::span<const uint8_t>(f + p.payload_off, p.payload_len), &h, &payload) ==
@@ -252,6 +280,8 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", o.seconds)->check(CLI::Range(0.1, 120.0));
   app.add_option("--max-requests", o.max_requests);
   app.add_flag("!--no-preload", o.preload, "skip the SET of every key before measuring");
+  app.add_option("--protocol", o.protocol, "native | memcached (UDP, for the memcached peer)")
+      ->check(CLI::IsMember({"native", "memcached"}));
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::string> eal = {"dpdk_loadgen"};
@@ -268,8 +298,23 @@ int main(int argc, char** argv) {
   Gen g;
   g.o = o;
   g.port = o.port;
-  g.hz = rte_get_tsc_hz();
+  {
+    // The TSC rate DPDK assumed, checked against the monotonic clock (VMs can be off).
+    const auto w0 = std::chrono::steady_clock::now();
+    const uint64_t c0 = rte_rdtsc();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const uint64_t c1 = rte_rdtsc();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+    const double measured = static_cast<double>(c1 - c0) / wall;
+    g.hz = rte_get_tsc_hz();
+    if (std::abs(measured - static_cast<double>(g.hz)) > 0.02 * measured) {
+      std::fprintf(stderr, "dpdk_loadgen: TSC %.0f Hz measured, DPDK assumed %llu: using the measured rate\n", measured,
+                   static_cast<unsigned long long>(g.hz));
+      g.hz = static_cast<uint64_t>(measured);
+    }
+  }
   g.value.assign(o.value, 'v');
+  g.memcached = o.protocol == "memcached";
   if (!rte_eth_dev_is_valid_port(g.port)) return die("no such port");
   g.pool = rte_pktmbuf_pool_create("lg_mbufs", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
   if (g.pool == nullptr) return die("mbuf pool");
@@ -309,7 +354,7 @@ int main(int argc, char** argv) {
     g.poll([](const proto::Header&, std::span<const uint8_t>) {});
   }
   // 2. Cookie.
-  for (uint64_t t0 = now(), last = 0; g.cookie == 0;) {
+  for (uint64_t t0 = now(), last = 0; g.cookie == 0 && !g.memcached;) {
     if (now() - t0 > 5 * hz) return die("no cookie from the server (is our address in server.allow?)");
     if (now() - last > hz / 10) {
       g.send_hello();
@@ -322,6 +367,7 @@ int main(int argc, char** argv) {
   }
   // 3. Preload: SETs of 16 keys per request, 8 requests outstanding, retried until acknowledged.
   if (o.preload) {
+    const uint64_t per = g.memcached ? 1 : 16;  // memcached: one command per datagram
     std::vector<std::string> ks(16);
     std::vector<proto::RequestOp> ops(16);
     struct Pending {
@@ -332,7 +378,7 @@ int main(int argc, char** argv) {
     uint64_t next_key = 0, acked = 0;
     auto send_batch = [&](uint64_t first) {
       std::size_t n = 0;
-      for (uint64_t k = first; k < std::min(o.keys, first + 16); ++k, ++n) {
+      for (uint64_t k = first; k < std::min(o.keys, first + per); ++k, ++n) {
         ks[n] = key_of(k);
         ops[n] = proto::RequestOp{};
         ops[n].opcode = proto::Opcode::kSet;
@@ -347,7 +393,7 @@ int main(int argc, char** argv) {
       if (now() - t0 > 60 * hz) return die("preload did not finish in 60 s");
       while (inflight.size() < 8 && next_key < o.keys) {
         send_batch(next_key);
-        next_key += 16;
+        next_key += per;
       }
       std::vector<uint64_t> resend;  // lost: the same keys again under a new id
       for (auto& e : inflight) {
@@ -363,8 +409,8 @@ int main(int argc, char** argv) {
       g.poll([&](const proto::Header& h, std::span<const uint8_t>) {
         if (h.type != proto::MsgType::kResponse) return;
         for (auto& e : inflight) {
-          if (e.first == h.request_id) {
-            acked += std::min<uint64_t>(16, o.keys - e.second.first);
+          if (e.first != 0 && g.matches(e.first, h.request_id)) {
+            acked += std::min<uint64_t>(per, o.keys - e.second.first);
             e.first = 0;
           }
         }
@@ -407,13 +453,24 @@ int main(int argc, char** argv) {
       return;
     }
     auto& s = g.slots[h.request_id % g.slots.size()];
-    if (s.sent_tsc == 0 || s.id != h.request_id) return;  // late duplicate
+    if (s.sent_tsc == 0 || !g.matches(s.id, h.request_id)) return;  // late duplicate
     const uint64_t lat = now() - s.sent_tsc;
     s.sent_tsc = 0;
     --g.outstanding;
     if (!g.measuring) return;
     ++g.done;
     g.record(lat);
+    if (g.memcached) {
+      const std::string_view text(reinterpret_cast<const char*>(payload.data()), payload.size());
+      if (text.starts_with("VALUE") || text.starts_with("STORED")) {
+        ++g.hits;
+      } else if (text.starts_with("END")) {
+        ++g.misses;
+      } else {
+        ++g.errors;
+      }
+      return;
+    }
     proto::ResponseReader rr(payload);
     proto::ResponseOp rop;
     if (rr.next(&rop) == Result::kOk) {
@@ -463,7 +520,7 @@ int main(int argc, char** argv) {
       last_scan = t;
     }
   }
-  const double secs = static_cast<double>(now() - measure_from) / static_cast<double>(hz);
+  const double secs = static_cast<double>(now() - measure_from) / static_cast<double>(g.hz);
   const double ops = static_cast<double>(g.done) / secs;
   const std::string offered = open ? std::to_string(static_cast<uint64_t>(o.rate)) : "closed W=" + std::to_string(o.window);
   std::printf("| %s | %s | %.0f | %.1f | %.1f | %.1f | %llu | %llu |\n", o.label.c_str(), offered.c_str(), ops,
