@@ -58,8 +58,14 @@ stop_server() {
 }
 run_lg() {  # label eal ip server_ip mode extra...
   local label="$1" eal="$2" ip="$3" sip="$4"; shift 4
-  timeout -s KILL $((secs * 2 + 90)) ip netns exec "$ns" "$lg" --eal "$eal" --ip "$ip" --server-ip "$sip" \
-    --label "$label" --keys "$keys" --value "$value" --seconds "$secs" "$@" 2>/dev/null | grep -E "^(\||RESULT)"
+  local out
+  out="$(timeout -s KILL $((secs * 2 + 90)) ip netns exec "$ns" "$lg" --eal "$eal" --ip "$ip" --server-ip "$sip" \
+    --label "$label" --keys "$keys" --value "$value" --seconds "$secs" "$@" 2>&1)"
+  if ! echo "$out" | grep -q RESULT; then
+    echo "dpdk_compare: the generator failed for $label:" >&2
+    echo "$out" | grep -v "^EAL: \|^TELEMETRY" | tail -5 >&2
+  fi
+  echo "$out" | grep -E "^(\||RESULT)"
 }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
 
@@ -71,12 +77,13 @@ echo "|---|---|---|---|---|---|---|---|"
 declare -A peak p99half
 measure() {  # name eal ip sip
   local name="$1" eal="$2" ip="$3" sip="$4" out rate
-  out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode closed --window 32)"
+  shift 4  # the rest: extra generator options (e.g. --protocol memcached)
+  out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode closed --window 32 "$@")"
   echo "$out" | grep '^|'
   peak[$name]="$(echo "$out" | grep RESULT | field ops_per_s)"
   rate="$(awk -v p="${peak[$name]:-0}" 'BEGIN { printf "%d", p / 2 }')"
   if [ "${rate:-0}" -gt 0 ]; then
-    out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode open --rate "$rate" --no-preload)"
+    out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode open --rate "$rate" --no-preload "$@")"
     echo "$out" | grep '^|'
     p99half[$name]="$(echo "$out" | grep RESULT | field p99_us)"
   fi
@@ -85,32 +92,39 @@ measure() {  # name eal ip sip
 lg_eal() { echo "--no-huge -m 256 --no-shconf --no-pci --file-prefix=fcmp-lg-$$ --lcores=0@0 $1"; }
 srv_eal() { echo "[\"--no-huge\", \"-m\", \"512\", \"--no-shconf\", \"--no-pci\", \"--file-prefix=fcmp-srv-$$\", \"--lcores=0@0,1@1\", \"$1\"]"; }
 
+only="${ONLY:-memif tap kernel memcached}"   # e.g. ONLY=memif for one path
 # 1. memif
+[[ " $only " == *" memif "* ]] && {
 start_server --set server.backend=dpdk --set "dpdk.eal_args=$(srv_eal "--vdev=net_memif0,role=server,id=0,socket=$sock")" \
   --set 'dpdk.ip="10.78.0.1"' --set 'dpdk.mac="02:fe:00:00:00:01"' --set 'server.allow=["10.78.0.0/24"]'
 measure "ferrited DPDK memif" "$(lg_eal "--vdev=net_memif0,role=client,id=0,socket=$sock")" 10.78.0.2 10.78.0.1
 stop_server
+}
 
 # 2. tap
+[[ " $only " == *" tap "* ]] && {
 start_server --set server.backend=dpdk --set "dpdk.eal_args=$(srv_eal "--vdev=net_tap0,iface=fcmptap")" \
   --set 'dpdk.ip="10.77.0.1"' --set 'server.allow=["10.77.0.0/24"]'
 in_ns ip link set fcmptap up
 measure "ferrited DPDK tap" "$(lg_eal "--vdev=net_af_packet0,iface=fcmptap")" 10.77.0.2 10.77.0.1
 stop_server
+}
 
-# 3. kernel backend over a veth pair
+# 3. kernel backend over a veth pair (also used by memcached below)
 in_ns ip link add vcmp0 type veth peer name vcmp1
 in_ns ip addr add 10.79.0.1/24 dev vcmp1
 in_ns ip link set vcmp0 up
 in_ns ip link set vcmp1 up
+[[ " $only " == *" kernel "* ]] && {
 start_server --bind 10.79.0.1 --set server.pin_cores=false --set 'server.allow=["10.79.0.0/24"]'
 taskset -apc 1 "$(pgrep -P "$srv" ferrited || echo "$srv")" >/dev/null 2>&1 || true
 measure "ferrited kernel UDP" "$(lg_eal "--vdev=net_af_packet0,iface=vcmp0")" 10.79.0.2 10.79.0.1
 stop_server
+}
 
 # 4. memcached (the peer) on the same veth pair, one thread on CPU 1
 memcached_bin="${MEMCACHED:-/usr/bin/memcached}"
-if [ -x "$memcached_bin" ]; then
+if [ -x "$memcached_bin" ] && [[ " $only " == *" memcached "* ]]; then
   timeout -s KILL $((secs * 4 + 120)) ip netns exec "$ns" taskset -c 1 "$memcached_bin" -U 11211 -p 0 -l 10.79.0.1 \
     -t 1 -m 1024 -u root >/dev/null 2>&1 &
   srv=$!
