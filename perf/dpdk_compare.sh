@@ -71,6 +71,7 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
 
 echo "# command: sudo perf/dpdk_compare.sh $* (keys=$keys value=$value bytes, GET only, ${secs}s per row; $(nproc) CPUs)"
 echo "# server worker on CPU 1, generator on CPU 0; open loop at half the closed-loop peak"
+echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (busy-poll numbers need idle cores)"
 echo
 echo "| path | offered | ops/s | p50 us | p99 us | p99.9 us | lost | misses+errors |"
 echo "|---|---|---|---|---|---|---|---|"
