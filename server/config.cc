@@ -162,6 +162,8 @@ const std::map<std::string, Setter>& setters() {
       {"dpdk.mac", string(valid_mac, "\"\" or xx:xx:xx:xx:xx:xx", [](Config& c, std::string v) { c.dpdk.mac = std::move(v); })},
       {"dpdk.mbufs", integer(1024, 1048576, [](Config& c, uint64_t v) { c.dpdk.mbufs = static_cast<uint32_t>(v); })},
       {"dpdk.burst", integer(1, 512, [](Config& c, uint64_t v) { c.dpdk.burst = static_cast<uint32_t>(v); })},
+      {"dpdk.idle_sleep_us",
+       integer(0, 100000, [](Config& c, uint64_t v) { c.dpdk.idle_sleep_us = static_cast<uint32_t>(v); })},
   };
   return m;
 }
@@ -257,10 +259,10 @@ std::string to_toml(const Config& c) {
   return fmt::format(
       "[server]\nbackend = \"{}\"\nbind = \"{}\"\nport = {}\nworkers = {}\npin_cores = {}\nallow = {}\n"
       "memcached_udp_port = {}\nmax_datagram = {}\n\n[pool]\npath = \"{}\"\nsize = {}\nsegment_size = {}\n\n[log]\nlevel = \"{}\"\n\n"
-      "[dpdk]\neal_args = {}\nport = {}\nip = \"{}\"\nmac = \"{}\"\nmbufs = {}\nburst = {}\n",
+      "[dpdk]\neal_args = {}\nport = {}\nip = \"{}\"\nmac = \"{}\"\nmbufs = {}\nburst = {}\nidle_sleep_us = {}\n",
       c.server.backend, c.server.bind, c.server.port, c.server.workers, c.server.pin_cores, list(c.server.allow),
       c.server.memcached_udp_port, c.server.max_datagram, c.pool.path, c.pool.size, c.pool.segment_size, c.log.level, list(c.dpdk.eal_args),
-      c.dpdk.port, c.dpdk.ip, c.dpdk.mac, c.dpdk.mbufs, c.dpdk.burst);
+      c.dpdk.port, c.dpdk.ip, c.dpdk.mac, c.dpdk.mbufs, c.dpdk.burst, c.dpdk.idle_sleep_us);
 }
 
 StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {

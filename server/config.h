@@ -45,6 +45,7 @@ struct Config {
     std::string mac;
     uint32_t mbufs = 8191;
     uint32_t burst = 32;
+    uint32_t idle_sleep_us = 0;
     bool operator==(const Dpdk&) const = default;
   } dpdk;
   bool operator==(const Config&) const = default;

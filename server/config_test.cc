@@ -6,8 +6,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+
+#include <cstdlib>
 #include <fstream>
 
+#include "server/engine.h"
 #include "tests/util/temp_path.h"
 
 namespace ferrite::server {
@@ -62,6 +66,7 @@ ip = "10.0.0.9"
 mac = "02:00:00:aa:bb:cc"
 mbufs = 4096
 burst = 64
+idle_sleep_us = 50
 )", "t");
   ASSERT_TRUE(c.is_ok()) << c.status().to_string();
   EXPECT_EQ(c->server.backend, "dpdk");
@@ -81,10 +86,35 @@ burst = 64
   EXPECT_EQ(c->dpdk.mac, "02:00:00:aa:bb:cc");
   EXPECT_EQ(c->dpdk.mbufs, 4096u);
   EXPECT_EQ(c->dpdk.burst, 64u);
+  EXPECT_EQ(c->dpdk.idle_sleep_us, 50u);
   // Round trip through --print-config's output.
   auto again = parse_config(to_toml(*c), "printed");
   ASSERT_TRUE(again.is_ok()) << again.status().to_string();
   EXPECT_TRUE(*again == *c);
+}
+
+// Every shipped example config (configs/*.toml) is valid and means what its
+// name says.
+TEST(Config, ShippedConfigsLoad) {
+  const char* dir = std::getenv("FERRITE_CONFIGS_DIR");
+  ASSERT_NE(dir, nullptr) << "FERRITE_CONFIGS_DIR is set by tests/meson.build";
+  for (const char* name : {"dpdk-tap.toml", "dpdk-memif.toml", "dpdk-nic.toml"}) {
+    auto c = load_config_file(std::string(dir) + "/" + name);
+    ASSERT_TRUE(c.is_ok()) << name << ": " << c.status().to_string();
+    EXPECT_EQ(c->server.backend, "dpdk") << name;
+    EXPECT_FALSE(c->dpdk.eal_args.empty()) << name;
+    auto cidr = parse_cidr(c->server.allow.at(0));
+    ASSERT_TRUE(cidr.is_ok()) << name;
+    in_addr a{};
+    ASSERT_EQ(inet_pton(AF_INET, c->dpdk.ip.c_str(), &a), 1);
+    EXPECT_TRUE(cidr->contains(ntohl(a.s_addr))) << name << ": dpdk.ip is outside server.allow";
+  }
+  auto tap = load_config_file(std::string(dir) + "/dpdk-tap.toml");
+  ASSERT_TRUE(tap.is_ok());
+  EXPECT_THAT(tap->dpdk.eal_args, ::testing::Contains(::testing::HasSubstr("net_tap")));
+  auto memif = load_config_file(std::string(dir) + "/dpdk-memif.toml");
+  ASSERT_TRUE(memif.is_ok());
+  EXPECT_THAT(memif->dpdk.eal_args, ::testing::Contains(::testing::HasSubstr("net_memif")));
 }
 
 TEST(Config, UnknownKeyNamesItAndSuggests) {
@@ -111,7 +141,7 @@ struct Range {
 TEST(Config, IntegerBoundariesJustInsideAndOutside) {
   const Range ranges[] = {{"server", "port", 1, 65535},  {"server", "workers", 1, 63}, {"dpdk", "mbufs", 1024, 1048576},
                           {"dpdk", "burst", 1, 512},     {"dpdk", "port", 0, 1023},    {"server", "memcached_udp_port", 0, 65535},
-                          {"server", "max_datagram", 512, 65507}};
+                          {"server", "max_datagram", 512, 65507}, {"dpdk", "idle_sleep_us", 0, 100000}};
   for (const Range& r : ranges) {
     for (uint64_t v : {r.lo, r.hi}) {
       auto c = parse_config(fmt::format("[{}]\n{} = {}\n", r.section, r.key, v), "t");

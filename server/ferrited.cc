@@ -13,6 +13,9 @@
 #include "common/log.h"
 #include "index/index.h"
 #include "net/kernel_backend.h"
+#if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
+#include "net/dpdk_backend.h"
+#endif
 #include "pmem/pool.h"
 #include "server/config.h"
 #include "server/engine.h"
@@ -46,11 +49,16 @@ int main(int argc, char** argv) {
   LogLevel lvl = LogLevel::kInfo;
   (void)parse_log_level(cfg.log.level, &lvl);
   set_log_level(lvl);
+#if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
+  const bool use_dpdk = cfg.server.backend == "dpdk";
+#else
+  const bool use_dpdk = false;
   if (cfg.server.backend != "kernel") {
     return fail(Status::invalid_argument("server.backend = \"" + cfg.server.backend +
-                                         "\" is not available in this build yet (allowed: \"kernel\")"),
+                                         "\" is not available in this build (built without libdpdk; allowed: \"kernel\")"),
                 2);
   }
+#endif
 
   if (cfg.server.memcached_udp_port != 0) {
     return fail(Status::invalid_argument(
@@ -98,28 +106,66 @@ int main(int argc, char** argv) {
   }
   server::Engine engine(**idx, eo);
 
-  net::KernelBackendOptions ko;
-  ko.bind = cfg.server.bind;
-  ko.port = static_cast<uint16_t>(cfg.server.port);
-  ko.workers = cfg.server.workers;
-  ko.pin_cores = cfg.server.pin_cores;
-  auto backend = net::KernelBackend::create(ko, engine);
-  if (!backend) return fail(backend.status());
-  engine.set_extra_stats([b = backend->get(), p = pool->get()] {
+  // One of the two backends; both drive the same engine through net::PacketHandler.
+  std::unique_ptr<net::KernelBackend> kernel;
+#if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
+  std::unique_ptr<net::DpdkBackend> dpdk;
+  if (use_dpdk) {
+    net::DpdkBackendOptions dopt;
+    dopt.eal_args = cfg.dpdk.eal_args;
+    dopt.log_level = cfg.log.level;
+    dopt.port_id = static_cast<uint16_t>(cfg.dpdk.port);
+    dopt.ip = cfg.dpdk.ip;
+    dopt.mac = cfg.dpdk.mac;
+    dopt.udp_port = static_cast<uint16_t>(cfg.server.port);
+    dopt.workers = cfg.server.workers;
+    dopt.pin_cores = cfg.server.pin_cores;
+    dopt.mbufs = cfg.dpdk.mbufs;
+    dopt.burst = cfg.dpdk.burst;
+    dopt.max_datagram = cfg.server.max_datagram;
+    dopt.idle_sleep_us = cfg.dpdk.idle_sleep_us;
+    auto b = net::DpdkBackend::create(dopt, engine);
+    if (!b) return fail(b.status());
+    dpdk = std::move(b).value();
+  }
+#endif
+  if (!use_dpdk) {
+    net::KernelBackendOptions ko;
+    ko.bind = cfg.server.bind;
+    ko.port = static_cast<uint16_t>(cfg.server.port);
+    ko.workers = cfg.server.workers;
+    ko.pin_cores = cfg.server.pin_cores;
+    auto b = net::KernelBackend::create(ko, engine);
+    if (!b) return fail(b.status());
+    kernel = std::move(b).value();
+  }
+  engine.set_extra_stats([&] {
     std::string s;
-    s += "pool_bytes " + std::to_string(p->size()) + "\n";
-    s += "pool_allocated_bytes " + std::to_string(p->allocated_bytes()) + "\n";
-    for (unsigned w = 0; w < b->workers(); ++w) {
-      const auto& st = b->stats(w);
+    s += "pool_bytes " + std::to_string((*pool)->size()) + "\n";
+    s += "pool_allocated_bytes " + std::to_string((*pool)->allocated_bytes()) + "\n";
+#if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
+    if (dpdk) return s + dpdk->stats_text();
+#endif
+    for (unsigned w = 0; w < kernel->workers(); ++w) {
+      const auto& st = kernel->stats(w);
       s += "worker" + std::to_string(w) + "_rx_packets " + std::to_string(st.rx_packets.load()) + "\n";
       s += "worker" + std::to_string(w) + "_tx_packets " + std::to_string(st.tx_packets.load()) + "\n";
       s += "worker" + std::to_string(w) + "_tx_errors " + std::to_string(st.tx_errors.load()) + "\n";
     }
     return s;
   });
-  (*backend)->start();
-  log_info("ferrited listening on udp {}:{} with {} worker(s), kernel backend; pid {}", cfg.server.bind,
-           (*backend)->port(), cfg.server.workers, static_cast<long>(getpid()));
+#if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
+  if (dpdk) {
+    dpdk->start();
+    log_info("ferrited serving udp {}:{} with {} worker lcore(s), dpdk backend: {}; pid {}", cfg.dpdk.ip,
+             cfg.server.port, cfg.server.workers, dpdk->describe(), static_cast<long>(getpid()));
+  }
+#endif
+  if (kernel) {
+    kernel->start();
+    log_info("ferrited listening on udp {}:{} with {} worker(s), kernel backend; pid {}", cfg.server.bind,
+             kernel->port(), cfg.server.workers, static_cast<long>(getpid()));
+  }
 
   // Housekeeping: log cleaning and the expiry sweep, bounded per round.
   std::atomic<bool> stopping{false};
@@ -138,10 +184,17 @@ int main(int argc, char** argv) {
   log_info("signal {} received: shutting down", sig);
   stopping.store(true);
   house.join();
-  (*backend)->stop();  // workers finish their current burst and exit
+  // Workers finish their current burst and exit.
+  if (kernel) kernel->stop();
+#if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
+  if (dpdk) dpdk->stop();
+#endif
   idx.value().reset();  // clean index close: counters and log tails
   (*pool)->mark_clean_on_close();
   pool.value().reset();
+#if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
+  dpdk.reset();  // port closed, EAL cleaned up (hugepage files of --file-prefix removed)
+#endif
   log_info("ferrited stopped cleanly");
   return 0;
 }

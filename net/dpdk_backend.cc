@@ -1,0 +1,555 @@
+// DPDK poll-mode backend (see dpdk_backend.h).
+#include "net/dpdk_backend.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <unordered_map>
+
+#include "common/log.h"
+
+namespace ferrite::net {
+
+namespace {
+
+// The EAL can be initialised once per process (and not again after cleanup).
+std::atomic<bool> g_eal_used{false};
+
+bool has_arg(const std::vector<std::string>& args, std::initializer_list<const char*> names) {
+  for (const std::string& a : args) {
+    for (const char* n : names) {
+      const std::size_t len = std::strlen(n);
+      if (a == n || (a.compare(0, len, n) == 0 && (a.size() > len && (a[len] == '=' || n[1] != '-')))) return true;
+    }
+  }
+  return false;
+}
+
+const char* dpdk_log_level(const std::string& ferrite_level) {
+  if (ferrite_level == "debug") return "8";
+  if (ferrite_level == "error") return "4";
+  if (ferrite_level == "off") return "1";
+  return "5";  // info and warn: DPDK's warnings and worse (its "info" is very chatty)
+}
+
+constexpr unsigned kMaxTxRetries = 256;  // zero-progress tx_burst calls before unsent replies are dropped
+constexpr std::size_t kMaxNeighbors = 1 << 16;
+
+}  // namespace
+
+struct DpdkBackend::Impl {
+  DpdkBackendOptions opts;
+  PacketHandler* handler = nullptr;
+  uint16_t port = 0;
+  std::string port_name;
+  std::string driver;
+  rte_mempool* pool = nullptr;
+  frame::Local local;
+  frame::TxCsum tx_csum = frame::TxCsum::kSoftware;
+  bool rx_ip_offload = false, rx_udp_offload = false;
+  bool rss = false;
+  uint16_t mtu = 1500;
+  uint16_t rx_desc = 1024, tx_desc = 1024;
+  std::vector<unsigned> lcores;  // worker w runs on lcores[w]
+  std::unique_ptr<DpdkWorkerStats[]> stats;
+  std::atomic<bool> stop{false};
+  bool running = false;
+  bool port_started = false;
+
+  struct LaunchArg {
+    Impl* impl;
+    unsigned w;
+  };
+  std::vector<LaunchArg> args;
+
+  static int launch(void* p) {
+    auto* a = static_cast<LaunchArg*>(p);
+    a->impl->run(a->w);
+    return 0;
+  }
+  void run(unsigned w);
+  Status init_eal();
+  Status init_port();
+};
+
+Status DpdkBackend::Impl::init_eal() {
+  if (g_eal_used.exchange(true)) return Status::invalid_argument("the DPDK EAL is already initialised in this process");
+  std::vector<std::string> argv_s = {"ferrited"};
+  argv_s.insert(argv_s.end(), opts.eal_args.begin(), opts.eal_args.end());
+  if (!has_arg(opts.eal_args, {"-l", "-c", "--lcores"})) {
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    const unsigned ncpu = n > 0 ? static_cast<unsigned>(n) : 1;
+    std::string map;
+    if (opts.pin_cores) {
+      for (unsigned i = 0; i <= opts.workers; ++i) map += fmt::format("{}{}@{}", i ? "," : "", i, i % ncpu);
+    } else {
+      map = fmt::format("(0-{})@(0-{})", opts.workers, ncpu - 1);
+    }
+    argv_s.push_back("--lcores=" + map);
+  }
+  if (!has_arg(opts.eal_args, {"--log-level"})) argv_s.push_back(std::string("--log-level=") + dpdk_log_level(opts.log_level));
+  std::string line;
+  for (const auto& a : argv_s) line += (line.empty() ? "" : " ") + a;
+  log_info("dpdk: EAL arguments: {}", line);
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int r = rte_eal_init(static_cast<int>(argv_s.size()), argv.data());
+  if (r < 0) {
+    return Status::invalid_argument(
+        fmt::format("dpdk: EAL initialisation failed ({}) with arguments: {} (check dpdk.eal_args: hugepages or "
+                    "--no-huge -m N --no-shconf, --in-memory with hugepages, a unique --file-prefix, the --vdev/-a device)",
+                    rte_strerror(rte_errno), line));
+  }
+  unsigned lc;
+  RTE_LCORE_FOREACH_WORKER(lc) {
+    if (lcores.size() < opts.workers) lcores.push_back(lc);
+  }
+  if (lcores.size() < opts.workers) {
+    return Status::invalid_argument(fmt::format(
+        "dpdk: server.workers = {} needs {} worker lcores plus the main lcore, the EAL has {} worker lcore(s) "
+        "(see -l/--lcores in dpdk.eal_args)",
+        opts.workers, opts.workers, lcores.size()));
+  }
+  return Status::ok();
+}
+
+Status DpdkBackend::Impl::init_port() {
+  if (!rte_eth_dev_is_valid_port(port)) {
+    return Status::invalid_argument(fmt::format(
+        "dpdk.port = {} is not a DPDK port: {} port(s) available (bind a NIC with dpdk-devbind.py or add a "
+        "--vdev to dpdk.eal_args)",
+        port, rte_eth_dev_count_avail()));
+  }
+  char name[RTE_ETH_NAME_MAX_LEN] = {};
+  (void)rte_eth_dev_get_name_by_port(port, name);
+  port_name = name;
+  rte_eth_dev_info info{};
+  if (int r = rte_eth_dev_info_get(port, &info); r != 0) {
+    return Status::io_error(fmt::format("dpdk: port {}: cannot read device info ({})", port, rte_strerror(-r)));
+  }
+  driver = info.driver_name != nullptr ? info.driver_name : "?";
+  const unsigned q = opts.workers;
+  if (info.max_rx_queues < q || info.max_tx_queues < q) {
+    return Status::invalid_argument(fmt::format(
+        "dpdk: port {} ({}) has {} rx / {} tx queues; server.workers = {} needs one pair per worker", port,
+        port_name, info.max_rx_queues, info.max_tx_queues, q));
+  }
+  rte_eth_conf conf{};
+  if (q > 1) {
+    const uint64_t want = RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_UDP;
+    const uint64_t hf = want & info.flow_type_rss_offloads;
+    if (hf != 0) {
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_hf = hf;
+      rss = true;
+    } else {
+      log_warn("dpdk: port {} ({}) has no RSS for IPv4/UDP: which queue a flow reaches is up to the peer", port,
+               port_name);
+    }
+  }
+  const uint64_t rxo = info.rx_offload_capa;
+  rx_ip_offload = (rxo & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) != 0;
+  rx_udp_offload = (rxo & RTE_ETH_RX_OFFLOAD_UDP_CKSUM) != 0;
+  if (rx_ip_offload) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+  if (rx_udp_offload) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+  const uint64_t txo = info.tx_offload_capa;
+  if ((txo & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) && (txo & RTE_ETH_TX_OFFLOAD_UDP_CKSUM)) {
+    conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+    tx_csum = frame::TxCsum::kOffload;
+  }
+  if (int r = rte_eth_dev_configure(port, static_cast<uint16_t>(q), static_cast<uint16_t>(q), &conf); r != 0) {
+    return Status::io_error(fmt::format("dpdk: port {} ({}): configure with {} queue pair(s) failed ({})", port,
+                                        port_name, q, rte_strerror(-r)));
+  }
+  // Descriptors: at most half the mbufs sit in rings, the rest carry bursts
+  // and multi-datagram replies.
+  uint16_t desc = 1024;
+  while (desc > 64 && static_cast<uint64_t>(q) * 2 * desc > opts.mbufs / 2) desc = static_cast<uint16_t>(desc / 2);
+  rx_desc = tx_desc = desc;
+  (void)rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx_desc, &tx_desc);
+
+  const unsigned cache = std::min<unsigned>(256, opts.mbufs / (4 * (q + 1)));
+  pool = rte_pktmbuf_pool_create("ferrite_mbufs", opts.mbufs, cache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                 static_cast<int>(rte_eth_dev_socket_id(port) < 0 ? rte_socket_id()
+                                                                                   : static_cast<unsigned>(rte_eth_dev_socket_id(port))));
+  if (pool == nullptr) {
+    return Status::no_space(fmt::format(
+        "dpdk: cannot create a pool of {} mbufs ({}): raise the EAL memory (-m) or hugepages, or lower dpdk.mbufs",
+        opts.mbufs, rte_strerror(rte_errno)));
+  }
+  const int sock = rte_eth_dev_socket_id(port);
+  for (unsigned i = 0; i < q; ++i) {
+    rte_eth_rxconf rxc = info.default_rxconf;
+    rxc.offloads = conf.rxmode.offloads;
+    if (int r = rte_eth_rx_queue_setup(port, static_cast<uint16_t>(i), rx_desc, static_cast<unsigned>(sock < 0 ? 0 : sock), &rxc, pool); r != 0) {
+      return Status::io_error(fmt::format("dpdk: port {}: rx queue {} setup failed ({})", port, i, rte_strerror(-r)));
+    }
+    rte_eth_txconf txc = info.default_txconf;
+    txc.offloads = conf.txmode.offloads;
+    if (int r = rte_eth_tx_queue_setup(port, static_cast<uint16_t>(i), tx_desc, static_cast<unsigned>(sock < 0 ? 0 : sock), &txc); r != 0) {
+      return Status::io_error(fmt::format("dpdk: port {}: tx queue {} setup failed ({})", port, i, rte_strerror(-r)));
+    }
+  }
+  rte_ether_addr ea{};
+  if (!opts.mac.empty()) {
+    frame::Mac m{};
+    if (!frame::parse_mac(opts.mac, &m)) return Status::invalid_argument(fmt::format("dpdk.mac = \"{}\" is not a MAC", opts.mac));
+    std::memcpy(ea.addr_bytes, m.data(), 6);
+    if (rte_eth_dev_default_mac_addr_set(port, &ea) != 0) {
+      // The port keeps its own filter address: receive everything instead.
+      log_warn("dpdk: port {} cannot take MAC {}; promiscuous mode on", port, opts.mac);
+      (void)rte_eth_promiscuous_enable(port);
+    }
+    local.mac = m;
+  } else {
+    if (int r = rte_eth_macaddr_get(port, &ea); r != 0) {
+      return Status::io_error(fmt::format("dpdk: port {}: cannot read its MAC ({})", port, rte_strerror(-r)));
+    }
+    std::memcpy(local.mac.data(), ea.addr_bytes, 6);
+  }
+  in_addr a{};
+  if (::inet_pton(AF_INET, opts.ip.c_str(), &a) != 1) return Status::invalid_argument(fmt::format("dpdk.ip = \"{}\" is not an IPv4 address", opts.ip));
+  local.ip = a.s_addr;
+  local.port = htons(opts.udp_port);
+  if (rte_eth_dev_get_mtu(port, &mtu) != 0) mtu = 1500;
+  if (opts.max_datagram + frame::kIpHeader + frame::kUdpHeader > mtu) {
+    return Status::invalid_argument(fmt::format(
+        "server.max_datagram = {} does not fit port {}'s MTU {} (allowed up to {}); the DPDK backend never "
+        "fragments",
+        opts.max_datagram, port, mtu, mtu - frame::kIpHeader - frame::kUdpHeader));
+  }
+  if (int r = rte_eth_dev_start(port); r != 0) {
+    return Status::io_error(fmt::format("dpdk: port {} ({}): start failed ({})", port, port_name, rte_strerror(-r)));
+  }
+  port_started = true;
+  return Status::ok();
+}
+
+StatusOr<std::unique_ptr<DpdkBackend>> DpdkBackend::create(const DpdkBackendOptions& opts, PacketHandler& handler) {
+  if (opts.workers == 0 || opts.workers > 63) return Status::invalid_argument("workers must be 1..63");
+  if (opts.burst == 0 || opts.burst > 512) return Status::invalid_argument("dpdk.burst must be 1..512");
+  auto impl = std::make_unique<Impl>();
+  impl->opts = opts;
+  impl->handler = &handler;
+  impl->port = opts.port_id;
+  FERRITE_RETURN_IF_ERROR(impl->init_eal());
+  std::unique_ptr<DpdkBackend> b(new DpdkBackend(std::move(impl)));  // from here on the destructor cleans up
+  FERRITE_RETURN_IF_ERROR(b->impl_->init_port());
+  b->impl_->stats.reset(new DpdkWorkerStats[opts.workers]);
+  return b;
+}
+
+DpdkBackend::DpdkBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+DpdkBackend::~DpdkBackend() {
+  stop();
+  if (impl_->port_started) {
+    (void)rte_eth_dev_stop(impl_->port);
+    (void)rte_eth_dev_close(impl_->port);
+  }
+  if (impl_->pool != nullptr) rte_mempool_free(impl_->pool);
+  const std::string runtime_dir = rte_eal_get_runtime_dir();
+  (void)rte_eal_cleanup();
+  // With --no-shconf or --in-memory the EAL leaves its runtime directory
+  // (/var/run/dpdk/<file-prefix>) empty behind: remove it (rmdir only
+  // removes an empty directory, so shared-config files are never touched).
+  if (!runtime_dir.empty()) (void)::rmdir(runtime_dir.c_str());
+}
+
+void DpdkBackend::start() {
+  Impl& m = *impl_;
+  if (m.running) return;
+  m.stop.store(false, std::memory_order_relaxed);
+  m.args.clear();
+  for (unsigned w = 0; w < m.opts.workers; ++w) m.args.push_back(Impl::LaunchArg{&m, w});
+  for (unsigned w = 0; w < m.opts.workers; ++w) (void)rte_eal_remote_launch(&Impl::launch, &m.args[w], m.lcores[w]);
+  m.running = true;
+}
+
+void DpdkBackend::stop() {
+  Impl& m = *impl_;
+  if (!m.running) return;
+  m.stop.store(true, std::memory_order_relaxed);
+  for (unsigned w = 0; w < m.opts.workers; ++w) (void)rte_eal_wait_lcore(m.lcores[w]);
+  m.running = false;
+}
+
+unsigned DpdkBackend::workers() const noexcept { return impl_->opts.workers; }
+const DpdkWorkerStats& DpdkBackend::stats(unsigned w) const { return impl_->stats[w]; }
+std::string DpdkBackend::mac() const { return frame::mac_string(impl_->local.mac); }
+
+std::string DpdkBackend::describe() const {
+  const Impl& m = *impl_;
+  return fmt::format("port {} ({}, driver {}) mac {} ip {} udp {}, {} queue pair(s) of {}/{} descriptors, rss {}, "
+                     "rx checksum offload ip {} udp {}, tx checksum {}, mtu {}",
+                     m.port, m.port_name, m.driver, mac(), m.opts.ip, m.opts.udp_port, m.opts.workers, m.rx_desc,
+                     m.tx_desc, m.rss ? "on" : "off", m.rx_ip_offload ? "on" : "off", m.rx_udp_offload ? "on" : "off",
+                     m.tx_csum == frame::TxCsum::kOffload ? "offload" : "software", m.mtu);
+}
+
+std::string DpdkBackend::stats_text() const {
+  const Impl& m = *impl_;
+  std::string s;
+  auto line = [&s](const std::string& k, uint64_t v) { s += k + " " + std::to_string(v) + "\n"; };
+  uint64_t mac48 = 0;  // every stats value is a number: the MAC as a 48-bit integer
+  for (uint8_t b : m.local.mac) mac48 = mac48 << 8 | b;
+  line("dpdk_mac", mac48);
+  line("dpdk_port_id", m.port);
+  rte_eth_link link{};
+  if (rte_eth_link_get_nowait(m.port, &link) == 0) {
+    line("dpdk_link_up", link.link_status);
+    line("dpdk_link_speed_mbps", link.link_speed);
+  }
+  rte_eth_stats ps{};
+  if (rte_eth_stats_get(m.port, &ps) == 0) {
+    line("dpdk_port_ipackets", ps.ipackets);
+    line("dpdk_port_opackets", ps.opackets);
+    line("dpdk_port_ibytes", ps.ibytes);
+    line("dpdk_port_obytes", ps.obytes);
+    line("dpdk_port_imissed", ps.imissed);
+    line("dpdk_port_ierrors", ps.ierrors);
+    line("dpdk_port_oerrors", ps.oerrors);
+    line("dpdk_port_rx_nombuf", ps.rx_nombuf);
+    for (unsigned q = 0; q < m.opts.workers && q < RTE_ETHDEV_QUEUE_STAT_CNTRS; ++q) {
+      line(fmt::format("dpdk_q{}_ipackets", q), ps.q_ipackets[q]);
+      line(fmt::format("dpdk_q{}_opackets", q), ps.q_opackets[q]);
+      line(fmt::format("dpdk_q{}_errors", q), ps.q_errors[q]);
+    }
+  }
+  if (m.pool != nullptr) line("dpdk_mbufs_free", rte_mempool_avail_count(m.pool));
+  auto sum = [&m](std::atomic<uint64_t> DpdkWorkerStats::*f) {
+    uint64_t t = 0;
+    for (unsigned w = 0; w < m.opts.workers; ++w) t += (m.stats[w].*f).load(std::memory_order_relaxed);
+    return t;
+  };
+  line("dpdk_rx_packets", sum(&DpdkWorkerStats::rx_packets));
+  line("dpdk_rx_datagrams", sum(&DpdkWorkerStats::rx_datagrams));
+  line("dpdk_tx_packets", sum(&DpdkWorkerStats::tx_packets));
+  line("dpdk_tx_dropped", sum(&DpdkWorkerStats::tx_dropped));
+  line("dpdk_tx_nombuf", sum(&DpdkWorkerStats::tx_nombuf));
+  line("dpdk_tx_no_neighbor", sum(&DpdkWorkerStats::tx_no_neighbor));
+  line("dpdk_reply_reused", sum(&DpdkWorkerStats::reply_reused));
+  line("dpdk_reply_allocated", sum(&DpdkWorkerStats::reply_allocated));
+  line("dpdk_arp_replies", sum(&DpdkWorkerStats::arp_replies));
+  line("dpdk_icmp_echo_replies", sum(&DpdkWorkerStats::icmp_echo_replies));
+  for (std::size_t d = 1; d < static_cast<std::size_t>(frame::Drop::kCount); ++d) {
+    uint64_t t = 0;
+    for (unsigned w = 0; w < m.opts.workers; ++w) t += m.stats[w].drops[d].load(std::memory_order_relaxed);
+    line(std::string("dpdk_drop_") + frame::drop_name(static_cast<frame::Drop>(d)), t);
+  }
+  for (unsigned w = 0; w < m.opts.workers; ++w) {
+    line(fmt::format("worker{}_rx_packets", w), m.stats[w].rx_packets.load(std::memory_order_relaxed));
+    line(fmt::format("worker{}_tx_packets", w), m.stats[w].tx_packets.load(std::memory_order_relaxed));
+    line(fmt::format("worker{}_tx_errors", w), m.stats[w].tx_dropped.load(std::memory_order_relaxed) +
+                                                   m.stats[w].tx_nombuf.load(std::memory_order_relaxed));
+  }
+  return s;
+}
+
+namespace {
+
+frame::Csum ip_csum_flag(uint64_t f) {
+  switch (f & RTE_MBUF_F_RX_IP_CKSUM_MASK) {
+    case RTE_MBUF_F_RX_IP_CKSUM_GOOD: return frame::Csum::kGood;
+    case RTE_MBUF_F_RX_IP_CKSUM_BAD: return frame::Csum::kBad;
+    default: return frame::Csum::kUnknown;
+  }
+}
+
+frame::Csum l4_csum_flag(uint64_t f) {
+  switch (f & RTE_MBUF_F_RX_L4_CKSUM_MASK) {
+    case RTE_MBUF_F_RX_L4_CKSUM_GOOD: return frame::Csum::kGood;
+    case RTE_MBUF_F_RX_L4_CKSUM_BAD: return frame::Csum::kBad;
+    default: return frame::Csum::kUnknown;
+  }
+}
+
+struct NeighborHash {
+  std::size_t operator()(uint32_t ip) const noexcept { return ip * 0x9e3779b97f4a7c15ull >> 16; }
+};
+
+}  // namespace
+
+void DpdkBackend::Impl::run(unsigned w) {
+  const uint16_t q = static_cast<uint16_t>(w);
+  const unsigned burst = opts.burst;
+  DpdkWorkerStats& st = stats[w];
+  std::vector<rte_mbuf*> rx(burst);
+  std::vector<Datagram> in;
+  std::vector<rte_mbuf*> held;     // mbufs whose payload is in `in` (same order)
+  std::vector<uint8_t> held_used;
+  std::vector<rte_mbuf*> tx;
+  in.reserve(burst);
+  held.reserve(burst);
+  TxQueue out;
+  // Who is behind an IPv4 address: learned from every frame that passed
+  // validation, used for replies that need a fresh mbuf.
+  std::unordered_map<uint32_t, frame::Mac, NeighborHash> neighbors;
+  uint16_t ip_id = static_cast<uint16_t>(w << 12);
+  unsigned idle = 0;
+  const uint64_t tx_flags = tx_csum == frame::TxCsum::kOffload
+                                ? (RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM)
+                                : 0;
+
+  auto learn = [&](const frame::Parsed& p) {
+    if (!p.learned) return;
+    if (neighbors.size() >= kMaxNeighbors) neighbors.clear();
+    neighbors[p.src_ip] = p.src_mac;
+  };
+  auto fill_udp = [&](rte_mbuf* mb, const frame::Mac& dst_mac, const sockaddr_in& peer, std::span<const uint8_t> b) {
+    uint8_t* f = rte_pktmbuf_mtod(mb, uint8_t*);
+    if (!b.empty()) std::memcpy(f + frame::kUdpHeaders, b.data(), b.size());
+    const std::size_t len = frame::write_udp(f, local.mac, dst_mac, local.ip, peer.sin_addr.s_addr, local.port,
+                                             peer.sin_port, b.size(), ip_id++, tx_csum);
+    mb->data_len = static_cast<uint16_t>(len);
+    mb->pkt_len = static_cast<uint32_t>(len);
+    mb->nb_segs = 1;
+    mb->next = nullptr;
+    mb->ol_flags = tx_flags;
+    mb->l2_len = frame::kEthHeader;
+    mb->l3_len = frame::kIpHeader;
+  };
+  auto send = [&]() {
+    std::size_t sent = 0;
+    unsigned stalls = 0;
+    while (sent < tx.size()) {
+      const uint16_t n = static_cast<uint16_t>(std::min<std::size_t>(tx.size() - sent, burst));
+      const uint16_t k = rte_eth_tx_burst(port, q, tx.data() + sent, n);
+      for (uint16_t i = 0; i < k; ++i) st.tx_bytes.fetch_add(tx[sent + i]->pkt_len, std::memory_order_relaxed);
+      sent += k;
+      st.tx_packets.fetch_add(k, std::memory_order_relaxed);
+      if (k == 0) {
+        if (++stalls > kMaxTxRetries) break;
+        rte_pause();
+      } else {
+        stalls = 0;
+      }
+    }
+    if (sent < tx.size()) {
+      // Counted and dropped: UDP promises no delivery, the client retries.
+      st.tx_dropped.fetch_add(tx.size() - sent, std::memory_order_relaxed);
+      rte_pktmbuf_free_bulk(tx.data() + sent, static_cast<unsigned>(tx.size() - sent));
+    }
+    tx.clear();
+  };
+
+  while (!stop.load(std::memory_order_relaxed)) {
+    const uint16_t n = rte_eth_rx_burst(port, q, rx.data(), static_cast<uint16_t>(burst));
+    if (n == 0) {
+      handler->on_idle(w);
+      if (opts.idle_sleep_us != 0 && ++idle >= 1024) {
+        std::this_thread::sleep_for(std::chrono::microseconds(opts.idle_sleep_us));
+      }
+      continue;
+    }
+    idle = 0;
+    st.bursts.fetch_add(1, std::memory_order_relaxed);
+    st.rx_packets.fetch_add(n, std::memory_order_relaxed);
+    in.clear();
+    held.clear();
+    for (uint16_t i = 0; i < n; ++i) {
+      rte_mbuf* mb = rx[i];
+      st.rx_bytes.fetch_add(mb->pkt_len, std::memory_order_relaxed);
+      frame::Parsed p;
+      if (mb->nb_segs != 1) {
+        p.drop = frame::Drop::kTruncated;  // scattered RX is off: a frame larger than one mbuf is cut
+      } else {
+        p = frame::parse(rte_pktmbuf_mtod(mb, uint8_t*), mb->data_len, local, ip_csum_flag(mb->ol_flags),
+                         l4_csum_flag(mb->ol_flags));
+      }
+      switch (p.kind) {
+        case frame::Kind::kUdp: {
+          learn(p);
+          Datagram d;
+          d.peer.sin_family = AF_INET;
+          d.peer.sin_addr.s_addr = p.src_ip;
+          d.peer.sin_port = p.src_port;
+          d.payload = std::span<const uint8_t>(rte_pktmbuf_mtod(mb, const uint8_t*) + p.payload_off, p.payload_len);
+          in.push_back(d);
+          held.push_back(mb);
+          break;
+        }
+        case frame::Kind::kReply:
+          learn(p);
+          mb->data_len = static_cast<uint16_t>(p.reply_len);
+          mb->pkt_len = static_cast<uint32_t>(p.reply_len);
+          mb->ol_flags = 0;
+          tx.push_back(mb);
+          (p.arp ? st.arp_replies : st.icmp_echo_replies).fetch_add(1, std::memory_order_relaxed);
+          break;
+        case frame::Kind::kDrop:
+          learn(p);  // e.g. a gratuitous ARP
+          st.drops[static_cast<std::size_t>(p.drop)].fetch_add(1, std::memory_order_relaxed);
+          rte_pktmbuf_free(mb);
+          break;
+      }
+    }
+    if (!in.empty()) {
+      st.rx_datagrams.fetch_add(in.size(), std::memory_order_relaxed);
+      out.clear();
+      handler->on_burst(w, std::span<const Datagram>(in.data(), in.size()), out);
+      // on_burst() returned: the effects are durable, replies may leave.
+      held_used.assign(held.size(), 0);
+      std::size_t cursor = 0;  // replies mostly come in request order
+      for (std::size_t r = 0; r < out.size(); ++r) {
+        const sockaddr_in& peer = out.peer(r);
+        const std::span<const uint8_t> b = out.bytes(r);
+        rte_mbuf* mb = nullptr;
+        for (std::size_t k = 0; k < held.size() && mb == nullptr; ++k) {
+          const std::size_t j = (cursor + k) % held.size();
+          if (!held_used[j] && in[j].peer.sin_addr.s_addr == peer.sin_addr.s_addr &&
+              in[j].peer.sin_port == peer.sin_port &&
+              static_cast<std::size_t>(held[j]->buf_len - held[j]->data_off) >= frame::kUdpHeaders + b.size()) {
+            held_used[j] = 1;
+            cursor = j + 1;
+            mb = held[j];
+          }
+        }
+        if (mb != nullptr) {
+          // In place: back to where the request came from (its source MAC).
+          frame::Mac dst{};
+          std::memcpy(dst.data(), rte_pktmbuf_mtod_offset(mb, uint8_t*, 6), 6);
+          fill_udp(mb, dst, peer, b);
+          st.reply_reused.fetch_add(1, std::memory_order_relaxed);
+          tx.push_back(mb);
+          continue;
+        }
+        auto it = neighbors.find(peer.sin_addr.s_addr);
+        if (it == neighbors.end()) {
+          st.tx_no_neighbor.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        mb = rte_pktmbuf_alloc(pool);
+        if (mb == nullptr || rte_pktmbuf_tailroom(mb) < frame::kUdpHeaders + b.size()) {
+          if (mb != nullptr) rte_pktmbuf_free(mb);
+          st.tx_nombuf.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        fill_udp(mb, it->second, peer, b);
+        st.reply_allocated.fetch_add(1, std::memory_order_relaxed);
+        tx.push_back(mb);
+        if (tx.size() >= 4 * static_cast<std::size_t>(burst)) send();  // long replies: keep mbufs flowing
+      }
+      for (std::size_t j = 0; j < held.size(); ++j) {
+        if (!held_used[j]) rte_pktmbuf_free(held[j]);
+      }
+    }
+    if (!tx.empty()) send();
+  }
+}
+
+}  // namespace ferrite::net

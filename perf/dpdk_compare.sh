@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# One command, same generator (perf/dpdk_loadgen), same workload, three
+# server paths, each measured closed-loop (peak) and open-loop at half of
+# that peak:
+#   memif  : ferrited DPDK backend on net_memif  <- dpdk_loadgen on net_memif (shared memory, no kernel)
+#   tap    : ferrited DPDK backend on net_tap    <- dpdk_loadgen on net_af_packet on the tap's kernel side
+#   kernel : ferrited kernel backend (UDP socket) <- dpdk_loadgen on net_af_packet on a veth pair
+#   memcached (the peer, UDP, 1 thread) on the same veth pair, same generator speaking its protocol
+# Everything runs inside a network namespace this script creates and removes
+# (trap), as root. The server's worker runs on CPU 1, the generator on CPU 0.
+#
+#   sudo perf/dpdk_compare.sh [build-dir] [seconds]      (default: build, 5)
+set -u
+build="$(cd "${1:-build}" && pwd)"
+secs="${2:-5}"
+keys="${KEYS:-100000}"
+value="${VALUE:-32}"
+[ "$(id -u)" = 0 ] || { echo "dpdk_compare: needs root (network namespace, tap, veth)"; exit 77; }
+ferrited="$build/server/ferrited"
+lg="$build/perf/dpdk_loadgen"
+[ -x "$ferrited" ] && [ -x "$lg" ] || { echo "dpdk_compare: build $ferrited and $lg first"; exit 1; }
+
+ns="ferrite-cmp-$$"
+sock="/tmp/ferrite-cmp-$$.sock"
+pool="/dev/shm/ferrite-cmp-$$.pool"
+srv=""
+cleanup() {
+  [ -n "$srv" ] && kill -KILL "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+  ip netns del "$ns" 2>/dev/null
+  rm -f "$sock" "$pool"
+  for d in /var/run/dpdk/fcmp-*-$$; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+  true
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+ip netns add "$ns" || exit 1
+in_ns() { ip netns exec "$ns" "$@"; }
+in_ns ip link set lo up
+in_ns sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1 2>/dev/null || true
+export PMEM_IS_PMEM_FORCE=1
+
+start_server() {  # args: extra ferrited arguments; waits for the "serving"/"listening" line
+  rm -f "$pool"
+  timeout -s KILL $((secs * 4 + 120)) ip netns exec "$ns" "$ferrited" --pool "$pool" --pool-size 1GiB --log-level info "$@" \
+    >/tmp/ferrite-cmp-$$.log 2>&1 &
+  srv=$!
+  for _ in $(seq 1 100); do
+    grep -qE "ferrited (serving|listening)" /tmp/ferrite-cmp-$$.log && return 0
+    kill -0 "$srv" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "dpdk_compare: ferrited did not start:"; cat /tmp/ferrite-cmp-$$.log; exit 1
+}
+stop_server() {
+  kill -TERM "$srv"; wait "$srv"; srv=""
+  rm -f "$pool" /tmp/ferrite-cmp-$$.log
+}
+run_lg() {  # label eal ip server_ip mode extra...
+  local label="$1" eal="$2" ip="$3" sip="$4"; shift 4
+  local out
+  out="$(timeout -s KILL $((secs * 2 + 90)) ip netns exec "$ns" "$lg" --eal "$eal" --ip "$ip" --server-ip "$sip" \
+    --label "$label" --keys "$keys" --value "$value" --seconds "$secs" "$@" 2>&1)"
+  if ! echo "$out" | grep -q RESULT; then
+    echo "dpdk_compare: the generator failed for $label:" >&2
+    echo "$out" | grep -v "^EAL: \|^TELEMETRY" | tail -5 >&2
+  fi
+  echo "$out" | grep -E "^(\||RESULT)"
+}
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
+
+echo "# command: sudo perf/dpdk_compare.sh $* (keys=$keys value=$value bytes, GET only, ${secs}s per row; $(nproc) CPUs)"
+echo "# server worker on CPU 1, generator on CPU 0; open loop at half the closed-loop peak"
+echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (busy-poll numbers need idle cores)"
+echo
+echo "| path | offered | ops/s | p50 us | p99 us | p99.9 us | lost | misses+errors |"
+echo "|---|---|---|---|---|---|---|---|"
+declare -A peak p99half
+measure() {  # name eal ip sip
+  local name="$1" eal="$2" ip="$3" sip="$4" out rate
+  shift 4  # the rest: extra generator options (e.g. --protocol memcached)
+  out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode closed --window 32 "$@")"
+  echo "$out" | grep '^|'
+  peak[$name]="$(echo "$out" | grep RESULT | field ops_per_s)"
+  rate="$(awk -v p="${peak[$name]:-0}" 'BEGIN { printf "%d", p / 2 }')"
+  if [ "${rate:-0}" -gt 0 ]; then
+    out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode open --rate "$rate" --no-preload "$@")"
+    echo "$out" | grep '^|'
+    p99half[$name]="$(echo "$out" | grep RESULT | field p99_us)"
+  fi
+}
+
+lg_eal() { echo "--no-huge -m 256 --no-shconf --no-pci --file-prefix=fcmp-lg-$$ --lcores=0@0 $1"; }
+srv_eal() { echo "[\"--no-huge\", \"-m\", \"512\", \"--no-shconf\", \"--no-pci\", \"--file-prefix=fcmp-srv-$$\", \"--lcores=0@0,1@1\", \"$1\"]"; }
+
+only="${ONLY:-memif tap kernel memcached}"   # e.g. ONLY=memif for one path
+# 1. memif
+[[ " $only " == *" memif "* ]] && {
+start_server --set server.backend=dpdk --set "dpdk.eal_args=$(srv_eal "--vdev=net_memif0,role=server,id=0,socket=$sock")" \
+  --set 'dpdk.ip="10.78.0.1"' --set 'dpdk.mac="02:fe:00:00:00:01"' --set 'server.allow=["10.78.0.0/24"]'
+measure "ferrited DPDK memif" "$(lg_eal "--vdev=net_memif0,role=client,id=0,socket=$sock")" 10.78.0.2 10.78.0.1
+stop_server
+}
+
+# 2. tap
+[[ " $only " == *" tap "* ]] && {
+start_server --set server.backend=dpdk --set "dpdk.eal_args=$(srv_eal "--vdev=net_tap0,iface=fcmptap")" \
+  --set 'dpdk.ip="10.77.0.1"' --set 'server.allow=["10.77.0.0/24"]'
+in_ns ip link set fcmptap up
+measure "ferrited DPDK tap" "$(lg_eal "--vdev=net_af_packet0,iface=fcmptap")" 10.77.0.2 10.77.0.1
+stop_server
+}
+
+# 3. kernel backend over a veth pair (also used by memcached below)
+in_ns ip link add vcmp0 type veth peer name vcmp1
+in_ns ip addr add 10.79.0.1/24 dev vcmp1
+in_ns ip link set vcmp0 up
+in_ns ip link set vcmp1 up
+[[ " $only " == *" kernel "* ]] && {
+start_server --bind 10.79.0.1 --set server.pin_cores=false --set 'server.allow=["10.79.0.0/24"]'
+taskset -apc 1 "$(pgrep -P "$srv" ferrited || echo "$srv")" >/dev/null 2>&1 || true
+measure "ferrited kernel UDP" "$(lg_eal "--vdev=net_af_packet0,iface=vcmp0")" 10.79.0.2 10.79.0.1
+stop_server
+}
+
+# 4. memcached (the peer) on the same veth pair, one thread on CPU 1
+memcached_bin="${MEMCACHED:-/usr/bin/memcached}"
+if [ -x "$memcached_bin" ] && [[ " $only " == *" memcached "* ]]; then
+  timeout -s KILL $((secs * 4 + 120)) ip netns exec "$ns" taskset -c 1 "$memcached_bin" -U 11211 -p 0 -l 10.79.0.1 \
+    -t 1 -m 1024 -u root >/dev/null 2>&1 &
+  srv=$!
+  sleep 0.5
+  measure "memcached 1.6 UDP (peer)" "$(lg_eal "--vdev=net_af_packet0,iface=vcmp0")" 10.79.0.2 10.79.0.1 \
+    --protocol memcached --server-port 11211
+  kill -TERM "$srv"; wait "$srv" 2>/dev/null; srv=""
+fi
+
+k="${peak[ferrited kernel UDP]:-0}"
+m="${peak[memcached 1.6 UDP (peer)]:-0}"
+echo
+echo "| path | peak GET ops/s | ratio to kernel backend | ratio to memcached | p99 at half peak (us) |"
+echo "|---|---|---|---|---|"
+for name in "ferrited DPDK memif" "ferrited DPDK tap" "ferrited kernel UDP" "memcached 1.6 UDP (peer)"; do
+  awk -v n="$name" -v p="${peak[$name]:-0}" -v k="$k" -v m="$m" -v l="${p99half[$name]:-n/a}" \
+    'BEGIN { printf "| %s | %.0f | %s | %s | %s |\n", n, p, (k > 0 ? sprintf("%.2f", p / k) : "n/a"),
+             (m > 0 ? sprintf("%.2f", p / m) : "n/a"), l }'
+done
