@@ -61,7 +61,7 @@ std::string csv_row(const Cli& cli, const RunConfig& c, const RunResult& r) {
       "{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{:.3f},{},{:.0f},{},{},{:.4f},{},{},{},{},{},{},{:.1f},{:.1f},{:.1f},"
       "{:.1f},{:.1f},{:.1f},{:.1f}\n",
       cli.label, cli.protocol, cli.mode, cli.threads, cli.flows, c.depth, c.batch,
-      c.mode == Mode::kOpen ? c.rate * cli.threads : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta,
+      c.mode == Mode::kOpen ? c.rate : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta,
       r.seconds, r.ops_done, r.ops_per_s(), r.requests_done, r.lost, r.loss_ratio() * 100, r.send_failed, r.errors,
       r.get_hits, r.get_misses, r.sets_ok, r.sets_failed, us(h.percentile(0.5)), us(h.percentile(0.9)),
       us(h.percentile(0.99)), us(h.percentile(0.999)), us(h.max()), h.mean() / 1000.0, us(r.max_send_lag_ns));
@@ -78,7 +78,7 @@ std::string json_row(const Cli& cli, const RunConfig& c, const RunResult& r) {
       "\"latency_us\":{{\"p50\":{:.1f},\"p90\":{:.1f},\"p99\":{:.1f},\"p999\":{:.1f},\"max\":{:.1f},\"mean\":{:.1f}}},"
       "\"max_send_lag_us\":{:.1f}}}\n",
       cli.label, cli.protocol, cli.mode, cli.threads, cli.flows, c.depth, c.batch,
-      c.mode == Mode::kOpen ? c.rate * cli.threads : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta,
+      c.mode == Mode::kOpen ? c.rate : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta,
       r.seconds, r.ops_done, r.ops_per_s(), r.requests_done, r.lost, r.loss_ratio() * 100, r.send_failed, r.errors,
       r.get_hits, r.get_misses, r.sets_ok, r.sets_failed, r.stale, r.cookie_refreshes, r.backlog_dropped,
       us(h.percentile(0.5)), us(h.percentile(0.9)), us(h.percentile(0.99)), us(h.percentile(0.999)), us(h.max()),
@@ -91,7 +91,7 @@ std::string table(const Cli& cli, const RunConfig& c, const RunResult& r) {
   s += fmt::format("# {} {} {} loop, {} thread(s) x {} flow(s), {}, {} op(s)/datagram, {} keys ({} B), {} B values, "
                    "{:.0f}% gets, {}\n",
                    cli.label.empty() ? "run" : cli.label, cli.protocol, cli.mode, cli.threads, cli.flows / cli.threads,
-                   c.mode == Mode::kOpen ? fmt::format("target {:.0f} ops/s", c.rate * cli.threads)
+                   c.mode == Mode::kOpen ? fmt::format("target {:.0f} ops/s", c.rate)
                                          : fmt::format("depth {}", c.depth),
                    c.batch, c.keys, c.key_size, c.value_size, c.get_ratio * 100,
                    c.zipf_theta > 0 ? fmt::format("zipf {}", c.zipf_theta) : std::string("uniform keys"));
