@@ -1,0 +1,282 @@
+// Unit tests of ferrite-bench's pieces: the latency histogram, the Zipf and
+// uniform key choice, the Poisson schedule, key formatting, and memcached
+// UDP framing and reply parsing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+
+#include "perf/bench/histogram.h"
+#include "perf/bench/memcache_udp.h"
+#include "perf/bench/workload.h"
+
+namespace ferrite::bench {
+namespace {
+
+// ---- histogram ----
+
+TEST(Histogram, BucketsTileEveryValueWithBoundedError) {
+  for (std::size_t b = 0; b + 1 < Histogram::kBuckets; ++b) {
+    ASSERT_EQ(Histogram::bucket_high(b) + 1, Histogram::bucket_low(b + 1)) << b;
+  }
+  EXPECT_EQ(Histogram::bucket_high(Histogram::kBuckets - 1), UINT64_MAX);
+  EXPECT_EQ(Histogram::bucket_of(UINT64_MAX), Histogram::kBuckets - 1);
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 200000; ++i) {
+    const uint64_t v = rng() >> (rng() % 64);
+    const std::size_t b = Histogram::bucket_of(v);
+    ASSERT_LE(Histogram::bucket_low(b), v);
+    ASSERT_GE(Histogram::bucket_high(b), v);
+    if (v >= Histogram::kSub) {
+      const double width = static_cast<double>(Histogram::bucket_high(b) - Histogram::bucket_low(b)) + 1;
+      ASSERT_LE(width / static_cast<double>(Histogram::bucket_low(b)), 1.0 / 64 + 1e-12);
+    } else {
+      ASSERT_EQ(Histogram::bucket_low(b), v);  // exact below 64
+      ASSERT_EQ(Histogram::bucket_high(b), v);
+    }
+  }
+}
+
+TEST(Histogram, PercentilesOfKnownData) {
+  Histogram h;
+  EXPECT_EQ(h.percentile(0.99), 0u);
+  for (uint64_t v = 0; v < 64; ++v) h.record(v);
+  EXPECT_EQ(h.percentile(0.5), 31u);  // rank 32 of 0..63
+  EXPECT_EQ(h.percentile(1.0), 63u);
+  EXPECT_EQ(h.percentile(0.0), 0u);
+  h.reset();
+  for (uint64_t v = 1; v <= 1000000; ++v) h.record(v * 1000);  // 1 us .. 1 s
+  EXPECT_EQ(h.count(), 1000000u);
+  EXPECT_EQ(h.max(), 1000000000u);
+  EXPECT_EQ(h.min(), 1000u);
+  EXPECT_NEAR(h.mean(), 500000500.0, 1.0);
+  for (double q : {0.5, 0.9, 0.99, 0.999}) {
+    const double exact = q * 1e9;
+    const double got = static_cast<double>(h.percentile(q));
+    EXPECT_GE(got, exact) << q;  // never understated
+    EXPECT_LE(got, exact * (1 + 1.0 / 64)) << q;
+  }
+  EXPECT_EQ(h.percentile(1.0), 1000000000u);  // clamped to the real max
+}
+
+TEST(Histogram, MergeEqualsRecordingTogether) {
+  Histogram a, b, all;
+  std::mt19937_64 rng(2);
+  for (int i = 0; i < 10000; ++i) {
+    const uint64_t v = rng() % 5000000;
+    (i % 3 ? a : b).record(v);
+    all.record(v);
+  }
+  a.merge(b);
+  EXPECT_EQ(a.count(), all.count());
+  EXPECT_EQ(a.max(), all.max());
+  EXPECT_EQ(a.min(), all.min());
+  for (double q : {0.1, 0.5, 0.9, 0.99, 0.999}) EXPECT_EQ(a.percentile(q), all.percentile(q));
+}
+
+// ---- keys ----
+
+TEST(Zipf, FrequenciesFollowTheLaw) {
+  const uint64_t n = 1000;
+  const double theta = 0.99;
+  Zipf z(n, theta);
+  double total = 0;
+  for (uint64_t i = 0; i < n; ++i) total += z.probability(i);
+  EXPECT_NEAR(total, 1.0, 1e-9);
+  std::mt19937_64 rng(3);
+  const int draws = 2000000;
+  std::vector<uint64_t> cnt(n, 0);
+  for (int i = 0; i < draws; ++i) {
+    const uint64_t k = z.next(rng);
+    ASSERT_LT(k, n);
+    ++cnt[k];
+  }
+  // The head ranks (most of the mass) within 5 standard deviations.
+  for (uint64_t i = 0; i < 20; ++i) {
+    const double p = z.probability(i);
+    const double sd = std::sqrt(draws * p * (1 - p));
+    EXPECT_NEAR(static_cast<double>(cnt[i]), draws * p, 5 * sd) << "rank " << i;
+  }
+  // Rank 0 against rank 1: 2^theta.
+  EXPECT_NEAR(static_cast<double>(cnt[0]) / static_cast<double>(cnt[1]), std::pow(2.0, theta), 0.05);
+  // Tail (ranks 100..999) as a whole, within 1%.
+  double tail_p = 0;
+  uint64_t tail_n = 0;
+  for (uint64_t i = 100; i < n; ++i) {
+    tail_p += z.probability(i);
+    tail_n += cnt[i];
+  }
+  EXPECT_NEAR(static_cast<double>(tail_n) / draws, tail_p, 0.01 * tail_p);
+}
+
+TEST(Zipf, EdgesAndArguments) {
+  std::mt19937_64 rng(9);
+  Zipf one(1, 0.5);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(one.next(rng), 0u);
+  Zipf z(100000, 0.9);
+  uint64_t lo = 0, hi = 0;
+  for (int i = 0; i < 1000000; ++i) {
+    const uint64_t k = z.next(rng);
+    ASSERT_LT(k, 100000u);
+    lo += k < 10;
+    hi += k >= 99990;
+  }
+  // Ranks 1..10 against the last ten: (100000/10)^0.9-ish times as likely.
+  EXPECT_GT(lo, 100 * hi);
+  EXPECT_GT(hi, 0u);  // the tail is reached
+  EXPECT_THROW(Zipf(10, 1.0), std::invalid_argument);
+  EXPECT_THROW(Zipf(10, 0.0), std::invalid_argument);
+  EXPECT_THROW(Zipf(0, 0.5), std::invalid_argument);
+}
+
+TEST(KeyChooser, UniformCoversEveryKeyEvenly) {
+  KeyChooser kc(100, 0, 4);
+  std::vector<uint64_t> cnt(100, 0);
+  const int draws = 1000000;
+  for (int i = 0; i < draws; ++i) ++cnt[kc.next()];
+  const double p = 0.01, sd = std::sqrt(draws * p * (1 - p));
+  for (uint64_t c : cnt) EXPECT_NEAR(static_cast<double>(c), draws * p, 5 * sd);
+}
+
+TEST(KeyChooser, ZipfIsSkewed) {
+  KeyChooser kc(10000, 0.99, 5);
+  uint64_t zero = 0;
+  for (int i = 0; i < 100000; ++i) zero += kc.next() == 0;
+  EXPECT_GT(zero, 5000u);  // ~9.6% under Zipf 0.99 over 10k keys; 0.01% if uniform
+}
+
+TEST(FormatKey, FixedWidthAndDistinct) {
+  char b[16];
+  format_key(42, b, sizeof(b));
+  EXPECT_EQ(std::string(b, sizeof(b)), "k000000000000042");
+  std::set<std::string> seen;
+  char k[8];
+  for (uint64_t i = 0; i < 100000; ++i) {
+    format_key(i, k, sizeof(k));
+    seen.insert(std::string(k, sizeof(k)));
+  }
+  EXPECT_EQ(seen.size(), 100000u);
+}
+
+// ---- Poisson schedule ----
+
+TEST(Poisson, GapsAreExponentialAtTheRate) {
+  const double rate = 100000;  // per second: mean gap 10 us
+  PoissonSchedule s(rate, 6);
+  const int n = 400000;
+  double prev = 0, sum = 0, sum2 = 0;
+  std::map<uint64_t, uint64_t> per_ms;
+  for (int i = 0; i < n; ++i) {
+    const double t = s.next();
+    ASSERT_GT(t, prev);
+    const double g = t - prev;
+    sum += g;
+    sum2 += g * g;
+    ++per_ms[static_cast<uint64_t>(t / 1e6)];
+    prev = t;
+  }
+  const double mean = sum / n;
+  const double var = sum2 / n - mean * mean;
+  EXPECT_NEAR(mean, 1e9 / rate, 0.01 * 1e9 / rate);
+  EXPECT_NEAR(std::sqrt(var) / mean, 1.0, 0.02);  // exponential: CV = 1
+  // Counts per 1 ms window: Poisson, so variance / mean ~ 1 (index of dispersion).
+  per_ms.erase(std::prev(per_ms.end()));  // the last window is partial
+  double cm = 0, cv = 0;
+  for (auto& [w, c] : per_ms) cm += static_cast<double>(c);
+  cm /= static_cast<double>(per_ms.size());
+  for (auto& [w, c] : per_ms) cv += (static_cast<double>(c) - cm) * (static_cast<double>(c) - cm);
+  cv /= static_cast<double>(per_ms.size());
+  EXPECT_NEAR(cm, 100.0, 2.0);
+  EXPECT_NEAR(cv / cm, 1.0, 0.15);
+}
+
+// ---- memcached UDP ----
+
+TEST(MemcacheUdp, FrameIsFourBigEndianU16) {
+  uint8_t b[8];
+  mc::encode_frame({0x1234, 0x0001, 0x0002, 0x0100}, b);
+  const uint8_t want[8] = {0x12, 0x34, 0x00, 0x01, 0x00, 0x02, 0x01, 0x00};
+  EXPECT_EQ(0, std::memcmp(b, want, 8));
+  mc::Frame f;
+  std::span<const uint8_t> payload;
+  ASSERT_TRUE(mc::decode_frame(std::span<const uint8_t>(b, 8), &f, &payload));
+  EXPECT_EQ(f.request_id, 0x1234);
+  EXPECT_EQ(f.seq, 1);
+  EXPECT_EQ(f.count, 2);
+  EXPECT_EQ(f.reserved, 0x0100);  // reported, not rejected (memaslap sends 0x0100)
+  EXPECT_TRUE(payload.empty());
+  EXPECT_FALSE(mc::decode_frame(std::span<const uint8_t>(b, 7), &f, &payload));
+  b[5] = 0;  // count 0
+  EXPECT_FALSE(mc::decode_frame(std::span<const uint8_t>(b, 8), &f, &payload));
+  b[5] = 1;  // seq 1 >= count 1
+  EXPECT_FALSE(mc::decode_frame(std::span<const uint8_t>(b, 8), &f, &payload));
+}
+
+TEST(MemcacheUdp, RequestsAreExactBytes) {
+  std::vector<uint8_t> out;
+  mc::append_get(&out, 0xabcd, "key1");
+  EXPECT_EQ(std::string(out.begin(), out.end()), std::string("\xab\xcd\0\0\0\x01\0\0get key1\r\n", 18));
+  out.clear();
+  mc::append_set(&out, 7, "k", "hello", 3, 60);
+  EXPECT_EQ(std::string(out.begin(), out.end()), std::string("\0\x07\0\0\0\x01\0\0set k 3 60 5\r\nhello\r\n", 29));
+}
+
+TEST(MemcacheUdp, ParsesEveryReplyKind) {
+  mc::Reply r;
+  EXPECT_EQ(mc::parse_reply("VALUE k1 7 5\r\nhello\r\nEND\r\n", &r), mc::ReplyKind::kHit);
+  EXPECT_EQ(r.key, "k1");
+  EXPECT_EQ(r.value, "hello");
+  EXPECT_EQ(r.flags, 7u);
+  EXPECT_EQ(mc::parse_reply("VALUE k1 0 5 991\r\nhello\r\nEND\r\n", &r), mc::ReplyKind::kHit);  // gets: cas
+  // The value is taken by its byte count, whatever it contains.
+  EXPECT_EQ(mc::parse_reply(std::string_view("VALUE k 0 7\r\n\r\nEND\r\n\r\nEND\r\n"), &r), mc::ReplyKind::kHit);
+  EXPECT_EQ(r.value, "\r\nEND\r\n");
+  EXPECT_EQ(mc::parse_reply("END\r\n", &r), mc::ReplyKind::kMiss);
+  EXPECT_EQ(mc::parse_reply("STORED\r\n", &r), mc::ReplyKind::kStored);
+  EXPECT_EQ(mc::parse_reply("NOT_STORED\r\n", &r), mc::ReplyKind::kNotStored);
+  EXPECT_EQ(mc::parse_reply("ERROR\r\n", &r), mc::ReplyKind::kError);
+  EXPECT_EQ(mc::parse_reply("SERVER_ERROR out of memory\r\n", &r), mc::ReplyKind::kError);
+  EXPECT_EQ(mc::parse_reply("CLIENT_ERROR bad data chunk\r\n", &r), mc::ReplyKind::kError);
+  for (const char* bad : {"VALUE k x 5\r\nhello\r\nEND\r\n", "VALUE k 0 5\r\nhelloXXEND\r\n", "END\r\nmore",
+                          "hello\r\n", "VALUE  0 5\r\nhello\r\nEND\r\n", "VALUE k 0 5 zz\r\nhello\r\nEND\r\n",
+                          "STORED\r\nSTORED\r\n", "VALUE k 0\r\n", "X"}) {
+    EXPECT_EQ(mc::parse_reply(bad, &r), mc::ReplyKind::kMalformed) << bad;
+  }
+}
+
+TEST(MemcacheUdp, EveryProperPrefixIsIncomplete) {
+  mc::Reply r;
+  for (std::string full : {"VALUE key:1 0 5\r\nhello\r\nEND\r\n", "END\r\n", "STORED\r\n", "NOT_STORED\r\n"}) {
+    for (std::size_t n = 0; n < full.size(); ++n) {
+      EXPECT_EQ(mc::parse_reply(std::string_view(full).substr(0, n), &r), mc::ReplyKind::kIncomplete)
+          << full << " cut at " << n;
+    }
+  }
+}
+
+TEST(MemcacheUdp, AssemblerOrdersDatagramsAndRejectsOddOnes) {
+  mc::ReplyAssembler a;
+  auto bytes = [](std::string_view s) {
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  EXPECT_FALSE(a.add({9, 2, 3, 0}, bytes("END\r\n")));
+  EXPECT_FALSE(a.add({9, 2, 3, 0}, bytes("END\r\n")));  // duplicate
+  EXPECT_FALSE(a.add({9, 1, 4, 0}, bytes("x")));        // count disagrees
+  EXPECT_EQ(a.rejected(), 2u);
+  EXPECT_FALSE(a.add({9, 0, 3, 0}, bytes("VALUE k 0 5\r\nhel")));
+  ASSERT_TRUE(a.add({9, 1, 3, 0}, bytes("lo\r\n")));
+  EXPECT_EQ(a.text(), "VALUE k 0 5\r\nhello\r\nEND\r\n");
+  mc::Reply r;
+  EXPECT_EQ(mc::parse_reply(a.text(), &r), mc::ReplyKind::kHit);
+  EXPECT_EQ(r.value, "hello");
+  a.reset();
+  EXPECT_TRUE(a.add({1, 0, 1, 0}, bytes("STORED\r\n")));
+  EXPECT_EQ(a.text(), "STORED\r\n");
+}
+
+}  // namespace
+}  // namespace ferrite::bench
