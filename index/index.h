@@ -88,6 +88,9 @@ struct IndexOptions {
   // background_repair = false leaves it to first touch and close (tests).
   unsigned repair_threads = 0;
   bool background_repair = true;
+  // Nice value of the background repair threads: above 0, serving threads
+  // (which repair what they touch themselves) win the CPU over the pass.
+  int repair_nice = 10;
 };
 
 struct IndexStats {

@@ -66,7 +66,7 @@
 // (docs/architecture.md, "Restart and crash repair").
 //
 // Background pass: one thread per hardware thread (at most
-// kMaxRepairThreads), nice kRepairNice, each pulling chunks of the
+// kMaxRepairThreads), nice IndexOptions::repair_nice (10), each pulling chunks of the
 // directory from repair_cursor_; the last one out publishes R5. Own threads,
 // not TBB: index/ depends only on pmem/, the pass must stop and join on
 // close, and TBB's scheduler is not TSan-instrumented.
@@ -88,7 +88,6 @@ constexpr unsigned kSegSlots = kBucketsPerSegment * kSlotsPerBucket;
 constexpr unsigned kPrefetchAhead = 12;
 constexpr uint64_t kMaxRepairChunks = 1024;
 constexpr uint64_t kMaxBadRecordLogs = 16;
-constexpr int kRepairNice = 10;
 
 // Per-thread scratch of one segment repair: live bytes per log segment id,
 // added to the shared counters once per segment (not once per record: the
@@ -251,12 +250,13 @@ void IndexImpl::start_background_repair() {
   std::lock_guard<std::mutex> lock(repair_mu_);
   prepare_repair_pass();
   repair_running_.store(n, std::memory_order_relaxed);
+  const int nice = std::clamp(opts_.repair_nice, -20, 19);
   for (unsigned i = 0; i < n; ++i) {
-    repair_threads_.emplace_back([this, i] {
+    repair_threads_.emplace_back([this, i, nice] {
       // Serving threads win the CPU: they repair what they touch themselves,
       // and the pass only has to be done within about a second. (Linux nice
       // values are per thread.)
-      (void)setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kRepairNice);
+      if (nice != 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), nice);
       repair_pass(repair_qsbr_slot_ + i);
     });
   }

@@ -174,6 +174,7 @@ int main(int argc, char** argv) {
   std::size_t pool_mib = 4096;
   unsigned fill_threads = 2;
   unsigned repair_threads = 0;
+  int repair_nice = 10;
   std::size_t value_len = 32;
   uint64_t dirty_keys = 100'000;
   int repeat = 3;
@@ -183,6 +184,7 @@ int main(int argc, char** argv) {
   app.add_option("--pool-size", pool_mib, "pool size in MiB");
   app.add_option("--fill-threads", fill_threads, "workers that write the keys (1..8)");
   app.add_option("--repair-threads", repair_threads, "background repair threads (0 = one per hardware thread)");
+  app.add_option("--repair-nice", repair_nice, "nice value of the background repair threads (ferrited: 10)");
   app.add_option("--value", value_len, "value bytes");
   app.add_option("--dirty-keys", dirty_keys, "keys the crashed session overwrites before the crash");
   app.add_option("--repeat", repeat, "runs per scenario (medians reported)");
@@ -233,8 +235,8 @@ int main(int argc, char** argv) {
       bool eager;
     };
     const Variant variants[] = {
-        {&crash, {.workers = workers, .repair_threads = repair_threads}, false},
-        {&crash1, {.workers = workers, .repair_threads = 1}, false},
+        {&crash, {.workers = workers, .repair_threads = repair_threads, .repair_nice = repair_nice}, false},
+        {&crash1, {.workers = workers, .repair_threads = 1, .repair_nice = repair_nice}, false},
         {&eager, {.workers = workers, .background_repair = false}, true},
     };
     for (const Variant& v : variants) {
