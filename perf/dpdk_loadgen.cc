@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "net/dpdk_backend.h"
 #include "net/frame.h"
 #include "proto/native.h"
 
@@ -532,6 +533,10 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   (void)rte_eth_dev_stop(g.port);
   (void)rte_eth_dev_close(g.port);
+  const std::string runtime_dir = rte_eal_get_runtime_dir();
   (void)rte_eal_cleanup();
+  if (o.eal.find("--no-shconf") != std::string::npos || o.eal.find("--in-memory") != std::string::npos) {
+    net::remove_dpdk_runtime_dir(runtime_dir);
+  }
   return 0;
 }
