@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_pause.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +45,24 @@ const char* dpdk_log_level(const std::string& ferrite_level) {
   if (ferrite_level == "off") return "1";
   return "5";  // info and warn: DPDK's warnings and worse (its "info" is very chatty)
 }
+
+}  // namespace
+
+void remove_dpdk_runtime_dir(const std::string& dir) {
+  if (dir.empty()) return;
+  // Only the sockets this process created (telemetry, multi-process), then
+  // the directory if that left it empty; anything else stays.
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.rfind("dpdk_telemetry", 0) == 0 || name == "mp_socket") (void)::unlink((dir + "/" + name).c_str());
+    }
+    ::closedir(d);
+  }
+  (void)::rmdir(dir.c_str());
+}
+
+namespace {
 
 constexpr unsigned kMaxTxRetries = 256;  // zero-progress tx_burst calls before unsent replies are dropped
 constexpr std::size_t kMaxNeighbors = 1 << 16;
@@ -264,10 +283,9 @@ DpdkBackend::~DpdkBackend() {
   if (impl_->pool != nullptr) rte_mempool_free(impl_->pool);
   const std::string runtime_dir = rte_eal_get_runtime_dir();
   (void)rte_eal_cleanup();
-  // With --no-shconf or --in-memory the EAL leaves its runtime directory
-  // (/var/run/dpdk/<file-prefix>) empty behind: remove it (rmdir only
-  // removes an empty directory, so shared-config files are never touched).
-  if (!runtime_dir.empty()) (void)::rmdir(runtime_dir.c_str());
+  // Without shared config no other process can attach to this instance:
+  // leave nothing behind in /var/run/dpdk.
+  if (has_arg(impl_->opts.eal_args, {"--no-shconf", "--in-memory"})) remove_dpdk_runtime_dir(runtime_dir);
 }
 
 void DpdkBackend::start() {

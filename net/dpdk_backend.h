@@ -31,6 +31,11 @@
 
 namespace ferrite::net {
 
+// Removes a DPDK runtime directory (/var/run/dpdk/<file-prefix>) after
+// rte_eal_cleanup(): the telemetry and multi-process sockets in it, then the
+// directory if empty. For processes run with --no-shconf or --in-memory.
+void remove_dpdk_runtime_dir(const std::string& dir);
+
 struct DpdkBackendOptions {
   // EAL arguments after argv[0]. Without -l/-c/--lcores the backend adds
   // --lcores mapping lcore i to CPU i % ncpu (pin_cores) or letting all float.

@@ -48,6 +48,25 @@ in_ns ip link set lo up
 # No IPv6 on the tap: no router solicitations or MLD reports to count.
 in_ns sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1 2>/dev/null || true
 
+# Configuration errors stop ferrited with a message naming the setting (a
+# net_null port: no interface, nothing on the wire).
+expect_error() {  # substring, extra ferrited arguments...
+  local want="$1" out rc=0; shift
+  out="$(PMEM_IS_PMEM_FORCE=1 timeout -s KILL 60 ip netns exec "$ns" "$FERRITED" --pool "$pool" --pool-size 64MiB \
+    --log-level warn --set server.backend=dpdk "$@" 2>&1)" || rc=$?
+  rm -f "$pool"
+  if [ "$rc" = 0 ] || ! grep -qF -- "$want" <<<"$out"; then
+    echo "FAIL: expected an error containing '$want' (exit $rc):"; echo "$out" | tail -5; exit 1
+  fi
+  echo "ok: refused with '$want' (exit $rc)"
+}
+null_eal() { echo "[\"--no-huge\", \"-m\", \"128\", \"--no-shconf\", \"--no-pci\", \"--file-prefix=ferrite-e2e-$$\", \"--vdev=net_null0\"$1]"; }
+expect_error "dpdk.port = 3 is not a DPDK port" --set "dpdk.eal_args=$(null_eal "")" --set dpdk.port=3
+expect_error "does not fit port 0's MTU" --set "dpdk.eal_args=$(null_eal "")" --set server.max_datagram=9000
+expect_error "server.workers = 2 needs 2 worker lcores" --set "dpdk.eal_args=$(null_eal ", \"--lcores=0@0,1@0\"")" \
+  --set server.workers=2
+expect_error "EAL initialisation failed" --set "dpdk.eal_args=[\"--no-huge\", \"-m\", \"128\", \"--in-memory\", \"--no-pci\", \"--file-prefix=ferrite-e2e-$$\"]"
+
 # --no-huge excludes --in-memory in DPDK 22.11: --no-shconf keeps the runtime
 # directory empty (ferrited removes it at exit); --no-pci leaves the host's NICs alone.
 eal="[\"--no-huge\", \"-m\", \"256\", \"--no-shconf\", \"--no-pci\", \"--file-prefix=ferrite-e2e-$$\", \"--vdev=net_tap0,iface=$iface\"]"
@@ -88,4 +107,7 @@ echo "---- ferrited log"
 cat "$log"
 if [ "$srv_rc" != 0 ]; then echo "ferrited exited with $srv_rc after SIGTERM"; rc=1; fi
 grep -q "ferrited stopped cleanly" "$log" || { echo "no clean stop in the log"; rc=1; }
+if [ -e "/var/run/dpdk/ferrite-e2e-$$" ]; then
+  echo "ferrited left its DPDK runtime directory behind:"; ls -la "/var/run/dpdk/ferrite-e2e-$$"; rc=1
+fi
 exit "$rc"
