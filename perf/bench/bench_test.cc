@@ -274,6 +274,8 @@ TEST(MemcacheUdp, AssemblerOrdersDatagramsAndRejectsOddOnes) {
   EXPECT_EQ(mc::parse_reply(a.text(), &r), mc::ReplyKind::kHit);
   EXPECT_EQ(r.value, "hello");
   a.reset();
+  EXPECT_FALSE(a.add({1, 0, mc::kMaxReplyDatagrams + 1, 0}, bytes("x")));  // more than any reply needs
+  EXPECT_EQ(a.rejected(), 3u);
   EXPECT_TRUE(a.add({1, 0, 1, 0}, bytes("STORED\r\n")));
   EXPECT_EQ(a.text(), "STORED\r\n");
 }

@@ -145,6 +145,10 @@ ReplyKind parse_reply(std::string_view t, Reply* out) noexcept {
 }
 
 bool ReplyAssembler::add(const Frame& f, std::span<const uint8_t> payload) {
+  if (f.count > kMaxReplyDatagrams) {
+    ++rejected_;
+    return false;
+  }
   if (count_ == 0) {
     count_ = f.count;
     parts_.assign(count_, {});

@@ -18,6 +18,8 @@ namespace ferrite::bench::mc {
 
 inline constexpr std::size_t kFrameSize = 8;
 inline constexpr std::size_t kMaxReplyDatagram = 1400;  // memcached's UDP payload limit
+// Most datagrams one reply may span: a 1 MiB value at 1400 bytes each is ~750.
+inline constexpr uint16_t kMaxReplyDatagrams = 1024;
 
 struct Frame {
   uint16_t request_id = 0;
@@ -63,7 +65,8 @@ class ReplyAssembler {
  public:
   // Adds a datagram's payload; true when every datagram 0..count-1 is in
   // (then text() is the reply). A datagram whose count disagrees with the
-  // first one's, or a duplicate, is ignored and counted in rejected().
+  // first one's or exceeds kMaxReplyDatagrams, or a duplicate, is ignored and
+  // counted in rejected().
   bool add(const Frame& f, std::span<const uint8_t> payload);
   std::string_view text() const noexcept { return text_; }
   uint64_t rejected() const noexcept { return rejected_; }

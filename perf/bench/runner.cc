@@ -358,7 +358,11 @@ struct Runner::Impl {
     std::string_view text(reinterpret_cast<const char*>(payload.data()), payload.size());
     if (fr.count > 1) {
       if (!s.mc_asm) s.mc_asm = std::make_unique<mc::ReplyAssembler>();
-      if (!s.mc_asm->add(fr, payload)) return;
+      const uint64_t rejected = s.mc_asm->rejected();
+      if (!s.mc_asm->add(fr, payload)) {
+        if (s.mc_asm->rejected() != rejected) ++r.errors;  // odd datagram; the request may still time out
+        return;
+      }
       text = s.mc_asm->text();
     }
     mc::Reply rep;
