@@ -370,6 +370,11 @@ void encode_udp_header(const UdpHeader& h, uint8_t* out) noexcept {
   }
 }
 
+namespace {
+ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_view line, const Tokens& tk, Cmd cmd,
+                       Request* req);
+}  // namespace
+
 ParseResult parse_request(std::string_view in, Request* req) noexcept {
   const void* nlp = std::memchr(in.data(), '\n', in.size() < kMaxLineLen ? in.size() : kMaxLineLen);
   if (nlp == nullptr) {
@@ -396,6 +401,19 @@ ParseResult parse_request(std::string_view in, Request* req) noexcept {
   if (found == nullptr) return err(kError, linelen);
   const Cmd cmd = found->cmd;
   req->cmd = cmd;
+  ParseResult res = parse_line(in, linelen, line, tk, cmd, req);
+  // memcached answers nothing at all to a classic command ending in
+  // "noreply", errors included (get-family keys may be named "noreply").
+  if (res.status == Parse::kError && cmd >= Cmd::kSet && cmd <= Cmd::kQuit && tk.n > 1 && !tk.overflow &&
+      tk.t[tk.n - 1] == "noreply") {
+    res.quiet = true;
+  }
+  return res;
+}
+
+namespace {
+ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_view line, const Tokens& tk, Cmd cmd,
+                       Request* req) {
   switch (cmd) {
     case Cmd::kGet: case Cmd::kGets: case Cmd::kGat: case Cmd::kGats:
       return parse_get(line, linelen, tk, cmd, req);
@@ -451,5 +469,6 @@ ParseResult parse_request(std::string_view in, Request* req) noexcept {
       return parse_meta(in, linelen, tk, cmd, req);
   }
 }
+}  // namespace
 
 }  // namespace ferrite::proto::mc

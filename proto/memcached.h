@@ -94,6 +94,7 @@ struct ParseResult {
   std::string_view error;    // the reply line without "\r\n" (a string literal)
   std::size_t swallow = 0;   // data block of a refused storage command still to discard
   bool close = false;        // the connection cannot continue (line too long)
+  bool quiet = false;        // the line ended in "noreply": memcached sends no error either
 };
 
 // Parses the request at the front of in. Never reads past in; never trusts

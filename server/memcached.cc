@@ -122,7 +122,7 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
     done += pr.consumed;
     if (pr.status == Parse::kError) {
       inc(pr.error.starts_with("CLIENT_ERROR") ? cx.stats_.client_errors : cx.stats_.errors);
-      crlf(out, pr.error);
+      if (!pr.quiet) crlf(out, pr.error);
       if (pr.close) {
         *close = true;
         break;
@@ -199,17 +199,17 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
       const Result res = cx.worker_->execute_one(op);
       inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
                                    : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
+      if (res == Result::kNotNumeric) inc(cx.stats_.client_errors);
+      if (res == Result::kNoSpace) inc(cx.stats_.out_of_memory);
+      if (r.noreply) return;  // memcached sends no error either
       if (res == Result::kNotNumeric) {
-        inc(cx.stats_.client_errors);
         crlf(out, kNonNumeric);
         return;
       }
       if (res == Result::kNoSpace) {
-        inc(cx.stats_.out_of_memory);
         crlf(out, kOutOfMemory);
         return;
       }
-      if (r.noreply) return;
       if (res == Result::kOk) {
         append_num(out, op.out_number);
         out->append("\r\n");
@@ -226,11 +226,12 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
       const Result res = cx.worker_->execute_one(op);
       inc(cx.stats_.cmd_touch);
       inc(res == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
+      if (r.noreply) return;
       if (res == Result::kNoSpace) {
         crlf(out, kOutOfMemory);
         return;
       }
-      if (!r.noreply) crlf(out, res == Result::kOk ? "TOUCHED" : "NOT_FOUND");
+      crlf(out, res == Result::kOk ? "TOUCHED" : "NOT_FOUND");
       return;
     }
     case Cmd::kFlushAll:
@@ -344,7 +345,7 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
     case Result::kCasMismatch: reply = "EXISTS"; break;
     default:
       inc(cx.stats_.out_of_memory);
-      crlf(out, kOutOfMemory);  // errors are sent even with noreply, as memcached does
+      if (!r.noreply) crlf(out, kOutOfMemory);  // noreply: memcached sends no error either
       return;
   }
   if (r.cmd == Cmd::kCas) {
