@@ -471,4 +471,56 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
 }
 }  // namespace
 
+namespace {
+uint16_t be16(const char* p) { return static_cast<uint16_t>((static_cast<uint8_t>(p[0]) << 8) | static_cast<uint8_t>(p[1])); }
+uint32_t be32(const char* p) { return (uint32_t{be16(p)} << 16) | be16(p + 2); }
+void put16(std::string* o, uint16_t v) {
+  o->push_back(static_cast<char>(v >> 8));
+  o->push_back(static_cast<char>(v & 0xff));
+}
+void put32(std::string* o, uint32_t v) {
+  put16(o, static_cast<uint16_t>(v >> 16));
+  put16(o, static_cast<uint16_t>(v & 0xffff));
+}
+}  // namespace
+
+BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req, std::size_t* consumed) noexcept {
+  if (in.empty()) return BinParse::kNeedMore;
+  if (static_cast<uint8_t>(in[0]) != kBinRequestMagic) return BinParse::kBad;
+  if (in.size() < kBinHeaderSize) return BinParse::kNeedMore;
+  BinHeader& h = req->h;
+  h.magic = static_cast<uint8_t>(in[0]);
+  h.opcode = static_cast<uint8_t>(in[1]);
+  h.key_len = be16(in.data() + 2);
+  h.extras_len = static_cast<uint8_t>(in[4]);
+  h.data_type = static_cast<uint8_t>(in[5]);
+  h.status = be16(in.data() + 6);
+  h.body_len = be32(in.data() + 8);
+  h.opaque = be32(in.data() + 12);
+  h.cas = (uint64_t{be32(in.data() + 16)} << 32) | be32(in.data() + 20);
+  if (h.body_len > max_body || std::size_t{h.key_len} + h.extras_len > h.body_len || h.key_len > kMaxKeyLen) {
+    return BinParse::kBad;
+  }
+  if (in.size() < kBinHeaderSize + h.body_len) return BinParse::kNeedMore;
+  const std::string_view body = in.substr(kBinHeaderSize, h.body_len);
+  req->extras = body.substr(0, h.extras_len);
+  req->key = body.substr(h.extras_len, h.key_len);
+  req->value = body.substr(std::size_t{h.extras_len} + h.key_len);
+  *consumed = kBinHeaderSize + h.body_len;
+  return BinParse::kOk;
+}
+
+void append_binary_header(const BinHeader& h, std::string* o) {
+  o->push_back(static_cast<char>(h.magic));
+  o->push_back(static_cast<char>(h.opcode));
+  put16(o, h.key_len);
+  o->push_back(static_cast<char>(h.extras_len));
+  o->push_back(static_cast<char>(h.data_type));
+  put16(o, h.status);
+  put32(o, h.body_len);
+  put32(o, h.opaque);
+  put32(o, static_cast<uint32_t>(h.cas >> 32));
+  put32(o, static_cast<uint32_t>(h.cas & 0xffffffffu));
+}
+
 }  // namespace ferrite::proto::mc

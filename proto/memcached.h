@@ -158,4 +158,31 @@ std::size_t udp_fragment(uint16_t request_id, std::string_view reply, std::size_
   return n;
 }
 
+// memcached's binary protocol (deprecated upstream; spoken on TCP so that
+// binary clients and memccapable's binary tests work): 24-byte big-endian
+// header, then extras, key and value.
+inline constexpr std::size_t kBinHeaderSize = 24;
+inline constexpr uint8_t kBinRequestMagic = 0x80;
+inline constexpr uint8_t kBinResponseMagic = 0x81;
+struct BinHeader {
+  uint8_t magic = 0;
+  uint8_t opcode = 0;
+  uint16_t key_len = 0;
+  uint8_t extras_len = 0;
+  uint8_t data_type = 0;
+  uint16_t status = 0;       // vbucket in requests
+  uint32_t body_len = 0;     // extras + key + value
+  uint32_t opaque = 0;
+  uint64_t cas = 0;
+};
+struct BinRequest {
+  BinHeader h;
+  std::string_view extras, key, value;
+};
+enum class BinParse : uint8_t { kOk, kNeedMore, kBad };
+// Decodes one request packet at the front of in: kBad if the magic is not a
+// request's, the lengths do not add up, or the body is beyond max_body.
+BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req, std::size_t* consumed) noexcept;
+void append_binary_header(const BinHeader& h, std::string* out);
+
 }  // namespace ferrite::proto::mc

@@ -42,7 +42,8 @@ struct alignas(kCacheLine) McStats {
       touch_misses{0}, delete_hits{0}, delete_misses{0}, incr_hits{0}, incr_misses{0}, decr_hits{0},
       decr_misses{0}, cas_hits{0}, cas_misses{0}, cas_badval{0}, cmd_flush{0}, cmd_meta{0}, errors{0},
       client_errors{0}, out_of_memory{0}, bytes_read{0}, bytes_written{0}, udp_requests{0}, udp_drop_multi{0},
-      udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0};
+      udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0},
+      binary_refused{0};
 };
 
 struct McOptions {
@@ -83,6 +84,10 @@ class McEngine {
   // connection must close (quit, line too long). Stops after a close.
   std::size_t process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow, bool* close);
 
+  // The same for memcached's binary protocol (TCP connections whose first
+  // byte is 0x80). *close: quit, or a packet that cannot be framed.
+  std::size_t process_binary(McContext& cx, std::string_view in, std::string* out, bool* close);
+
   // Housekeeping from an idle loop: quiescent state, delayed flush_all.
   void on_idle(McContext& cx);
 
@@ -106,6 +111,8 @@ class McEngine {
   void exec_meta_arith(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_debug(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_stats(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::string* out, bool* close);
+  void reset_stats();
   void flush(McContext& cx);
   void maybe_delayed_flush(McContext& cx);
   // Reads the key's current version; false if absent.

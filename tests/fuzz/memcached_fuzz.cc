@@ -66,6 +66,18 @@ void memcached_one_input(const uint8_t* data, std::size_t size) {
       check(whole.status == mc::Parse::kOk && whole.consumed == part.consumed);
     }
   }
+  // The binary protocol framing: a packet never claims bytes that are not there.
+  {
+    std::string_view rest = in;
+    mc::BinRequest br;
+    std::size_t used = 0;
+    while (mc::parse_binary(rest, 1u << 20, &br, &used) == mc::BinParse::kOk) {
+      check(used >= mc::kBinHeaderSize && used <= rest.size());
+      check(br.extras.size() + br.key.size() + br.value.size() + mc::kBinHeaderSize == used);
+      check(inside(br.key, rest) && inside(br.value, rest) && br.key.size() <= mc::kMaxKeyLen);
+      rest.remove_prefix(used);
+    }
+  }
   mc::UdpHeader h;
   if (mc::decode_udp_header(in, &h)) drain(in.substr(mc::kUdpHeaderSize));
   std::string b64;

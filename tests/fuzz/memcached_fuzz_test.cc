@@ -30,6 +30,11 @@ TEST(MemcachedFuzz, RandomAndMutatedInputs) {
     } else {
       const int n = 1 + static_cast<int>(rng() % 4);
       if (iter % 3 == 2) d = std::string("\x00\x01\x00\x00\x00\x01\x01\x00", 8);  // a UDP frame header
+      if (iter % 7 == 1) {
+        // A binary-protocol set: header, 8 bytes of extras, key, value.
+        d = std::string("\x80\x01\x00\x02\x08\x00\x00\x00\x00\x00\x00\x0d\x00\x00\x00\x01", 16) + std::string(8, '\0') +
+            std::string(8, '\0') + "kvalue";
+      }
       for (int i = 0; i < n; ++i) d += kSeeds[rng() % (sizeof(kSeeds) / sizeof(kSeeds[0]))];
       const int flips = static_cast<int>(rng() % 4);
       for (int i = 0; i < flips && !d.empty(); ++i) d[rng() % d.size()] = static_cast<char>(rng());

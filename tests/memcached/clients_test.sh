@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real memcached clients against ferrited (issue 7), loopback only:
 #   memccp / memccat / memcrm round trip (libmemcached-tools, TCP)
-#   memccapable: every ASCII test must pass (TCP)
+#   memccapable: all 54 tests (ASCII and binary protocol) must pass (TCP)
 #   memcaslap --udp with verification: 0 verification failures (bounded: -t 5s)
 #   memcaslap --udp multi-get (-d 4): replies split over datagrams
 #   pymemcache (python3-pymemcache) over TCP
@@ -27,8 +27,9 @@ if timeout 30 memccat --servers="$servers" small.txt >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "== memccapable (ASCII)"
-timeout 120 memccapable -h 127.0.0.1 -p "$port" -a | tee "$tmp/capable.txt"
+echo "== memccapable (27 ASCII + 27 binary-protocol tests)"
+timeout 240 memccapable -h 127.0.0.1 -p "$port" | tee "$tmp/capable.txt"
+[ "$(grep -c '\[pass\]' "$tmp/capable.txt")" -eq 54 ]
 grep -q "All tests passed" "$tmp/capable.txt"
 if grep -q FAIL "$tmp/capable.txt"; then exit 1; fi
 

@@ -507,6 +507,106 @@ TEST_F(McTcpTest, PipelinedPartialLargeAndQuit) {
   EXPECT_GE(mc_->total_connections.load(), 1u);
 }
 
+// Binary protocol packets (memccapable's binary tests exercise every opcode;
+// these check framing, a few replies and quiet variants).
+std::string bin_request(uint8_t opcode, std::string_view extras, std::string_view key, std::string_view value,
+                        uint32_t opaque, uint64_t cas = 0) {
+  mc::BinHeader h;
+  h.magic = mc::kBinRequestMagic;
+  h.opcode = opcode;
+  h.key_len = static_cast<uint16_t>(key.size());
+  h.extras_len = static_cast<uint8_t>(extras.size());
+  h.body_len = static_cast<uint32_t>(extras.size() + key.size() + value.size());
+  h.opaque = opaque;
+  h.cas = cas;
+  std::string s;
+  mc::append_binary_header(h, &s);
+  s.append(extras);
+  s.append(key);
+  s.append(value);
+  return s;
+}
+
+TEST_F(McTest, BinaryProtocol) {
+  std::string out;
+  bool close = false;
+  const std::string extras_set("\x00\x00\x00\x07\x00\x00\x00\x00", 8);  // flags 7, no expiry
+  std::string in = bin_request(0x01, extras_set, "bk", "bval", 1) + bin_request(0x11, extras_set, "bq", "x", 2) +
+                   bin_request(0x00, "", "bk", "", 3) + bin_request(0x09, "", "missing", "", 4) +
+                   bin_request(0x0c, "", "missing", "", 5) + bin_request(0x0a, "", "", "", 6);
+  // Fed in two pieces: a packet cut in the middle waits for the rest.
+  const std::size_t cut = 30;
+  std::size_t used = mc_->process_binary(*cx_, std::string_view(in).substr(0, cut), &out, &close);
+  EXPECT_EQ(used, 0u);
+  used = mc_->process_binary(*cx_, in, &out, &close);
+  EXPECT_EQ(used, in.size());
+  EXPECT_FALSE(close);
+  // Replies: set (1), get hit (3), getk miss (5), noop (6); the quiet set (2) and getq miss (4) say nothing.
+  std::vector<std::pair<mc::BinRequest, std::size_t>> replies;
+  std::string_view rest(out);
+  while (!rest.empty()) {
+    ASSERT_GE(rest.size(), 24u);
+    ASSERT_EQ(static_cast<uint8_t>(rest[0]), mc::kBinResponseMagic);
+    std::string copy(rest);
+    copy[0] = static_cast<char>(mc::kBinRequestMagic);  // parse_binary reads requests
+    mc::BinRequest r;
+    std::size_t n = 0;
+    ASSERT_EQ(mc::parse_binary(copy, 1u << 21, &r, &n), mc::BinParse::kOk);
+    std::string body(rest.substr(24, n - 24));
+    replies.push_back({r, 0});
+    replies.back().first.value = {};  // views into copy: compare what matters now
+    if (r.h.opaque == 3) {
+      EXPECT_EQ(r.h.status, 0);
+      EXPECT_EQ(body, std::string("\x00\x00\x00\x07", 4) + "bval");
+      EXPECT_EQ(r.h.cas, cas_of("bk"));
+    }
+    if (r.h.opaque == 5) {
+      EXPECT_EQ(r.h.status, 1);
+      EXPECT_EQ(body, "missingNot found");
+    }
+    rest.remove_prefix(n);
+  }
+  ASSERT_EQ(replies.size(), 4u);
+  EXPECT_EQ(replies[0].first.h.opaque, 1u);
+  EXPECT_EQ(replies[1].first.h.opaque, 3u);
+  EXPECT_EQ(replies[2].first.h.opaque, 5u);
+  EXPECT_EQ(replies[3].first.h.opaque, 6u);
+  EXPECT_EQ(run("get bq\r\n"), "VALUE bq 7 1\r\nx\r\nEND\r\n");
+  // Unknown opcode: status 0x81; a bad magic ends the connection.
+  out.clear();
+  mc_->process_binary(*cx_, bin_request(0x7f, "", "", "", 9), &out, &close);
+  ASSERT_GE(out.size(), 24u);
+  EXPECT_EQ(out[7], static_cast<char>(0x81));
+  EXPECT_FALSE(close);
+  out.clear();
+  mc_->process_binary(*cx_, std::string(24, 'x'), &out, &close);
+  EXPECT_TRUE(close);
+}
+
+TEST_F(McTcpTest, BinaryConnection) {
+  const int fd = connect_tcp();
+  send_all(fd, bin_request(0x0b, "", "", "", 42));  // version
+  std::string r;
+  char buf[256];
+  while (r.size() < 24 + kMcVersion.size()) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    r.append(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(static_cast<uint8_t>(r[0]), mc::kBinResponseMagic);
+  EXPECT_EQ(r.substr(24), kMcVersion);
+  send_all(fd, bin_request(0x07, "", "", "", 43));  // quit: a reply, then the close
+  r.clear();
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    r.append(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(r.size(), 24u);
+  ::close(fd);
+  EXPECT_EQ(mc_->sum(&McStats::binary_refused), 1u);
+}
+
 TEST_F(McTcpTest, ManyConnections) {
   std::vector<int> fds;
   for (int i = 0; i < 20; ++i) fds.push_back(connect_tcp());
