@@ -69,6 +69,7 @@ struct Op {
 
   Result result = Result::kOk;
   uint32_t out_flags = 0;     // kGet
+  uint32_t out_exptime = 0;   // kGet: the key's expiry (absolute unix seconds, 0 = never)
   uint64_t out_version = 0;   // version after the op (get: current; writes: new)
   uint64_t out_number = 0;    // kIncr/kDecr: the new value
 

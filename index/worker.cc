@@ -109,6 +109,7 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
       }
       if (op.out_value != nullptr) op.out_value->assign(cur->value_ptr(), cur->value_len());
       op.out_flags = cur->client_flags;
+      op.out_exptime = cur->expiry;
       op.out_version = cur->version;
       op.result = Result::kOk;
       return Plan::kDone;

@@ -148,6 +148,8 @@ const std::map<std::string, Setter>& setters() {
       {"server.max_datagram", integer(512, 65507, [](Config& c, uint64_t v) { c.server.max_datagram = static_cast<uint32_t>(v); })},
       {"server.memcached_udp_port",
        integer(0, 65535, [](Config& c, uint64_t v) { c.server.memcached_udp_port = static_cast<uint32_t>(v); })},
+      {"server.memcached_tcp_port",
+       integer(0, 65535, [](Config& c, uint64_t v) { c.server.memcached_tcp_port = static_cast<uint32_t>(v); })},
       {"pool.path", string([](const std::string& s) { return !s.empty() && s[0] == '/'; }, "an absolute path",
                            [](Config& c, std::string v) { c.pool.path = std::move(v); })},
       {"pool.size", size(16ull << 20, 16ull << 40, false, "allowed 16MiB..16TiB", [](Config& c, uint64_t v) { c.pool.size = v; })},
@@ -258,10 +260,10 @@ std::string to_toml(const Config& c) {
   };
   return fmt::format(
       "[server]\nbackend = \"{}\"\nbind = \"{}\"\nport = {}\nworkers = {}\npin_cores = {}\nallow = {}\n"
-      "memcached_udp_port = {}\nmax_datagram = {}\n\n[pool]\npath = \"{}\"\nsize = {}\nsegment_size = {}\n\n[log]\nlevel = \"{}\"\n\n"
+      "memcached_udp_port = {}\nmemcached_tcp_port = {}\nmax_datagram = {}\n\n[pool]\npath = \"{}\"\nsize = {}\nsegment_size = {}\n\n[log]\nlevel = \"{}\"\n\n"
       "[dpdk]\neal_args = {}\nport = {}\nip = \"{}\"\nmac = \"{}\"\nmbufs = {}\nburst = {}\nidle_sleep_us = {}\n",
       c.server.backend, c.server.bind, c.server.port, c.server.workers, c.server.pin_cores, list(c.server.allow),
-      c.server.memcached_udp_port, c.server.max_datagram, c.pool.path, c.pool.size, c.pool.segment_size, c.log.level, list(c.dpdk.eal_args),
+      c.server.memcached_udp_port, c.server.memcached_tcp_port, c.server.max_datagram, c.pool.path, c.pool.size, c.pool.segment_size, c.log.level, list(c.dpdk.eal_args),
       c.dpdk.port, c.dpdk.ip, c.dpdk.mac, c.dpdk.mbufs, c.dpdk.burst, c.dpdk.idle_sleep_us);
 }
 

@@ -25,6 +25,7 @@ struct Config {
     bool pin_cores = true;
     std::vector<std::string> allow = {"127.0.0.0/8"};
     uint32_t memcached_udp_port = 0;
+    uint32_t memcached_tcp_port = 0;
     uint32_t max_datagram = 1472;
     bool operator==(const Server&) const = default;
   } server;

@@ -141,7 +141,8 @@ struct Range {
 TEST(Config, IntegerBoundariesJustInsideAndOutside) {
   const Range ranges[] = {{"server", "port", 1, 65535},  {"server", "workers", 1, 63}, {"dpdk", "mbufs", 1024, 1048576},
                           {"dpdk", "burst", 1, 512},     {"dpdk", "port", 0, 1023},    {"server", "memcached_udp_port", 0, 65535},
-                          {"server", "max_datagram", 512, 65507}, {"dpdk", "idle_sleep_us", 0, 100000}};
+                          {"server", "memcached_tcp_port", 0, 65535}, {"server", "max_datagram", 512, 65507},
+                          {"dpdk", "idle_sleep_us", 0, 100000}};
   for (const Range& r : ranges) {
     for (uint64_t v : {r.lo, r.hi}) {
       auto c = parse_config(fmt::format("[{}]\n{} = {}\n", r.section, r.key, v), "t");

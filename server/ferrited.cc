@@ -19,6 +19,7 @@
 #include "pmem/pool.h"
 #include "server/config.h"
 #include "server/engine.h"
+#include "server/memcached.h"
 #if defined(FERRITE_PFSIM) && FERRITE_PFSIM
 #include "server/pfsim_hook.h"  // test build ferrited-pfsim only
 #endif
@@ -60,10 +61,9 @@ int main(int argc, char** argv) {
   }
 #endif
 
-  if (cfg.server.memcached_udp_port != 0) {
-    return fail(Status::invalid_argument(
-                    "server.memcached_udp_port is not available in this build yet (allowed: 0); the memcached "
-                    "protocol arrives with issue 7"),
+  if (cfg.server.memcached_udp_port != 0 && cfg.server.memcached_udp_port == cfg.server.port) {
+    return fail(Status::invalid_argument("server.memcached_udp_port = " + std::to_string(cfg.server.memcached_udp_port) +
+                                         " is server.port: the memcached UDP port must differ"),
                 2);
   }
 
@@ -76,7 +76,11 @@ int main(int argc, char** argv) {
 
   auto pool = pmem::Pool::open_or_create(cfg.pool.path, cfg.pool.size, cfg.pool.segment_size);
   if (!pool) return fail(pool.status());
-  auto idx = index::Index::open(**pool, {.workers = cfg.server.workers});
+  // Index workers: the native workers, then one per memcached UDP worker,
+  // then one for the memcached TCP thread (each thread owns its worker).
+  const bool mc_udp = cfg.server.memcached_udp_port != 0, mc_tcp = cfg.server.memcached_tcp_port != 0;
+  const unsigned index_workers = cfg.server.workers * (mc_udp ? 2u : 1u) + (mc_tcp ? 1u : 0u);
+  auto idx = index::Index::open(**pool, {.workers = index_workers});
   if (!idx) return fail(idx.status());
   {
     // After a crash the index serves at once and repairs table segments on
@@ -129,12 +133,12 @@ int main(int argc, char** argv) {
     dpdk = std::move(b).value();
   }
 #endif
+  net::KernelBackendOptions ko;
+  ko.bind = cfg.server.bind;
+  ko.port = static_cast<uint16_t>(cfg.server.port);
+  ko.workers = cfg.server.workers;
+  ko.pin_cores = cfg.server.pin_cores;
   if (!use_dpdk) {
-    net::KernelBackendOptions ko;
-    ko.bind = cfg.server.bind;
-    ko.port = static_cast<uint16_t>(cfg.server.port);
-    ko.workers = cfg.server.workers;
-    ko.pin_cores = cfg.server.pin_cores;
     auto b = net::KernelBackend::create(ko, engine);
     if (!b) return fail(b.status());
     kernel = std::move(b).value();
@@ -154,6 +158,41 @@ int main(int argc, char** argv) {
     }
     return s;
   });
+
+  // memcached (docs/memcached.md): UDP on its own port and workers, TCP on
+  // one epoll thread; both share the index and the allowlist.
+  server::McEngine mc(**idx, server::McOptions{.allow = eo.allow});
+  std::unique_ptr<server::McUdpHandler> mc_udp_handler;
+  std::unique_ptr<net::KernelBackend> mc_udp_backend;
+  std::unique_ptr<server::McTcpServer> mc_tcp_server;
+  if (mc_udp) {
+    mc_udp_handler = std::make_unique<server::McUdpHandler>(mc, cfg.server.workers, cfg.server.workers);
+    net::KernelBackendOptions mo = ko;
+    mo.port = static_cast<uint16_t>(cfg.server.memcached_udp_port);
+    auto b = net::KernelBackend::create(mo, *mc_udp_handler);
+    if (!b) return fail(b.status());
+    mc_udp_backend = std::move(b).value();
+  }
+  if (mc_tcp) {
+    auto t = server::McTcpServer::create(mc, cfg.server.bind, static_cast<uint16_t>(cfg.server.memcached_tcp_port),
+                                         index_workers - 1);
+    if (!t) return fail(t.status());
+    mc_tcp_server = std::move(t).value();
+  }
+  mc.set_extra_stats([&engine] {
+    // The native engine's counters, prefixed, next to memcached's.
+    std::string s, in = engine.stats_text(), line;
+    for (char ch : in) {
+      if (ch == '\n') {
+        s += "ferrite_" + line + "\n";
+        line.clear();
+      } else {
+        line += ch;
+      }
+    }
+    return s;
+  });
+
 #if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
   if (dpdk) {
     dpdk->start();
@@ -165,6 +204,14 @@ int main(int argc, char** argv) {
     kernel->start();
     log_info("ferrited listening on udp {}:{} with {} worker(s), kernel backend; pid {}", cfg.server.bind,
              kernel->port(), cfg.server.workers, static_cast<long>(getpid()));
+  }
+  if (mc_udp_backend) {
+    mc_udp_backend->start();
+    log_info("memcached protocol on udp {}:{}", cfg.server.bind, mc_udp_backend->port());
+  }
+  if (mc_tcp_server) {
+    mc_tcp_server->start();
+    log_info("memcached protocol on tcp {}:{}", cfg.server.bind, mc_tcp_server->port());
   }
 
   // Housekeeping: log cleaning and the expiry sweep, bounded per round.
@@ -189,6 +236,8 @@ int main(int argc, char** argv) {
 #if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
   if (dpdk) dpdk->stop();
 #endif
+  if (mc_udp_backend) mc_udp_backend->stop();
+  if (mc_tcp_server) mc_tcp_server->stop();
   idx.value().reset();  // clean index close: counters and log tails
   (*pool)->mark_clean_on_close();
   pool.value().reset();

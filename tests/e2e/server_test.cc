@@ -4,6 +4,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <map>
 #include <sstream>
 
@@ -318,10 +323,74 @@ TEST(ServerRestart, SigkillKeepsEveryAcknowledgedWrite) {
   }
 }
 
-TEST(ServerConfig, RefusesAFeatureItDoesNotHaveYet) {
-  ServerProcess server({"--set", "server.memcached_udp_port=11211"});
+TEST(ServerConfig, RefusesABadMemcachedPort) {
+  ServerProcess server({"--set", "server.memcached_udp_port=70000"});
   EXPECT_FALSE(server.start());
   EXPECT_EQ(server.exit_code(), 2) << "a configuration error exits 2";
+}
+
+// memcached protocol (issue 7) in a real ferrited: UDP and TCP on one port
+// number, the native protocol beside them, and values (with their flags)
+// that survive a restart.
+std::string mc_tcp(uint16_t port, const std::string& req, const std::string& until) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string r;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[4096];
+    while (!r.ends_with(until)) {
+      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      r.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  return r;
+}
+
+TEST(ServerMemcached, UdpTcpAndNativeShareTheStoreAcrossRestarts) {
+  const uint16_t mport = testing::free_udp_port();
+  const std::vector<std::string> args = {"--set", "server.memcached_udp_port=" + std::to_string(mport), "--set",
+                                         "server.memcached_tcp_port=" + std::to_string(mport)};
+  ServerProcess server(args);
+  ASSERT_TRUE(server.start());
+  EXPECT_EQ(mc_tcp(mport, "set k 42 0 5\r\nhello\r\n", "\r\n"), "STORED\r\n");
+  // UDP: frame header (request id 7, seq 0, count 1, reserved 0x0100 as memaslap sends).
+  const int u = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(mport);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string req = std::string("\x00\x07\x00\x00\x00\x01\x01\x00", 8) + "get k\r\n";
+  ASSERT_EQ(::sendto(u, req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)),
+            static_cast<ssize_t>(req.size()));
+  timeval tv{5, 0};
+  ::setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[2048];
+  const ssize_t n = ::recv(u, buf, sizeof(buf), 0);
+  ::close(u);
+  ASSERT_GT(n, 8);
+  EXPECT_EQ(std::string(buf, 8), std::string("\x00\x07\x00\x00\x00\x01\x00\x00", 8));
+  EXPECT_EQ(std::string(buf + 8, static_cast<std::size_t>(n - 8)), "VALUE k 42 5\r\nhello\r\nEND\r\n");
+  // The native protocol sees the same key.
+  auto c = server.client();
+  ASSERT_NE(c, nullptr);
+  client::Reply r;
+  auto st = c->get("k", &r);
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(*st, proto::Status::kOk);
+  EXPECT_EQ(r.value, "hello");
+  EXPECT_EQ(r.flags, 42u);
+  // After a clean restart the value and its flags are there.
+  EXPECT_EQ(server.stop(SIGTERM), 0);
+  ASSERT_TRUE(server.start());
+  EXPECT_EQ(mc_tcp(mport, "get k\r\n", "END\r\n"), "VALUE k 42 5\r\nhello\r\nEND\r\n");
 }
 
 TEST(ServerConfig, MaxDatagramSizesReplyDatagrams) {

@@ -1,0 +1,1240 @@
+// memcached compatibility (see memcached.h).
+#include "server/memcached.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <unordered_map>
+
+#include "common/log.h"
+
+namespace ferrite::server {
+namespace {
+
+using proto::mc::Cmd;
+using proto::mc::MetaMode;
+using proto::mc::Parse;
+using proto::mc::Request;
+
+uint64_t unix_now() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+void inc(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+
+void crlf(std::string* out, std::string_view s) {
+  out->append(s);
+  out->append("\r\n");
+}
+
+void append_num(std::string* out, uint64_t v) {
+  char buf[24];
+  int n = 0;
+  do {
+    buf[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out->push_back(buf[--n]);
+}
+
+void append_signed(std::string* out, int64_t v) {
+  if (v < 0) {
+    out->push_back('-');
+    append_num(out, static_cast<uint64_t>(-v));
+  } else {
+    append_num(out, static_cast<uint64_t>(v));
+  }
+}
+
+int64_t ttl_of(uint32_t exptime, uint64_t now) {
+  if (exptime == 0) return -1;
+  return exptime > now ? static_cast<int64_t>(exptime - now) : 0;
+}
+
+constexpr std::string_view kOutOfMemory = "SERVER_ERROR out of memory storing object";
+constexpr std::string_view kNonNumeric = "CLIENT_ERROR cannot increment or decrement non-numeric value";
+
+// The echo flags every meta reply carries when asked: k (key), O (opaque),
+// b (the key is base64, when k is returned).
+void meta_echo(const Request& r, std::string* out) {
+  for (uint8_t i = 0; i < r.nflags; ++i) {
+    const proto::mc::MetaFlag& f = r.flags[i];
+    if (f.flag == 'k') {
+      out->append(" k");
+      out->append(r.raw_key);
+      if (r.base64) out->append(" b");
+    } else if (f.flag == 'O') {
+      out->append(" O");
+      out->append(f.token);
+    }
+  }
+}
+
+}  // namespace
+
+McEngine::McEngine(index::Index& idx, McOptions opts) : idx_(idx), opts_(std::move(opts)), start_unix_(unix_now()) {
+  if (opts_.udp_max_payload == 0 || opts_.udp_max_payload > proto::mc::kUdpMaxPayload) {
+    opts_.udp_max_payload = proto::mc::kUdpMaxPayload;
+  }
+}
+
+McEngine::~McEngine() = default;
+
+McContext& McEngine::add_context(unsigned index_worker) {
+  auto cx = std::make_unique<McContext>();
+  cx->worker_ = &idx_.worker(index_worker);
+  contexts_.push_back(std::move(cx));
+  return *contexts_.back();
+}
+
+bool McEngine::allowed(const sockaddr_in& peer) const noexcept {
+  const uint32_t ip = ntohl(peer.sin_addr.s_addr);
+  for (const Cidr& c : opts_.allow) {
+    if (c.contains(ip)) return true;
+  }
+  return false;
+}
+
+uint64_t McEngine::sum(std::atomic<uint64_t> McStats::*f) const {
+  uint64_t t = 0;
+  for (const auto& c : contexts_) t += (c->stats_.*f).load(std::memory_order_relaxed);
+  return t;
+}
+
+std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow,
+                              bool* close) {
+  std::size_t done = 0;
+  *swallow = 0;
+  *close = false;
+  maybe_delayed_flush(cx);
+  while (done < in.size()) {
+    const proto::mc::ParseResult pr = proto::mc::parse_request(in.substr(done), &cx.req);
+    if (pr.status == Parse::kNeedMore) break;
+    done += pr.consumed;
+    if (pr.status == Parse::kError) {
+      inc(pr.error.starts_with("CLIENT_ERROR") ? cx.stats_.client_errors : cx.stats_.errors);
+      if (!pr.quiet) crlf(out, pr.error);
+      if (pr.close) {
+        *close = true;
+        break;
+      }
+      if (pr.swallow != 0) {
+        const std::size_t here = std::min(pr.swallow, in.size() - done);
+        done += here;
+        *swallow = pr.swallow - here;
+        if (*swallow != 0) break;
+      }
+      continue;
+    }
+    execute(cx, cx.req, out, close);
+    if (*close) break;
+  }
+  inc(cx.stats_.bytes_read, done);
+  return done;
+}
+
+void McEngine::on_idle(McContext& cx) {
+  cx.worker_->quiesce();
+  maybe_delayed_flush(cx);
+}
+
+void McEngine::maybe_delayed_flush(McContext& cx) {
+  uint64_t at = flush_at_.load(std::memory_order_relaxed);
+  if (at == 0 || unix_now() < at) return;
+  if (flush_at_.compare_exchange_strong(at, 0, std::memory_order_relaxed)) flush(cx);
+}
+
+void McEngine::flush(McContext& cx) {
+  // Every key present now is deleted, a page of keys per index burst.
+  std::vector<std::string> keys;
+  std::optional<uint64_t> cursor = 0;
+  while (cursor.has_value()) {
+    keys.clear();
+    cursor = idx_.scan_page(*cursor, 64u << 10,
+                            [&](std::string_view k, std::string_view, uint32_t, uint32_t, uint64_t) { keys.emplace_back(k); });
+    cx.ops.clear();
+    for (const std::string& k : keys) cx.ops.push_back(index::Op::del(k));
+    if (!cx.ops.empty()) cx.worker_->execute(cx.ops);
+  }
+}
+
+bool McEngine::current_version(McContext& cx, std::string_view key, uint64_t* version) {
+  index::Op g = index::Op::get(key, nullptr);
+  if (cx.worker_->execute_one(g) != Result::kOk) return false;
+  *version = g.out_version;
+  return true;
+}
+
+void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* close) {
+  const uint64_t now = unix_now();
+  switch (r.cmd) {
+    case Cmd::kGet: case Cmd::kGets: case Cmd::kGat: case Cmd::kGats:
+      exec_get(cx, r, out);
+      return;
+    case Cmd::kSet: case Cmd::kAdd: case Cmd::kReplace: case Cmd::kAppend: case Cmd::kPrepend: case Cmd::kCas:
+      exec_storage(cx, r, out);
+      return;
+    case Cmd::kDelete: {
+      index::Op op = index::Op::del(r.key);
+      const Result res = cx.worker_->execute_one(op);
+      inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
+      if (!r.noreply) crlf(out, res == Result::kOk ? "DELETED" : "NOT_FOUND");
+      return;
+    }
+    case Cmd::kIncr: case Cmd::kDecr: {
+      const bool incr = r.cmd == Cmd::kIncr;
+      index::Op op;
+      op.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
+      op.key = r.key;
+      op.delta = r.delta;
+      const Result res = cx.worker_->execute_one(op);
+      inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
+                                   : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
+      if (res == Result::kNotNumeric) inc(cx.stats_.client_errors);
+      if (res == Result::kNoSpace) inc(cx.stats_.out_of_memory);
+      if (r.noreply) return;  // memcached sends no error either
+      if (res == Result::kNotNumeric) {
+        crlf(out, kNonNumeric);
+        return;
+      }
+      if (res == Result::kNoSpace) {
+        crlf(out, kOutOfMemory);
+        return;
+      }
+      if (res == Result::kOk) {
+        append_num(out, op.out_number);
+        out->append("\r\n");
+      } else {
+        crlf(out, "NOT_FOUND");
+      }
+      return;
+    }
+    case Cmd::kTouch: {
+      index::Op op;
+      op.code = index::OpCode::kTouch;
+      op.key = r.key;
+      op.exptime = proto::mc::absolute_exptime(r.exptime, now);
+      const Result res = cx.worker_->execute_one(op);
+      inc(cx.stats_.cmd_touch);
+      inc(res == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
+      if (r.noreply) return;
+      if (res == Result::kNoSpace) {
+        crlf(out, kOutOfMemory);
+        return;
+      }
+      crlf(out, res == Result::kOk ? "TOUCHED" : "NOT_FOUND");
+      return;
+    }
+    case Cmd::kFlushAll:
+      inc(cx.stats_.cmd_flush);
+      if (r.number > 0) {
+        flush_at_.store(proto::mc::absolute_exptime(r.number, now), std::memory_order_relaxed);
+      } else {
+        flush_at_.store(0, std::memory_order_relaxed);
+        flush(cx);
+      }
+      if (!r.noreply) crlf(out, "OK");
+      return;
+    case Cmd::kVersion:
+      out->append("VERSION ");
+      crlf(out, kMcVersion);
+      return;
+    case Cmd::kVerbosity:
+      if (!r.noreply) crlf(out, "OK");
+      return;
+    case Cmd::kStats:
+      exec_stats(cx, r, out);
+      return;
+    case Cmd::kQuit:
+      *close = true;
+      return;
+    case Cmd::kMetaGet: exec_meta_get(cx, r, out); return;
+    case Cmd::kMetaSet: exec_meta_set(cx, r, out); return;
+    case Cmd::kMetaDelete: exec_meta_delete(cx, r, out); return;
+    case Cmd::kMetaArith: exec_meta_arith(cx, r, out); return;
+    case Cmd::kMetaDebug: exec_meta_debug(cx, r, out); return;
+    case Cmd::kMetaNoop:
+      inc(cx.stats_.cmd_meta);
+      crlf(out, "MN");
+      return;
+  }
+}
+
+void McEngine::exec_get(McContext& cx, const Request& r, std::string* out) {
+  const bool touch = r.cmd == Cmd::kGat || r.cmd == Cmd::kGats;
+  const bool with_cas = r.cmd == Cmd::kGets || r.cmd == Cmd::kGats;
+  const uint32_t exptime = touch ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
+  cx.ops.clear();
+  proto::mc::KeyIter it(r.keys);
+  std::string_view k;
+  while (it.next(&k)) {
+    if (touch) {
+      index::Op t;
+      t.code = index::OpCode::kTouch;
+      t.key = k;
+      t.exptime = exptime;
+      cx.ops.push_back(t);
+    }
+    cx.ops.push_back(index::Op::get(k, nullptr));
+  }
+  if (cx.values.size() < cx.ops.size()) cx.values.resize(cx.ops.size());
+  for (std::size_t i = 0; i < cx.ops.size(); ++i) {
+    if (cx.ops[i].code == index::OpCode::kGet) cx.ops[i].out_value = &cx.values[i];
+  }
+  cx.worker_->execute(cx.ops);
+  for (const index::Op& op : cx.ops) {
+    if (op.code != index::OpCode::kGet) {
+      inc(cx.stats_.cmd_touch);
+      inc(op.result == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
+      continue;
+    }
+    inc(cx.stats_.cmd_get);
+    if (op.result != Result::kOk) {
+      inc(cx.stats_.get_misses);
+      continue;
+    }
+    inc(cx.stats_.get_hits);
+    out->append("VALUE ");
+    out->append(op.key);
+    out->push_back(' ');
+    append_num(out, op.out_flags);
+    out->push_back(' ');
+    append_num(out, op.out_value->size());
+    if (with_cas) {
+      out->push_back(' ');
+      append_num(out, op.out_version);
+    }
+    out->append("\r\n");
+    out->append(*op.out_value);
+    out->append("\r\n");
+  }
+  out->append("END\r\n");
+}
+
+void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
+  index::Op op;
+  switch (r.cmd) {
+    case Cmd::kSet: op.code = index::OpCode::kSet; break;
+    case Cmd::kAdd: op.code = index::OpCode::kAdd; break;
+    case Cmd::kReplace: op.code = index::OpCode::kReplace; break;
+    case Cmd::kAppend: op.code = index::OpCode::kAppend; break;
+    case Cmd::kPrepend: op.code = index::OpCode::kPrepend; break;
+    default: op.code = index::OpCode::kCas; break;
+  }
+  op.key = r.key;
+  op.value = r.data;
+  op.flags = r.client_flags;
+  op.exptime = proto::mc::absolute_exptime(r.exptime, unix_now());
+  op.cas = r.cas;
+  const Result res = cx.worker_->execute_one(op);
+  inc(cx.stats_.cmd_set);
+  std::string_view reply;
+  switch (res) {
+    case Result::kOk: reply = "STORED"; break;
+    case Result::kExists: case Result::kNotStored: reply = "NOT_STORED"; break;
+    case Result::kNotFound: reply = "NOT_FOUND"; break;
+    case Result::kCasMismatch: reply = "EXISTS"; break;
+    default:
+      inc(cx.stats_.out_of_memory);
+      if (!r.noreply) crlf(out, kOutOfMemory);  // noreply: memcached sends no error either
+      return;
+  }
+  if (r.cmd == Cmd::kCas) {
+    inc(res == Result::kOk ? cx.stats_.cas_hits : res == Result::kCasMismatch ? cx.stats_.cas_badval : cx.stats_.cas_misses);
+  }
+  if (!r.noreply) crlf(out, reply);
+}
+
+void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) {
+  inc(cx.stats_.cmd_meta);
+  const uint64_t now = unix_now();
+  cx.ops.clear();
+  if (r.has_exptime) {
+    index::Op t;
+    t.code = index::OpCode::kTouch;
+    t.key = r.key;
+    t.exptime = proto::mc::absolute_exptime(r.exptime, now);
+    cx.ops.push_back(t);
+    inc(cx.stats_.cmd_touch);
+  }
+  if (cx.values.empty()) cx.values.resize(1);
+  cx.ops.push_back(index::Op::get(r.key, &cx.values[0]));
+  cx.worker_->execute(cx.ops);
+  const index::Op& g = cx.ops.back();
+  inc(cx.stats_.cmd_get);
+  if (g.result != Result::kOk) {
+    inc(cx.stats_.get_misses);
+    if (r.has('q')) return;
+    out->append("EN");
+    meta_echo(r, out);
+    out->append("\r\n");
+    return;
+  }
+  inc(cx.stats_.get_hits);
+  const std::string& value = cx.values[0];
+  const bool with_value = r.has('v');
+  if (with_value) {
+    out->append("VA ");
+    append_num(out, value.size());
+  } else {
+    out->append("HD");
+  }
+  for (uint8_t i = 0; i < r.nflags; ++i) {
+    const proto::mc::MetaFlag& f = r.flags[i];
+    switch (f.flag) {
+      case 'c': out->append(" c"); append_num(out, g.out_version); break;
+      case 'f': out->append(" f"); append_num(out, g.out_flags); break;
+      case 's': out->append(" s"); append_num(out, value.size()); break;
+      case 't': out->append(" t"); append_signed(out, ttl_of(g.out_exptime, now)); break;
+      case 'k':
+        out->append(" k");
+        out->append(r.raw_key);
+        if (r.base64) out->append(" b");
+        break;
+      case 'O': out->append(" O"); out->append(f.token); break;
+      default: break;
+    }
+  }
+  out->append("\r\n");
+  if (with_value) {
+    out->append(value);
+    out->append("\r\n");
+  }
+}
+
+void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) {
+  inc(cx.stats_.cmd_meta);
+  inc(cx.stats_.cmd_set);
+  index::Op op;
+  switch (r.mode) {
+    case MetaMode::kAdd: op.code = index::OpCode::kAdd; break;
+    case MetaMode::kAppend: op.code = index::OpCode::kAppend; break;
+    case MetaMode::kPrepend: op.code = index::OpCode::kPrepend; break;
+    case MetaMode::kReplace: op.code = r.has_cas ? index::OpCode::kCas : index::OpCode::kReplace; break;
+    default: op.code = r.has_cas ? index::OpCode::kCas : index::OpCode::kSet; break;
+  }
+  op.key = r.key;
+  op.value = r.data;
+  op.flags = r.client_flags;
+  op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
+  op.cas = r.cas;
+  const Result res = cx.worker_->execute_one(op);
+  std::string_view code;
+  switch (res) {
+    case Result::kOk: code = "HD"; break;
+    case Result::kExists: case Result::kNotStored: code = "NS"; break;
+    case Result::kNotFound: code = "NF"; break;
+    case Result::kCasMismatch: code = "EX"; break;
+    default:
+      inc(cx.stats_.out_of_memory);
+      crlf(out, kOutOfMemory);
+      return;
+  }
+  if (r.has_cas) inc(res == Result::kOk ? cx.stats_.cas_hits : res == Result::kCasMismatch ? cx.stats_.cas_badval : cx.stats_.cas_misses);
+  if (res == Result::kOk && r.has('q')) return;
+  out->append(code);
+  for (uint8_t i = 0; i < r.nflags; ++i) {
+    if (r.flags[i].flag == 'c' && res == Result::kOk) {
+      out->append(" c");
+      append_num(out, op.out_version);
+    }
+  }
+  meta_echo(r, out);
+  out->append("\r\n");
+}
+
+void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* out) {
+  inc(cx.stats_.cmd_meta);
+  std::string_view code;
+  uint64_t version = 0;
+  if (r.has_cas && current_version(cx, r.key, &version) && version != r.cas) {
+    // Compare and delete are two steps here (docs/memcached.md): a write in
+    // between is not detected.
+    code = "EX";
+  } else {
+    index::Op op = index::Op::del(r.key);
+    const Result res = cx.worker_->execute_one(op);
+    inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
+    code = res == Result::kOk ? "HD" : "NF";
+  }
+  if (code == "HD" && r.has('q')) return;
+  out->append(code);
+  meta_echo(r, out);
+  out->append("\r\n");
+}
+
+void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out) {
+  inc(cx.stats_.cmd_meta);
+  const uint64_t now = unix_now();
+  const bool incr = r.mode != MetaMode::kDecr;
+  uint64_t version = 0;
+  if (r.has_cas && current_version(cx, r.key, &version) && version != r.cas) {
+    out->append("EX");
+    meta_echo(r, out);
+    out->append("\r\n");
+    return;
+  }
+  index::Op op;
+  op.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
+  op.key = r.key;
+  op.delta = r.delta;
+  Result res = cx.worker_->execute_one(op);
+  uint64_t number = op.out_number;
+  if (res == Result::kNotFound && r.has_vivify) {
+    // Auto-create with the initial value (J, default 0) and TTL N.
+    cx.num.clear();
+    append_num(&cx.num, r.initial);
+    index::Op add;
+    add.code = index::OpCode::kAdd;
+    add.key = r.key;
+    add.value = cx.num;
+    add.exptime = proto::mc::absolute_exptime(r.vivify_ttl, now);
+    res = cx.worker_->execute_one(add);
+    number = r.initial;
+    if (res == Result::kExists) {  // created meanwhile by another client: apply the delta
+      res = cx.worker_->execute_one(op);
+      number = op.out_number;
+    }
+  }
+  inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
+                               : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
+  if (res == Result::kNotNumeric) {
+    inc(cx.stats_.client_errors);
+    crlf(out, kNonNumeric);
+    return;
+  }
+  if (res == Result::kNotFound) {
+    out->append("NF");
+    meta_echo(r, out);
+    out->append("\r\n");
+    return;
+  }
+  if (res != Result::kOk) {
+    inc(cx.stats_.out_of_memory);
+    crlf(out, kOutOfMemory);
+    return;
+  }
+  // TTL update, then the item's version and expiry for c/t.
+  cx.ops.clear();
+  if (r.has_exptime) {
+    index::Op t;
+    t.code = index::OpCode::kTouch;
+    t.key = r.key;
+    t.exptime = proto::mc::absolute_exptime(r.exptime, now);
+    cx.ops.push_back(t);
+  }
+  cx.ops.push_back(index::Op::get(r.key, nullptr));
+  cx.worker_->execute(cx.ops);
+  const index::Op& g = cx.ops.back();
+  const bool with_value = r.has('v');
+  if (!with_value && r.has('q')) return;
+  cx.num.clear();
+  append_num(&cx.num, number);
+  if (with_value) {
+    out->append("VA ");
+    append_num(out, cx.num.size());
+  } else {
+    out->append("HD");
+  }
+  for (uint8_t i = 0; i < r.nflags; ++i) {
+    const proto::mc::MetaFlag& f = r.flags[i];
+    if (f.flag == 'c') {
+      out->append(" c");
+      append_num(out, g.out_version);
+    } else if (f.flag == 't') {
+      out->append(" t");
+      append_signed(out, g.result == Result::kOk ? ttl_of(g.out_exptime, now) : -1);
+    } else if (f.flag == 'k') {
+      out->append(" k");
+      out->append(r.raw_key);
+      if (r.base64) out->append(" b");
+    } else if (f.flag == 'O') {
+      out->append(" O");
+      out->append(f.token);
+    }
+  }
+  out->append("\r\n");
+  if (with_value) {
+    out->append(cx.num);
+    out->append("\r\n");
+  }
+}
+
+void McEngine::exec_meta_debug(McContext& cx, const Request& r, std::string* out) {
+  inc(cx.stats_.cmd_meta);
+  if (cx.values.empty()) cx.values.resize(1);
+  index::Op g = index::Op::get(r.key, &cx.values[0]);
+  if (cx.worker_->execute_one(g) != Result::kOk) {
+    crlf(out, "EN");
+    return;
+  }
+  out->append("ME ");
+  out->append(r.raw_key);
+  out->append(" exp=");
+  append_signed(out, ttl_of(g.out_exptime, unix_now()));
+  out->append(" la=0 cas=");
+  append_num(out, g.out_version);
+  out->append(" fetch=no cls=1 size=");
+  append_num(out, r.key.size() + cx.values[0].size());
+  out->append("\r\n");
+}
+
+std::string McEngine::stats_lines() const {
+  std::string s;
+  auto stat = [&](std::string_view name, uint64_t v) {
+    s += "STAT ";
+    s += name;
+    s += ' ';
+    append_num(&s, v);
+    s += "\r\n";
+  };
+  const uint64_t now = unix_now();
+  stat("pid", static_cast<uint64_t>(getpid()));
+  stat("uptime", now - start_unix_);
+  stat("time", now);
+  s += "STAT version ";
+  s += kMcVersion;
+  s += "\r\n";
+  stat("pointer_size", sizeof(void*) * 8);
+  stat("curr_connections", curr_connections.load(std::memory_order_relaxed));
+  stat("total_connections", total_connections.load(std::memory_order_relaxed));
+  stat("rejected_connections", rejected_connections.load(std::memory_order_relaxed));
+  stat("cmd_get", sum(&McStats::cmd_get));
+  stat("cmd_set", sum(&McStats::cmd_set));
+  stat("cmd_flush", sum(&McStats::cmd_flush));
+  stat("cmd_touch", sum(&McStats::cmd_touch));
+  stat("cmd_meta", sum(&McStats::cmd_meta));
+  stat("get_hits", sum(&McStats::get_hits));
+  stat("get_misses", sum(&McStats::get_misses));
+  stat("delete_misses", sum(&McStats::delete_misses));
+  stat("delete_hits", sum(&McStats::delete_hits));
+  stat("incr_misses", sum(&McStats::incr_misses));
+  stat("incr_hits", sum(&McStats::incr_hits));
+  stat("decr_misses", sum(&McStats::decr_misses));
+  stat("decr_hits", sum(&McStats::decr_hits));
+  stat("cas_misses", sum(&McStats::cas_misses));
+  stat("cas_hits", sum(&McStats::cas_hits));
+  stat("cas_badval", sum(&McStats::cas_badval));
+  stat("touch_hits", sum(&McStats::touch_hits));
+  stat("touch_misses", sum(&McStats::touch_misses));
+  stat("bytes_read", sum(&McStats::bytes_read));
+  stat("bytes_written", sum(&McStats::bytes_written));
+  stat("limit_maxbytes", idx_.stats().log_bytes_live + idx_.stats().log_bytes_dead);
+  stat("threads", contexts_.size());
+  stat("curr_items", idx_.count());
+  // Ferrite's own counters (no memcached equivalent).
+  stat("ferrite_errors", sum(&McStats::errors));
+  stat("ferrite_client_errors", sum(&McStats::client_errors));
+  stat("ferrite_out_of_memory", sum(&McStats::out_of_memory));
+  stat("ferrite_udp_requests", sum(&McStats::udp_requests));
+  stat("ferrite_udp_drop_multi_datagram", sum(&McStats::udp_drop_multi));
+  stat("ferrite_udp_drop_short", sum(&McStats::udp_drop_short));
+  stat("ferrite_udp_drop_not_allowed", sum(&McStats::udp_drop_not_allowed));
+  stat("ferrite_udp_incomplete_request", sum(&McStats::udp_incomplete));
+  stat("ferrite_udp_reply_datagrams", sum(&McStats::udp_reply_datagrams));
+  stat("ferrite_binary_connections", sum(&McStats::binary_refused));
+  if (extra_stats_) {
+    // "name value\n" lines -> STAT lines.
+    const std::string extra = extra_stats_();
+    std::string_view v(extra);
+    while (!v.empty()) {
+      const std::size_t nl = v.find('\n');
+      const std::string_view line = v.substr(0, nl);
+      if (!line.empty()) {
+        s += "STAT ";
+        s += line;
+        s += "\r\n";
+      }
+      if (nl == std::string_view::npos) break;
+      v.remove_prefix(nl + 1);
+    }
+  }
+  return s;
+}
+
+void McEngine::exec_stats(McContext& cx, const Request& r, std::string* out) {
+  if (r.stats_arg.empty()) {
+    out->append(stats_lines());
+    out->append("END\r\n");
+  } else if (r.stats_arg == "reset") {
+    reset_stats();
+    crlf(out, "RESET");
+  } else if (r.stats_arg == "settings") {
+    out->append("STAT item_size_max 1048576\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT evictions off\r\n");
+    out->append("STAT num_threads ");
+    append_num(out, contexts_.size());
+    out->append("\r\nEND\r\n");
+  } else if (r.stats_arg == "items" || r.stats_arg == "slabs" || r.stats_arg == "sizes" || r.stats_arg == "conns") {
+    crlf(out, "END");  // no slab allocator, no per-class data
+  } else {
+    inc(cx.stats_.errors);
+    crlf(out, "ERROR");
+  }
+}
+
+void McEngine::reset_stats() {
+  for (auto& c : contexts_) {
+    McStats& st = c->stats_;
+    for (auto* f : {&st.cmd_get, &st.get_hits, &st.get_misses, &st.cmd_set, &st.cmd_touch, &st.touch_hits,
+                    &st.touch_misses, &st.delete_hits, &st.delete_misses, &st.incr_hits, &st.incr_misses,
+                    &st.decr_hits, &st.decr_misses, &st.cas_hits, &st.cas_misses, &st.cas_badval, &st.cmd_flush,
+                    &st.cmd_meta}) {
+      f->store(0, std::memory_order_relaxed);
+    }
+  }
+}
+
+// ---- binary protocol ----
+
+namespace {
+namespace bin {
+constexpr uint16_t kOk = 0x0000, kNotFound = 0x0001, kExists = 0x0002, kTooBig = 0x0003, kInvalid = 0x0004,
+                   kNotStored = 0x0005, kNotNumeric = 0x0006, kUnknown = 0x0081, kNoMemory = 0x0082;
+std::string_view message(uint16_t status) {
+  switch (status) {
+    case kNotFound: return "Not found";
+    case kExists: return "Data exists for key.";
+    case kTooBig: return "Too large.";
+    case kInvalid: return "Invalid arguments";
+    case kNotStored: return "Not stored.";
+    case kNotNumeric: return "Non-numeric server-side value for incr or decr";
+    case kUnknown: return "Unknown command";
+    case kNoMemory: return "Out of memory";
+    default: return "";
+  }
+}
+uint32_t be32(std::string_view s, std::size_t o) {
+  return (uint32_t{static_cast<uint8_t>(s[o])} << 24) | (uint32_t{static_cast<uint8_t>(s[o + 1])} << 16) |
+         (uint32_t{static_cast<uint8_t>(s[o + 2])} << 8) | uint32_t{static_cast<uint8_t>(s[o + 3])};
+}
+uint64_t be64(std::string_view s, std::size_t o) { return (uint64_t{be32(s, o)} << 32) | be32(s, o + 4); }
+void put32(std::string* o, uint32_t v) {
+  for (int i = 3; i >= 0; --i) o->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put64(std::string* o, uint64_t v) {
+  put32(o, static_cast<uint32_t>(v >> 32));
+  put32(o, static_cast<uint32_t>(v & 0xffffffffu));
+}
+}  // namespace bin
+}  // namespace
+
+std::size_t McEngine::process_binary(McContext& cx, std::string_view in, std::string* out, bool* close) {
+  std::size_t done = 0;
+  *close = false;
+  maybe_delayed_flush(cx);
+  proto::mc::BinRequest rq;
+  while (done < in.size()) {
+    std::size_t used = 0;
+    const auto st = proto::mc::parse_binary(in.substr(done), proto::mc::kMaxValueLen + 1024, &rq, &used);
+    if (st == proto::mc::BinParse::kNeedMore) break;
+    if (st == proto::mc::BinParse::kBad) {  // cannot be framed: the connection ends
+      inc(cx.stats_.client_errors);
+      *close = true;
+      done = in.size();
+      break;
+    }
+    done += used;
+    exec_binary(cx, rq, out, close);
+    if (*close) break;
+  }
+  inc(cx.stats_.bytes_read, done);
+  return done;
+}
+
+void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::string* out, bool* close) {
+  using namespace bin;
+  const uint8_t op = r.h.opcode;
+  const uint64_t now = unix_now();
+  auto respond = [&](uint16_t status, uint64_t cas, std::string_view extras, std::string_view key, std::string_view value) {
+    proto::mc::BinHeader h;
+    h.magic = proto::mc::kBinResponseMagic;
+    h.opcode = op;
+    h.key_len = static_cast<uint16_t>(key.size());
+    h.extras_len = static_cast<uint8_t>(extras.size());
+    h.status = status;
+    h.body_len = static_cast<uint32_t>(extras.size() + key.size() + value.size());
+    h.opaque = r.h.opaque;
+    h.cas = cas;
+    proto::mc::append_binary_header(h, out);
+    out->append(extras);
+    out->append(key);
+    out->append(value);
+  };
+  auto error = [&](uint16_t status) {
+    if (status == kInvalid || status == kNotNumeric) inc(cx.stats_.client_errors);
+    if (status == kNoMemory) inc(cx.stats_.out_of_memory);
+    respond(status, 0, {}, {}, message(status));
+  };
+  auto shape = [&](std::size_t extras, bool key, bool value) {  // the packet's parts as the opcode wants them
+    return r.extras.size() == extras && r.key.empty() != key && (value || r.value.empty());
+  };
+  switch (op) {
+    case 0x00: case 0x09: case 0x0c: case 0x0d:     // get, getq, getk, getkq
+    case 0x1d: case 0x1e: case 0x23: case 0x24: {   // gat, gatq, gatk, gatkq
+      const bool touch = op == 0x1d || op == 0x1e || op == 0x23 || op == 0x24;
+      const bool quiet = op == 0x09 || op == 0x0d || op == 0x1e || op == 0x24;
+      const bool with_key = op == 0x0c || op == 0x0d || op == 0x23 || op == 0x24;
+      if (!shape(touch ? 4 : 0, true, false)) return error(kInvalid);
+      cx.ops.clear();
+      if (touch) {
+        index::Op t;
+        t.code = index::OpCode::kTouch;
+        t.key = r.key;
+        t.exptime = proto::mc::absolute_exptime(bin::be32(r.extras, 0), now);
+        cx.ops.push_back(t);
+        inc(cx.stats_.cmd_touch);
+      }
+      if (cx.values.empty()) cx.values.resize(1);
+      cx.ops.push_back(index::Op::get(r.key, &cx.values[0]));
+      cx.worker_->execute(cx.ops);
+      const index::Op& g = cx.ops.back();
+      inc(cx.stats_.cmd_get);
+      if (g.result != Result::kOk) {
+        inc(cx.stats_.get_misses);
+        if (!quiet) respond(kNotFound, 0, {}, with_key ? r.key : std::string_view{}, message(kNotFound));
+        return;
+      }
+      inc(cx.stats_.get_hits);
+      std::string extras;
+      put32(&extras, g.out_flags);
+      respond(kOk, g.out_version, extras, with_key ? r.key : std::string_view{}, cx.values[0]);
+      return;
+    }
+    case 0x01: case 0x11: case 0x02: case 0x12: case 0x03: case 0x13: {  // set, add, replace (+q)
+      const bool quiet = op >= 0x11;
+      if (!shape(8, true, true)) return error(kInvalid);
+      if (r.value.size() > proto::mc::kMaxValueLen) return error(kTooBig);
+      index::Op w;
+      const uint8_t base = quiet ? static_cast<uint8_t>(op - 0x10) : op;
+      w.code = base == 0x01 ? index::OpCode::kSet : base == 0x02 ? index::OpCode::kAdd : index::OpCode::kReplace;
+      if (r.h.cas != 0 && base != 0x02) w.code = index::OpCode::kCas;
+      w.key = r.key;
+      w.value = r.value;
+      w.flags = bin::be32(r.extras, 0);
+      w.exptime = proto::mc::absolute_exptime(bin::be32(r.extras, 4), now);
+      w.cas = r.h.cas;
+      const Result res = cx.worker_->execute_one(w);
+      inc(cx.stats_.cmd_set);
+      switch (res) {
+        case Result::kOk: if (!quiet) respond(kOk, w.out_version, {}, {}, {}); return;
+        case Result::kExists: case Result::kCasMismatch: return error(kExists);
+        case Result::kNotStored: case Result::kNotFound: return error(kNotFound);
+        case Result::kTooLarge: return error(kTooBig);
+        default: return error(kNoMemory);
+      }
+    }
+    case 0x04: case 0x14: {  // delete (+q)
+      if (!shape(0, true, false)) return error(kInvalid);
+      uint64_t version = 0;
+      if (r.h.cas != 0 && current_version(cx, r.key, &version) && version != r.h.cas) return error(kExists);
+      index::Op d = index::Op::del(r.key);
+      const Result res = cx.worker_->execute_one(d);
+      inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
+      if (res != Result::kOk) return error(kNotFound);
+      if (op == 0x04) respond(kOk, 0, {}, {}, {});
+      return;
+    }
+    case 0x05: case 0x15: case 0x06: case 0x16: {  // incr, decr (+q)
+      if (!shape(20, true, false)) return error(kInvalid);
+      const bool incr = op == 0x05 || op == 0x15;
+      const bool quiet = op >= 0x15;
+      index::Op a;
+      a.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
+      a.key = r.key;
+      a.delta = bin::be64(r.extras, 0);
+      const uint64_t initial = bin::be64(r.extras, 8);
+      const uint32_t exp = bin::be32(r.extras, 16);
+      Result res = cx.worker_->execute_one(a);
+      uint64_t number = a.out_number, version = a.out_version;
+      if (res == Result::kNotFound && exp != 0xffffffffu) {
+        cx.num.clear();
+        append_num(&cx.num, initial);
+        index::Op add;
+        add.code = index::OpCode::kAdd;
+        add.key = r.key;
+        add.value = cx.num;
+        add.exptime = proto::mc::absolute_exptime(exp, now);
+        res = cx.worker_->execute_one(add);
+        number = initial;
+        version = add.out_version;
+        if (res == Result::kExists) {
+          res = cx.worker_->execute_one(a);
+          number = a.out_number;
+          version = a.out_version;
+        }
+      }
+      inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
+                                   : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
+      if (res == Result::kNotFound) return error(kNotFound);
+      if (res == Result::kNotNumeric) return error(kNotNumeric);
+      if (res != Result::kOk) return error(kNoMemory);
+      if (quiet) return;
+      std::string v;
+      put64(&v, number);
+      respond(kOk, version, {}, {}, v);
+      return;
+    }
+    case 0x07:  // quit
+      respond(kOk, 0, {}, {}, {});
+      *close = true;
+      return;
+    case 0x17:  // quitq
+      *close = true;
+      return;
+    case 0x08: case 0x18: {  // flush (+q)
+      if (!r.key.empty() || !r.value.empty() || (r.extras.size() != 0 && r.extras.size() != 4)) return error(kInvalid);
+      inc(cx.stats_.cmd_flush);
+      const uint32_t delay = r.extras.size() == 4 ? bin::be32(r.extras, 0) : 0;
+      if (delay > 0) {
+        flush_at_.store(proto::mc::absolute_exptime(delay, now), std::memory_order_relaxed);
+      } else {
+        flush_at_.store(0, std::memory_order_relaxed);
+        flush(cx);
+      }
+      if (op == 0x08) respond(kOk, 0, {}, {}, {});
+      return;
+    }
+    case 0x0a:  // noop
+      respond(kOk, 0, {}, {}, {});
+      return;
+    case 0x0b:  // version
+      respond(kOk, 0, {}, {}, kMcVersion);
+      return;
+    case 0x0e: case 0x19: case 0x0f: case 0x1a: {  // append, prepend (+q)
+      if (!shape(0, true, true)) return error(kInvalid);
+      index::Op w;
+      w.code = (op == 0x0e || op == 0x19) ? index::OpCode::kAppend : index::OpCode::kPrepend;
+      w.key = r.key;
+      w.value = r.value;
+      const Result res = cx.worker_->execute_one(w);
+      inc(cx.stats_.cmd_set);
+      if (res == Result::kNotStored) return error(kNotStored);
+      if (res == Result::kTooLarge) return error(kTooBig);
+      if (res != Result::kOk) return error(kNoMemory);
+      if (op == 0x0e || op == 0x0f) respond(kOk, w.out_version, {}, {}, {});
+      return;
+    }
+    case 0x10: {  // stat: one packet per counter, then an empty one
+      if (r.key == "reset") {
+        reset_stats();
+      } else if (r.key.empty()) {
+        const std::string lines = stats_lines();
+        std::string_view v(lines);
+        while (!v.empty()) {
+          const std::size_t nl = v.find("\r\n");
+          std::string_view line = v.substr(0, nl);
+          v.remove_prefix(nl == std::string_view::npos ? v.size() : nl + 2);
+          if (!line.starts_with("STAT ")) continue;
+          line.remove_prefix(5);
+          const std::size_t sp = line.find(' ');
+          if (sp == std::string_view::npos) continue;
+          respond(kOk, 0, {}, line.substr(0, sp), line.substr(sp + 1));
+        }
+      } else if (r.key != "settings" && r.key != "items" && r.key != "slabs" && r.key != "sizes" && r.key != "conns") {
+        return error(kNotFound);
+      }
+      respond(kOk, 0, {}, {}, {});
+      return;
+    }
+    case 0x1b:  // verbosity
+      if (!shape(4, false, false)) return error(kInvalid);
+      respond(kOk, 0, {}, {}, {});
+      return;
+    case 0x1c: {  // touch
+      if (!shape(4, true, false)) return error(kInvalid);
+      index::Op t;
+      t.code = index::OpCode::kTouch;
+      t.key = r.key;
+      t.exptime = proto::mc::absolute_exptime(bin::be32(r.extras, 0), now);
+      const Result res = cx.worker_->execute_one(t);
+      inc(cx.stats_.cmd_touch);
+      inc(res == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
+      if (res != Result::kOk) return error(res == Result::kNotFound ? kNotFound : kNoMemory);
+      respond(kOk, t.out_version, {}, {}, {});
+      return;
+    }
+    default:
+      inc(cx.stats_.errors);
+      respond(kUnknown, 0, {}, {}, message(kUnknown));
+      return;
+  }
+}
+
+// ---- UDP ----
+
+McUdpHandler::McUdpHandler(McEngine& mc, unsigned first_index_worker, unsigned workers)
+    : mc_(mc), reply_(workers), scratch_(workers) {
+  for (unsigned w = 0; w < workers; ++w) cx_.push_back(&mc.add_context(first_index_worker + w));
+}
+
+void McUdpHandler::on_idle(unsigned worker) { mc_.on_idle(*cx_[worker]); }
+
+void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, net::TxQueue& out) {
+  McContext& cx = *cx_[worker];
+  McStats& st = cx.stats();
+  std::string& reply = reply_[worker];
+  for (const net::Datagram& d : in) {
+    if (!mc_.allowed(d.peer)) {
+      inc(st.udp_drop_not_allowed);
+      continue;
+    }
+    const std::string_view dg(reinterpret_cast<const char*>(d.payload.data()), d.payload.size());
+    proto::mc::UdpHeader h;
+    if (!proto::mc::decode_udp_header(dg, &h)) {
+      inc(st.udp_drop_short);
+      continue;
+    }
+    // Requests must fit one datagram (memcached drops the others too); the
+    // reserved field is ignored (memaslap sends 0x0100).
+    if (h.count != 1 || h.seq != 0) {
+      inc(st.udp_drop_multi);
+      continue;
+    }
+    inc(st.udp_requests);
+    reply.clear();
+    std::size_t swallow = 0;
+    bool close = false;
+    const std::string_view body = dg.substr(proto::mc::kUdpHeaderSize);
+    const std::size_t used = mc_.process(cx, body, &reply, &swallow, &close);
+    if (used < body.size() && !close && swallow == 0) inc(st.udp_incomplete);  // a request cut short: ignored
+    const std::size_t n = proto::mc::udp_fragment(h.request_id, reply, mc_.options().udp_max_payload, &scratch_[worker],
+                                                  [&](std::string_view b) {
+                                                    out.push(d.peer, std::span<const uint8_t>(
+                                                                         reinterpret_cast<const uint8_t*>(b.data()), b.size()));
+                                                  });
+    inc(st.udp_reply_datagrams, n);
+    inc(st.bytes_written, reply.size());
+  }
+}
+
+// ---- TCP ----
+
+struct McTcpServer::Conn {
+  int fd = -1;
+  std::string in;
+  std::string out;
+  std::size_t out_off = 0;
+  std::size_t swallow = 0;
+  bool closing = false;     // close once out is flushed
+  bool want_write = false;  // EPOLLOUT registered
+  bool started = false;     // the first byte has been seen
+  bool binary = false;      // it was 0x80: memcached's binary protocol
+};
+
+namespace {
+constexpr std::size_t kMaxPendingOut = 8u << 20;  // stop reading a client that does not read its replies
+}
+
+StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const std::string& bind, uint16_t port,
+                                                           unsigned index_worker, unsigned max_connections) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, bind.c_str(), &a) != 1) {
+    return Status::invalid_argument("memcached tcp bind address \"" + bind + "\" is not an IPv4 address");
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::io_error(std::string("socket: ") + std::strerror(errno));
+  const int one = 1;
+  (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr = a;
+  sa.sin_port = htons(port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || ::listen(fd, 1024) != 0) {
+    const int e = errno;
+    ::close(fd);
+    const std::string where = "memcached tcp " + bind + ":" + std::to_string(port) + ": ";
+    if (e == EADDRINUSE) return Status::busy(where + "port in use");
+    return Status::io_error(where + std::strerror(e));
+  }
+  socklen_t len = sizeof(sa);
+  (void)::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  std::unique_ptr<McTcpServer> s(new McTcpServer(mc, mc.add_context(index_worker)));
+  s->listen_fd_ = fd;
+  s->port_ = ntohs(sa.sin_port);
+  s->max_connections_ = max_connections;
+  s->epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  s->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s->epoll_fd_ < 0 || s->wake_fd_ < 0) return Status::io_error(std::string("epoll: ") + std::strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the listening socket
+  (void)::epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  ev.data.ptr = &s->wake_fd_;
+  (void)::epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, s->wake_fd_, &ev);
+  return s;
+}
+
+McTcpServer::~McTcpServer() {
+  stop();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void McTcpServer::start() {
+  stop_.store(false);
+  thread_ = std::thread([this] { run(); });
+}
+
+void McTcpServer::stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true);
+  const uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof(one));
+  thread_.join();
+}
+
+void McTcpServer::run() {
+  std::unordered_map<int, std::unique_ptr<Conn>> conns;
+  std::vector<epoll_event> events(256);
+  std::vector<char> buf(256u << 10);
+  auto close_conn = [&](Conn* c) {
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    ::close(c->fd);
+    conns.erase(c->fd);
+    mc_.curr_connections.fetch_sub(1, std::memory_order_relaxed);
+  };
+  auto update_events = [&](Conn* c) {
+    const bool want = c->out_off < c->out.size();
+    if (want == c->want_write) return;
+    c->want_write = want;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u);
+    ev.data.ptr = c;
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
+  };
+  // Writes what it can; false if the connection died.
+  auto flush_out = [&](Conn* c) {
+    while (c->out_off < c->out.size()) {
+      const ssize_t n = ::send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
+      if (n > 0) {
+        c->out_off += static_cast<std::size_t>(n);
+        inc(cx_.stats().bytes_written, static_cast<uint64_t>(n));
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n < 0 && errno == EINTR) continue;
+      return false;
+    }
+    if (c->out_off == c->out.size()) {
+      c->out.clear();
+      c->out_off = 0;
+    } else if (c->out_off > (1u << 20)) {
+      c->out.erase(0, c->out_off);
+      c->out_off = 0;
+    }
+    return true;
+  };
+  // Executes the complete requests in c->in.
+  auto serve = [&](Conn* c) {
+    if (!c->started && !c->in.empty()) {
+      c->started = true;
+      c->binary = static_cast<uint8_t>(c->in[0]) == proto::mc::kBinRequestMagic;
+      if (c->binary) inc(cx_.stats().binary_refused);  // counts binary connections
+    }
+    while (!c->closing && !c->in.empty() && c->out.size() - c->out_off < kMaxPendingOut) {
+      if (c->swallow != 0) {
+        const std::size_t n = std::min(c->swallow, c->in.size());
+        c->in.erase(0, n);
+        c->swallow -= n;
+        continue;
+      }
+      bool close = false;
+      std::size_t swallow = 0;
+      const std::size_t used = c->binary ? mc_.process_binary(cx_, c->in, &c->out, &close)
+                                         : mc_.process(cx_, c->in, &c->out, &swallow, &close);
+      c->in.erase(0, used);
+      c->swallow = swallow;
+      if (close) c->closing = true;
+      if (used == 0 && swallow == 0) break;  // incomplete request: wait for more bytes
+    }
+  };
+
+  while (!stop_.load(std::memory_order_relaxed)) {
+    const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 100);
+    if (n <= 0) {
+      mc_.on_idle(cx_);
+      continue;
+    }
+    for (int i = 0; i < n; ++i) {
+      void* p = events[static_cast<std::size_t>(i)].data.ptr;
+      const uint32_t evs = events[static_cast<std::size_t>(i)].events;
+      if (p == &wake_fd_) continue;
+      if (p == nullptr) {
+        for (;;) {
+          sockaddr_in peer{};
+          socklen_t plen = sizeof(peer);
+          const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (fd < 0) break;
+          if (!mc_.allowed(peer) || conns.size() >= max_connections_) {
+            mc_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+            ::close(fd);
+            continue;
+          }
+          const int one = 1;
+          (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+          auto c = std::make_unique<Conn>();
+          c->fd = fd;
+          epoll_event ev{};
+          ev.events = EPOLLIN | EPOLLRDHUP;
+          ev.data.ptr = c.get();
+          (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+          conns.emplace(fd, std::move(c));
+          mc_.curr_connections.fetch_add(1, std::memory_order_relaxed);
+          mc_.total_connections.fetch_add(1, std::memory_order_relaxed);
+        }
+        continue;
+      }
+      Conn* c = static_cast<Conn*>(p);
+      bool dead = (evs & EPOLLERR) != 0;
+      if (!dead && (evs & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) {
+        // Read while there is room for replies; what is read is served at once.
+        while (c->out.size() - c->out_off < kMaxPendingOut && !c->closing) {
+          const ssize_t r = ::recv(c->fd, buf.data(), buf.size(), 0);
+          if (r > 0) {
+            c->in.append(buf.data(), static_cast<std::size_t>(r));
+            serve(c);
+            if (!flush_out(c)) {
+              dead = true;
+              break;
+            }
+            continue;
+          }
+          if (r == 0) {
+            c->closing = true;  // peer closed: send what is pending, then close
+            break;
+          }
+          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+          if (errno == EINTR) continue;
+          dead = true;
+          break;
+        }
+      }
+      if (!dead && (evs & EPOLLOUT) != 0) {
+        if (!flush_out(c)) dead = true;
+        if (!dead) {
+          serve(c);  // replies drained: requests held back may run now
+          if (!flush_out(c)) dead = true;
+        }
+      }
+      if (dead || (c->closing && c->out_off == c->out.size())) {
+        close_conn(c);
+        continue;
+      }
+      update_events(c);
+    }
+  }
+  for (auto& [fd, c] : conns) ::close(fd);
+  mc_.curr_connections.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace ferrite::server

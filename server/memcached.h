@@ -1,0 +1,173 @@
+// memcached compatibility (issue 7): executes memcached text and meta
+// commands (proto/memcached.h) against the index, over UDP (a
+// PacketHandler, so any backend that can hand it the datagrams of the
+// memcached port serves it) and over TCP (a small epoll server).
+//
+//   McEngine mc(idx, {.allow = ...});
+//   McUdpHandler udp(mc, first_index_worker, workers);   // give it to a backend
+//   auto tcp = McTcpServer::create(mc, "127.0.0.1", 11211, index_worker);
+//
+// Each thread that executes commands owns a McContext (its own index
+// Worker). Replies follow memcached 1.6; docs/memcached.md lists the
+// differences.
+//
+// Thread safety: McEngine is shared; a McContext belongs to one thread;
+// counters are relaxed atomics summed by stats.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/cacheline.h"
+#include "common/status.h"
+#include "index/index.h"
+#include "net/handler.h"
+#include "proto/memcached.h"
+#include "server/engine.h"
+
+namespace ferrite::server {
+
+inline constexpr std::string_view kMcVersion = "1.6.18-ferrite-0.1.0";
+
+struct alignas(kCacheLine) McStats {
+  std::atomic<uint64_t> cmd_get{0}, get_hits{0}, get_misses{0}, cmd_set{0}, cmd_touch{0}, touch_hits{0},
+      touch_misses{0}, delete_hits{0}, delete_misses{0}, incr_hits{0}, incr_misses{0}, decr_hits{0},
+      decr_misses{0}, cas_hits{0}, cas_misses{0}, cas_badval{0}, cmd_flush{0}, cmd_meta{0}, errors{0},
+      client_errors{0}, out_of_memory{0}, bytes_read{0}, bytes_written{0}, udp_requests{0}, udp_drop_multi{0},
+      udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0},
+      binary_refused{0};
+};
+
+struct McOptions {
+  std::vector<Cidr> allow;          // UDP sources and TCP peers allowed (empty: nobody)
+  std::size_t udp_max_payload = proto::mc::kUdpMaxPayload;
+};
+
+class McEngine;
+
+// One thread's execution context.
+class McContext {
+ public:
+  index::Worker& worker() { return *worker_; }
+  McStats& stats() { return stats_; }
+
+ private:
+  friend class McEngine;
+  index::Worker* worker_ = nullptr;
+  McStats stats_;
+  std::vector<index::Op> ops;
+  std::vector<std::string> values;
+  proto::mc::Request req;
+  std::string num;
+};
+
+class McEngine {
+ public:
+  McEngine(index::Index& idx, McOptions opts);
+  ~McEngine();
+
+  // A context for index worker `index_worker` (create all before serving).
+  McContext& add_context(unsigned index_worker);
+
+  // Parses and executes the requests at the front of in, appending replies
+  // to out. Returns how many bytes were consumed (a trailing incomplete
+  // request is left). *swallow: bytes after the consumed ones that must be
+  // discarded (the data of a refused storage command). *close: the
+  // connection must close (quit, line too long). Stops after a close.
+  std::size_t process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow, bool* close);
+
+  // The same for memcached's binary protocol (TCP connections whose first
+  // byte is 0x80). *close: quit, or a packet that cannot be framed.
+  std::size_t process_binary(McContext& cx, std::string_view in, std::string* out, bool* close);
+
+  // Housekeeping from an idle loop: quiescent state, delayed flush_all.
+  void on_idle(McContext& cx);
+
+  bool allowed(const sockaddr_in& peer) const noexcept;
+  const McOptions& options() const noexcept { return opts_; }
+
+  // "STAT name value\r\n" lines of the general stats (no END).
+  std::string stats_lines() const;
+  // Extra "name value\n" lines (transport counters) appended to stats.
+  void set_extra_stats(std::function<std::string()> fn) { extra_stats_ = std::move(fn); }
+  std::atomic<uint64_t> curr_connections{0}, total_connections{0}, rejected_connections{0};
+  uint64_t sum(std::atomic<uint64_t> McStats::*f) const;
+
+ private:
+  void execute(McContext& cx, const proto::mc::Request& r, std::string* out, bool* close);
+  void exec_get(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_storage(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_meta_get(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_meta_set(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_meta_delete(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_meta_arith(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_meta_debug(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_stats(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::string* out, bool* close);
+  void reset_stats();
+  void flush(McContext& cx);
+  void maybe_delayed_flush(McContext& cx);
+  // Reads the key's current version; false if absent.
+  bool current_version(McContext& cx, std::string_view key, uint64_t* version);
+
+  index::Index& idx_;
+  McOptions opts_;
+  uint64_t start_unix_ = 0;
+  std::vector<std::unique_ptr<McContext>> contexts_;
+  std::atomic<uint64_t> flush_at_{0};  // delayed flush_all deadline (unix seconds), 0 = none
+  std::function<std::string()> extra_stats_;
+};
+
+// memcached over UDP: one request datagram (8-byte frame header, count 1)
+// per request; replies cut into datagrams of at most 1400 payload bytes.
+// Handler worker w uses the context of index worker first_index_worker + w.
+class McUdpHandler : public net::PacketHandler {
+ public:
+  McUdpHandler(McEngine& mc, unsigned first_index_worker, unsigned workers);
+  void on_burst(unsigned worker, std::span<const net::Datagram> in, net::TxQueue& out) override;
+  void on_idle(unsigned worker) override;
+
+ private:
+  McEngine& mc_;
+  std::vector<McContext*> cx_;
+  std::vector<std::string> reply_, scratch_;
+};
+
+// memcached over TCP: one epoll thread serving every connection with its
+// own index worker. Pipelined requests, partial reads, large values and
+// quit are handled; output is bounded per connection (reading pauses while
+// a client does not read its replies).
+class McTcpServer {
+ public:
+  static StatusOr<std::unique_ptr<McTcpServer>> create(McEngine& mc, const std::string& bind, uint16_t port,
+                                                       unsigned index_worker, unsigned max_connections = 4096);
+  ~McTcpServer();
+  void start();
+  void stop();
+  uint16_t port() const noexcept { return port_; }
+
+ private:
+  McTcpServer(McEngine& mc, McContext& cx) : mc_(mc), cx_(cx) {}
+  void run();
+  struct Conn;
+
+  McEngine& mc_;
+  McContext& cx_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  uint16_t port_ = 0;
+  unsigned max_connections_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace ferrite::server
