@@ -244,6 +244,7 @@ Status DpdkBackend::Impl::init_port() {
   if (::inet_pton(AF_INET, opts.ip.c_str(), &a) != 1) return Status::invalid_argument(fmt::format("dpdk.ip = \"{}\" is not an IPv4 address", opts.ip));
   local.ip = a.s_addr;
   local.port = htons(opts.udp_port);
+  if (opts.second_handler != nullptr && opts.second_udp_port != 0) local.port2 = htons(opts.second_udp_port);
   if (rte_eth_dev_get_mtu(port, &mtu) != 0) mtu = 1500;
   if (opts.max_datagram + frame::kIpHeader + frame::kUdpHeader > mtu) {
     return Status::invalid_argument(fmt::format(
@@ -407,13 +408,14 @@ void DpdkBackend::Impl::run(unsigned w) {
   const unsigned burst = opts.burst;
   DpdkWorkerStats& st = stats[w];
   std::vector<rte_mbuf*> rx(burst);
-  std::vector<Datagram> in;
-  std::vector<rte_mbuf*> held;     // mbufs whose payload is in `in` (same order)
+  std::vector<Datagram> in, in2;   // to local.port, to local.port2
+  std::vector<rte_mbuf*> held, held2;  // mbufs whose payload is in `in` / `in2` (same order)
   std::vector<uint8_t> held_used;
+  PacketHandler* const handler2 = local.port2 != 0 ? opts.second_handler : nullptr;
   std::vector<rte_mbuf*> tx;
   in.reserve(burst);
   held.reserve(burst);
-  TxQueue out;
+  TxQueue out, out2;
   // Who is behind an IPv4 address: learned from every frame that passed
   // validation, used for replies that need a fresh mbuf.
   std::unordered_map<uint32_t, frame::Mac, NeighborHash> neighbors;
@@ -428,10 +430,11 @@ void DpdkBackend::Impl::run(unsigned w) {
     if (neighbors.size() >= kMaxNeighbors) neighbors.clear();
     neighbors[p.src_ip] = p.src_mac;
   };
-  auto fill_udp = [&](rte_mbuf* mb, const frame::Mac& dst_mac, const sockaddr_in& peer, std::span<const uint8_t> b) {
+  auto fill_udp = [&](rte_mbuf* mb, const frame::Mac& dst_mac, const sockaddr_in& peer, std::span<const uint8_t> b,
+                      uint16_t src_port) {
     uint8_t* f = rte_pktmbuf_mtod(mb, uint8_t*);
     if (!b.empty()) std::memcpy(f + frame::kUdpHeaders, b.data(), b.size());
-    const std::size_t len = frame::write_udp(f, local.mac, dst_mac, local.ip, peer.sin_addr.s_addr, local.port,
+    const std::size_t len = frame::write_udp(f, local.mac, dst_mac, local.ip, peer.sin_addr.s_addr, src_port,
                                              peer.sin_port, b.size(), ip_id++, tx_csum);
     mb->data_len = static_cast<uint16_t>(len);
     mb->pkt_len = static_cast<uint32_t>(len);
@@ -465,10 +468,61 @@ void DpdkBackend::Impl::run(unsigned w) {
     tx.clear();
   };
 
+  // Sends the replies of one handler's burst: in place in a request's mbuf
+  // when one from the same peer is left, else in a fresh mbuf.
+  auto reply_all = [&](const std::vector<Datagram>& reqs, const std::vector<rte_mbuf*>& mbufs, const TxQueue& replies,
+                       uint16_t src_port) {
+    held_used.assign(mbufs.size(), 0);
+    std::size_t cursor = 0;  // replies mostly come in request order
+    for (std::size_t r = 0; r < replies.size(); ++r) {
+      const sockaddr_in& peer = replies.peer(r);
+      const std::span<const uint8_t> b = replies.bytes(r);
+      rte_mbuf* mb = nullptr;
+      for (std::size_t k = 0; k < mbufs.size() && mb == nullptr; ++k) {
+        const std::size_t j = (cursor + k) % mbufs.size();
+        if (!held_used[j] && reqs[j].peer.sin_addr.s_addr == peer.sin_addr.s_addr &&
+            reqs[j].peer.sin_port == peer.sin_port &&
+            static_cast<std::size_t>(mbufs[j]->buf_len - mbufs[j]->data_off) >= frame::kUdpHeaders + b.size()) {
+          held_used[j] = 1;
+          cursor = j + 1;
+          mb = mbufs[j];
+        }
+      }
+      if (mb != nullptr) {
+        // In place: back to where the request came from (its source MAC).
+        frame::Mac dst{};
+        std::memcpy(dst.data(), rte_pktmbuf_mtod_offset(mb, uint8_t*, 6), 6);
+        fill_udp(mb, dst, peer, b, src_port);
+        st.reply_reused.fetch_add(1, std::memory_order_relaxed);
+        tx.push_back(mb);
+        continue;
+      }
+      auto it = neighbors.find(peer.sin_addr.s_addr);
+      if (it == neighbors.end()) {
+        st.tx_no_neighbor.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      mb = rte_pktmbuf_alloc(pool);
+      if (mb == nullptr || rte_pktmbuf_tailroom(mb) < frame::kUdpHeaders + b.size()) {
+        if (mb != nullptr) rte_pktmbuf_free(mb);
+        st.tx_nombuf.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      fill_udp(mb, it->second, peer, b, src_port);
+      st.reply_allocated.fetch_add(1, std::memory_order_relaxed);
+      tx.push_back(mb);
+      if (tx.size() >= 4 * static_cast<std::size_t>(burst)) send();  // long replies: keep mbufs flowing
+    }
+    for (std::size_t j = 0; j < mbufs.size(); ++j) {
+      if (!held_used[j]) rte_pktmbuf_free(mbufs[j]);
+    }
+  };
+
   while (!stop.load(std::memory_order_relaxed)) {
     const uint16_t n = rte_eth_rx_burst(port, q, rx.data(), static_cast<uint16_t>(burst));
     if (n == 0) {
       handler->on_idle(w);
+      if (handler2 != nullptr) handler2->on_idle(w);
       if (opts.idle_sleep_us != 0 && ++idle >= 1024) {
         std::this_thread::sleep_for(std::chrono::microseconds(opts.idle_sleep_us));
       }
@@ -479,6 +533,8 @@ void DpdkBackend::Impl::run(unsigned w) {
     st.rx_packets.fetch_add(n, std::memory_order_relaxed);
     in.clear();
     held.clear();
+    in2.clear();
+    held2.clear();
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* mb = rx[i];
       st.rx_bytes.fetch_add(mb->pkt_len, std::memory_order_relaxed);
@@ -497,8 +553,8 @@ void DpdkBackend::Impl::run(unsigned w) {
           d.peer.sin_addr.s_addr = p.src_ip;
           d.peer.sin_port = p.src_port;
           d.payload = std::span<const uint8_t>(rte_pktmbuf_mtod(mb, const uint8_t*) + p.payload_off, p.payload_len);
-          in.push_back(d);
-          held.push_back(mb);
+          (p.second_port ? in2 : in).push_back(d);
+          (p.second_port ? held2 : held).push_back(mb);
           break;
         }
         case frame::Kind::kReply:
@@ -521,50 +577,13 @@ void DpdkBackend::Impl::run(unsigned w) {
       out.clear();
       handler->on_burst(w, std::span<const Datagram>(in.data(), in.size()), out);
       // on_burst() returned: the effects are durable, replies may leave.
-      held_used.assign(held.size(), 0);
-      std::size_t cursor = 0;  // replies mostly come in request order
-      for (std::size_t r = 0; r < out.size(); ++r) {
-        const sockaddr_in& peer = out.peer(r);
-        const std::span<const uint8_t> b = out.bytes(r);
-        rte_mbuf* mb = nullptr;
-        for (std::size_t k = 0; k < held.size() && mb == nullptr; ++k) {
-          const std::size_t j = (cursor + k) % held.size();
-          if (!held_used[j] && in[j].peer.sin_addr.s_addr == peer.sin_addr.s_addr &&
-              in[j].peer.sin_port == peer.sin_port &&
-              static_cast<std::size_t>(held[j]->buf_len - held[j]->data_off) >= frame::kUdpHeaders + b.size()) {
-            held_used[j] = 1;
-            cursor = j + 1;
-            mb = held[j];
-          }
-        }
-        if (mb != nullptr) {
-          // In place: back to where the request came from (its source MAC).
-          frame::Mac dst{};
-          std::memcpy(dst.data(), rte_pktmbuf_mtod_offset(mb, uint8_t*, 6), 6);
-          fill_udp(mb, dst, peer, b);
-          st.reply_reused.fetch_add(1, std::memory_order_relaxed);
-          tx.push_back(mb);
-          continue;
-        }
-        auto it = neighbors.find(peer.sin_addr.s_addr);
-        if (it == neighbors.end()) {
-          st.tx_no_neighbor.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        mb = rte_pktmbuf_alloc(pool);
-        if (mb == nullptr || rte_pktmbuf_tailroom(mb) < frame::kUdpHeaders + b.size()) {
-          if (mb != nullptr) rte_pktmbuf_free(mb);
-          st.tx_nombuf.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        fill_udp(mb, it->second, peer, b);
-        st.reply_allocated.fetch_add(1, std::memory_order_relaxed);
-        tx.push_back(mb);
-        if (tx.size() >= 4 * static_cast<std::size_t>(burst)) send();  // long replies: keep mbufs flowing
-      }
-      for (std::size_t j = 0; j < held.size(); ++j) {
-        if (!held_used[j]) rte_pktmbuf_free(held[j]);
-      }
+      reply_all(in, held, out, local.port);
+    }
+    if (!in2.empty()) {
+      st.rx_datagrams.fetch_add(in2.size(), std::memory_order_relaxed);
+      out2.clear();
+      handler2->on_burst(w, std::span<const Datagram>(in2.data(), in2.size()), out2);
+      reply_all(in2, held2, out2, local.port2);
     }
     if (!tx.empty()) send();
   }

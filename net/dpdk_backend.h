@@ -51,6 +51,11 @@ struct DpdkBackendOptions {
   unsigned burst = 32;
   unsigned max_datagram = 1472;     // largest reply payload; must fit the port's MTU
   unsigned idle_sleep_us = 0;       // 0: busy-poll; else sleep this long after 1024 empty polls
+  // A second UDP port and its handler (ferrited: the memcached UDP protocol).
+  // Worker w calls it from the same lcore as the main handler, with the same
+  // w; replies leave from second_udp_port. 0 / nullptr = none.
+  uint16_t second_udp_port = 0;
+  PacketHandler* second_handler = nullptr;
 };
 
 struct alignas(kCacheLine) DpdkWorkerStats {

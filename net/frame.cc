@@ -170,10 +170,11 @@ Parsed parse(uint8_t* f, std::size_t len, const Local& me, Csum ip_csum, Csum l4
     if (ulen < kUdpHeader || ulen > l4len) return drop(p, Drop::kTruncated);
     uint16_t dport;
     std::memcpy(&dport, l4 + 2, 2);
-    if (dport != me.port) return drop(p, Drop::kNotForUs);
+    if (dport != me.port && (me.port2 == 0 || dport != me.port2)) return drop(p, Drop::kNotForUs);
     if (l4_csum == Csum::kBad && !(l4[6] == 0 && l4[7] == 0)) return drop(p, Drop::kBadUdpChecksum);
     if (l4_csum != Csum::kGood && !udp_checksum_ok(ip, l4, ulen)) return drop(p, Drop::kBadUdpChecksum);
     std::memcpy(&p.src_port, l4, 2);
+    p.second_port = dport != me.port;
     p.learned = true;
     p.kind = Kind::kUdp;
     p.payload_off = kEthHeader + hl + kUdpHeader;

@@ -58,6 +58,7 @@ struct Local {
   Mac mac{};
   uint32_t ip = 0;      // network byte order
   uint16_t port = 0;    // network byte order
+  uint16_t port2 = 0;   // a second UDP port served (network byte order); 0 = none
 };
 
 struct Parsed {
@@ -67,6 +68,7 @@ struct Parsed {
   Mac src_mac{};                // sender (kUdp, kReply; ARP replies too, for the neighbour table)
   uint32_t src_ip = 0;          // network byte order
   uint16_t src_port = 0;        // network byte order
+  bool second_port = false;     // kUdp: sent to Local::port2, not Local::port
   bool learned = false;         // src_mac/src_ip are a valid neighbour entry
   std::size_t payload_off = 0;  // kUdp
   std::size_t payload_len = 0;  // kUdp

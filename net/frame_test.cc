@@ -163,6 +163,24 @@ TEST(Frame, NotForUs) {
   EXPECT_EQ(parse(other_port.data(), other_port.size(), me()).drop, Drop::kNotForUs);
 }
 
+TEST(Frame, SecondPortIsDeliveredAndMarked) {
+  Local l = me();
+  l.port2 = htons(11211);
+  auto main_port = udp_frame("a");
+  const Parsed p1 = parse(main_port.data(), main_port.size(), l);
+  ASSERT_EQ(p1.kind, Kind::kUdp);
+  EXPECT_FALSE(p1.second_port);
+  auto second = udp_frame("b", 11211);
+  const Parsed p2 = parse(second.data(), second.size(), l);
+  ASSERT_EQ(p2.kind, Kind::kUdp);
+  EXPECT_TRUE(p2.second_port);
+  EXPECT_EQ(p2.payload_len, 1u);
+  // Without port2 the same datagram is not for us; a third port never is.
+  EXPECT_EQ(parse(second.data(), second.size(), me()).drop, Drop::kNotForUs);
+  auto third = udp_frame("c", 9999);
+  EXPECT_EQ(parse(third.data(), third.size(), l).drop, Drop::kNotForUs);
+}
+
 TEST(Frame, UnknownEthertypeProtocolAndHeader) {
   auto v6 = udp_frame("x");
   v6[12] = 0x86;

@@ -109,6 +109,11 @@ int main(int argc, char** argv) {
     eo.allow.push_back(*cidr);
   }
   server::Engine engine(**idx, eo);
+  // memcached over UDP: worker w of either backend calls the handler with
+  // index worker workers + w (docs/memcached.md).
+  server::McEngine mc(**idx, server::McOptions{.allow = eo.allow});
+  std::unique_ptr<server::McUdpHandler> mc_udp_handler;
+  if (mc_udp) mc_udp_handler = std::make_unique<server::McUdpHandler>(mc, cfg.server.workers, cfg.server.workers);
 
   // One of the two backends; both drive the same engine through net::PacketHandler.
   std::unique_ptr<net::KernelBackend> kernel;
@@ -128,6 +133,10 @@ int main(int argc, char** argv) {
     dopt.burst = cfg.dpdk.burst;
     dopt.max_datagram = cfg.server.max_datagram;
     dopt.idle_sleep_us = cfg.dpdk.idle_sleep_us;
+    if (mc_udp_handler) {
+      dopt.second_udp_port = static_cast<uint16_t>(cfg.server.memcached_udp_port);
+      dopt.second_handler = mc_udp_handler.get();
+    }
     auto b = net::DpdkBackend::create(dopt, engine);
     if (!b) return fail(b.status());
     dpdk = std::move(b).value();
@@ -161,12 +170,9 @@ int main(int argc, char** argv) {
 
   // memcached (docs/memcached.md): UDP on its own port and workers, TCP on
   // one epoll thread; both share the index and the allowlist.
-  server::McEngine mc(**idx, server::McOptions{.allow = eo.allow});
-  std::unique_ptr<server::McUdpHandler> mc_udp_handler;
   std::unique_ptr<net::KernelBackend> mc_udp_backend;
   std::unique_ptr<server::McTcpServer> mc_tcp_server;
-  if (mc_udp) {
-    mc_udp_handler = std::make_unique<server::McUdpHandler>(mc, cfg.server.workers, cfg.server.workers);
+  if (mc_udp && !use_dpdk) {
     net::KernelBackendOptions mo = ko;
     mo.port = static_cast<uint16_t>(cfg.server.memcached_udp_port);
     auto b = net::KernelBackend::create(mo, *mc_udp_handler);
@@ -198,6 +204,7 @@ int main(int argc, char** argv) {
     dpdk->start();
     log_info("ferrited serving udp {}:{} with {} worker lcore(s), dpdk backend: {}; pid {}", cfg.dpdk.ip,
              cfg.server.port, cfg.server.workers, dpdk->describe(), static_cast<long>(getpid()));
+    if (mc_udp_handler) log_info("memcached protocol on udp {}:{} (dpdk)", cfg.dpdk.ip, cfg.server.memcached_udp_port);
   }
 #endif
   if (kernel) {

@@ -27,6 +27,7 @@ pool="/dev/shm/ferrite-dpdk-e2e-$$.pool"
 log="$(mktemp /tmp/ferrite-dpdk-e2e.XXXXXX.log)"
 server_ip=10.77.0.1
 port=11311
+mc_port=11211
 srv=""
 
 cleanup() {
@@ -74,7 +75,7 @@ PMEM_IS_PMEM_FORCE=1 timeout -s KILL 300 ip netns exec "$ns" "$FERRITED" \
   --pool "$pool" --pool-size 256MiB --port "$port" --log-level info \
   --set server.backend=dpdk --set server.workers=$workers --set "server.allow=[\"10.77.0.0/24\"]" \
   --set "dpdk.eal_args=$eal" --set "dpdk.ip=\"$server_ip\"" --set dpdk.mbufs=4096 --set dpdk.idle_sleep_us=100 \
-  >"$log" 2>&1 &
+  --set server.memcached_udp_port=$mc_port >"$log" 2>&1 &
 srv=$!
 
 # The tap appears inside the namespace once the port is configured.
@@ -95,7 +96,7 @@ for _ in $(seq 1 100); do
 done
 
 rc=0
-timeout -s KILL 240 ip netns exec "$ns" env FERRITE_DPDK_IP="$server_ip" FERRITE_DPDK_PORT="$port" \
+timeout -s KILL 240 ip netns exec "$ns" env FERRITE_DPDK_IP="$server_ip" FERRITE_DPDK_PORT="$port" FERRITE_DPDK_MC_PORT="$mc_port" \
   FERRITE_DPDK_IFACE="$iface" "$FERRITE_DPDK_TEST" || rc=$?
 
 kill -TERM "$srv"

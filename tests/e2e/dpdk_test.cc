@@ -41,6 +41,7 @@ std::string env(const char* name, const char* def) {
 const std::string kServerIp = env("FERRITE_DPDK_IP", "10.77.0.1");
 const uint16_t kPort = static_cast<uint16_t>(std::stoi(env("FERRITE_DPDK_PORT", "11311")));
 const std::string kIface = env("FERRITE_DPDK_IFACE", "ftap0");
+const uint16_t kMcPort = static_cast<uint16_t>(std::stoi(env("FERRITE_DPDK_MC_PORT", "0")));
 
 std::map<std::string, uint64_t> parse_stats(const std::string& text) {
   std::map<std::string, uint64_t> m;
@@ -162,6 +163,50 @@ TEST_F(DpdkTest, EveryOp) {
   EXPECT_EQ(seen["a"], "new");
   EXPECT_EQ(seen["ctr"], "15");
   EXPECT_EQ(seen.count("one"), 0u);
+}
+
+// memcached's UDP protocol on its own port, served by the same DPDK workers
+// (net::DpdkBackendOptions::second_handler): the 8-byte frame header comes
+// back with the request id, replies leave from the memcached port, and the
+// store is the one the native protocol sees.
+std::string mc_udp(int fd, uint16_t req_id, const std::string& cmd) {
+  std::string d(8, '\0');
+  d[0] = static_cast<char>(req_id >> 8);
+  d[1] = static_cast<char>(req_id & 0xff);
+  d[5] = 1;     // one datagram
+  d[6] = 0x01;  // reserved, as memaslap sends it: ignored
+  d += cmd;
+  EXPECT_EQ(::send(fd, d.data(), d.size(), 0), static_cast<ssize_t>(d.size()));
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 2000) != 1) return "(no reply)";
+  char buf[2048];
+  const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  if (n < 8) return "(short reply)";
+  EXPECT_EQ((static_cast<uint8_t>(buf[0]) << 8) | static_cast<uint8_t>(buf[1]), req_id);
+  EXPECT_EQ(buf[5], 1) << "one datagram";
+  return std::string(buf + 8, static_cast<std::size_t>(n - 8));
+}
+
+TEST_F(DpdkTest, MemcachedUdpOnItsOwnPort) {
+  if (kMcPort == 0) GTEST_SKIP() << "FERRITE_DPDK_MC_PORT not set";
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(kMcPort);
+  to.sin_addr.s_addr = ip4(kServerIp);
+  // connect(): replies from any other port (the native one) would not arrive.
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  EXPECT_EQ(mc_udp(fd, 7, "set mc-dpdk 5 0 3\r\nabc\r\n"), "STORED\r\n");
+  EXPECT_EQ(mc_udp(fd, 8, "get mc-dpdk\r\n"), "VALUE mc-dpdk 5 3\r\nabc\r\nEND\r\n");
+  EXPECT_EQ(mc_udp(fd, 9, "bogus\r\n"), "ERROR\r\n");
+  ::close(fd);
+  std::vector<client::Reply> r;
+  const std::vector<proto::RequestOp> get = {op(Opcode::kGet, "mc-dpdk")};
+  ASSERT_TRUE(c_->execute(get, &r).is_ok());
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].value, "abc");
+  EXPECT_EQ(r[0].flags, 5u);
 }
 
 TEST_F(DpdkTest, OneMebibyteValue) {
