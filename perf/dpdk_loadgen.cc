@@ -40,8 +40,8 @@
 #include <string>
 #include <vector>
 
-#include "net/dpdk_backend.h"
 #include "net/frame.h"
+#include "perf/dpdk_port.h"
 #include "proto/native.h"
 
 using namespace ferrite;
@@ -118,17 +118,7 @@ struct Gen {
   std::vector<uint64_t> hist = std::vector<uint64_t>(kHistBuckets + 1, 0);
   uint64_t done = 0, hits = 0, misses = 0, lost = 0, sent = 0, errors = 0;
 
-  void flush() {
-    std::size_t off = 0;
-    unsigned stalls = 0;
-    while (off < tx.size() && stalls < 100000) {
-      const uint16_t k = rte_eth_tx_burst(port, 0, tx.data() + off, static_cast<uint16_t>(tx.size() - off));
-      off += k;
-      stalls = k == 0 ? stalls + 1 : 0;
-    }
-    if (off < tx.size()) rte_pktmbuf_free_bulk(tx.data() + off, static_cast<unsigned>(tx.size() - off));
-    tx.clear();
-  }
+  void flush() { (void)perf::tx_all(port, &tx); }
 
   bool queue_udp(std::span<const uint8_t> payload) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool);
@@ -146,23 +136,9 @@ struct Gen {
   void queue_arp_request() {
     rte_mbuf* m = rte_pktmbuf_alloc(pool);
     if (m == nullptr) return;
-    uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
-    std::memset(f, 0, 60);
-    std::memset(f, 0xff, 6);
-    std::memcpy(f + 6, me.mac.data(), 6);
-    f[12] = 0x08;
-    f[13] = 0x06;
-    uint8_t* a = f + 14;
-    a[1] = 1;
-    a[2] = 0x08;
-    a[4] = 6;
-    a[5] = 4;
-    a[7] = 1;
-    std::memcpy(a + 8, me.mac.data(), 6);
-    std::memcpy(a + 14, &me.ip, 4);
-    std::memcpy(a + 24, &server_ip, 4);
-    m->data_len = 60;
-    m->pkt_len = 60;
+    const std::size_t len = perf::write_arp_request(rte_pktmbuf_mtod(m, uint8_t*), me.mac, me.ip, server_ip);
+    m->data_len = static_cast<uint16_t>(len);
+    m->pkt_len = static_cast<uint32_t>(len);
     tx.push_back(m);
   }
 
@@ -297,16 +273,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"native", "memcached"}));
   CLI11_PARSE(app, argc, argv);
 
-  std::vector<std::string> eal = {"dpdk_loadgen"};
-  {
-    std::istringstream in(o.eal);
-    std::string a;
-    while (in >> a) eal.push_back(a);
-  }
-  std::vector<char*> eargv;
-  for (auto& a : eal) eargv.push_back(a.data());
-  eargv.push_back(nullptr);
-  if (rte_eal_init(static_cast<int>(eal.size()), eargv.data()) < 0) return die(std::string("EAL: ") + rte_strerror(rte_errno));
+  if (Status s = perf::eal_init("dpdk_loadgen", o.eal); !s.is_ok()) return die(s.to_string());
 
   Gen g;
   g.o = o;
@@ -328,24 +295,12 @@ int main(int argc, char** argv) {
   }
   g.value.assign(o.value, 'v');
   g.memcached = o.protocol == "memcached";
-  if (!rte_eth_dev_is_valid_port(g.port)) return die("no such port");
-  g.pool = rte_pktmbuf_pool_create("lg_mbufs", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
-  if (g.pool == nullptr) return die("mbuf pool");
-  rte_eth_conf conf{};
-  if (rte_eth_dev_configure(g.port, 1, 1, &conf) != 0) return die("configure");
-  uint16_t nrx = 1024, ntx = 1024;
-  (void)rte_eth_dev_adjust_nb_rx_tx_desc(g.port, &nrx, &ntx);
-  if (rte_eth_rx_queue_setup(g.port, 0, nrx, rte_socket_id(), nullptr, g.pool) != 0) return die("rx queue");
-  if (rte_eth_tx_queue_setup(g.port, 0, ntx, rte_socket_id(), nullptr) != 0) return die("tx queue");
-  if (!o.mac.empty()) {
-    if (!fr::parse_mac(o.mac, &g.me.mac)) return die("bad --mac");
-  } else {
-    rte_ether_addr ea{};
-    rte_eth_macaddr_get(g.port, &ea);
-    std::memcpy(g.me.mac.data(), ea.addr_bytes, 6);
+  {
+    auto dp = perf::open_port(g.port, o.mac, "lg_mbufs");
+    if (!dp) return die(dp.status().to_string());
+    g.pool = dp->pool;
+    g.me.mac = dp->mac;
   }
-  if (rte_eth_dev_start(g.port) != 0) return die("start");
-  (void)rte_eth_promiscuous_enable(g.port);
   in_addr a{};
   if (inet_pton(AF_INET, o.ip.c_str(), &a) != 1) return die("bad --ip");
   g.me.ip = a.s_addr;
@@ -544,12 +499,6 @@ int main(int argc, char** argv) {
               o.label.c_str(), o.mode.c_str(), ops, g.percentile(0.50), g.percentile(0.99), g.percentile(0.999),
               static_cast<unsigned long long>(g.lost), static_cast<unsigned long long>(g.misses));
   std::fflush(stdout);
-  (void)rte_eth_dev_stop(g.port);
-  (void)rte_eth_dev_close(g.port);
-  const std::string runtime_dir = rte_eal_get_runtime_dir();
-  (void)rte_eal_cleanup();
-  if (o.eal.find("--no-shconf") != std::string::npos || o.eal.find("--in-memory") != std::string::npos) {
-    net::remove_dpdk_runtime_dir(runtime_dir);
-  }
+  perf::close_port_and_eal(g.port, o.eal);
   return 0;
 }

@@ -26,6 +26,9 @@
 
 #include "perf/bench/runner.h"
 #include "perf/bench/transport.h"
+#ifdef FERRITE_BENCH_DPDK
+#include "perf/bench/dpdk_transport.h"
+#endif
 
 using namespace ferrite;
 using namespace ferrite::bench;
@@ -46,6 +49,12 @@ struct Cli {
   std::string out;
   std::string label;
   bool quiet = false;
+  // --transport dpdk
+  std::string eal;
+  uint16_t dpdk_port = 0;
+  std::string ip = "10.78.0.2";
+  std::string mac;
+  uint16_t src_port = 40000;
 };
 
 double us(uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
@@ -113,11 +122,27 @@ bool run_all(const Cli& cli, const RunConfig& cfg, bool show_progress, RunResult
   std::vector<std::unique_ptr<Runner>> rs;
   Progress progress;
   for (unsigned i = 0; i < cli.threads; ++i) {
-    KernelUdpOptions ko;
-    ko.server = cli.server;
-    ko.port = cli.port;
-    ko.flows = std::max(1u, cli.flows / cli.threads);
-    auto t = make_kernel_udp_transport(ko);
+    StatusOr<std::unique_ptr<Transport>> t = Status::invalid_argument("transport " + cli.transport);
+    if (cli.transport == "dpdk") {
+#ifdef FERRITE_BENCH_DPDK
+      DpdkOptions d;
+      d.eal = cli.eal;
+      d.port_id = cli.dpdk_port;
+      d.mac = cli.mac;
+      d.ip = cli.ip;
+      d.server_ip = cli.server;
+      d.server_port = cli.port;
+      d.src_port = cli.src_port;
+      d.flows = std::max(1u, cli.flows);
+      t = make_dpdk_transport(d);
+#endif
+    } else {
+      KernelUdpOptions ko;
+      ko.server = cli.server;
+      ko.port = cli.port;
+      ko.flows = std::max(1u, cli.flows / cli.threads);
+      t = make_kernel_udp_transport(ko);
+    }
     if (!t) {
       std::fprintf(stderr, "ferrite-bench: %s\n", t.status().to_string().c_str());
       return false;
@@ -188,8 +213,18 @@ int main(int argc, char** argv) {
   app.add_option("--protocol", cli.protocol, "native | memcached")->check(CLI::IsMember({"native", "memcached"}));
   app.add_option("--mode", cli.mode, "closed (depth outstanding per flow) | open (Poisson at --rate)")
       ->check(CLI::IsMember({"closed", "open"}));
-  app.add_option("--transport", cli.transport, "kernel (UDP sockets; DPDK: not yet)")
+#ifdef FERRITE_BENCH_DPDK
+  app.add_option("--transport", cli.transport, "kernel (UDP sockets) | dpdk (one DPDK port, see --eal)")
+      ->check(CLI::IsMember({"kernel", "dpdk"}));
+  app.add_option("--eal", cli.eal, "dpdk: EAL arguments (one string), e.g. a --vdev=net_memif0,role=client,...");
+  app.add_option("--dpdk-port", cli.dpdk_port, "dpdk: port id");
+  app.add_option("--ip", cli.ip, "dpdk: our IPv4 address (--server is the server's)");
+  app.add_option("--mac", cli.mac, "dpdk: our MAC (default: the port's)");
+  app.add_option("--src-port", cli.src_port, "dpdk: flow f sends from this UDP port + f");
+#else
+  app.add_option("--transport", cli.transport, "kernel (UDP sockets; this build has no DPDK)")
       ->check(CLI::IsMember({"kernel"}));
+#endif
   app.add_option("--threads", cli.threads, "generator threads (flows, rate and preload split among them)")
       ->check(CLI::Range(1u, 64u));
   app.add_option("--flows", cli.flows, "UDP flows (source ports) in total")->check(CLI::Range(1u, 4096u));
@@ -216,6 +251,15 @@ int main(int argc, char** argv) {
   cfg.protocol = cli.protocol == "native" ? Protocol::kNative : Protocol::kMemcached;
   cfg.mode = cli.mode == "open" ? Mode::kOpen : Mode::kClosed;
   if (cli.flows < cli.threads) cli.flows = cli.threads;
+#ifdef FERRITE_BENCH_DPDK
+  struct DpdkShutdown {  // the port and EAL outlive run_all's transports (preload, then the run)
+    ~DpdkShutdown() { dpdk_transport_shutdown(); }
+  } dpdk_shutdown;
+#endif
+  if (cli.transport == "dpdk" && cli.threads != 1) {
+    std::fprintf(stderr, "ferrite-bench: --transport dpdk runs one generator thread (one port queue)\n");
+    return 2;
+  }
   if (std::string e = check_config(cfg); !e.empty()) {
     std::fprintf(stderr, "ferrite-bench: %s\n", e.c_str());
     return 2;
