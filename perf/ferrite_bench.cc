@@ -1,5 +1,6 @@
 // ferrite-bench: a load generator for ferrited (native protocol) and for
-// memcached-compatible servers (memcached UDP protocol), over kernel UDP.
+// memcached-compatible servers (memcached UDP protocol), over kernel UDP or,
+// with --transport dpdk (DPDK builds), over one DPDK port such as net_memif.
 //
 //   ferrite-bench --port 11311 --protocol native --flows 4 --depth 32 --duration 10 --preload
 //   ferrite-bench --port 11211 --protocol memcached --mode open --rate 200000 --duration 10
