@@ -78,6 +78,9 @@ struct Op {
     Op o; o.code = OpCode::kSet; o.key = k; o.value = v; o.flags = flags; o.exptime = exptime; return o;
   }
   static Op del(std::string_view k) { Op o; o.code = OpCode::kDel; o.key = k; return o; }
+  static Op touch(std::string_view k, uint32_t exptime) {
+    Op o; o.code = OpCode::kTouch; o.key = k; o.exptime = exptime; return o;
+  }
 };
 
 struct IndexOptions {

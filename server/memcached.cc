@@ -219,10 +219,7 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
       return;
     }
     case Cmd::kTouch: {
-      index::Op op;
-      op.code = index::OpCode::kTouch;
-      op.key = r.key;
-      op.exptime = proto::mc::absolute_exptime(r.exptime, now);
+      index::Op op = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, now));
       const Result res = cx.worker_->execute_one(op);
       inc(cx.stats_.cmd_touch);
       inc(res == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
@@ -278,10 +275,7 @@ void McEngine::exec_get(McContext& cx, const Request& r, std::string* out) {
   std::string_view k;
   while (it.next(&k)) {
     if (touch) {
-      index::Op t;
-      t.code = index::OpCode::kTouch;
-      t.key = k;
-      t.exptime = exptime;
+      index::Op t = index::Op::touch(k, exptime);
       cx.ops.push_back(t);
     }
     cx.ops.push_back(index::Op::get(k, nullptr));
@@ -359,10 +353,7 @@ void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) 
   const uint64_t now = unix_now();
   cx.ops.clear();
   if (r.has_exptime) {
-    index::Op t;
-    t.code = index::OpCode::kTouch;
-    t.key = r.key;
-    t.exptime = proto::mc::absolute_exptime(r.exptime, now);
+    index::Op t = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, now));
     cx.ops.push_back(t);
     inc(cx.stats_.cmd_touch);
   }
@@ -526,10 +517,7 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
   // TTL update, then the item's version and expiry for c/t.
   cx.ops.clear();
   if (r.has_exptime) {
-    index::Op t;
-    t.code = index::OpCode::kTouch;
-    t.key = r.key;
-    t.exptime = proto::mc::absolute_exptime(r.exptime, now);
+    index::Op t = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, now));
     cx.ops.push_back(t);
   }
   cx.ops.push_back(index::Op::get(r.key, nullptr));
@@ -786,10 +774,7 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
       if (!shape(touch ? 4 : 0, true, false)) return error(kInvalid);
       cx.ops.clear();
       if (touch) {
-        index::Op t;
-        t.code = index::OpCode::kTouch;
-        t.key = r.key;
-        t.exptime = proto::mc::absolute_exptime(bin::be32(r.extras, 0), now);
+        index::Op t = index::Op::touch(r.key, proto::mc::absolute_exptime(bin::be32(r.extras, 0), now));
         cx.ops.push_back(t);
         inc(cx.stats_.cmd_touch);
       }
@@ -951,10 +936,7 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
       return;
     case 0x1c: {  // touch
       if (!shape(4, true, false)) return error(kInvalid);
-      index::Op t;
-      t.code = index::OpCode::kTouch;
-      t.key = r.key;
-      t.exptime = proto::mc::absolute_exptime(bin::be32(r.extras, 0), now);
+      index::Op t = index::Op::touch(r.key, proto::mc::absolute_exptime(bin::be32(r.extras, 0), now));
       const Result res = cx.worker_->execute_one(t);
       inc(cx.stats_.cmd_touch);
       inc(res == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
