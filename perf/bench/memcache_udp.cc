@@ -26,23 +26,17 @@ void append_uint(std::vector<uint8_t>* out, uint64_t v) {
   out->insert(out->end(), b, r.ptr);
 }
 
-// Reads a decimal u32 token ending at a space or at end; advances *s.
-bool take_u32(std::string_view* s, uint32_t* v) {
+// Reads a decimal unsigned token ending at a space or at end; advances *s.
+template <typename U>
+bool take_uint(std::string_view* s, U* v) {
   const char* b = s->data();
-  const char* e = b + s->size();
-  auto r = std::from_chars(b, e, *v);
+  auto r = std::from_chars(b, b + s->size(), *v);
   if (r.ec != std::errc() || r.ptr == b) return false;
   s->remove_prefix(static_cast<std::size_t>(r.ptr - b));
   return true;
 }
-bool take_u64(std::string_view* s, uint64_t* v) {
-  const char* b = s->data();
-  const char* e = b + s->size();
-  auto r = std::from_chars(b, e, *v);
-  if (r.ec != std::errc() || r.ptr == b) return false;
-  s->remove_prefix(static_cast<std::size_t>(r.ptr - b));
-  return true;
-}
+bool take_u32(std::string_view* s, uint32_t* v) { return take_uint(s, v); }
+bool take_u64(std::string_view* s, uint64_t* v) { return take_uint(s, v); }
 bool take_space(std::string_view* s) {
   if (s->empty() || s->front() != ' ') return false;
   s->remove_prefix(1);
