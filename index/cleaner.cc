@@ -184,10 +184,15 @@ CleanStats IndexImpl::clean(const CleanOptions& opts) {
   return st;
 }
 
-uint64_t IndexImpl::sweep_expired(uint64_t max_slots) {
+uint64_t IndexImpl::sweep_expired(uint64_t max_slots, bool wait) {
   // The sweep reads slots without find(): it waits until every segment is repaired.
   if (repair_pending()) return 0;
-  std::lock_guard<std::mutex> lock(clean_mu_);
+  std::unique_lock<std::mutex> lock(clean_mu_, std::defer_lock);
+  if (wait) {
+    lock.lock();
+  } else if (!lock.try_lock()) {
+    return 0;
+  }
   qsbr_.online(control_slot_ + 1);
   const uint64_t t = now();
   uint64_t expired = 0;
@@ -218,6 +223,6 @@ uint64_t IndexImpl::sweep_expired(uint64_t max_slots) {
 }
 
 CleanStats Index::clean(const CleanOptions& opts) { return impl_->clean(opts); }
-uint64_t Index::sweep_expired(uint64_t max_slots) { return impl_->sweep_expired(max_slots); }
+uint64_t Index::sweep_expired(uint64_t max_slots, bool wait) { return impl_->sweep_expired(max_slots, wait); }
 
 }  // namespace ferrite::index

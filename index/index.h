@@ -177,8 +177,10 @@ class Index {
   CleanStats clean(const CleanOptions& opts = {});
   // Bounded expiry sweep: looks at up to max_slots index slots from where the
   // last sweep stopped and turns expired keys into tombstones. Returns how
-  // many keys it expired.
-  uint64_t sweep_expired(uint64_t max_slots);
+  // many keys it expired. wait = false: returns 0 at once when another
+  // thread holds the cleaner (for a serving worker's idle time, where a
+  // small step costs a few microseconds and blocking would stall requests).
+  uint64_t sweep_expired(uint64_t max_slots, bool wait = true);
 
   // Blocks until crash repair has finished (at once after a clean open).
   void wait_repaired();

@@ -109,7 +109,7 @@ class IndexImpl {
 
   // Log cleaning (cleaner.cc).
   CleanStats clean(const CleanOptions& opts);
-  uint64_t sweep_expired(uint64_t max_slots);
+  uint64_t sweep_expired(uint64_t max_slots, bool wait);
   // Live-byte accounting for the cleaner (relaxed; statistics only).
   void account_live(const void* rec, int64_t bytes) noexcept {
     if (LogSegInfo* e = segs_.find(static_cast<uint64_t>(static_cast<const char*>(rec) - base_))) {

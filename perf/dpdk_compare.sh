@@ -6,6 +6,9 @@
 #   tap    : ferrited DPDK backend on net_tap    <- dpdk_loadgen on net_af_packet on the tap's kernel side
 #   kernel : ferrited kernel backend (UDP socket) <- dpdk_loadgen on net_af_packet on a veth pair
 #   memcached (the peer, UDP, 1 thread) on the same veth pair, same generator speaking its protocol
+#   floor  : perf/dpdk_echo on net_memif: the same generator and cores, a responder with no store;
+#            its latency is the transport's and the machine's (vCPU freezes), not ferrited's
+# Before the rows, perf/cpu_gaps says how much time a polling thread loses on each CPU.
 # Everything runs inside a network namespace this script creates and removes
 # (trap), as root. The server's worker runs on CPU 1, the generator on CPU 0.
 #
@@ -18,6 +21,7 @@ value="${VALUE:-32}"
 [ "$(id -u)" = 0 ] || { echo "dpdk_compare: needs root (network namespace, tap, veth)"; exit 77; }
 ferrited="$build/server/ferrited"
 lg="$build/perf/dpdk_loadgen"
+echo_bin="$build/perf/dpdk_echo"
 [ -x "$ferrited" ] && [ -x "$lg" ] || { echo "dpdk_compare: build $ferrited and $lg first"; exit 1; }
 
 ns="ferrite-cmp-$$"
@@ -28,7 +32,7 @@ cleanup() {
   [ -n "$srv" ] && kill -KILL "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
   ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
   ip netns del "$ns" 2>/dev/null
-  rm -f "$sock" "$pool"
+  rm -f "$sock" "$sock.echo" "$pool"
   for d in /var/run/dpdk/fcmp-*-$$; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
   true
 }
@@ -65,17 +69,19 @@ run_lg() {  # label eal ip server_ip mode extra...
     echo "dpdk_compare: the generator failed for $label:" >&2
     echo "$out" | grep -v "^EAL: \|^TELEMETRY" | tail -5 >&2
   fi
-  echo "$out" | grep -E "^(\||RESULT)"
+  echo "$out" | grep -E "^(\||RESULT|stalls:)"
 }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
 
 echo "# command: sudo perf/dpdk_compare.sh $* (keys=$keys value=$value bytes, GET only, ${secs}s per row; $(nproc) CPUs)"
 echo "# server worker on CPU 1, generator on CPU 0; open loop at half the closed-loop peak"
 echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (busy-poll numbers need idle cores)"
+[ -x "$build/perf/cpu_gaps" ] && "$build/perf/cpu_gaps" --cpus 0,1 --seconds 2 | sed 's/^/# /'
 echo
 echo "| path | offered | ops/s | p50 us | p99 us | p99.9 us | lost | misses+errors |"
 echo "|---|---|---|---|---|---|---|---|"
-declare -A peak p99half
+declare -A peak p99half p50half
+stall_notes=""
 measure() {  # name eal ip sip
   local name="$1" eal="$2" ip="$3" sip="$4" out rate
   shift 4  # the rest: extra generator options (e.g. --protocol memcached)
@@ -84,16 +90,29 @@ measure() {  # name eal ip sip
   peak[$name]="$(echo "$out" | grep RESULT | field ops_per_s)"
   rate="$(awk -v p="${peak[$name]:-0}" 'BEGIN { printf "%d", p / 2 }')"
   if [ "${rate:-0}" -gt 0 ]; then
-    out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode open --rate "$rate" --no-preload "$@")"
+    out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode open --rate "$rate" --no-preload --stall-us 20 "$@")"
     echo "$out" | grep '^|'
     p99half[$name]="$(echo "$out" | grep RESULT | field p99_us)"
+    p50half[$name]="$(echo "$out" | grep RESULT | field p50_us)"
+    stall_notes+="# $name, open loop at $rate/s: $(echo "$out" | grep '^stalls:' | sed 's/^stalls: //')"$'\n'
   fi
 }
 
 lg_eal() { echo "--no-huge -m 256 --no-shconf --no-pci --file-prefix=fcmp-lg-$$ --lcores=0@0 $1"; }
 srv_eal() { echo "[\"--no-huge\", \"-m\", \"512\", \"--no-shconf\", \"--no-pci\", \"--file-prefix=fcmp-srv-$$\", \"--lcores=0@0,1@1\", \"$1\"]"; }
 
-only="${ONLY:-memif tap kernel memcached}"   # e.g. ONLY=memif for one path
+only="${ONLY:-floor memif tap kernel memcached}"   # e.g. ONLY="floor memif" for the memif rows
+# 0. the floor: a storeless responder on memif, the generator's CPU and port as for ferrited
+[[ " $only " == *" floor "* ]] && [ -x "$echo_bin" ] && {
+  timeout -s KILL $((secs * 4 + 120)) ip netns exec "$ns" "$echo_bin" --seconds $((secs * 3 + 60)) --ip 10.78.0.1 \
+    --value "$value" --eal "--no-huge -m 256 --no-shconf --no-pci --file-prefix=fcmp-echo-$$ --lcores=0@1 --vdev=net_memif0,role=server,id=0,socket=$sock.echo" \
+    >/tmp/ferrite-cmp-$$.log 2>&1 &
+  srv=$!
+  for _ in $(seq 1 100); do grep -q "dpdk_echo serving" /tmp/ferrite-cmp-$$.log && break; sleep 0.1; done
+  measure "floor: memif echo, no store" "$(lg_eal "--vdev=net_memif0,role=client,id=0,socket=$sock.echo")" 10.78.0.2 10.78.0.1
+  kill -TERM "$srv"; wait "$srv" 2>/dev/null; srv=""   # timeout passes TERM on to dpdk_echo
+  rm -f "$sock.echo" /tmp/ferrite-cmp-$$.log
+}
 # 1. memif
 [[ " $only " == *" memif "* ]] && {
 start_server --set server.backend=dpdk --set "dpdk.eal_args=$(srv_eal "--vdev=net_memif0,role=server,id=0,socket=$sock")" \
@@ -138,10 +157,14 @@ fi
 k="${peak[ferrited kernel UDP]:-0}"
 m="${peak[memcached 1.6 UDP (peer)]:-0}"
 echo
-echo "| path | peak GET ops/s | ratio to kernel backend | ratio to memcached | p99 at half peak (us) |"
-echo "|---|---|---|---|---|"
-for name in "ferrited DPDK memif" "ferrited DPDK tap" "ferrited kernel UDP" "memcached 1.6 UDP (peer)"; do
-  awk -v n="$name" -v p="${peak[$name]:-0}" -v k="$k" -v m="$m" -v l="${p99half[$name]:-n/a}" \
-    'BEGIN { printf "| %s | %.0f | %s | %s | %s |\n", n, p, (k > 0 ? sprintf("%.2f", p / k) : "n/a"),
-             (m > 0 ? sprintf("%.2f", p / m) : "n/a"), l }'
+f="${p99half[floor: memif echo, no store]:-0}"
+echo "| path | peak GET ops/s | ratio to kernel backend | ratio to memcached | p50 / p99 at half peak (us) | p99 / floor's p99 |"
+echo "|---|---|---|---|---|---|"
+for name in "floor: memif echo, no store" "ferrited DPDK memif" "ferrited DPDK tap" "ferrited kernel UDP" "memcached 1.6 UDP (peer)"; do
+  awk -v n="$name" -v p="${peak[$name]:-0}" -v k="$k" -v m="$m" -v l="${p99half[$name]:-n/a}" -v l50="${p50half[$name]:-n/a}" -v f="$f" \
+    'BEGIN { printf "| %s | %.0f | %s | %s | %s / %s | %s |\n", n, p, (k > 0 ? sprintf("%.2f", p / k) : "n/a"),
+             (m > 0 ? sprintf("%.2f", p / m) : "n/a"), l50, l, (f > 0 && l + 0 > 0 ? sprintf("%.2f", l / f) : "n/a") }'
 done
+echo
+echo "# replies slower than 20 us at half peak, grouped into stall events (dpdk_loadgen --stall-us 20):"
+printf '%s' "$stall_notes"

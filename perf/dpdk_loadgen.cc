@@ -61,6 +61,7 @@ struct Opts {
   std::string mode = "closed";
   unsigned window = 32;
   double rate = 100000;
+  double stall_us = 0;     // --stall-us: 0 = no stall report
   uint64_t keys = 100000;
   std::size_t value = 32;
   double get_ratio = 1.0;
@@ -117,6 +118,9 @@ struct Gen {
   bool measuring = false;
   std::vector<uint64_t> hist = std::vector<uint64_t>(kHistBuckets + 1, 0);
   uint64_t done = 0, hits = 0, misses = 0, lost = 0, sent = 0, errors = 0;
+  // --stall-us: slow replies (scheduled send time, latency) and the
+  // generator's own loop gaps (start, length), in TSC, to tell whose stall it was.
+  std::vector<std::pair<uint64_t, uint64_t>> slow, gaps;
 
   void flush() { (void)perf::tx_all(port, &tx); }
 
@@ -242,6 +246,43 @@ std::string key_of(uint64_t i) {
   return b;
 }
 
+// Groups slow replies into events (sends less than 100 us apart) and prints,
+// to stderr, how many events there were, how long they lasted, how many
+// replies each delayed, and whether the generator itself stalled meanwhile.
+void report_stalls(std::vector<std::pair<uint64_t, uint64_t>> slow, const std::vector<std::pair<uint64_t, uint64_t>>& gaps,
+                   uint64_t t0, uint64_t hz, double thr_us) {
+  auto us = [hz](uint64_t tsc) { return static_cast<double>(tsc) * 1e6 / static_cast<double>(hz); };
+  std::sort(slow.begin(), slow.end());
+  struct Event { uint64_t first, last, worst; std::size_t n; };
+  std::vector<Event> ev;
+  for (const auto& [at, lat] : slow) {
+    if (!ev.empty() && at - ev.back().last < hz / 10000) {
+      ev.back().last = at; ev.back().worst = std::max(ev.back().worst, lat); ++ev.back().n;
+    } else {
+      ev.push_back({at, at, lat, 1});
+    }
+  }
+  double gap_total = 0, gap_max = 0;
+  std::size_t gap_long = 0;
+  for (const auto& [at, len] : gaps) {
+    gap_total += us(len); gap_max = std::max(gap_max, us(len)); gap_long += us(len) > thr_us;
+  }
+  std::fprintf(stderr, "stalls: %zu replies slower than %.0f us in %zu events; generator loop gaps > %.0f us: %zu "
+               "(%zu > %.0f us), %.0f us in all, longest %.0f us\n", slow.size(), thr_us, ev.size(), thr_us / 2, gaps.size(),
+               gap_long, thr_us, gap_total, gap_max);
+  std::sort(ev.begin(), ev.end(), [](const Event& a, const Event& b) { return a.n > b.n; });
+  for (std::size_t i = 0; i < ev.size() && i < 12; ++i) {
+    const Event& e = ev[i];
+    // The generator's longest own gap overlapping the event.
+    double own = 0;
+    for (const auto& [at, len] : gaps) {
+      if (at + len >= e.first && at <= e.last + e.worst) own = std::max(own, us(len));
+    }
+    std::fprintf(stderr, "  at %.6f s: %zu replies over %.0f us, worst %.0f us, generator's own gap %.0f us\n",
+                 us(e.first - t0) / 1e6, e.n, us(e.last - e.first), us(e.worst), own);
+  }
+}
+
 int die(const std::string& m) {
   std::fprintf(stderr, "dpdk_loadgen: %s\n", m.c_str());
   return 1;
@@ -268,6 +309,8 @@ int main(int argc, char** argv) {
   app.add_option("--get-ratio", o.get_ratio);
   app.add_option("--seconds", o.seconds)->check(CLI::Range(0.1, 120.0));
   app.add_option("--max-requests", o.max_requests);
+  app.add_option("--stall-us", o.stall_us,
+                 "report replies slower than this (grouped into stall events) and the generator's own loop gaps");
   app.add_flag("!--no-preload", o.preload, "skip the SET of every key before measuring");
   app.add_option("--protocol", o.protocol, "native | memcached (UDP, for the memcached peer)")
       ->check(CLI::IsMember({"native", "memcached"}));
@@ -392,6 +435,7 @@ int main(int argc, char** argv) {
   g.slots.resize(1 << 16);
   std::string key;
   proto::RequestOp op;
+  const uint64_t stall_tsc = static_cast<uint64_t>(o.stall_us * static_cast<double>(hz) / 1e6);
   auto issue = [&](uint64_t stamp) -> bool {
     key = key_of(g.rng() % o.keys);
     op = proto::RequestOp{};
@@ -428,6 +472,7 @@ int main(int argc, char** argv) {
     if (!g.measuring) return;
     ++g.done;
     g.record(lat);
+    if (stall_tsc != 0 && lat > stall_tsc && g.slow.size() < (1u << 22)) g.slow.emplace_back(now() - lat, lat);
     if (g.memcached) {
       const std::string_view text(reinterpret_cast<const char*>(payload.data()), payload.size());
       if (text.starts_with("VALUE") || text.starts_with("STORED")) {
@@ -457,9 +502,13 @@ int main(int argc, char** argv) {
   const uint64_t measure_from = start + static_cast<uint64_t>(o.warmup * static_cast<double>(hz));
   const uint64_t end = measure_from + static_cast<uint64_t>(o.seconds * static_cast<double>(hz));
   const uint64_t timeout = hz / 10;
-  uint64_t next_send = start, last_scan = start, issued = 0;
+  uint64_t next_send = start, last_scan = start, issued = 0, last_t = start;
   while (true) {
     const uint64_t t = now();
+    if (stall_tsc != 0 && g.measuring && t - last_t > stall_tsc / 2 && g.gaps.size() < (1u << 22)) {
+      g.gaps.emplace_back(last_t, t - last_t);
+    }
+    last_t = t;
     if (t >= end || issued >= o.max_requests) break;
     if (!g.measuring && t >= measure_from) g.measuring = true;
     if (open) {
@@ -499,6 +548,7 @@ int main(int argc, char** argv) {
               o.label.c_str(), o.mode.c_str(), ops, g.percentile(0.50), g.percentile(0.99), g.percentile(0.999),
               static_cast<unsigned long long>(g.lost), static_cast<unsigned long long>(g.misses));
   std::fflush(stdout);
+  if (stall_tsc != 0) report_stalls(g.slow, g.gaps, measure_from, hz, o.stall_us);
   perf::close_port_and_eal(g.port, o.eal);
   return 0;
 }

@@ -123,6 +123,7 @@ struct Engine::WorkerState {
     std::chrono::steady_clock::time_point started;
   };
   std::unordered_map<PeerKey, Partial, PeerKeyHash> partial;
+  std::chrono::steady_clock::time_point last_sweep{};
   // Recent replies for retries: a direct-mapped cache of dup_window slots
   // keyed by (source, request id). A slot's buffer keeps its capacity, so
   // remembering a reply allocates nothing once the cache is warm; a newer
@@ -166,6 +167,12 @@ void Engine::on_idle(unsigned worker) {
   WorkerState& ws = *workers_[worker];
   ws.worker->quiesce();
   const auto now = std::chrono::steady_clock::now();
+  if (opts_.idle_sweep_slots != 0 && now - ws.last_sweep >= opts_.idle_sweep_interval) {
+    ws.last_sweep = now;
+    const uint64_t n = idx_.sweep_expired(opts_.idle_sweep_slots, /*wait=*/false);
+    ws.stats->idle_sweep_steps.fetch_add(1, std::memory_order_relaxed);
+    ws.stats->idle_sweep_expired.fetch_add(n, std::memory_order_relaxed);
+  }
   for (auto it = ws.partial.begin(); it != ws.partial.end();) {
     if (now - it->second.started > std::chrono::seconds(1)) {
       ws.stats->drop_partial_evicted.fetch_add(1, std::memory_order_relaxed);
@@ -441,6 +448,8 @@ std::string Engine::stats_text() const {
   line("drop_bad_header", sum(&EngineStats::drop_bad_header));
   line("drop_bad_fragment", sum(&EngineStats::drop_bad_fragment));
   line("drop_partial_evicted", sum(&EngineStats::drop_partial_evicted));
+  line("idle_sweep_steps", sum(&EngineStats::idle_sweep_steps));
+  line("idle_sweep_expired", sum(&EngineStats::idle_sweep_expired));
   line("malformed", sum(&EngineStats::malformed));
   line("unknown_opcode", sum(&EngineStats::unknown_opcode));
   line("too_large", sum(&EngineStats::too_large));

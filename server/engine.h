@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,6 +44,12 @@ struct EngineOptions {
   std::size_t max_datagram = proto::kDefaultDatagram;
   std::size_t dup_window = 4096;    // remembered replies per worker (direct-mapped slots)
   std::size_t max_partial = 64;     // incomplete fragmented messages per worker
+  // Expiry sweep in the workers' idle time (DPDK: nothing else may run on a
+  // polling core): an idle worker sweeps this many index slots at most once
+  // per idle_sweep_interval, a step of a few microseconds. 0 = off (the
+  // server's housekeeping thread sweeps instead).
+  uint32_t idle_sweep_slots = 0;
+  std::chrono::microseconds idle_sweep_interval{1000};
 };
 
 struct alignas(kCacheLine) EngineStats {
@@ -50,6 +57,7 @@ struct alignas(kCacheLine) EngineStats {
   std::atomic<uint64_t> drop_not_allowed{0}, drop_bad_header{0}, drop_bad_fragment{0}, drop_partial_evicted{0};
   std::atomic<uint64_t> malformed{0}, unknown_opcode{0}, too_large{0}, out_of_memory{0};
   std::atomic<uint64_t> cookie_replies{0}, duplicates{0}, replies{0};
+  std::atomic<uint64_t> idle_sweep_steps{0}, idle_sweep_expired{0};
 };
 
 class Engine : public net::PacketHandler {
