@@ -64,6 +64,12 @@ void remove_dpdk_runtime_dir(const std::string& dir) {
 
 namespace {
 
+// A worker's counters have one writer (the worker): a relaxed load and store
+// instead of a locked read-modify-write per packet; readers see whole values.
+inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 constexpr unsigned kMaxTxRetries = 256;  // zero-progress tx_burst calls before unsent replies are dropped
 constexpr std::size_t kMaxNeighbors = 1 << 16;
 
@@ -450,9 +456,9 @@ void DpdkBackend::Impl::run(unsigned w) {
     while (sent < tx.size()) {
       const uint16_t n = static_cast<uint16_t>(std::min<std::size_t>(tx.size() - sent, burst));
       const uint16_t k = rte_eth_tx_burst(port, q, tx.data() + sent, n);
-      for (uint16_t i = 0; i < k; ++i) st.tx_bytes.fetch_add(tx[sent + i]->pkt_len, std::memory_order_relaxed);
+      for (uint16_t i = 0; i < k; ++i) bump(st.tx_bytes, tx[sent + i]->pkt_len);
       sent += k;
-      st.tx_packets.fetch_add(k, std::memory_order_relaxed);
+      bump(st.tx_packets, k);
       if (k == 0) {
         if (++stalls > kMaxTxRetries) break;
         rte_pause();
@@ -462,7 +468,7 @@ void DpdkBackend::Impl::run(unsigned w) {
     }
     if (sent < tx.size()) {
       // Counted and dropped: UDP promises no delivery, the client retries.
-      st.tx_dropped.fetch_add(tx.size() - sent, std::memory_order_relaxed);
+      bump(st.tx_dropped, tx.size() - sent);
       rte_pktmbuf_free_bulk(tx.data() + sent, static_cast<unsigned>(tx.size() - sent));
     }
     tx.clear();
@@ -493,23 +499,23 @@ void DpdkBackend::Impl::run(unsigned w) {
         frame::Mac dst{};
         std::memcpy(dst.data(), rte_pktmbuf_mtod_offset(mb, uint8_t*, 6), 6);
         fill_udp(mb, dst, peer, b, src_port);
-        st.reply_reused.fetch_add(1, std::memory_order_relaxed);
+        bump(st.reply_reused, 1);
         tx.push_back(mb);
         continue;
       }
       auto it = neighbors.find(peer.sin_addr.s_addr);
       if (it == neighbors.end()) {
-        st.tx_no_neighbor.fetch_add(1, std::memory_order_relaxed);
+        bump(st.tx_no_neighbor, 1);
         continue;
       }
       mb = rte_pktmbuf_alloc(pool);
       if (mb == nullptr || rte_pktmbuf_tailroom(mb) < frame::kUdpHeaders + b.size()) {
         if (mb != nullptr) rte_pktmbuf_free(mb);
-        st.tx_nombuf.fetch_add(1, std::memory_order_relaxed);
+        bump(st.tx_nombuf, 1);
         continue;
       }
       fill_udp(mb, it->second, peer, b, src_port);
-      st.reply_allocated.fetch_add(1, std::memory_order_relaxed);
+      bump(st.reply_allocated, 1);
       tx.push_back(mb);
       if (tx.size() >= 4 * static_cast<std::size_t>(burst)) send();  // long replies: keep mbufs flowing
     }
@@ -529,15 +535,15 @@ void DpdkBackend::Impl::run(unsigned w) {
       continue;
     }
     idle = 0;
-    st.bursts.fetch_add(1, std::memory_order_relaxed);
-    st.rx_packets.fetch_add(n, std::memory_order_relaxed);
+    bump(st.bursts, 1);
+    bump(st.rx_packets, n);
     in.clear();
     held.clear();
     in2.clear();
     held2.clear();
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* mb = rx[i];
-      st.rx_bytes.fetch_add(mb->pkt_len, std::memory_order_relaxed);
+      bump(st.rx_bytes, mb->pkt_len);
       frame::Parsed p;
       if (mb->nb_segs != 1) {
         p.drop = frame::Drop::kTruncated;  // scattered RX is off: a frame larger than one mbuf is cut
@@ -563,24 +569,24 @@ void DpdkBackend::Impl::run(unsigned w) {
           mb->pkt_len = static_cast<uint32_t>(p.reply_len);
           mb->ol_flags = 0;
           tx.push_back(mb);
-          (p.arp ? st.arp_replies : st.icmp_echo_replies).fetch_add(1, std::memory_order_relaxed);
+          bump((p.arp ? st.arp_replies : st.icmp_echo_replies), 1);
           break;
         case frame::Kind::kDrop:
           learn(p);  // e.g. a gratuitous ARP
-          st.drops[static_cast<std::size_t>(p.drop)].fetch_add(1, std::memory_order_relaxed);
+          bump(st.drops[static_cast<std::size_t>(p.drop)], 1);
           rte_pktmbuf_free(mb);
           break;
       }
     }
     if (!in.empty()) {
-      st.rx_datagrams.fetch_add(in.size(), std::memory_order_relaxed);
+      bump(st.rx_datagrams, in.size());
       out.clear();
       handler->on_burst(w, std::span<const Datagram>(in.data(), in.size()), out);
       // on_burst() returned: the effects are durable, replies may leave.
       reply_all(in, held, out, local.port);
     }
     if (!in2.empty()) {
-      st.rx_datagrams.fetch_add(in2.size(), std::memory_order_relaxed);
+      bump(st.rx_datagrams, in2.size());
       out2.clear();
       handler2->on_burst(w, std::span<const Datagram>(in2.data(), in2.size()), out2);
       reply_all(in2, held2, out2, local.port2);

@@ -72,6 +72,12 @@ uint32_t absolute_exptime(uint32_t e, uint64_t now) {
 
 constexpr uint8_t kNoOverride = 0xff;
 
+// EngineStats are per worker, written by that worker only: a relaxed load and
+// store instead of a locked read-modify-write; readers see whole values.
+inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
 }  // namespace
 
 StatusOr<Cidr> parse_cidr(const std::string& s) {
@@ -175,12 +181,12 @@ void Engine::on_idle(unsigned worker) {
   if (opts_.idle_sweep_slots != 0 && now - ws.last_sweep >= opts_.idle_sweep_interval) {
     ws.last_sweep = now;
     const uint64_t n = idx_.sweep_expired(opts_.idle_sweep_slots, /*wait=*/false);
-    ws.stats->idle_sweep_steps.fetch_add(1, std::memory_order_relaxed);
-    ws.stats->idle_sweep_expired.fetch_add(n, std::memory_order_relaxed);
+    bump(ws.stats->idle_sweep_steps, 1);
+    bump(ws.stats->idle_sweep_expired, n);
   }
   for (auto it = ws.partial.begin(); it != ws.partial.end();) {
     if (now - it->second.started > std::chrono::seconds(1)) {
-      ws.stats->drop_partial_evicted.fetch_add(1, std::memory_order_relaxed);
+      bump(ws.stats->drop_partial_evicted, 1);
       it = ws.partial.erase(it);
     } else {
       ++it;
@@ -205,14 +211,14 @@ void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQue
   bool allowed = false;
   for (const Cidr& c : opts_.allow) allowed = allowed || c.contains(ip);
   if (!allowed) {
-    st.drop_not_allowed.fetch_add(1, std::memory_order_relaxed);
+    bump(st.drop_not_allowed, 1);
     return;  // unknown sources get nothing back
   }
   proto::Header h;
   std::span<const uint8_t> payload;
   if (proto::decode_header(d.payload, &h, &payload) != Result::kOk ||
       (h.type != proto::MsgType::kRequest && h.type != proto::MsgType::kHello)) {
-    st.drop_bad_header.fetch_add(1, std::memory_order_relaxed);
+    bump(st.drop_bad_header, 1);
     return;
   }
   const uint64_t cookie = cookie_for(d.peer);
@@ -223,13 +229,13 @@ void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQue
     r.request_id = h.request_id;
     r.cookie = cookie;
     proto::encode_header(r, out.add(d.peer, proto::kHeaderSize));
-    st.cookie_replies.fetch_add(1, std::memory_order_relaxed);
+    bump(st.cookie_replies, 1);
     return;
   }
   const PeerKey key{peer_addr(d.peer), h.request_id};
   if (const std::vector<uint8_t>* remembered = ws.find_reply(key)) {
     // A retry of a request we already executed: answer from memory.
-    st.duplicates.fetch_add(1, std::memory_order_relaxed);
+    bump(st.duplicates, 1);
     if (h.frag_index == 0) {
       proto::Header r;
       r.type = proto::MsgType::kResponse;
@@ -249,7 +255,7 @@ void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQue
     if (ws.partial.size() > opts_.max_partial) {
       // Bounded memory: refuse new fragmented messages beyond the limit.
       ws.partial.erase(it);
-      st.drop_partial_evicted.fetch_add(1, std::memory_order_relaxed);
+      bump(st.drop_partial_evicted, 1);
       return;
     }
     it->second.started = std::chrono::steady_clock::now();
@@ -257,7 +263,7 @@ void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQue
   Result r = it->second.r.add(h, payload);
   if (r == Result::kRetry) return;
   if (r != Result::kOk) {
-    st.drop_bad_fragment.fetch_add(1, std::memory_order_relaxed);
+    bump(st.drop_bad_fragment, 1);
     ws.partial.erase(it);
     return;
   }
@@ -273,7 +279,7 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
   (void)request_bytes;
   (void)out;
   EngineStats& st = *ws.stats;
-  st.requests.fetch_add(1, std::memory_order_relaxed);
+  bump(st.requests, 1);
   Message m;
   m.peer = peer;
   m.hdr = h;
@@ -285,7 +291,7 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
     const Message& o = ws.msgs[i];
     if (o.dup_of < 0 && o.hdr.request_id == h.request_id && peer_addr(o.peer) == key.addr) {
       m.dup_of = static_cast<int>(i);
-      st.duplicates.fetch_add(1, std::memory_order_relaxed);
+      bump(st.duplicates, 1);
       ws.msgs.push_back(m);
       return;
     }
@@ -303,14 +309,14 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
     WorkerState::Entry e{rop.opcode, rop.op_flags, static_cast<uint16_t>(rd.index() - 1), kNoOverride, -1, 0};
     if (next == proto::RequestReader::Next::kUnknownOpcode) {
       e.override_status = static_cast<uint8_t>(Status::kUnknownOpcode);
-      st.unknown_opcode.fetch_add(1, std::memory_order_relaxed);
+      bump(st.unknown_opcode, 1);
       ws.entries.push_back(e);
       break;  // the rest of the message is not executed
     }
-    st.ops.fetch_add(1, std::memory_order_relaxed);
+    bump(st.ops, 1);
     if (next == proto::RequestReader::Next::kTooLarge) {
       e.override_status = static_cast<uint8_t>(Status::kTooLarge);
-      st.too_large.fetch_add(1, std::memory_order_relaxed);
+      bump(st.too_large, 1);
     } else if (rop.opcode == Opcode::kStats || rop.opcode == Opcode::kNoop || rop.opcode == Opcode::kScan) {
       e.override_status = static_cast<uint8_t>(Status::kOk);
       e.arg = rop.arg;
@@ -335,7 +341,7 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
     // Nothing of a malformed message is executed.
     ws.ops.resize(ops_before);
     ws.entries.resize(m.first);
-    st.malformed.fetch_add(1, std::memory_order_relaxed);
+    bump(st.malformed, 1);
   }
   m.count = ws.entries.size() - m.first;
   ws.msgs.push_back(m);
@@ -398,16 +404,16 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
         const index::Op& op = ws.ops[static_cast<std::size_t>(e.op)];
         rop.status = to_status(op.result);
         rop.version = op.out_version;
-        if (op.result == Result::kNoSpace) st.out_of_memory.fetch_add(1, std::memory_order_relaxed);
+        if (op.result == Result::kNoSpace) bump(st.out_of_memory, 1);
         if (op.code == index::OpCode::kGet) {
-          st.gets.fetch_add(1, std::memory_order_relaxed);
-          (op.result == Result::kOk ? st.hits : st.misses).fetch_add(1, std::memory_order_relaxed);
+          bump(st.gets, 1);
+          bump(op.result == Result::kOk ? st.hits : st.misses);
           if (op.result == Result::kOk) {
             rop.value = ws.values[static_cast<std::size_t>(e.op)];
             rop.client_flags = op.out_flags;
           }
         } else {
-          st.writes.fetch_add(1, std::memory_order_relaxed);
+          bump(st.writes, 1);
           if ((op.code == index::OpCode::kIncr || op.code == index::OpCode::kDecr) && op.result == Result::kOk) {
             num = std::to_string(op.out_number);
             rop.value = num;
@@ -419,7 +425,7 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
     }
     proto::fragment(r, ws.body, opts_.max_datagram, &ws.scratch,
                     [&](std::span<const uint8_t> dg) { out.push(m.peer, dg); });
-    st.replies.fetch_add(1, std::memory_order_relaxed);
+    bump(st.replies, 1);
     // Remember the reply for retries (bounded window; huge replies are not
     // kept: re-executing a read is harmless, and writes reply small).
     if (ws.body.size() <= 65536 && !ws.replies.empty()) {
