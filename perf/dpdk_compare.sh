@@ -74,7 +74,7 @@ run_lg() {  # label eal ip server_ip mode extra...
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" | head -1; }
 
 echo "# command: sudo perf/dpdk_compare.sh $* (keys=$keys value=$value bytes, GET only, ${secs}s per row; $(nproc) CPUs)"
-echo "# server worker on CPU 1, generator on CPU 0; open loop at half the closed-loop peak"
+echo "# server worker on CPU 1, generator on CPU 0; open loop at half the closed-loop peak (the floor row: at ferrited memif's half peak)"
 echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (busy-poll numbers need idle cores)"
 [ -x "$build/perf/cpu_gaps" ] && "$build/perf/cpu_gaps" --cpus 0,1 --seconds 2 | sed 's/^/# /'
 echo
@@ -89,6 +89,7 @@ measure() {  # name eal ip sip
   echo "$out" | grep '^|'
   peak[$name]="$(echo "$out" | grep RESULT | field ops_per_s)"
   rate="$(awk -v p="${peak[$name]:-0}" 'BEGIN { printf "%d", p / 2 }')"
+  [ "${FLOOR_RATE:-0}" -gt 0 ] && rate="$FLOOR_RATE"
   if [ "${rate:-0}" -gt 0 ]; then
     out="$(run_lg "$name" "$eal" "$ip" "$sip" --mode open --rate "$rate" --no-preload --stall-us 20 "$@")"
     echo "$out" | grep '^|'
@@ -102,17 +103,6 @@ lg_eal() { echo "--no-huge -m 256 --no-shconf --no-pci --file-prefix=fcmp-lg-$$ 
 srv_eal() { echo "[\"--no-huge\", \"-m\", \"512\", \"--no-shconf\", \"--no-pci\", \"--file-prefix=fcmp-srv-$$\", \"--lcores=0@0,1@1\", \"$1\"]"; }
 
 only="${ONLY:-floor memif tap kernel memcached}"   # e.g. ONLY="floor memif" for the memif rows
-# 0. the floor: a storeless responder on memif, the generator's CPU and port as for ferrited
-[[ " $only " == *" floor "* ]] && [ -x "$echo_bin" ] && {
-  timeout -s KILL $((secs * 4 + 120)) ip netns exec "$ns" "$echo_bin" --seconds $((secs * 3 + 60)) --ip 10.78.0.1 \
-    --value "$value" --eal "--no-huge -m 256 --no-shconf --no-pci --file-prefix=fcmp-echo-$$ --lcores=0@1 --vdev=net_memif0,role=server,id=0,socket=$sock.echo" \
-    >/tmp/ferrite-cmp-$$.log 2>&1 &
-  srv=$!
-  for _ in $(seq 1 100); do grep -q "dpdk_echo serving" /tmp/ferrite-cmp-$$.log && break; sleep 0.1; done
-  measure "floor: memif echo, no store" "$(lg_eal "--vdev=net_memif0,role=client,id=0,socket=$sock.echo")" 10.78.0.2 10.78.0.1
-  kill -TERM "$srv"; wait "$srv" 2>/dev/null; srv=""   # timeout passes TERM on to dpdk_echo
-  rm -f "$sock.echo" /tmp/ferrite-cmp-$$.log
-}
 # 1. memif
 [[ " $only " == *" memif "* ]] && {
 start_server --set server.backend=dpdk --set "dpdk.eal_args=$(srv_eal "--vdev=net_memif0,role=server,id=0,socket=$sock")" \
@@ -121,6 +111,19 @@ measure "ferrited DPDK memif" "$(lg_eal "--vdev=net_memif0,role=client,id=0,sock
 stop_server
 }
 
+# 1b. the floor: a storeless responder on memif, the generator's CPU and port as for ferrited;
+#     open loop at ferrited memif's half-peak rate (FLOOR_RATE), so both rows see the same offered load
+[[ " $only " == *" floor "* ]] && [ -x "$echo_bin" ] && {
+  timeout -s KILL $((secs * 4 + 120)) ip netns exec "$ns" "$echo_bin" --seconds $((secs * 3 + 60)) --ip 10.78.0.1 \
+    --value "$value" --eal "--no-huge -m 256 --no-shconf --no-pci --file-prefix=fcmp-echo-$$ --lcores=0@1 --vdev=net_memif0,role=server,id=0,socket=$sock.echo" \
+    >/tmp/ferrite-cmp-$$.log 2>&1 &
+  srv=$!
+  for _ in $(seq 1 100); do grep -q "dpdk_echo serving" /tmp/ferrite-cmp-$$.log && break; sleep 0.1; done
+  FLOOR_RATE="$(awk -v p="${peak[ferrited DPDK memif]:-0}" 'BEGIN { printf "%d", p / 2 }')" \
+  measure "floor: memif echo, no store" "$(lg_eal "--vdev=net_memif0,role=client,id=0,socket=$sock.echo")" 10.78.0.2 10.78.0.1
+  kill -TERM "$srv"; wait "$srv" 2>/dev/null; srv=""   # timeout passes TERM on to dpdk_echo
+  rm -f "$sock.echo" /tmp/ferrite-cmp-$$.log
+}
 # 2. tap
 [[ " $only " == *" tap "* ]] && {
 start_server --set server.backend=dpdk --set "dpdk.eal_args=$(srv_eal "--vdev=net_tap0,iface=fcmptap")" \
