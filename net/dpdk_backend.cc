@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "net/dpdk_guard.h"
 
 namespace ferrite::net {
 
@@ -167,6 +168,7 @@ Status DpdkBackend::Impl::init_port() {
     return Status::io_error(fmt::format("dpdk: port {}: cannot read device info ({})", port, rte_strerror(-r)));
   }
   driver = info.driver_name != nullptr ? info.driver_name : "?";
+  dpdk_guard::enable_for_driver(info.driver_name);  // net_memif unmaps its rings under the pollers
   const unsigned q = opts.workers;
   if (info.max_rx_queues < q || info.max_tx_queues < q) {
     return Status::invalid_argument(fmt::format(
@@ -339,6 +341,9 @@ std::string DpdkBackend::stats_text() const {
     line("dpdk_link_up", link.link_status);
     line("dpdk_link_speed_mbps", link.link_speed);
   }
+  // net/dpdk_guard.h: munmap()s (a memif peer leaving) that waited for a worker's burst call.
+  line("dpdk_guard_enabled", dpdk_guard::enabled() ? 1 : 0);
+  line("dpdk_guard_waited_unmaps", dpdk_guard::waited_unmaps());
   rte_eth_stats ps{};
   if (rte_eth_stats_get(m.port, &ps) == 0) {
     line("dpdk_port_ipackets", ps.ipackets);
@@ -455,7 +460,7 @@ void DpdkBackend::Impl::run(unsigned w) {
     unsigned stalls = 0;
     while (sent < tx.size()) {
       const uint16_t n = static_cast<uint16_t>(std::min<std::size_t>(tx.size() - sent, burst));
-      const uint16_t k = rte_eth_tx_burst(port, q, tx.data() + sent, n);
+      const uint16_t k = dpdk_guard::tx_burst(port, q, tx.data() + sent, n);
       for (uint16_t i = 0; i < k; ++i) bump(st.tx_bytes, tx[sent + i]->pkt_len);
       sent += k;
       bump(st.tx_packets, k);
@@ -525,7 +530,7 @@ void DpdkBackend::Impl::run(unsigned w) {
   };
 
   while (!stop.load(std::memory_order_relaxed)) {
-    const uint16_t n = rte_eth_rx_burst(port, q, rx.data(), static_cast<uint16_t>(burst));
+    const uint16_t n = dpdk_guard::rx_burst(port, q, rx.data(), static_cast<uint16_t>(burst));
     if (n == 0) {
       handler->on_idle(w);
       if (handler2 != nullptr) handler2->on_idle(w);

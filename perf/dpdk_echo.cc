@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "net/frame.h"
+#include "net/dpdk_guard.h"
 #include "perf/dpdk_port.h"
 #include "proto/native.h"
 
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
   const uint64_t end = rte_rdtsc() + static_cast<uint64_t>(seconds * static_cast<double>(rte_get_tsc_hz()));
   rte_mbuf* rx[32];
   while (rte_rdtsc() < end) {
-    const uint16_t n = rte_eth_rx_burst(port_id, 0, rx, 32);
+    const uint16_t n = net::dpdk_guard::rx_burst(port_id, 0, rx, 32);
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = rx[i];
       uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);

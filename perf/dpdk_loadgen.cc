@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "net/frame.h"
+#include "net/dpdk_guard.h"
 #include "perf/dpdk_port.h"
 #include "proto/native.h"
 
@@ -190,7 +191,7 @@ struct Gen {
   template <typename F>
   unsigned poll(F&& on_reply) {
     rte_mbuf* rx[64];
-    const uint16_t n = rte_eth_rx_burst(port, 0, rx, 64);
+    const uint16_t n = net::dpdk_guard::rx_burst(port, 0, rx, 64);
     for (uint16_t i = 0; i < n; ++i) {
       uint8_t* f = rte_pktmbuf_mtod(rx[i], uint8_t*);
       // Checksums: a generator trusts the wire (veth/af_packet may carry partial ones).

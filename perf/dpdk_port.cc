@@ -1,5 +1,6 @@
 // DPDK port setup shared by perf's DPDK generators (see dpdk_port.h).
 #include "perf/dpdk_port.h"
+#include "net/dpdk_guard.h"
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -33,6 +34,8 @@ StatusOr<DpdkPort> open_port(uint16_t id, const std::string& mac, const char* po
   p.pool = rte_pktmbuf_pool_create(pool_name, 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
   if (p.pool == nullptr) return Status::io_error("mbuf pool");
   rte_eth_conf conf{};
+  rte_eth_dev_info info{};
+  if (rte_eth_dev_info_get(id, &info) == 0) net::dpdk_guard::enable_for_driver(info.driver_name);
   if (rte_eth_dev_configure(id, 1, 1, &conf) != 0) return Status::io_error("port configure");
   uint16_t nrx = 1024, ntx = 1024;
   (void)rte_eth_dev_adjust_nb_rx_tx_desc(id, &nrx, &ntx);
@@ -72,7 +75,7 @@ std::size_t tx_all(uint16_t port, std::vector<rte_mbuf*>* tx) {
   std::size_t off = 0;
   unsigned stalls = 0;
   while (off < tx->size() && stalls < 100000) {
-    const uint16_t k = rte_eth_tx_burst(port, 0, tx->data() + off, static_cast<uint16_t>(tx->size() - off));
+    const uint16_t k = net::dpdk_guard::tx_burst(port, 0, tx->data() + off, static_cast<uint16_t>(tx->size() - off));
     off += k;
     stalls = k == 0 ? stalls + 1 : 0;
   }

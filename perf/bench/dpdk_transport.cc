@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "net/frame.h"
+#include "net/dpdk_guard.h"
 #include "perf/dpdk_port.h"
 
 namespace ferrite::bench {
@@ -92,7 +93,7 @@ class DpdkUdp final : public Transport {
   std::span<const RxDatagram> recv(std::size_t max) override {
     release();
     rte_mbuf* rx[kBurst];
-    const uint16_t n = rte_eth_rx_burst(port_.id, 0, rx, static_cast<uint16_t>(std::min(max, kBurst)));
+    const uint16_t n = net::dpdk_guard::rx_burst(port_.id, 0, rx, static_cast<uint16_t>(std::min(max, kBurst)));
     for (uint16_t i = 0; i < n; ++i) {
       uint8_t* f = rte_pktmbuf_mtod(rx[i], uint8_t*);
       const std::size_t len = rx[i]->data_len;
