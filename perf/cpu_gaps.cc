@@ -2,12 +2,14 @@
 // per given CPU spins reading the TSC; every jump longer than --min-us is a
 // gap in which the thread did not run: an interrupt, a kernel thread, or the
 // hypervisor running something else on the vCPU (invisible to the guest's
-// scheduler). Polling servers and generators lose the same time, so gaps
+// scheduler). The thread's involuntary context switches tell the two apart:
+// gaps far more numerous than those are not the guest's doing. Polling servers and generators lose the same time, so gaps
 // longer than a latency target bound that target's percentile from below.
 //
 //   cpu_gaps --cpus 0,1 --seconds 3      (perf/dpdk_compare.sh prints it before its rows)
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <x86intrin.h>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +24,7 @@ namespace {
 
 struct Result {
   uint64_t gaps = 0, over20 = 0, over100 = 0, over1000 = 0;
+  long preempted = 0;  // involuntary context switches: the guest scheduler ran something else
   double total_us = 0, max_us = 0;
 };
 
@@ -47,6 +50,8 @@ Result spin(int cpu, double seconds, double min_us, double hz) {
     }
     prev = c;
   }
+  rusage ru{};
+  if (getrusage(RUSAGE_THREAD, &ru) == 0) r.preempted = ru.ru_nivcsw;
   return r;
 }
 
@@ -77,10 +82,10 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < cpus.size(); ++i) {
     const Result& r = res[i];
     std::printf("cpu_gaps: CPU %d: %.2f%% of %.0f s lost in %llu gaps > %.0f us (%.0f/s > 20 us, %.0f/s > 100 us, "
-                "%llu > 1 ms), longest %.0f us\n",
+                "%llu > 1 ms), longest %.0f us; preempted by the guest scheduler %ld times\n",
                 cpus[i], r.total_us / (seconds * 1e4), seconds, static_cast<unsigned long long>(r.gaps), min_us,
                 static_cast<double>(r.over20) / seconds, static_cast<double>(r.over100) / seconds,
-                static_cast<unsigned long long>(r.over1000), r.max_us);
+                static_cast<unsigned long long>(r.over1000), r.max_us, r.preempted);
   }
   return 0;
 }
