@@ -45,6 +45,32 @@ bool parse_u64(std::string_view v, uint64_t* out) noexcept {
 
 bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
 
+// Expected-version compare of a conditional write (Op::cas != 0; index.h).
+// cur: the live record the op would replace (null if the key is absent).
+// Returns kOk if the op may go on, else its result.
+//
+// Atomicity invariant: the compare is decided against the record named by
+// the slot word lk.value that plan() read, and the write becomes visible
+// only by the W2 CAS of that slot from exactly lk.value to the new word
+// (try_publish). Records are immutable, a slot never returns to an earlier
+// word (every write names a new record or sets the tombstone bit; a log
+// offset is reused only after a QSBR grace period, which cannot end while
+// this worker is inside execute()), so a CAS that succeeds proves that the
+// compared record was still the key's current one at the instant the write
+// was published: no write by another worker can fall between compare and
+// write. If the CAS fails, the op is decided again against the new slot
+// word (publish_all), which re-runs this compare. A relocation by the
+// cleaner keeps the version, so it only costs a retry. Durability is that of
+// any write: the new record is fenced (P1) before the CAS, the slot after
+// (P2), before the caller can reply.
+Result check_expected(const Op& op, const RecordHeader* cur) noexcept {
+  if (op.code == OpCode::kGet || op.code == OpCode::kAdd) return Result::kOk;
+  if (op.cas == 0 && op.code != OpCode::kCas) return Result::kOk;  // kCas always compares
+  if (cur == nullptr) return Result::kNotFound;
+  if (cur->version != op.cas) return Result::kCasMismatch;
+  return Result::kOk;
+}
+
 }  // namespace
 
 Worker::State::State(IndexImpl& idx, unsigned id)
@@ -92,6 +118,11 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
   if (cur != nullptr && expired(cur, t)) cur = nullptr;
   note_read(lk, h);
+  if (Result c = check_expected(op, cur); c != Result::kOk) {  // kCas included
+    op.result = c;
+    if (c == Result::kCasMismatch) op.out_version = cur->version;
+    return Plan::kDone;
+  }
   auto write = [&](RecordKind kind, std::string_view v1, std::string_view v2, uint32_t flags, uint32_t exp) {
     const RecordHeader* r = append(kind, op.key, v1, v2, flags, exp);
     if (r == nullptr) {
@@ -141,16 +172,7 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
       if (op.code == OpCode::kAppend) return write(RecordKind::kValue, cur->value(), op.value, cur->client_flags, cur->expiry);
       return write(RecordKind::kValue, op.value, cur->value(), cur->client_flags, cur->expiry);
     }
-    case OpCode::kCas:
-      if (cur == nullptr) {
-        op.result = Result::kNotFound;
-        return Plan::kDone;
-      }
-      if (cur->version != op.cas) {
-        op.result = Result::kCasMismatch;
-        op.out_version = cur->version;
-        return Plan::kDone;
-      }
+    case OpCode::kCas:  // compared by check_expected above
       return write(RecordKind::kValue, op.value, {}, op.flags, op.exptime);
     case OpCode::kIncr:
     case OpCode::kDecr: {
@@ -261,11 +283,17 @@ void Worker::State::publish_all() noexcept {
           switch (op.code) {
             case OpCode::kAdd: ok = cur == nullptr; if (!ok) { op.result = Result::kExists; op.out_version = cur->version; } break;
             case OpCode::kReplace: ok = cur != nullptr; if (!ok) op.result = Result::kNotStored; break;
-            case OpCode::kCas:
-              ok = cur != nullptr && cur->version == op.cas;
-              if (!ok) op.result = cur == nullptr ? Result::kNotFound : Result::kCasMismatch;
-              break;
             default: break;
+          }
+          // The expected version (kCas, and kSet / kReplace with cas != 0)
+          // is compared again against the new record: the CAS below then
+          // publishes only if it is still current (check_expected).
+          if (ok) {
+            if (Result c = check_expected(op, cur); c != Result::kOk) {
+              ok = false;
+              op.result = c;
+              if (c == Result::kCasMismatch) op.out_version = cur->version;
+            }
           }
           note_read(lk, st.h);
           if (!ok) {

@@ -406,6 +406,11 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
   inc(cx.stats_.cmd_meta);
   inc(cx.stats_.cmd_set);
   index::Op op;
+  // C is compared by the index in the same step that publishes the write
+  // (index.h, Op::cas), as memcached 1.6.18 does it per mode: S and R compare
+  // (C0 too: EX if present, NF if absent); A and P compare unless C0 (absent:
+  // NS); E ignores C (it stores only when there is nothing to compare).
+  const bool append_mode = r.mode == MetaMode::kAppend || r.mode == MetaMode::kPrepend;
   switch (r.mode) {
     case MetaMode::kAdd: op.code = index::OpCode::kAdd; break;
     case MetaMode::kAppend: op.code = index::OpCode::kAppend; break;
@@ -417,13 +422,13 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
   op.value = r.data;
   op.flags = r.client_flags;
   op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
-  op.cas = r.cas;
+  op.cas = r.mode == MetaMode::kAdd ? 0 : r.cas;
   const Result res = cx.worker_->execute_one(op);
   std::string_view code;
   switch (res) {
     case Result::kOk: code = "HD"; break;
     case Result::kExists: case Result::kNotStored: code = "NS"; break;
-    case Result::kNotFound: code = "NF"; break;
+    case Result::kNotFound: code = append_mode ? "NS" : "NF"; break;
     case Result::kCasMismatch: code = "EX"; break;
     default:
       inc(cx.stats_.out_of_memory);
@@ -434,9 +439,9 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
   if (res == Result::kOk && r.has('q')) return;
   out->append(code);
   for (uint8_t i = 0; i < r.nflags; ++i) {
-    if (r.flags[i].flag == 'c' && res == Result::kOk) {
+    if (r.flags[i].flag == 'c') {  // memcached 1.6.18 answers c0 when nothing was stored
       out->append(" c");
-      append_num(out, op.out_version);
+      append_num(out, res == Result::kOk ? op.out_version : 0);
     }
   }
   meta_echo(r, out);
@@ -447,15 +452,20 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
   inc(cx.stats_.cmd_meta);
   std::string_view code;
   uint64_t version = 0;
-  if (r.has_cas && current_version(cx, r.key, &version) && version != r.cas) {
-    // Compare and delete are two steps here (docs/memcached.md): a write in
-    // between is not detected.
-    code = "EX";
+  if (r.has_cas && r.cas == 0) {
+    // memcached compares C0 too; no version is 0 (index.h), so a present key
+    // is a mismatch: decided by one lookup, nothing is written.
+    code = current_version(cx, r.key, &version) ? "EX" : "NF";
   } else {
     index::Op op = index::Op::del(r.key);
+    op.cas = r.cas;  // compared atomically with the delete (index.h, Op::cas)
     const Result res = cx.worker_->execute_one(op);
-    inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
-    code = res == Result::kOk ? "HD" : "NF";
+    if (res == Result::kCasMismatch) {
+      code = "EX";
+    } else {
+      inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
+      code = res == Result::kOk ? "HD" : "NF";
+    }
   }
   if (code == "HD" && r.has('q')) return;
   out->append(code);
@@ -467,17 +477,15 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
   inc(cx.stats_.cmd_meta);
   const uint64_t now = unix_now();
   const bool incr = r.mode != MetaMode::kDecr;
-  uint64_t version = 0;
-  if (r.has_cas && current_version(cx, r.key, &version) && version != r.cas) {
-    out->append("EX");
-    meta_echo(r, out);
-    out->append("\r\n");
-    return;
-  }
   index::Op op;
   op.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
   op.key = r.key;
   op.delta = r.delta;
+  // C: compared atomically with the write (index.h, Op::cas), before the
+  // value is parsed as a number, as memcached does. C0 compares nothing
+  // (memcached 1.6.18 too). An absent key is NF, or created by N (which
+  // ignores C, as in memcached).
+  op.cas = r.cas;
   Result res = cx.worker_->execute_one(op);
   uint64_t number = op.out_number;
   if (res == Result::kNotFound && r.has_vivify) {
@@ -495,6 +503,12 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
       res = cx.worker_->execute_one(op);
       number = op.out_number;
     }
+  }
+  if (res == Result::kCasMismatch) {
+    out->append("EX");
+    meta_echo(r, out);
+    out->append("\r\n");
+    return;
   }
   inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
                                : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
@@ -819,10 +833,10 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
     }
     case 0x04: case 0x14: {  // delete (+q)
       if (!shape(0, true, false)) return error(kInvalid);
-      uint64_t version = 0;
-      if (r.h.cas != 0 && current_version(cx, r.key, &version) && version != r.h.cas) return error(kExists);
       index::Op d = index::Op::del(r.key);
+      d.cas = r.h.cas;  // 0: unconditional; else compared atomically by the index
       const Result res = cx.worker_->execute_one(d);
+      if (res == Result::kCasMismatch) return error(kExists);
       inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
       if (res != Result::kOk) return error(kNotFound);
       if (op == 0x04) respond(kOk, 0, {}, {}, {});

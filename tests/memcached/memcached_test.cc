@@ -324,6 +324,56 @@ TEST_F(McTest, MetaGetAndSet) {
   EXPECT_EQ(run("ms t 1 T-1\r\nx\r\nmg t v\r\n"), "HD\r\nEN\r\n");
 }
 
+// C on ms (every mode), md and ma: compared by the index in the write's own
+// publication step. Replies are memcached 1.6.18's for the same requests
+// (its CAS numbers differ: ours are index versions).
+TEST_F(McTest, MetaCompareAndWriteEveryMode) {
+  run("ms k 1\r\na\r\n");
+  uint64_t v = cas_of("k");
+  const std::string bad = std::to_string(v + 1);
+  // Mismatch: EX (c0 with c), nothing written. E ignores C: NS if present.
+  EXPECT_EQ(run("ms k 1 C" + bad + " MA\r\nb\r\nms k 1 C" + bad + " MP c\r\nb\r\nms k 1 C" + bad +
+                " ME c k Oxx\r\nb\r\nms k 1 C" + bad + " MR\r\nb\r\nms k 1 C" + bad + " MS c\r\nb\r\n"),
+            "EX\r\nEX c0\r\nNS c0 kk Oxx\r\nEX\r\nEX c0\r\n");
+  EXPECT_EQ(run("mg k v\r\n"), "VA 1\r\na\r\n");
+  EXPECT_EQ(cas_of("k"), v);
+  // Match: A and P write and return the new CAS; the old one then fails.
+  const std::string r1 = run("ms k 1 C" + std::to_string(v) + " MA c\r\nb\r\n");
+  uint64_t v2 = cas_of("k");
+  EXPECT_EQ(r1, "HD c" + std::to_string(v2) + "\r\n");
+  EXPECT_EQ(run("ms k 1 C" + std::to_string(v) + " MP\r\nc\r\nms k 1 C" + std::to_string(v2) + " MP\r\nc\r\nmg k v\r\n"),
+            "EX\r\nHD\r\nVA 3\r\ncab\r\n");
+  // C0: S and R compare it (EX present, NF absent); A and P do not compare
+  // (HD present, NS absent).
+  EXPECT_EQ(run("ms k 1 C0 MS\r\nx\r\nms k 1 C0 MR\r\nx\r\nms nokey 1 C0 MS\r\nx\r\nms k 1 C0 MA\r\nd\r\n"
+                "ms nokey 1 C0 MA\r\nx\r\nmg k v\r\n"),
+            "EX\r\nEX\r\nNF\r\nHD\r\nNS\r\nVA 4\r\ncabd\r\n");
+  // Absent: A/P NS, R/S NF, E stores (C ignored); failures with c answer c0.
+  EXPECT_EQ(run("ms n1 1 C5 MA\r\nx\r\nms n1 1 C5 MP c\r\nx\r\nms n1 1 C5 MR\r\nx\r\nms n1 1 C5 MS\r\nx\r\n"
+                "ms n1 1 C5 ME\r\ny\r\nmg n1 v\r\nms n2 1 MR c\r\nx\r\n"),
+            "NS\r\nNS c0\r\nNF\r\nNF\r\nHD\r\nVA 1\r\ny\r\nNS c0\r\n");
+
+  // md C: mismatch EX (also with q), match deletes, absent NF; C0 compares.
+  run("ms d 1\r\nx\r\n");
+  v = cas_of("d");
+  EXPECT_EQ(run("md d C" + std::to_string(v + 1) + " k Oab\r\nmd d C" + std::to_string(v + 1) + " q\r\nmd d C0\r\n"),
+            "EX kd Oab\r\nEX\r\nEX\r\n");
+  EXPECT_EQ(run("md d C" + std::to_string(v) + " q\r\nmd d C" + std::to_string(v) + "\r\nmd d C0\r\nmn\r\n"),
+            "NF\r\nNF\r\nMN\r\n");
+
+  // ma C: compared before the number is parsed; C0 compares nothing; N
+  // creates an absent key whatever C says.
+  run("ms a 1\r\n5\r\nms s 1\r\nx\r\n");
+  v = cas_of("a");
+  EXPECT_EQ(run("ma a C" + std::to_string(v + 1) + " v\r\nma s C1 q\r\nma a C0 v\r\nma a C" + std::to_string(v) + " v\r\n"),
+            "EX\r\nEX\r\nVA 1\r\n6\r\nEX\r\n");
+  v = cas_of("a");
+  const std::string r2 = run("ma a C" + std::to_string(v) + " v c\r\n");
+  EXPECT_EQ(r2, "VA 1 c" + std::to_string(cas_of("a")) + "\r\n7\r\n");
+  EXPECT_EQ(run("ma nokey C5\r\nma nokey C5 N0 J7 v\r\n"), "NF\r\nVA 1\r\n7\r\n");
+  EXPECT_EQ(run("mg a v\r\n"), "VA 1\r\n7\r\n");
+}
+
 TEST_F(McTest, MetaBase64Keys) {
   // "a2" in base64 is YTI=.
   EXPECT_EQ(run("ms YTI= 3 b\r\nabc\r\nmg a2 v\r\nmg YTI= b k v\r\n"), "HD\r\nVA 3\r\nabc\r\nVA 3 kYTI= b\r\nabc\r\n");
