@@ -135,7 +135,7 @@ TEST_F(IndexTest, ExpectedVersionOnEveryWrite) {
   };
   const Case cases[] = {
       {OpCode::kSet, "S", "S"},          {OpCode::kReplace, "R", "R"}, {OpCode::kAppend, "+", "10+"},
-      {OpCode::kPrepend, "-", "-10"},    {OpCode::kIncr, "", "15"},    {OpCode::kDecr, "", "5"},
+      {OpCode::kPrepend, "-", "-10"},    {OpCode::kIncr, "", "15"},    {OpCode::kDecr, "", "5 "},
       {OpCode::kTouch, "", "10"},        {OpCode::kDel, "", ""},
   };
   for (const Case& c : cases) {
@@ -198,7 +198,9 @@ TEST_F(IndexTest, IncrDecr) {
   EXPECT_EQ(get("n"), "100");
   ASSERT_EQ(set("n", "18446744073709551615"), Result::kOk);
   ASSERT_EQ(w().execute_one(i), Result::kOk);
-  EXPECT_EQ(get("n"), "0") << "incr wraps at 2^64";
+  // memcached 1.6.18 keeps the value's length when the number is not longer,
+  // padding with spaces; the reply has no padding.
+  EXPECT_EQ(get("n"), "0                   ") << "incr wraps at 2^64";
   Op d = make(OpCode::kDecr, "n");
   d.delta = 5;
   ASSERT_EQ(set("n", "3"), Result::kOk);
@@ -206,8 +208,31 @@ TEST_F(IndexTest, IncrDecr) {
   EXPECT_EQ(get("n"), "0") << "decr floors at 0";
   ASSERT_EQ(set("n", "12  "), Result::kOk);
   ASSERT_EQ(w().execute_one(d), Result::kOk);
-  EXPECT_EQ(get("n"), "7") << "trailing spaces allowed";
-  for (const char* bad : {"abc", "", "-1", "1x", "123456789012345678901"}) {
+  EXPECT_EQ(d.out_number, 7u);
+  EXPECT_EQ(get("n"), "7   ") << "trailing spaces allowed, length kept";
+  d.delta = 1;
+  ASSERT_EQ(set("n", "100"), Result::kOk);
+  ASSERT_EQ(w().execute_one(d), Result::kOk);
+  EXPECT_EQ(d.out_number, 99u);
+  EXPECT_EQ(get("n"), "99 ");
+  ASSERT_EQ(w().execute_one(i), Result::kOk);
+  EXPECT_EQ(get("n"), "100");
+  i.delta = 1000;
+  ASSERT_EQ(w().execute_one(i), Result::kOk);
+  EXPECT_EQ(get("n"), "1100") << "a longer number takes its own length";
+  i.delta = 1;
+  // Accepted as memcached's safe_strtoull does: leading white space, a sign,
+  // anything after a white space; "-0" is 0.
+  const std::pair<const char*, const char*> good[] = {
+      {"  5", "6  "}, {" 5 6", "6   "}, {"5 ", "6 "}, {"+5", "6 "}, {"\t7", "8 "}, {"-0", "1 "},
+      {"0000000000000000000000005", "6                        "},
+  };
+  for (const auto& [before, after] : good) {
+    ASSERT_EQ(set("n", before), Result::kOk);
+    EXPECT_EQ(run(i), Result::kOk) << before;
+    EXPECT_EQ(get("n"), after) << before;
+  }
+  for (const char* bad : {"abc", "", "   ", "-1", "-5", "1x", "+5a", "+-5", "18446744073709551616", "123456789012345678901"}) {
     ASSERT_EQ(set("n", bad), Result::kOk);
     EXPECT_EQ(run(i), Result::kNotNumeric) << bad;
   }

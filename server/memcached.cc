@@ -167,6 +167,29 @@ void McEngine::flush(McContext& cx) {
   }
 }
 
+std::size_t memcached_item_size(std::size_t klen, std::size_t vlen, uint32_t flags) {
+  // memcached's ITEM_ntotal on 64-bit with CAS: the 48-byte item header, the
+  // 8-byte CAS, the key and its NUL, the value and its "\r\n", and 4 bytes
+  // of client flags when they are not 0.
+  return 48 + 8 + klen + 1 + vlen + 2 + (flags != 0 ? 4 : 0);
+}
+
+unsigned memcached_slab_class(std::size_t item_size) {
+  // memcached's default slab classes (-n 48, -f 1.25, 1 MiB pages): 96 bytes,
+  // then x1.25 rounded up to 8, while below 512 KiB / 1.25; the last class is
+  // 512 KiB and also holds (the headers of) larger, chunked items.
+  std::size_t size = 96;
+  unsigned cls = 1;
+  constexpr std::size_t kChunkMax = 512u << 10;
+  for (;;) {
+    if (size % 8 != 0) size += 8 - size % 8;
+    if (item_size <= size) return cls;
+    ++cls;
+    size = static_cast<std::size_t>(static_cast<double>(size) * 1.25);
+    if (size >= static_cast<std::size_t>(kChunkMax / 1.25)) return cls;  // the 512 KiB class
+  }
+}
+
 bool McEngine::current_version(McContext& cx, std::string_view key, uint64_t* version) {
   index::Op g = index::Op::get(key, nullptr);
   if (cx.worker_->execute_one(g) != Result::kOk) return false;
@@ -579,14 +602,21 @@ void McEngine::exec_meta_debug(McContext& cx, const Request& r, std::string* out
     crlf(out, "EN");
     return;
   }
+  // memcached 1.6.18 prints exp as now - exptime (so a TTL of 100 shows
+  // exp=-100; -1 when there is none), size as its item's size and cls as the
+  // slab class that size falls in (memcached_item_size / memcached_slab_class).
+  const uint64_t now = unix_now();
   out->append("ME ");
   out->append(r.raw_key);
   out->append(" exp=");
-  append_signed(out, ttl_of(g.out_exptime, unix_now()));
+  append_signed(out, g.out_exptime == 0 ? -1 : static_cast<int64_t>(now) - static_cast<int64_t>(g.out_exptime));
   out->append(" la=0 cas=");
   append_num(out, g.out_version);
-  out->append(" fetch=no cls=1 size=");
-  append_num(out, r.key.size() + cx.values[0].size());
+  const std::size_t size = memcached_item_size(r.key.size(), cx.values[0].size(), g.out_flags);
+  out->append(" fetch=no cls=");
+  append_num(out, memcached_slab_class(size));
+  out->append(" size=");
+  append_num(out, size);
   out->append("\r\n");
 }
 

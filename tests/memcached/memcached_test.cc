@@ -374,6 +374,41 @@ TEST_F(McTest, MetaCompareAndWriteEveryMode) {
   EXPECT_EQ(run("mg a v\r\n"), "VA 1\r\n7\r\n");
 }
 
+// memcached 1.6.18's `me` size and cls for values of every size class
+// (taken from that server: `set key<n> <flags> 0 <n>` then `me key<n>`).
+TEST(McItemSize, MatchesMemcached) {
+  struct Row { std::size_t klen, vlen; uint32_t flags; std::size_t size; unsigned cls; };
+  const Row rows[] = {
+      {4, 0, 0, 63, 1},           {4, 0, 7, 67, 1},          {5, 10, 7, 78, 1},        {5, 39, 0, 103, 2},
+      {6, 100, 0, 165, 4},        {6, 500, 0, 565, 9},        {7, 1000, 7, 1070, 12},   {7, 5000, 0, 5066, 19},
+      {8, 10000, 0, 10067, 22},   {8, 50000, 0, 50067, 29},   {9, 100000, 0, 100068, 32},
+      {9, 300000, 0, 300068, 37}, {9, 400000, 0, 400068, 39}, {9, 524200, 7, 524272, 39},
+      {9, 600000, 0, 600068, 39}, {10, 1000000, 7, 1000073, 39},
+  };
+  for (const Row& r : rows) {
+    EXPECT_EQ(memcached_item_size(r.klen, r.vlen, r.flags), r.size) << r.vlen;
+    EXPECT_EQ(memcached_slab_class(r.size), r.cls) << r.vlen;
+  }
+}
+
+// incr/decr keep memcached's in-place behaviour (bytes from memcached 1.6.18).
+TEST_F(McTest, IncrDecrKeepLengthAndAcceptLeadingSpaces) {
+  EXPECT_EQ(run("set d 0 0 3\r\n100\r\ndecr d 1\r\nget d\r\nincr d 1\r\nget d\r\n"),
+            "STORED\r\n99\r\nVALUE d 0 3\r\n99 \r\nEND\r\n100\r\nVALUE d 0 3\r\n100\r\nEND\r\n");
+  EXPECT_EQ(run("set n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\nincr n 18446744073709551615\r\nincr n 1\r\nget n\r\n"),
+            "STORED\r\n15\r\n0\r\n18446744073709551615\r\n0\r\nVALUE n 0 20\r\n0                   \r\nEND\r\n");
+  EXPECT_EQ(run("set s 0 0 3\r\n  5\r\nincr s 1\r\nget s\r\nset t 0 0 4\r\n 5 6\r\nincr t 1\r\n"
+                "set p 0 0 2\r\n+5\r\nincr p 1\r\nset m 0 0 2\r\n-0\r\nincr m 1\r\n"),
+            "STORED\r\n6\r\nVALUE s 0 3\r\n6  \r\nEND\r\nSTORED\r\n6\r\nSTORED\r\n6\r\nSTORED\r\n1\r\n");
+  EXPECT_EQ(run("set y 0 0 3\r\n   \r\nincr y 1\r\nset z 0 0 2\r\n-5\r\nincr z 1\r\nset q 0 0 3\r\n+5a\r\nincr q 1\r\n"),
+            "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+            "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+            "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+  // ma answers the number without the padding; mg shows the stored bytes.
+  EXPECT_EQ(run("ms m2 3\r\n100\r\nma m2 MD v\r\nmg m2 v s\r\nma m2 v\r\nmg m2 v\r\n"),
+            "HD\r\nVA 2\r\n99\r\nVA 3 s3\r\n99 \r\nVA 3\r\n100\r\nVA 3\r\n100\r\n");
+}
+
 TEST_F(McTest, MetaBase64Keys) {
   // "a2" in base64 is YTI=.
   EXPECT_EQ(run("ms YTI= 3 b\r\nabc\r\nmg a2 v\r\nmg YTI= b k v\r\n"), "HD\r\nVA 3\r\nabc\r\nVA 3 kYTI= b\r\nabc\r\n");
@@ -398,7 +433,15 @@ TEST_F(McTest, MetaDeleteArithDebugAndErrors) {
             "CLIENT_ERROR invalid mode for ma M token\r\n");
   EXPECT_EQ(run("ms x 1\r\na\r\nma x\r\n"), "HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
   EXPECT_EQ(run("me nope\r\n"), "EN\r\n");
-  EXPECT_EQ(run("me x\r\n"), "ME x exp=-1 la=0 cas=" + std::to_string(cas_of("x")) + " fetch=no cls=1 size=2\r\n");
+  // memcached 1.6.18 for the same items: size is its item size, cls its slab class, exp is
+  // now - exptime (negative for a TTL).
+  EXPECT_EQ(run("me x\r\n"), "ME x exp=-1 la=0 cas=" + std::to_string(cas_of("x")) + " fetch=no cls=1 size=61\r\n");
+  run("set bb 0 0 100\r\n" + std::string(100, 'x') + "\r\nset a 5 0 10\r\n0123456789\r\nset cc 0 100 1\r\nx\r\n");
+  EXPECT_EQ(run("me bb\r\n"), "ME bb exp=-1 la=0 cas=" + std::to_string(cas_of("bb")) + " fetch=no cls=4 size=161\r\n");
+  EXPECT_EQ(run("me a\r\n"), "ME a exp=-1 la=0 cas=" + std::to_string(cas_of("a")) + " fetch=no cls=1 size=74\r\n");
+  const std::string me_cc = run("me cc\r\n");  // exp=-100 (or -99 if a second passed)
+  EXPECT_THAT(me_cc, StartsWith("ME cc exp=-")) << me_cc;
+  EXPECT_THAT(me_cc, HasSubstr(" fetch=no cls=1 size=62\r\n")) << me_cc;
 
   EXPECT_EQ(run("mg x Z\r\nmg x !\r\nmg\r\nms x\r\nms x y\r\nmg x v v\r\n"),
             "CLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\nERROR\r\nCLIENT_ERROR bad command line format\r\n"
