@@ -232,7 +232,12 @@ TEST(IndexStress, RacingCompareAndWriteHasOneWinnerPerRound) {
           }
         }
         switch (r % 4) {
-          case 0: model = std::to_string(std::stoull(model) + 1); break;
+          case 0: {  // incr keeps the length, padding with spaces (as memcached)
+            std::string n = std::to_string(std::stoull(model) + 1);
+            if (n.size() < model.size()) n.resize(model.size(), ' ');
+            model = n;
+            break;
+          }
           case 1: model = num; break;
           case 2: model += " "; break;
           default: break;
