@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -407,6 +408,60 @@ TEST_F(McTest, IncrDecrKeepLengthAndAcceptLeadingSpaces) {
   // ma answers the number without the padding; mg shows the stored bytes.
   EXPECT_EQ(run("ms m2 3\r\n100\r\nma m2 MD v\r\nmg m2 v s\r\nma m2 v\r\nmg m2 v\r\n"),
             "HD\r\nVA 2\r\n99\r\nVA 3 s3\r\n99 \r\nVA 3\r\n100\r\nVA 3\r\n100\r\n");
+}
+
+// Two clients (contexts on different index workers, as two UDP workers are)
+// race a compare-and-write with the same CAS on one key each round: ms C
+// MA against md C, then ma C against ms C MS. Exactly one wins each round.
+TEST_F(McTest, RacingMetaCompareAndWriteHasOneWinner) {
+  McContext* cx2 = &mc_->add_context(1);
+  auto run_on = [&](McContext* cx, const std::string& in) {
+    std::string out;
+    std::size_t swallow = 0;
+    bool close = false;
+    (void)mc_->process(*cx, in, &out, &swallow, &close);
+    return out;
+  };
+  const int rounds = 2000;
+  std::atomic<int> arrived{0};
+  auto barrier = [&](int gen) {  // both threads reach generation gen; spin, so both leave at once
+    arrived.fetch_add(1);
+    while (arrived.load() < 2 * gen) {
+    }
+  };
+  std::string a, b, ra, rb;
+  std::thread t([&] {
+    for (int r = 0, g = 0; r < rounds; ++r) {
+      barrier(++g);  // requests ready
+      // Start at a different offset each round, so some rounds land the
+      // other client's write between this one's lookup and its publication.
+      for (int spin = 0; spin < (r * 37) % 2000; ++spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+      rb = run_on(cx2, b);
+      barrier(++g);  // done
+    }
+  });
+  int bad = 0;
+  for (int r = 0, g = 0; r < rounds; ++r) {
+    run("ms k 2\r\n10\r\n");
+    const std::string v = std::to_string(cas_of("k"));
+    const bool odd = r % 2 == 1;
+    a = odd ? "ma k C" + v + "\r\n" : "ms k 1 C" + v + " MA\r\n1\r\n";
+    b = odd ? "ms k 1 C" + v + " MS\r\n7\r\n" : "md k C" + v + "\r\n";
+    barrier(++g);
+    ra = run_on(cx_, a);
+    barrier(++g);
+    const int wins = (ra == "HD\r\n") + (rb == "HD\r\n");
+    // The loser sees EX, or NS when an append finds the key deleted.
+    const bool loser_ok = (ra == "HD\r\n") ? (rb == "EX\r\n") : (ra == "EX\r\n" || ra == "NS\r\n");
+    const std::string got = run("mg k v\r\n");
+    const std::string want = ra == "HD\r\n" ? (odd ? "VA 2\r\n11\r\n" : "VA 3\r\n101\r\n")
+                                              : (odd ? "VA 1\r\n7\r\n" : "EN\r\n");
+    if ((wins != 1 || !loser_ok || got != want) && ++bad <= 5) {
+      ADD_FAILURE() << "round " << r << ": " << ra << " / " << rb << " / " << got;
+    }
+  }
+  t.join();
+  EXPECT_EQ(bad, 0);
 }
 
 TEST_F(McTest, MetaBase64Keys) {
