@@ -458,7 +458,10 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
       crlf(out, kOutOfMemory);
       return;
   }
-  if (r.has_cas) inc(res == Result::kOk ? cx.stats_.cas_hits : res == Result::kCasMismatch ? cx.stats_.cas_badval : cx.stats_.cas_misses);
+  // memcached 1.6.18 counts cas_* for C with modes S and R only.
+  if (r.has_cas && (r.mode == MetaMode::kSet || r.mode == MetaMode::kReplace)) {
+    inc(res == Result::kOk ? cx.stats_.cas_hits : res == Result::kCasMismatch ? cx.stats_.cas_badval : cx.stats_.cas_misses);
+  }
   if (res == Result::kOk && r.has('q')) return;
   out->append(code);
   for (uint8_t i = 0; i < r.nflags; ++i) {
@@ -479,16 +482,13 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
     // memcached compares C0 too; no version is 0 (index.h), so a present key
     // is a mismatch: decided by one lookup, nothing is written.
     code = current_version(cx, r.key, &version) ? "EX" : "NF";
+    inc(cx.stats_.delete_misses);  // as memcached counts a mismatch
   } else {
     index::Op op = index::Op::del(r.key);
     op.cas = r.cas;  // compared atomically with the delete (index.h, Op::cas)
     const Result res = cx.worker_->execute_one(op);
-    if (res == Result::kCasMismatch) {
-      code = "EX";
-    } else {
-      inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
-      code = res == Result::kOk ? "HD" : "NF";
-    }
+    inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);  // a mismatch is a miss
+    code = res == Result::kOk ? "HD" : res == Result::kCasMismatch ? "EX" : "NF";
   }
   if (code == "HD" && r.has('q')) return;
   out->append(code);
