@@ -866,7 +866,8 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
       index::Op d = index::Op::del(r.key);
       d.cas = r.h.cas;  // 0: unconditional; else compared atomically by the index
       const Result res = cx.worker_->execute_one(d);
-      if (res == Result::kCasMismatch) return error(kExists);
+      // memcached 1.6.18 answers "exists" to a delete with a CAS on an absent key too.
+      if (res == Result::kCasMismatch || (res == Result::kNotFound && d.cas != 0)) return error(kExists);
       inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
       if (res != Result::kOk) return error(kNotFound);
       if (op == 0x04) respond(kOk, 0, {}, {}, {});
@@ -880,6 +881,7 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
       a.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
       a.key = r.key;
       a.delta = bin::be64(r.extras, 0);
+      a.cas = r.h.cas;  // compared atomically (index.h, Op::cas); absent: created below, as memcached
       const uint64_t initial = bin::be64(r.extras, 8);
       const uint32_t exp = bin::be32(r.extras, 16);
       Result res = cx.worker_->execute_one(a);
@@ -901,6 +903,7 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
           version = a.out_version;
         }
       }
+      if (res == Result::kCasMismatch) return error(kExists);
       inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
                                    : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
       if (res == Result::kNotFound) return error(kNotFound);
@@ -944,9 +947,11 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
       w.code = (op == 0x0e || op == 0x19) ? index::OpCode::kAppend : index::OpCode::kPrepend;
       w.key = r.key;
       w.value = r.value;
+      w.cas = r.h.cas;  // compared atomically (index.h, Op::cas)
       const Result res = cx.worker_->execute_one(w);
       inc(cx.stats_.cmd_set);
-      if (res == Result::kNotStored) return error(kNotStored);
+      if (res == Result::kCasMismatch) return error(kExists);
+      if (res == Result::kNotStored || res == Result::kNotFound) return error(kNotStored);
       if (res == Result::kTooLarge) return error(kTooBig);
       if (res != Result::kOk) return error(kNoMemory);
       if (op == 0x0e || op == 0x0f) respond(kOk, w.out_version, {}, {}, {});

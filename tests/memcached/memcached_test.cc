@@ -747,6 +747,46 @@ TEST_F(McTest, BinaryProtocol) {
   EXPECT_TRUE(close);
 }
 
+// Binary writes with a CAS: compared atomically by the index; statuses are
+// memcached 1.6.18's for the same packets (2 exists, 1 not found, 5 not
+// stored; touch ignores the CAS; delete with a CAS on an absent key: 2).
+TEST_F(McTest, BinaryCompareAndWrite) {
+  auto status_of = [&](const std::string& pkt) {
+    std::string out;
+    bool close = false;
+    (void)mc_->process_binary(*cx_, pkt, &out, &close);
+    return out.size() >= 24 ? (static_cast<int>(static_cast<uint8_t>(out[6])) << 8) | static_cast<uint8_t>(out[7]) : -1;
+  };
+  const std::string no_extras;
+  const std::string incr_extras(std::string("\0\0\0\0\0\0\0\x01", 8) + std::string(8, '\0') + std::string(4, '\xff'));
+  const std::string incr_create(std::string("\0\0\0\0\0\0\0\x01", 8) + std::string("\0\0\0\0\0\0\0\x07", 8) +
+                                std::string(4, '\0'));
+  run("set bk 0 0 2\r\n10\r\n");
+  uint64_t v = cas_of("bk");
+  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "bk", "x", 1, v + 1)), 2);   // append, stale CAS
+  EXPECT_EQ(status_of(bin_request(0x0f, no_extras, "bk", "x", 1, v + 1)), 2);   // prepend, stale CAS
+  EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 2\r\n10\r\nEND\r\n");
+  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "bk", "x", 1, v)), 0);
+  EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 3\r\n10x\r\nEND\r\n");
+  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "nokey", "x", 1, 5)), 5);    // append, absent
+  run("set bk 0 0 2\r\n10\r\n");
+  v = cas_of("bk");
+  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "bk", "", 1, v + 1)), 2);  // incr, stale CAS
+  EXPECT_EQ(status_of(bin_request(0x06, incr_extras, "bk", "", 1, v + 1)), 2);  // decr, stale CAS
+  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "bk", "", 1, v)), 0);
+  EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 2\r\n11\r\nEND\r\n");
+  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "nokey2", "", 1, 5)), 1);  // absent, no create
+  EXPECT_EQ(status_of(bin_request(0x05, incr_create, "nokey3", "", 1, 5)), 0);  // absent: created
+  EXPECT_EQ(run("get nokey3\r\n"), "VALUE nokey3 0 1\r\n7\r\nEND\r\n");
+  v = cas_of("bk");
+  EXPECT_EQ(status_of(bin_request(0x1c, std::string("\0\0\0\x64", 4), "bk", "", 1, v + 1)), 0);  // touch
+  v = cas_of("bk");
+  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "bk", "", 1, v + 1)), 2);   // delete, stale CAS
+  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "nokey9", "", 1, 5)), 2);   // delete, absent, CAS
+  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "nokey9", "", 1, 0)), 1);   // delete, absent
+  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "bk", "", 1, v)), 0);
+}
+
 TEST_F(McTcpTest, BinaryConnection) {
   const int fd = connect_tcp();
   send_all(fd, bin_request(0x0b, "", "", "", 42));  // version
