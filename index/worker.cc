@@ -70,13 +70,14 @@ bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
 // Atomicity invariant: the compare is decided against the record named by
 // the slot word lk.value that plan() read, and the write becomes visible
 // only by the W2 CAS of that slot from exactly lk.value to the new word
-// (try_publish). Records are immutable, a slot never returns to an earlier
-// word (every write names a new record or sets the tombstone bit; a log
-// offset is reused only after a QSBR grace period, which cannot end while
-// this worker is inside execute()), so a CAS that succeeds proves that the
-// compared record was still the key's current one at the instant the write
-// was published: no write by another worker can fall between compare and
-// write. If the CAS fails, the op is decided again against the new slot
+// (try_publish). Records are immutable, and a slot comes back to an earlier
+// word only by losing a transient bit (dirty, or a moved bit a crash left,
+// index.cc), which does not change the record it names: every write names a
+// new record or sets the tombstone bit, and a log offset is reused only
+// after a QSBR grace period, which cannot end while this worker is inside
+// execute(). So a CAS that succeeds proves that the compared record was
+// still the key's current one at the instant the write was published: no
+// write by another worker can fall between compare and write. If the CAS fails, the op is decided again against the new slot
 // word (publish_all), which re-runs this compare. A relocation by the
 // cleaner keeps the version, so it only costs a retry. Durability is that of
 // any write: the new record is fenced (P1) before the CAS, the slot after
