@@ -63,7 +63,15 @@ struct Op {
   std::string_view value;     // set/add/replace/append/prepend/cas
   uint32_t flags = 0;         // client flags stored with the value
   uint32_t exptime = 0;       // absolute unix seconds; 0 = never expires
-  uint64_t cas = 0;           // kCas: expected version
+  // Expected version. kCas: required. Any other write (kSet, kReplace,
+  // kAppend, kPrepend, kIncr, kDecr, kTouch, kDel) with cas != 0 happens only
+  // if the key's current version equals cas: kCasMismatch (out_version = the
+  // current version) if it differs, kNotFound if the key is absent. The
+  // compare is atomic with the write: it is decided against the record the
+  // publishing slot CAS replaces (see the invariant in worker.cc). kAdd
+  // ignores cas (it writes only when there is no version to compare), and so
+  // does kGet. 0 means "no compare" (versions are never 0).
+  uint64_t cas = 0;
   uint64_t delta = 0;         // kIncr/kDecr
   std::string* out_value = nullptr;  // kGet: where the value is copied (may be null)
 

@@ -248,8 +248,9 @@ class Worker::State {
 
   // Decides op against the observed state; for kWrite, appends its record.
   Plan plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out, bool* tomb_out) noexcept;
+  // The value is v1 + v2 + `spaces` space characters (write_record).
   const RecordHeader* append(RecordKind kind, std::string_view key, std::string_view v1, std::string_view v2,
-                             uint32_t flags, uint32_t exptime) noexcept;
+                             uint32_t flags, uint32_t exptime, std::size_t spaces = 0) noexcept;
   void publish_all() noexcept;
   void prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept;
   bool try_publish(Staged& st) noexcept;

@@ -125,6 +125,69 @@ TEST_F(IndexTest, CasVersions) {
   EXPECT_NE(c.out_version, v2);
 }
 
+// Op::cas != 0 on the other writes: match writes, mismatch (kCasMismatch,
+// out_version = current) and absent (kNotFound) leave the key as it was.
+TEST_F(IndexTest, ExpectedVersionOnEveryWrite) {
+  struct Case {
+    OpCode code;
+    std::string_view arg;
+    std::string_view after;  // value after a matching op ("" = deleted)
+  };
+  const Case cases[] = {
+      {OpCode::kSet, "S", "S"},          {OpCode::kReplace, "R", "R"}, {OpCode::kAppend, "+", "10+"},
+      {OpCode::kPrepend, "-", "-10"},    {OpCode::kIncr, "", "15"},    {OpCode::kDecr, "", "5 "},
+      {OpCode::kTouch, "", "10"},        {OpCode::kDel, "", ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(static_cast<int>(c.code));
+    (void)run(make(OpCode::kDel, "k"));
+    Op absent = make(c.code, "k", c.arg);
+    absent.delta = 5;
+    absent.cas = 12345;
+    EXPECT_EQ(run(absent), Result::kNotFound);
+    EXPECT_EQ(get("k"), "<not found>");
+    ASSERT_EQ(set("k", "10"), Result::kOk);
+    uint64_t v = 0;
+    get("k", nullptr, nullptr, &v);
+    Op bad = absent;
+    bad.cas = v + 1;
+    EXPECT_EQ(w().execute_one(bad), Result::kCasMismatch);
+    EXPECT_EQ(bad.out_version, v);
+    uint64_t v_after = 0;
+    EXPECT_EQ(get("k", nullptr, nullptr, &v_after), "10");
+    EXPECT_EQ(v_after, v) << "a mismatch writes nothing";
+    Op good = absent;
+    good.cas = v;
+    good.exptime = c.code == OpCode::kTouch ? 2000000 : 0;
+    EXPECT_EQ(w().execute_one(good), Result::kOk);
+    EXPECT_EQ(get("k"), c.after.empty() ? "<not found>" : std::string(c.after));
+    if (c.code != OpCode::kDel) {
+      EXPECT_EQ(get("k", nullptr, nullptr, &v_after), std::string(c.after));
+      EXPECT_EQ(v_after, good.out_version);
+      EXPECT_NE(v_after, v);
+      Op again = good;  // the old version no longer matches
+      EXPECT_EQ(w().execute_one(again), Result::kCasMismatch);
+    }
+  }
+  // kAdd ignores cas: it writes only when there is nothing to compare.
+  (void)run(make(OpCode::kDel, "k"));
+  Op add = make(OpCode::kAdd, "k", "a");
+  add.cas = 777;
+  EXPECT_EQ(run(add), Result::kOk);
+  EXPECT_EQ(run(add), Result::kExists);
+  // An op later in the same burst compares against the earlier one's write.
+  uint64_t v = 0;
+  get("k", nullptr, nullptr, &v);
+  Op burst[2] = {make(OpCode::kAppend, "k", "b"), make(OpCode::kAppend, "k", "c")};
+  burst[0].cas = v;
+  burst[1].cas = v;
+  w().execute(burst);
+  EXPECT_EQ(burst[0].result, Result::kOk);
+  EXPECT_EQ(burst[1].result, Result::kCasMismatch);
+  EXPECT_EQ(burst[1].out_version, burst[0].out_version);
+  EXPECT_EQ(get("k"), "ab");
+}
+
 TEST_F(IndexTest, IncrDecr) {
   Op i = make(OpCode::kIncr, "n");
   i.delta = 1;
@@ -135,7 +198,9 @@ TEST_F(IndexTest, IncrDecr) {
   EXPECT_EQ(get("n"), "100");
   ASSERT_EQ(set("n", "18446744073709551615"), Result::kOk);
   ASSERT_EQ(w().execute_one(i), Result::kOk);
-  EXPECT_EQ(get("n"), "0") << "incr wraps at 2^64";
+  // memcached 1.6.18 keeps the value's length when the number is not longer,
+  // padding with spaces; the reply has no padding.
+  EXPECT_EQ(get("n"), "0                   ") << "incr wraps at 2^64";
   Op d = make(OpCode::kDecr, "n");
   d.delta = 5;
   ASSERT_EQ(set("n", "3"), Result::kOk);
@@ -143,8 +208,31 @@ TEST_F(IndexTest, IncrDecr) {
   EXPECT_EQ(get("n"), "0") << "decr floors at 0";
   ASSERT_EQ(set("n", "12  "), Result::kOk);
   ASSERT_EQ(w().execute_one(d), Result::kOk);
-  EXPECT_EQ(get("n"), "7") << "trailing spaces allowed";
-  for (const char* bad : {"abc", "", "-1", "1x", "123456789012345678901"}) {
+  EXPECT_EQ(d.out_number, 7u);
+  EXPECT_EQ(get("n"), "7   ") << "trailing spaces allowed, length kept";
+  d.delta = 1;
+  ASSERT_EQ(set("n", "100"), Result::kOk);
+  ASSERT_EQ(w().execute_one(d), Result::kOk);
+  EXPECT_EQ(d.out_number, 99u);
+  EXPECT_EQ(get("n"), "99 ");
+  ASSERT_EQ(w().execute_one(i), Result::kOk);
+  EXPECT_EQ(get("n"), "100");
+  i.delta = 1000;
+  ASSERT_EQ(w().execute_one(i), Result::kOk);
+  EXPECT_EQ(get("n"), "1100") << "a longer number takes its own length";
+  i.delta = 1;
+  // Accepted as memcached's safe_strtoull does: leading white space, a sign,
+  // anything after a white space; "-0" is 0.
+  const std::pair<const char*, const char*> good[] = {
+      {"  5", "6  "}, {" 5 6", "6   "}, {"5 ", "6 "}, {"+5", "6 "}, {"\t7", "8 "}, {"-0", "1 "},
+      {"0000000000000000000000005", "6                        "},
+  };
+  for (const auto& [before, after] : good) {
+    ASSERT_EQ(set("n", before), Result::kOk);
+    EXPECT_EQ(run(i), Result::kOk) << before;
+    EXPECT_EQ(get("n"), after) << before;
+  }
+  for (const char* bad : {"abc", "", "   ", "-1", "-5", "1x", "+5a", "+-5", "18446744073709551616", "123456789012345678901"}) {
     ASSERT_EQ(set("n", bad), Result::kOk);
     EXPECT_EQ(run(i), Result::kNotNumeric) << bad;
   }

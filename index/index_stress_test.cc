@@ -172,6 +172,92 @@ TEST(IndexStress, ConcurrentIncrIsLinearizable) {
   EXPECT_EQ(out, std::to_string(2 * n));
 }
 
+// Two workers race compare-and-write on one key: each round both read the
+// version, then both write with it as the expected version (alternating
+// the op kinds: incr, set, append, touch). Exactly one must win each round, the loser must see
+// kCasMismatch with the winner's version, and the value must show exactly
+// the winners' writes.
+TEST(IndexStress, RacingCompareAndWriteHasOneWinnerPerRound) {
+  Fixture f(256u << 20);
+  Op s = Op::set("ck", "0");
+  ASSERT_EQ(f.idx->worker(0).execute_one(s), Result::kOk);
+  const int rounds = scaled(1000);  // ~48 MB of log
+  std::atomic<int> arrived{0};
+  std::atomic<uint64_t> round_version{0};
+  std::atomic<int> wins[2] = {0, 0};
+  std::atomic<int> bad{0};
+  Result results[2];
+  uint64_t new_versions[2];
+  std::string model = "0";  // the value the winners' writes leave (thread 0 only)
+  auto barrier = [&](int gen) {  // both threads reach generation gen
+    arrived.fetch_add(1);
+    while (arrived.load() < 2 * gen) {  // spin: both threads leave at once
+    }
+  };
+  auto body = [&](unsigned tid) {
+    Worker& w = f.idx->worker(tid);
+    int g = 0;
+    for (int r = 0; r < rounds; ++r) {
+      if (tid == 0) {
+        Op rd = Op::get("ck", nullptr);
+        EXPECT_EQ(w.execute_one(rd), Result::kOk);
+        round_version.store(rd.out_version);
+      }
+      barrier(++g);  // version published
+      Op o;
+      o.key = "ck";
+      o.cas = round_version.load();
+      switch (r % 4) {
+        case 0: o.code = OpCode::kIncr; o.delta = 1; break;
+        case 1: o.code = OpCode::kSet; break;  // value: the round number, below
+        case 2: o.code = OpCode::kAppend; o.value = " "; break;  // still a number
+        default: o.code = OpCode::kTouch; o.exptime = 0; break;
+      }
+      // A long value (trailing spaces keep it a number for incr) makes the
+      // time between an op's lookup and its slot CAS long enough that the
+      // two ops overlap and the later CAS fails and must be decided again.
+      const std::string num = std::to_string(r) + std::string(64 << 10, ' ');
+      if (o.code == OpCode::kSet) o.value = num;
+      results[tid] = w.execute_one(o);
+      new_versions[tid] = o.out_version;
+      barrier(++g);  // both wrote
+      if (tid == 0) {
+        const int won = (results[0] == Result::kOk) + (results[1] == Result::kOk);
+        if (won != 1) bad.fetch_add(1);
+        for (int t = 0; t < 2; ++t) {
+          if (results[t] == Result::kOk) {
+            wins[t].fetch_add(1);
+          } else if (results[t] != Result::kCasMismatch || new_versions[t] != new_versions[1 - t]) {
+            bad.fetch_add(1);
+          }
+        }
+        switch (r % 4) {
+          case 0: {  // incr keeps the length, padding with spaces (as memcached)
+            std::string n = std::to_string(std::stoull(model) + 1);
+            if (n.size() < model.size()) n.resize(model.size(), ' ');
+            model = n;
+            break;
+          }
+          case 1: model = num; break;
+          case 2: model += " "; break;
+          default: break;
+        }
+        std::string out;
+        Op rd = Op::get("ck", &out);
+        EXPECT_EQ(w.execute_one(rd), Result::kOk);
+        if (out != model) bad.fetch_add(1);
+      }
+      barrier(++g);  // checked
+      w.quiesce();
+    }
+  };
+  std::thread a(body, 0), b(body, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(wins[0].load() + wins[1].load(), rounds);
+}
+
 TEST(IndexStress, ConcurrentSetsOfOneKeyLeaveOneOfTheValues) {
   Fixture f(64u << 20);
   const int n = scaled(20000);

@@ -58,13 +58,15 @@ inline uint32_t record_checksum(const RecordHeader* r) noexcept {
   return static_cast<uint32_t>(hash_bytes(reinterpret_cast<const char*>(r) + 4, r->payload_size() - 4));
 }
 
-// Writes a record at dst (which has record_size(key, v1 + v2) bytes). The
-// value is the concatenation v1 + v2 (append/prepend build it without a copy).
+// Writes a record at dst (which has record_size(key, v1 + v2 + spaces)
+// bytes). The value is the concatenation v1 + v2 followed by `spaces` space
+// characters (append/prepend build it without a copy; incr/decr pad with
+// spaces as memcached does).
 inline RecordHeader* write_record(char* dst, RecordKind kind, std::string_view key, std::string_view v1,
-                                  std::string_view v2, uint32_t flags, uint32_t expiry,
-                                  uint64_t version) noexcept {
+                                  std::string_view v2, uint32_t flags, uint32_t expiry, uint64_t version,
+                                  std::size_t spaces = 0) noexcept {
   auto* r = reinterpret_cast<RecordHeader*>(dst);
-  const std::size_t vlen = v1.size() + v2.size();
+  const std::size_t vlen = v1.size() + v2.size() + spaces;
   r->meta = static_cast<uint32_t>(key.size()) | (static_cast<uint32_t>(vlen) << 8) |
             (static_cast<uint32_t>(kind) << 29);
   r->client_flags = flags;
@@ -77,6 +79,8 @@ inline RecordHeader* write_record(char* dst, RecordKind kind, std::string_view k
   p += v1.size();
   if (!v2.empty()) std::memcpy(p, v2.data(), v2.size());
   p += v2.size();
+  if (spaces != 0) std::memset(p, ' ', spaces);
+  p += spaces;
   const std::size_t pad = record_size(key.size(), vlen) - (sizeof(RecordHeader) + key.size() + vlen);
   if (pad != 0) std::memset(p, 0, pad);
   r->checksum = record_checksum(r);

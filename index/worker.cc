@@ -34,16 +34,61 @@ namespace {
 
 constexpr bool expired(const RecordHeader* r, uint64_t now) noexcept { return r->expiry != 0 && r->expiry <= now; }
 
-// memcached's rule: the value must be a decimal number (trailing spaces, as
-// left by its own in-place decr, are allowed); at most 20 digits.
+// memcached's rule for incr/decr (its safe_strtoull over the value, which
+// strtoull reads up to the first non-digit): optional leading white space,
+// an optional sign, at least one digit, then the end of the value or a white
+// space (whatever follows it is ignored: " 5 6" is 5). More than 2^64 - 1 is
+// not a number; a '-' is accepted only when the wrapped result is below
+// 2^63, as memcached does ("-0" is 0, "-5" is not a number).
+constexpr bool is_c_space(char c) noexcept { return c == ' ' || (c >= '\t' && c <= '\r'); }
 bool parse_u64(std::string_view v, uint64_t* out) noexcept {
-  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-  if (v.empty() || v.size() > 20) return false;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
-  return ec == std::errc() && p == v.data() + v.size();
+  std::size_t i = 0;
+  while (i < v.size() && is_c_space(v[i])) ++i;
+  bool neg = false;
+  if (i < v.size() && (v[i] == '+' || v[i] == '-')) neg = v[i++] == '-';
+  const std::size_t digits = i;
+  uint64_t n = 0;
+  for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) {
+    const auto d = static_cast<uint64_t>(v[i] - '0');
+    if (n > (UINT64_MAX - d) / 10) return false;  // ERANGE
+    n = n * 10 + d;
+  }
+  if (i == digits) return false;                        // no digits
+  if (i < v.size() && !is_c_space(v[i])) return false;  // "5x"
+  if (neg) n = 0 - n;
+  if (neg && static_cast<int64_t>(n) < 0) return false;
+  *out = n;
+  return true;
 }
 
 bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
+
+// Expected-version compare of a conditional write (Op::cas != 0; index.h).
+// cur: the live record the op would replace (null if the key is absent).
+// Returns kOk if the op may go on, else its result.
+//
+// Atomicity invariant: the compare is decided against the record named by
+// the slot word lk.value that plan() read, and the write becomes visible
+// only by the W2 CAS of that slot from exactly lk.value to the new word
+// (try_publish). Records are immutable, and a slot comes back to an earlier
+// word only by losing a transient bit (dirty, or a moved bit a crash left,
+// index.cc), which does not change the record it names: every write names a
+// new record or sets the tombstone bit, and a log offset is reused only
+// after a QSBR grace period, which cannot end while this worker is inside
+// execute(). So a CAS that succeeds proves that the compared record was
+// still the key's current one at the instant the write was published: no
+// write by another worker can fall between compare and write. If the CAS fails, the op is decided again against the new slot
+// word (publish_all), which re-runs this compare. A relocation by the
+// cleaner keeps the version, so it only costs a retry. Durability is that of
+// any write: the new record is fenced (P1) before the CAS, the slot after
+// (P2), before the caller can reply.
+Result check_expected(const Op& op, const RecordHeader* cur) noexcept {
+  if (op.code == OpCode::kGet || op.code == OpCode::kAdd) return Result::kOk;
+  if (op.cas == 0 && op.code != OpCode::kCas) return Result::kOk;  // kCas always compares
+  if (cur == nullptr) return Result::kNotFound;
+  if (cur->version != op.cas) return Result::kCasMismatch;
+  return Result::kOk;
+}
 
 }  // namespace
 
@@ -56,14 +101,15 @@ Worker::State::State(IndexImpl& idx, unsigned id)
 }
 
 const RecordHeader* Worker::State::append(RecordKind kind, std::string_view key, std::string_view v1,
-                                          std::string_view v2, uint32_t flags, uint32_t exptime) noexcept {
-  const std::size_t size = record_size(key.size(), v1.size() + v2.size());
+                                          std::string_view v2, uint32_t flags, uint32_t exptime,
+                                          std::size_t spaces) noexcept {
+  const std::size_t size = record_size(key.size(), v1.size() + v2.size() + spaces);
   char* dst = log_.reserve_st(size);
   if (dst == nullptr) return nullptr;
   // Version: session (16 bits) | worker (6 bits) | counter (42 bits); unique
   // per write across workers and restarts (session = pool open count).
   const uint64_t version = idx_.session_ | (static_cast<uint64_t>(id_) << 42) | (next_version_++ & ((1ull << 42) - 1));
-  const RecordHeader* r = write_record(dst, kind, key, v1, v2, flags, exptime, version);
+  const RecordHeader* r = write_record(dst, kind, key, v1, v2, flags, exptime, version, spaces);
   log_.writeback_full_lines_nodrain(batch_);  // W1 (the last partial line: before P1)
   return r;
 }
@@ -92,8 +138,14 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
   if (cur != nullptr && expired(cur, t)) cur = nullptr;
   note_read(lk, h);
-  auto write = [&](RecordKind kind, std::string_view v1, std::string_view v2, uint32_t flags, uint32_t exp) {
-    const RecordHeader* r = append(kind, op.key, v1, v2, flags, exp);
+  if (Result c = check_expected(op, cur); c != Result::kOk) {  // kCas included
+    op.result = c;
+    if (c == Result::kCasMismatch) op.out_version = cur->version;
+    return Plan::kDone;
+  }
+  auto write = [&](RecordKind kind, std::string_view v1, std::string_view v2, uint32_t flags, uint32_t exp,
+                   std::size_t spaces = 0) {
+    const RecordHeader* r = append(kind, op.key, v1, v2, flags, exp, spaces);
     if (r == nullptr) {
       op.result = Result::kNoSpace;
       return Plan::kDone;
@@ -141,16 +193,7 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
       if (op.code == OpCode::kAppend) return write(RecordKind::kValue, cur->value(), op.value, cur->client_flags, cur->expiry);
       return write(RecordKind::kValue, op.value, cur->value(), cur->client_flags, cur->expiry);
     }
-    case OpCode::kCas:
-      if (cur == nullptr) {
-        op.result = Result::kNotFound;
-        return Plan::kDone;
-      }
-      if (cur->version != op.cas) {
-        op.result = Result::kCasMismatch;
-        op.out_version = cur->version;
-        return Plan::kDone;
-      }
+    case OpCode::kCas:  // compared by check_expected above
       return write(RecordKind::kValue, op.value, {}, op.flags, op.exptime);
     case OpCode::kIncr:
     case OpCode::kDecr: {
@@ -172,8 +215,13 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
       auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), n);
       (void)ec;
       op.out_number = n;
-      return write(RecordKind::kValue, std::string_view(buf, static_cast<std::size_t>(p - buf)), {},
-                   cur->client_flags, cur->expiry);
+      // As memcached: a number no longer than the old value keeps the old
+      // length, padded with spaces ("100" decr 1 stores "99 "); a longer one
+      // takes its own length. The reply (out_number) has no padding.
+      const auto len = static_cast<std::size_t>(p - buf);
+      const std::string_view num(buf, len);
+      const std::size_t pad = len < cur->value_len() ? cur->value_len() - len : 0;
+      return write(RecordKind::kValue, num, {}, cur->client_flags, cur->expiry, pad);
     }
     case OpCode::kTouch:
       if (cur == nullptr) {
@@ -261,11 +309,17 @@ void Worker::State::publish_all() noexcept {
           switch (op.code) {
             case OpCode::kAdd: ok = cur == nullptr; if (!ok) { op.result = Result::kExists; op.out_version = cur->version; } break;
             case OpCode::kReplace: ok = cur != nullptr; if (!ok) op.result = Result::kNotStored; break;
-            case OpCode::kCas:
-              ok = cur != nullptr && cur->version == op.cas;
-              if (!ok) op.result = cur == nullptr ? Result::kNotFound : Result::kCasMismatch;
-              break;
             default: break;
+          }
+          // The expected version (kCas, and kSet / kReplace with cas != 0)
+          // is compared again against the new record: the CAS below then
+          // publishes only if it is still current (check_expected).
+          if (ok) {
+            if (Result c = check_expected(op, cur); c != Result::kOk) {
+              ok = false;
+              op.result = c;
+              if (c == Result::kCasMismatch) op.out_version = cur->version;
+            }
           }
           note_read(lk, st.h);
           if (!ok) {

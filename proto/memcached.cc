@@ -209,9 +209,6 @@ ParseResult parse_meta(std::string_view in, std::size_t linelen, const Tokens& t
     if (n > kMaxValueLen) return err(kTooLarge, linelen, n + 2);
     if (std::string_view e = parse_meta_flags(tk, 3, cmd, req); !e.empty()) return err(e, linelen, n + 2);
     if (!meta_key(req)) return err(kBadKeyDecode, linelen, n + 2);
-    if (req->has_cas && req->mode != MetaMode::kSet && req->mode != MetaMode::kReplace) {
-      return err(kInvalidFlag, linelen, n + 2);  // C with add/append/prepend: not supported here
-    }
     return take_data(in, linelen, n, req);
   }
   if (req->raw_key.size() > kMaxKeyLen) return err(kBadFormat, linelen);

@@ -330,7 +330,9 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
       // (a clock read costs more than a GET's index work on some VMs).
       if (rop.exptime != 0 && ws.burst_unix == 0) ws.burst_unix = unix_now();
       op.exptime = absolute_exptime(rop.exptime, ws.burst_unix);
-      op.cas = rop.arg;
+      // arg is the expected version of cas only (docs/protocol.md); on other
+      // writes a non-zero Op::cas would make the index compare it.
+      op.cas = rop.opcode == Opcode::kCas ? rop.arg : 0;
       op.delta = rop.arg;
       e.op = static_cast<int32_t>(ws.ops.size());
       ws.ops.push_back(op);

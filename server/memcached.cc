@@ -167,6 +167,29 @@ void McEngine::flush(McContext& cx) {
   }
 }
 
+std::size_t memcached_item_size(std::size_t klen, std::size_t vlen, uint32_t flags) {
+  // memcached's ITEM_ntotal on 64-bit with CAS: the 48-byte item header, the
+  // 8-byte CAS, the key and its NUL, the value and its "\r\n", and 4 bytes
+  // of client flags when they are not 0.
+  return 48 + 8 + klen + 1 + vlen + 2 + (flags != 0 ? 4 : 0);
+}
+
+unsigned memcached_slab_class(std::size_t item_size) {
+  // memcached's default slab classes (-n 48, -f 1.25, 1 MiB pages): 96 bytes,
+  // then x1.25 rounded up to 8, while below 512 KiB / 1.25; the last class is
+  // 512 KiB and also holds (the headers of) larger, chunked items.
+  std::size_t size = 96;
+  unsigned cls = 1;
+  constexpr std::size_t kChunkMax = 512u << 10;
+  for (;;) {
+    if (size % 8 != 0) size += 8 - size % 8;
+    if (item_size <= size) return cls;
+    ++cls;
+    size = static_cast<std::size_t>(static_cast<double>(size) * 1.25);
+    if (size >= static_cast<std::size_t>(kChunkMax / 1.25)) return cls;  // the 512 KiB class
+  }
+}
+
 bool McEngine::current_version(McContext& cx, std::string_view key, uint64_t* version) {
   index::Op g = index::Op::get(key, nullptr);
   if (cx.worker_->execute_one(g) != Result::kOk) return false;
@@ -406,6 +429,11 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
   inc(cx.stats_.cmd_meta);
   inc(cx.stats_.cmd_set);
   index::Op op;
+  // C is compared by the index in the same step that publishes the write
+  // (index.h, Op::cas), as memcached 1.6.18 does it per mode: S and R compare
+  // (C0 too: EX if present, NF if absent); A and P compare unless C0 (absent:
+  // NS); E ignores C (it stores only when there is nothing to compare).
+  const bool append_mode = r.mode == MetaMode::kAppend || r.mode == MetaMode::kPrepend;
   switch (r.mode) {
     case MetaMode::kAdd: op.code = index::OpCode::kAdd; break;
     case MetaMode::kAppend: op.code = index::OpCode::kAppend; break;
@@ -417,26 +445,29 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
   op.value = r.data;
   op.flags = r.client_flags;
   op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
-  op.cas = r.cas;
+  op.cas = r.mode == MetaMode::kAdd ? 0 : r.cas;
   const Result res = cx.worker_->execute_one(op);
   std::string_view code;
   switch (res) {
     case Result::kOk: code = "HD"; break;
     case Result::kExists: case Result::kNotStored: code = "NS"; break;
-    case Result::kNotFound: code = "NF"; break;
+    case Result::kNotFound: code = append_mode ? "NS" : "NF"; break;
     case Result::kCasMismatch: code = "EX"; break;
     default:
       inc(cx.stats_.out_of_memory);
       crlf(out, kOutOfMemory);
       return;
   }
-  if (r.has_cas) inc(res == Result::kOk ? cx.stats_.cas_hits : res == Result::kCasMismatch ? cx.stats_.cas_badval : cx.stats_.cas_misses);
+  // memcached 1.6.18 counts cas_* for C with modes S and R only.
+  if (r.has_cas && (r.mode == MetaMode::kSet || r.mode == MetaMode::kReplace)) {
+    inc(res == Result::kOk ? cx.stats_.cas_hits : res == Result::kCasMismatch ? cx.stats_.cas_badval : cx.stats_.cas_misses);
+  }
   if (res == Result::kOk && r.has('q')) return;
   out->append(code);
   for (uint8_t i = 0; i < r.nflags; ++i) {
-    if (r.flags[i].flag == 'c' && res == Result::kOk) {
+    if (r.flags[i].flag == 'c') {  // memcached 1.6.18 answers c0 when nothing was stored
       out->append(" c");
-      append_num(out, op.out_version);
+      append_num(out, res == Result::kOk ? op.out_version : 0);
     }
   }
   meta_echo(r, out);
@@ -447,15 +478,17 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
   inc(cx.stats_.cmd_meta);
   std::string_view code;
   uint64_t version = 0;
-  if (r.has_cas && current_version(cx, r.key, &version) && version != r.cas) {
-    // Compare and delete are two steps here (docs/memcached.md): a write in
-    // between is not detected.
-    code = "EX";
+  if (r.has_cas && r.cas == 0) {
+    // memcached compares C0 too; no version is 0 (index.h), so a present key
+    // is a mismatch: decided by one lookup, nothing is written.
+    code = current_version(cx, r.key, &version) ? "EX" : "NF";
+    inc(cx.stats_.delete_misses);  // as memcached counts a mismatch
   } else {
     index::Op op = index::Op::del(r.key);
+    op.cas = r.cas;  // compared atomically with the delete (index.h, Op::cas)
     const Result res = cx.worker_->execute_one(op);
-    inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
-    code = res == Result::kOk ? "HD" : "NF";
+    inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);  // a mismatch is a miss
+    code = res == Result::kOk ? "HD" : res == Result::kCasMismatch ? "EX" : "NF";
   }
   if (code == "HD" && r.has('q')) return;
   out->append(code);
@@ -467,17 +500,15 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
   inc(cx.stats_.cmd_meta);
   const uint64_t now = unix_now();
   const bool incr = r.mode != MetaMode::kDecr;
-  uint64_t version = 0;
-  if (r.has_cas && current_version(cx, r.key, &version) && version != r.cas) {
-    out->append("EX");
-    meta_echo(r, out);
-    out->append("\r\n");
-    return;
-  }
   index::Op op;
   op.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
   op.key = r.key;
   op.delta = r.delta;
+  // C: compared atomically with the write (index.h, Op::cas), before the
+  // value is parsed as a number, as memcached does. C0 compares nothing
+  // (memcached 1.6.18 too). An absent key is NF, or created by N (which
+  // ignores C, as in memcached).
+  op.cas = r.cas;
   Result res = cx.worker_->execute_one(op);
   uint64_t number = op.out_number;
   if (res == Result::kNotFound && r.has_vivify) {
@@ -495,6 +526,12 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
       res = cx.worker_->execute_one(op);
       number = op.out_number;
     }
+  }
+  if (res == Result::kCasMismatch) {
+    out->append("EX");
+    meta_echo(r, out);
+    out->append("\r\n");
+    return;
   }
   inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
                                : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
@@ -565,14 +602,21 @@ void McEngine::exec_meta_debug(McContext& cx, const Request& r, std::string* out
     crlf(out, "EN");
     return;
   }
+  // memcached 1.6.18 prints exp as now - exptime (so a TTL of 100 shows
+  // exp=-100; -1 when there is none), size as its item's size and cls as the
+  // slab class that size falls in (memcached_item_size / memcached_slab_class).
+  const uint64_t now = unix_now();
   out->append("ME ");
   out->append(r.raw_key);
   out->append(" exp=");
-  append_signed(out, ttl_of(g.out_exptime, unix_now()));
+  append_signed(out, g.out_exptime == 0 ? -1 : static_cast<int64_t>(now) - static_cast<int64_t>(g.out_exptime));
   out->append(" la=0 cas=");
   append_num(out, g.out_version);
-  out->append(" fetch=no cls=1 size=");
-  append_num(out, r.key.size() + cx.values[0].size());
+  const std::size_t size = memcached_item_size(r.key.size(), cx.values[0].size(), g.out_flags);
+  out->append(" fetch=no cls=");
+  append_num(out, memcached_slab_class(size));
+  out->append(" size=");
+  append_num(out, size);
   out->append("\r\n");
 }
 
@@ -819,10 +863,11 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
     }
     case 0x04: case 0x14: {  // delete (+q)
       if (!shape(0, true, false)) return error(kInvalid);
-      uint64_t version = 0;
-      if (r.h.cas != 0 && current_version(cx, r.key, &version) && version != r.h.cas) return error(kExists);
       index::Op d = index::Op::del(r.key);
+      d.cas = r.h.cas;  // 0: unconditional; else compared atomically by the index
       const Result res = cx.worker_->execute_one(d);
+      // memcached 1.6.18 answers "exists" to a delete with a CAS on an absent key too.
+      if (res == Result::kCasMismatch || (res == Result::kNotFound && d.cas != 0)) return error(kExists);
       inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
       if (res != Result::kOk) return error(kNotFound);
       if (op == 0x04) respond(kOk, 0, {}, {}, {});
@@ -836,6 +881,7 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
       a.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
       a.key = r.key;
       a.delta = bin::be64(r.extras, 0);
+      a.cas = r.h.cas;  // compared atomically (index.h, Op::cas); absent: created below, as memcached
       const uint64_t initial = bin::be64(r.extras, 8);
       const uint32_t exp = bin::be32(r.extras, 16);
       Result res = cx.worker_->execute_one(a);
@@ -857,6 +903,7 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
           version = a.out_version;
         }
       }
+      if (res == Result::kCasMismatch) return error(kExists);
       inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
                                    : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
       if (res == Result::kNotFound) return error(kNotFound);
@@ -900,9 +947,11 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
       w.code = (op == 0x0e || op == 0x19) ? index::OpCode::kAppend : index::OpCode::kPrepend;
       w.key = r.key;
       w.value = r.value;
+      w.cas = r.h.cas;  // compared atomically (index.h, Op::cas)
       const Result res = cx.worker_->execute_one(w);
       inc(cx.stats_.cmd_set);
-      if (res == Result::kNotStored) return error(kNotStored);
+      if (res == Result::kCasMismatch) return error(kExists);
+      if (res == Result::kNotStored || res == Result::kNotFound) return error(kNotStored);
       if (res == Result::kTooLarge) return error(kTooBig);
       if (res != Result::kOk) return error(kNoMemory);
       if (op == 0x0e || op == 0x0f) respond(kOk, w.out_version, {}, {}, {});

@@ -37,6 +37,11 @@ namespace ferrite::server {
 
 inline constexpr std::string_view kMcVersion = "1.6.18-ferrite-0.1.0";
 
+// What memcached 1.6.18 (64-bit, default settings) reports in `me` for an
+// item: its size in bytes, and the slab class that size is stored in.
+std::size_t memcached_item_size(std::size_t klen, std::size_t vlen, uint32_t flags);
+unsigned memcached_slab_class(std::size_t item_size);
+
 struct alignas(kCacheLine) McStats {
   std::atomic<uint64_t> cmd_get{0}, get_hits{0}, get_misses{0}, cmd_set{0}, cmd_touch{0}, touch_hits{0},
       touch_misses{0}, delete_hits{0}, delete_misses{0}, incr_hits{0}, incr_misses{0}, decr_hits{0},

@@ -18,6 +18,7 @@ const char* const kSeeds[] = {
     "incr a 5\r\n", "decr a 18446744073709551615\r\n", "touch a 10\r\n", "flush_all 10 noreply\r\n", "version\r\n",
     "verbosity 1\r\n", "stats settings\r\n", "quit\r\n", "mg a v c f t k s O12 q T30\r\n", "ms YTI= 2 b T0 F5 MA C3 I\r\nxx\r\n",
     "md a q C5 k\r\n", "ma a N0 J10 D3 MD v t c\r\n", "mn\r\n", "me a\r\n", "set a 0 0 2000000\r\n",
+    "ms a 1 C0 ME c k O1\r\nx\r\n", "ms a 1 C7 MP q\r\nx\r\n", "md a C0\r\n", "ma a C9 N0 J1 v\r\n",
 };
 
 TEST(MemcachedFuzz, RandomAndMutatedInputs) {

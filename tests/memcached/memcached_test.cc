@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -299,6 +300,21 @@ TEST_F(McTest, Stats) {
   EXPECT_THAT(run("stats settings\r\n"), HasSubstr("STAT item_size_max 1048576\r\n"));
 }
 
+// Counters of meta compares: the deltas memcached 1.6.18 showed for the same
+// requests (cas_* only for ms modes S and R; md C mismatch is a delete miss;
+// ma C mismatch counts nothing).
+TEST_F(McTest, MetaCompareCounters) {
+  run("set k 0 0 1\r\n5\r\nstats reset\r\n");
+  run("ms k 1 C1 MA\r\nx\r\nms nokey 1 C1 MA\r\nx\r\nms k 1 C1 ME\r\nx\r\nma k C1\r\n");
+  std::string s = run("stats\r\n");
+  EXPECT_THAT(s, HasSubstr("STAT cas_misses 0\r\nSTAT cas_hits 0\r\nSTAT cas_badval 0\r\n"));
+  EXPECT_THAT(s, HasSubstr("STAT incr_misses 0\r\nSTAT incr_hits 0\r\n"));
+  run("stats reset\r\nms k 1 C1\r\nx\r\nms k 1 C1 MR\r\nx\r\nms nokey 1 C1\r\nx\r\nmd k C1\r\nmd nokey C1\r\nmd k C0\r\n");
+  s = run("stats\r\n");
+  EXPECT_THAT(s, HasSubstr("STAT cas_misses 1\r\nSTAT cas_hits 0\r\nSTAT cas_badval 2\r\n"));
+  EXPECT_THAT(s, HasSubstr("STAT delete_misses 3\r\nSTAT delete_hits 0\r\n"));
+}
+
 // ---- meta commands ----
 
 TEST_F(McTest, MetaGetAndSet) {
@@ -322,6 +338,145 @@ TEST_F(McTest, MetaGetAndSet) {
   // mg T updates the TTL; with q a hit without v still says HD.
   EXPECT_EQ(run("mg k T100 t v\r\nmg k q\r\n"), "VA 2 t100\r\nhi\r\nHD\r\n");
   EXPECT_EQ(run("ms t 1 T-1\r\nx\r\nmg t v\r\n"), "HD\r\nEN\r\n");
+}
+
+// C on ms (every mode), md and ma: compared by the index in the write's own
+// publication step. Replies are memcached 1.6.18's for the same requests
+// (its CAS numbers differ: ours are index versions).
+TEST_F(McTest, MetaCompareAndWriteEveryMode) {
+  run("ms k 1\r\na\r\n");
+  uint64_t v = cas_of("k");
+  const std::string bad = std::to_string(v + 1);
+  // Mismatch: EX (c0 with c), nothing written. E ignores C: NS if present.
+  EXPECT_EQ(run("ms k 1 C" + bad + " MA\r\nb\r\nms k 1 C" + bad + " MP c\r\nb\r\nms k 1 C" + bad +
+                " ME c k Oxx\r\nb\r\nms k 1 C" + bad + " MR\r\nb\r\nms k 1 C" + bad + " MS c\r\nb\r\n"),
+            "EX\r\nEX c0\r\nNS c0 kk Oxx\r\nEX\r\nEX c0\r\n");
+  EXPECT_EQ(run("mg k v\r\n"), "VA 1\r\na\r\n");
+  EXPECT_EQ(cas_of("k"), v);
+  // Match: A and P write and return the new CAS; the old one then fails.
+  const std::string r1 = run("ms k 1 C" + std::to_string(v) + " MA c\r\nb\r\n");
+  uint64_t v2 = cas_of("k");
+  EXPECT_EQ(r1, "HD c" + std::to_string(v2) + "\r\n");
+  EXPECT_EQ(run("ms k 1 C" + std::to_string(v) + " MP\r\nc\r\nms k 1 C" + std::to_string(v2) + " MP\r\nc\r\nmg k v\r\n"),
+            "EX\r\nHD\r\nVA 3\r\ncab\r\n");
+  // C0: S and R compare it (EX present, NF absent); A and P do not compare
+  // (HD present, NS absent).
+  EXPECT_EQ(run("ms k 1 C0 MS\r\nx\r\nms k 1 C0 MR\r\nx\r\nms nokey 1 C0 MS\r\nx\r\nms k 1 C0 MA\r\nd\r\n"
+                "ms nokey 1 C0 MA\r\nx\r\nmg k v\r\n"),
+            "EX\r\nEX\r\nNF\r\nHD\r\nNS\r\nVA 4\r\ncabd\r\n");
+  // Absent: A/P NS, R/S NF, E stores (C ignored); failures with c answer c0.
+  EXPECT_EQ(run("ms n1 1 C5 MA\r\nx\r\nms n1 1 C5 MP c\r\nx\r\nms n1 1 C5 MR\r\nx\r\nms n1 1 C5 MS\r\nx\r\n"
+                "ms n1 1 C5 ME\r\ny\r\nmg n1 v\r\nms n2 1 MR c\r\nx\r\n"),
+            "NS\r\nNS c0\r\nNF\r\nNF\r\nHD\r\nVA 1\r\ny\r\nNS c0\r\n");
+
+  // md C: mismatch EX (also with q), match deletes, absent NF; C0 compares.
+  run("ms d 1\r\nx\r\n");
+  v = cas_of("d");
+  EXPECT_EQ(run("md d C" + std::to_string(v + 1) + " k Oab\r\nmd d C" + std::to_string(v + 1) + " q\r\nmd d C0\r\n"),
+            "EX kd Oab\r\nEX\r\nEX\r\n");
+  EXPECT_EQ(run("md d C" + std::to_string(v) + " q\r\nmd d C" + std::to_string(v) + "\r\nmd d C0\r\nmn\r\n"),
+            "NF\r\nNF\r\nMN\r\n");
+
+  // ma C: compared before the number is parsed; C0 compares nothing; N
+  // creates an absent key whatever C says.
+  run("ms a 1\r\n5\r\nms s 1\r\nx\r\n");
+  v = cas_of("a");
+  EXPECT_EQ(run("ma a C" + std::to_string(v + 1) + " v\r\nma s C1 q\r\nma a C0 v\r\nma a C" + std::to_string(v) + " v\r\n"),
+            "EX\r\nEX\r\nVA 1\r\n6\r\nEX\r\n");
+  v = cas_of("a");
+  const std::string r2 = run("ma a C" + std::to_string(v) + " v c\r\n");
+  EXPECT_EQ(r2, "VA 1 c" + std::to_string(cas_of("a")) + "\r\n7\r\n");
+  EXPECT_EQ(run("ma nokey C5\r\nma nokey C5 N0 J7 v\r\n"), "NF\r\nVA 1\r\n7\r\n");
+  EXPECT_EQ(run("mg a v\r\n"), "VA 1\r\n7\r\n");
+}
+
+// memcached 1.6.18's `me` size and cls for values of every size class
+// (taken from that server: `set key<n> <flags> 0 <n>` then `me key<n>`).
+TEST(McItemSize, MatchesMemcached) {
+  struct Row { std::size_t klen, vlen; uint32_t flags; std::size_t size; unsigned cls; };
+  const Row rows[] = {
+      {4, 0, 0, 63, 1},           {4, 0, 7, 67, 1},          {5, 10, 7, 78, 1},        {5, 39, 0, 103, 2},
+      {6, 100, 0, 165, 4},        {6, 500, 0, 565, 9},        {7, 1000, 7, 1070, 12},   {7, 5000, 0, 5066, 19},
+      {8, 10000, 0, 10067, 22},   {8, 50000, 0, 50067, 29},   {9, 100000, 0, 100068, 32},
+      {9, 300000, 0, 300068, 37}, {9, 400000, 0, 400068, 39}, {9, 524200, 7, 524272, 39},
+      {9, 600000, 0, 600068, 39}, {10, 1000000, 7, 1000073, 39},
+  };
+  for (const Row& r : rows) {
+    EXPECT_EQ(memcached_item_size(r.klen, r.vlen, r.flags), r.size) << r.vlen;
+    EXPECT_EQ(memcached_slab_class(r.size), r.cls) << r.vlen;
+  }
+}
+
+// incr/decr keep memcached's in-place behaviour (bytes from memcached 1.6.18).
+TEST_F(McTest, IncrDecrKeepLengthAndAcceptLeadingSpaces) {
+  EXPECT_EQ(run("set d 0 0 3\r\n100\r\ndecr d 1\r\nget d\r\nincr d 1\r\nget d\r\n"),
+            "STORED\r\n99\r\nVALUE d 0 3\r\n99 \r\nEND\r\n100\r\nVALUE d 0 3\r\n100\r\nEND\r\n");
+  EXPECT_EQ(run("set n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\nincr n 18446744073709551615\r\nincr n 1\r\nget n\r\n"),
+            "STORED\r\n15\r\n0\r\n18446744073709551615\r\n0\r\nVALUE n 0 20\r\n0                   \r\nEND\r\n");
+  EXPECT_EQ(run("set s 0 0 3\r\n  5\r\nincr s 1\r\nget s\r\nset t 0 0 4\r\n 5 6\r\nincr t 1\r\n"
+                "set p 0 0 2\r\n+5\r\nincr p 1\r\nset m 0 0 2\r\n-0\r\nincr m 1\r\n"),
+            "STORED\r\n6\r\nVALUE s 0 3\r\n6  \r\nEND\r\nSTORED\r\n6\r\nSTORED\r\n6\r\nSTORED\r\n1\r\n");
+  EXPECT_EQ(run("set y 0 0 3\r\n   \r\nincr y 1\r\nset z 0 0 2\r\n-5\r\nincr z 1\r\nset q 0 0 3\r\n+5a\r\nincr q 1\r\n"),
+            "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+            "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+            "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+  // ma answers the number without the padding; mg shows the stored bytes.
+  EXPECT_EQ(run("ms m2 3\r\n100\r\nma m2 MD v\r\nmg m2 v s\r\nma m2 v\r\nmg m2 v\r\n"),
+            "HD\r\nVA 2\r\n99\r\nVA 3 s3\r\n99 \r\nVA 3\r\n100\r\nVA 3\r\n100\r\n");
+}
+
+// Two clients (contexts on different index workers, as two UDP workers are)
+// race a compare-and-write with the same CAS on one key each round: ms C
+// MA against md C, then ma C against ms C MS. Exactly one wins each round.
+TEST_F(McTest, RacingMetaCompareAndWriteHasOneWinner) {
+  McContext* cx2 = &mc_->add_context(1);
+  auto run_on = [&](McContext* cx, const std::string& in) {
+    std::string out;
+    std::size_t swallow = 0;
+    bool close = false;
+    (void)mc_->process(*cx, in, &out, &swallow, &close);
+    return out;
+  };
+  const int rounds = 2000;
+  std::atomic<int> arrived{0};
+  auto barrier = [&](int gen) {  // both threads reach generation gen; spin, so both leave at once
+    arrived.fetch_add(1);
+    while (arrived.load() < 2 * gen) {
+    }
+  };
+  std::string a, b, ra, rb;
+  std::thread t([&] {
+    for (int r = 0, g = 0; r < rounds; ++r) {
+      barrier(++g);  // requests ready
+      // Start at a different offset each round, so some rounds land the
+      // other client's write between this one's lookup and its publication.
+      for (int spin = 0; spin < (r * 37) % 2000; ++spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+      rb = run_on(cx2, b);
+      barrier(++g);  // done
+    }
+  });
+  int bad = 0;
+  for (int r = 0, g = 0; r < rounds; ++r) {
+    run("ms k 2\r\n10\r\n");
+    const std::string v = std::to_string(cas_of("k"));
+    const bool odd = r % 2 == 1;
+    a = odd ? "ma k C" + v + "\r\n" : "ms k 1 C" + v + " MA\r\n1\r\n";
+    b = odd ? "ms k 1 C" + v + " MS\r\n7\r\n" : "md k C" + v + "\r\n";
+    barrier(++g);
+    ra = run_on(cx_, a);
+    barrier(++g);
+    const int wins = (ra == "HD\r\n") + (rb == "HD\r\n");
+    // The loser sees EX, or NS when an append finds the key deleted.
+    const bool loser_ok = (ra == "HD\r\n") ? (rb == "EX\r\n") : (ra == "EX\r\n" || ra == "NS\r\n");
+    const std::string got = run("mg k v\r\n");
+    const std::string want = ra == "HD\r\n" ? (odd ? "VA 2\r\n11\r\n" : "VA 3\r\n101\r\n")
+                                              : (odd ? "VA 1\r\n7\r\n" : "EN\r\n");
+    if ((wins != 1 || !loser_ok || got != want) && ++bad <= 5) {
+      ADD_FAILURE() << "round " << r << ": " << ra << " / " << rb << " / " << got;
+    }
+  }
+  t.join();
+  EXPECT_EQ(bad, 0);
 }
 
 TEST_F(McTest, MetaBase64Keys) {
@@ -348,7 +503,15 @@ TEST_F(McTest, MetaDeleteArithDebugAndErrors) {
             "CLIENT_ERROR invalid mode for ma M token\r\n");
   EXPECT_EQ(run("ms x 1\r\na\r\nma x\r\n"), "HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
   EXPECT_EQ(run("me nope\r\n"), "EN\r\n");
-  EXPECT_EQ(run("me x\r\n"), "ME x exp=-1 la=0 cas=" + std::to_string(cas_of("x")) + " fetch=no cls=1 size=2\r\n");
+  // memcached 1.6.18 for the same items: size is its item size, cls its slab class, exp is
+  // now - exptime (negative for a TTL).
+  EXPECT_EQ(run("me x\r\n"), "ME x exp=-1 la=0 cas=" + std::to_string(cas_of("x")) + " fetch=no cls=1 size=61\r\n");
+  run("set bb 0 0 100\r\n" + std::string(100, 'x') + "\r\nset a 5 0 10\r\n0123456789\r\nset cc 0 100 1\r\nx\r\n");
+  EXPECT_EQ(run("me bb\r\n"), "ME bb exp=-1 la=0 cas=" + std::to_string(cas_of("bb")) + " fetch=no cls=4 size=161\r\n");
+  EXPECT_EQ(run("me a\r\n"), "ME a exp=-1 la=0 cas=" + std::to_string(cas_of("a")) + " fetch=no cls=1 size=74\r\n");
+  const std::string me_cc = run("me cc\r\n");  // exp=-100 (or -99 if a second passed)
+  EXPECT_THAT(me_cc, StartsWith("ME cc exp=-")) << me_cc;
+  EXPECT_THAT(me_cc, HasSubstr(" fetch=no cls=1 size=62\r\n")) << me_cc;
 
   EXPECT_EQ(run("mg x Z\r\nmg x !\r\nmg\r\nms x\r\nms x y\r\nmg x v v\r\n"),
             "CLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\nERROR\r\nCLIENT_ERROR bad command line format\r\n"
@@ -582,6 +745,46 @@ TEST_F(McTest, BinaryProtocol) {
   out.clear();
   mc_->process_binary(*cx_, std::string(24, 'x'), &out, &close);
   EXPECT_TRUE(close);
+}
+
+// Binary writes with a CAS: compared atomically by the index; statuses are
+// memcached 1.6.18's for the same packets (2 exists, 1 not found, 5 not
+// stored; touch ignores the CAS; delete with a CAS on an absent key: 2).
+TEST_F(McTest, BinaryCompareAndWrite) {
+  auto status_of = [&](const std::string& pkt) {
+    std::string out;
+    bool close = false;
+    (void)mc_->process_binary(*cx_, pkt, &out, &close);
+    return out.size() >= 24 ? (static_cast<int>(static_cast<uint8_t>(out[6])) << 8) | static_cast<uint8_t>(out[7]) : -1;
+  };
+  const std::string no_extras;
+  const std::string incr_extras(std::string("\0\0\0\0\0\0\0\x01", 8) + std::string(8, '\0') + std::string(4, '\xff'));
+  const std::string incr_create(std::string("\0\0\0\0\0\0\0\x01", 8) + std::string("\0\0\0\0\0\0\0\x07", 8) +
+                                std::string(4, '\0'));
+  run("set bk 0 0 2\r\n10\r\n");
+  uint64_t v = cas_of("bk");
+  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "bk", "x", 1, v + 1)), 2);   // append, stale CAS
+  EXPECT_EQ(status_of(bin_request(0x0f, no_extras, "bk", "x", 1, v + 1)), 2);   // prepend, stale CAS
+  EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 2\r\n10\r\nEND\r\n");
+  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "bk", "x", 1, v)), 0);
+  EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 3\r\n10x\r\nEND\r\n");
+  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "nokey", "x", 1, 5)), 5);    // append, absent
+  run("set bk 0 0 2\r\n10\r\n");
+  v = cas_of("bk");
+  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "bk", "", 1, v + 1)), 2);  // incr, stale CAS
+  EXPECT_EQ(status_of(bin_request(0x06, incr_extras, "bk", "", 1, v + 1)), 2);  // decr, stale CAS
+  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "bk", "", 1, v)), 0);
+  EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 2\r\n11\r\nEND\r\n");
+  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "nokey2", "", 1, 5)), 1);  // absent, no create
+  EXPECT_EQ(status_of(bin_request(0x05, incr_create, "nokey3", "", 1, 5)), 0);  // absent: created
+  EXPECT_EQ(run("get nokey3\r\n"), "VALUE nokey3 0 1\r\n7\r\nEND\r\n");
+  v = cas_of("bk");
+  EXPECT_EQ(status_of(bin_request(0x1c, std::string("\0\0\0\x64", 4), "bk", "", 1, v + 1)), 0);  // touch
+  v = cas_of("bk");
+  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "bk", "", 1, v + 1)), 2);   // delete, stale CAS
+  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "nokey9", "", 1, 5)), 2);   // delete, absent, CAS
+  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "nokey9", "", 1, 0)), 1);   // delete, absent
+  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "bk", "", 1, v)), 0);
 }
 
 TEST_F(McTcpTest, BinaryConnection) {
