@@ -130,6 +130,7 @@ struct Engine::WorkerState {
   };
   std::unordered_map<PeerKey, Partial, PeerKeyHash> partial;
   std::chrono::steady_clock::time_point last_sweep{};
+  bool swept = false;  // the first idle call sweeps (the steady clock's zero is boot, not "long ago")
   uint64_t burst_unix = 0;   // unix_now() for this burst, 0 = not read yet
   uint32_t idle_calls = 0;   // on_idle reads the clock on every 32nd call
   // Recent replies for retries: a direct-mapped cache of dup_window slots
@@ -178,7 +179,8 @@ void Engine::on_idle(unsigned worker) {
   // below (1 ms and 1 s granularity) looks at the clock every 32nd call.
   if ((ws.idle_calls++ & 31u) != 0) return;
   const auto now = std::chrono::steady_clock::now();
-  if (opts_.idle_sweep_slots != 0 && now - ws.last_sweep >= opts_.idle_sweep_interval) {
+  if (opts_.idle_sweep_slots != 0 && (!ws.swept || now - ws.last_sweep >= opts_.idle_sweep_interval)) {
+    ws.swept = true;
     ws.last_sweep = now;
     const uint64_t n = idx_.sweep_expired(opts_.idle_sweep_slots, /*wait=*/false);
     bump(ws.stats->idle_sweep_steps, 1);

@@ -74,7 +74,9 @@ TEST_F(EngineIdleSweep, StepsAreRateLimited) {
   set_expiring(10);
   EngineOptions eo;
   eo.idle_sweep_slots = 64;
-  eo.idle_sweep_interval = std::chrono::seconds(3600);
+  // Longer than any uptime: the steady clock starts near boot, so "never swept" must not
+  // be read as "swept at the clock's zero".
+  eo.idle_sweep_interval = std::chrono::hours(24 * 365 * 100);
   Engine engine(*idx_, eo);
   for (int i = 0; i < 1000; ++i) engine.on_idle(0);
   EXPECT_EQ(engine.stats(0).idle_sweep_steps.load(), 1u);  // the first call only
