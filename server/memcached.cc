@@ -308,7 +308,12 @@ void McEngine::exec_get(McContext& cx, const Request& r, std::string* out) {
     if (cx.ops[i].code == index::OpCode::kGet) cx.ops[i].out_value = &cx.values[i];
   }
   cx.worker_->execute(cx.ops);
-  for (const index::Op& op : cx.ops) {
+  reply_get(cx, 0, cx.ops.size(), with_cas, out);
+}
+
+void McEngine::reply_get(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out) {
+  for (std::size_t i = first; i < first + n; ++i) {
+    const index::Op& op = cx.ops[i];
     if (op.code != index::OpCode::kGet) {
       inc(cx.stats_.cmd_touch);
       inc(op.result == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
@@ -335,6 +340,53 @@ void McEngine::exec_get(McContext& cx, const Request& r, std::string* out) {
     out->append("\r\n");
   }
   out->append("END\r\n");
+}
+
+bool McEngine::stage_gets(McContext& cx, std::string_view in, std::size_t tag) {
+  maybe_delayed_flush(cx);
+  if (cx.staged_gets.empty()) cx.ops.clear();  // cx.ops holds only staged ops from here to finish_gets
+  const std::size_t ops0 = cx.ops.size(), staged0 = cx.staged_gets.size();
+  auto undo = [&] {
+    cx.ops.resize(ops0);
+    cx.staged_gets.resize(staged0);
+    return false;
+  };
+  std::size_t done = 0;
+  while (done < in.size()) {
+    const proto::mc::ParseResult pr = proto::mc::parse_request(in.substr(done), &cx.req);
+    if (pr.status != Parse::kOk || (cx.req.cmd != Cmd::kGet && cx.req.cmd != Cmd::kGets)) return undo();
+    done += pr.consumed;
+    McContext::StagedGet g{tag, cx.ops.size(), 0, cx.req.cmd == Cmd::kGets, false};
+    proto::mc::KeyIter it(cx.req.keys);
+    std::string_view k;
+    while (it.next(&k)) cx.ops.push_back(index::Op::get(k, nullptr));  // views into in
+    g.n = cx.ops.size() - g.first;
+    cx.staged_gets.push_back(g);
+  }
+  if (cx.staged_gets.size() == staged0) return false;  // empty datagram: process() answers it
+  cx.staged_gets.back().last_of_tag = true;
+  inc(cx.stats_.bytes_read, done);
+  return true;
+}
+
+void McEngine::finish_gets(McContext& cx, const std::function<void(std::size_t tag, const std::string& reply)>& emit) {
+  if (cx.staged_gets.empty()) return;
+  // One index burst for all of them: one clock read, one QSBR pass, and the
+  // lookups of the whole burst prefetched together.
+  if (cx.values.size() < cx.ops.size()) cx.values.resize(cx.ops.size());
+  for (std::size_t i = 0; i < cx.ops.size(); ++i) cx.ops[i].out_value = &cx.values[i];
+  cx.worker_->execute(cx.ops);
+  std::string& reply = cx.staged_reply;
+  reply.clear();
+  for (const McContext::StagedGet& g : cx.staged_gets) {
+    reply_get(cx, g.first, g.n, g.with_cas, &reply);
+    if (g.last_of_tag) {
+      emit(g.tag, reply);
+      reply.clear();
+    }
+  }
+  cx.staged_gets.clear();
+  cx.ops.clear();
 }
 
 void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
@@ -673,6 +725,7 @@ std::string McEngine::stats_lines() const {
   stat("ferrite_udp_drop_not_allowed", sum(&McStats::udp_drop_not_allowed));
   stat("ferrite_udp_incomplete_request", sum(&McStats::udp_incomplete));
   stat("ferrite_udp_reply_datagrams", sum(&McStats::udp_reply_datagrams));
+  stat("ferrite_udp_batched_requests", sum(&McStats::udp_batched_requests));
   stat("ferrite_binary_connections", sum(&McStats::binary_refused));
   if (extra_stats_) {
     // "name value\n" lines -> STAT lines.
@@ -1003,7 +1056,7 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
 // ---- UDP ----
 
 McUdpHandler::McUdpHandler(McEngine& mc, unsigned first_index_worker, unsigned workers)
-    : mc_(mc), reply_(workers), scratch_(workers) {
+    : mc_(mc), reply_(workers), scratch_(workers), request_ids_(workers) {
   for (unsigned w = 0; w < workers; ++w) cx_.push_back(&mc.add_context(first_index_worker + w));
 }
 
@@ -1013,7 +1066,23 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
   McContext& cx = *cx_[worker];
   McStats& st = cx.stats();
   std::string& reply = reply_[worker];
-  for (const net::Datagram& d : in) {
+  // Replies to datagram i (its request id from the frame header).
+  auto send = [&](const net::Datagram& d, uint16_t request_id, const std::string& r) {
+    const std::size_t n = proto::mc::udp_fragment(request_id, r, mc_.options().udp_max_payload, &scratch_[worker],
+                                                  [&](std::string_view b) {
+                                                    out.push(d.peer, std::span<const uint8_t>(
+                                                                         reinterpret_cast<const uint8_t*>(b.data()), b.size()));
+                                                  });
+    inc(st.udp_reply_datagrams, n);
+    inc(st.bytes_written, r.size());
+  };
+  std::vector<uint16_t>& ids = request_ids_[worker];
+  ids.resize(in.size());
+  auto finish = [&] {
+    mc_.finish_gets(cx, [&](std::size_t i, const std::string& r) { send(in[i], ids[i], r); });
+  };
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const net::Datagram& d = in[i];
     if (!mc_.allowed(d.peer)) {
       inc(st.udp_drop_not_allowed);
       continue;
@@ -1031,20 +1100,24 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
       continue;
     }
     inc(st.udp_requests);
+    const std::string_view body = dg.substr(proto::mc::kUdpHeaderSize);
+    // Datagrams of classic gets only (the common case) go to the index
+    // together; anything else first lets the staged ones finish, so every
+    // request sees the writes of the requests before it.
+    ids[i] = h.request_id;
+    if (mc_.stage_gets(cx, body, i)) {
+      inc(st.udp_batched_requests);
+      continue;
+    }
+    finish();
     reply.clear();
     std::size_t swallow = 0;
     bool close = false;
-    const std::string_view body = dg.substr(proto::mc::kUdpHeaderSize);
     const std::size_t used = mc_.process(cx, body, &reply, &swallow, &close);
     if (used < body.size() && !close && swallow == 0) inc(st.udp_incomplete);  // a request cut short: ignored
-    const std::size_t n = proto::mc::udp_fragment(h.request_id, reply, mc_.options().udp_max_payload, &scratch_[worker],
-                                                  [&](std::string_view b) {
-                                                    out.push(d.peer, std::span<const uint8_t>(
-                                                                         reinterpret_cast<const uint8_t*>(b.data()), b.size()));
-                                                  });
-    inc(st.udp_reply_datagrams, n);
-    inc(st.bytes_written, reply.size());
+    send(d, h.request_id, reply);
   }
+  finish();
 }
 
 // ---- TCP ----

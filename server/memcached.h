@@ -47,7 +47,7 @@ struct alignas(kCacheLine) McStats {
       touch_misses{0}, delete_hits{0}, delete_misses{0}, incr_hits{0}, incr_misses{0}, decr_hits{0},
       decr_misses{0}, cas_hits{0}, cas_misses{0}, cas_badval{0}, cmd_flush{0}, cmd_meta{0}, errors{0},
       client_errors{0}, out_of_memory{0}, bytes_read{0}, bytes_written{0}, udp_requests{0}, udp_drop_multi{0},
-      udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0},
+      udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0}, udp_batched_requests{0},
       binary_refused{0};
 };
 
@@ -72,6 +72,16 @@ class McContext {
   std::vector<std::string> values;
   proto::mc::Request req;
   std::string num;
+  // Staged classic gets of several UDP datagrams (McEngine::stage_gets):
+  // one request each, its ops [first, first + n) in ops, in order.
+  struct StagedGet {
+    std::size_t tag;
+    std::size_t first, n;
+    bool with_cas;
+    bool last_of_tag;  // the tag's reply is complete after this request
+  };
+  std::vector<StagedGet> staged_gets;
+  std::string staged_reply;
 };
 
 class McEngine {
@@ -93,6 +103,17 @@ class McEngine {
   // byte is 0x80). *close: quit, or a packet that cannot be framed.
   std::size_t process_binary(McContext& cx, std::string_view in, std::string* out, bool* close);
 
+  // Read batching for datagram transports: if every request in `in` is a
+  // classic get or gets (complete, well formed), stages their index ops
+  // under `tag` and returns true; otherwise stages nothing and returns
+  // false (the caller then runs finish_gets, then process). Staged requests
+  // see the index as of finish_gets: the caller must finish before it
+  // executes anything else, which keeps the order of requests.
+  bool stage_gets(McContext& cx, std::string_view in, std::size_t tag);
+  // Executes every staged get as one index burst, then calls emit(tag,
+  // reply) once per staged tag, in staging order, with its whole reply.
+  void finish_gets(McContext& cx, const std::function<void(std::size_t tag, const std::string& reply)>& emit);
+
   // Housekeeping from an idle loop: quiescent state, delayed flush_all.
   void on_idle(McContext& cx);
 
@@ -109,6 +130,8 @@ class McEngine {
  private:
   void execute(McContext& cx, const proto::mc::Request& r, std::string* out, bool* close);
   void exec_get(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // Replies and counts ops [first, first + n) of cx.ops, executed (get/gets/gat/gats).
+  void reply_get(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out);
   void exec_storage(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_get(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_set(McContext& cx, const proto::mc::Request& r, std::string* out);
@@ -144,6 +167,7 @@ class McUdpHandler : public net::PacketHandler {
   McEngine& mc_;
   std::vector<McContext*> cx_;
   std::vector<std::string> reply_, scratch_;
+  std::vector<std::vector<uint16_t>> request_ids_;  // per worker: datagram i's request id
 };
 
 // memcached over TCP: one epoll thread serving every connection with its

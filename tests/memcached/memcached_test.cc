@@ -586,6 +586,52 @@ TEST_F(McTest, UdpFramesRequestsAndSplitsReplies) {
   EXPECT_EQ(mc_->sum(&McStats::udp_drop_not_allowed), 1u);
 }
 
+// Datagrams of classic gets are staged and go to the index as one burst;
+// any other datagram first finishes them, so each request still sees the
+// writes of the requests before it, and replies keep the burst's order.
+TEST_F(McTest, UdpBurstBatchesGetsAndKeepsRequestOrder) {
+  McUdpHandler h(*mc_, 1, 1);
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_addr.s_addr = htonl(0x7f000001);
+  peer.sin_port = htons(5556);
+  ASSERT_EQ(run("set a 1 0 2\r\naa\r\n"), "STORED\r\n");
+  std::vector<std::vector<uint8_t>> dgs;
+  dgs.push_back(udp_request(1, 0, 1, 0, "get a b\r\n"));            // staged: a hit, b miss
+  dgs.push_back(udp_request(2, 0, 1, 0, "get b\r\ngets a\r\n"));  // staged, two requests
+  dgs.push_back(udp_request(3, 0, 1, 0, "set b 2 0 1\r\nB\r\n")); // finishes 1-2 first, then runs
+  dgs.push_back(udp_request(4, 0, 1, 0, "get b\r\n"));              // staged: sees the set
+  dgs.push_back(udp_request(5, 0, 1, 0, "get\r\n"));                // malformed: not staged, answered in order
+  dgs.push_back(udp_request(6, 0, 1, 0, "get a\r\n"));
+  std::vector<net::Datagram> in;
+  for (const auto& d : dgs) in.push_back({peer, d});
+  net::TxQueue out;
+  h.on_burst(0, in, out);
+  auto as_sv = [](std::span<const uint8_t> b) { return std::string_view(reinterpret_cast<const char*>(b.data()), b.size()); };
+  ASSERT_EQ(out.size(), 6u);
+  std::vector<uint16_t> ids;
+  std::vector<std::string> bodies;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    mc::UdpHeader hd;
+    ASSERT_TRUE(mc::decode_udp_header(as_sv(out.bytes(i)), &hd));
+    ids.push_back(hd.request_id);
+    bodies.emplace_back(as_sv(out.bytes(i)).substr(8));
+  }
+  EXPECT_EQ(ids, (std::vector<uint16_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(bodies[0], "VALUE a 1 2\r\naa\r\nEND\r\n");
+  EXPECT_EQ(bodies[1].substr(0, 5), "END\r\n");  // b was absent before datagram 3
+  EXPECT_TRUE(bodies[1].starts_with("END\r\nVALUE a 1 2 ")) << bodies[1];
+  EXPECT_TRUE(bodies[1].ends_with("\r\naa\r\nEND\r\n")) << bodies[1];
+  EXPECT_EQ(bodies[2], "STORED\r\n");
+  EXPECT_EQ(bodies[3], "VALUE b 2 1\r\nB\r\nEND\r\n");
+  EXPECT_EQ(bodies[4], "ERROR\r\n");
+  EXPECT_EQ(bodies[5], "VALUE a 1 2\r\naa\r\nEND\r\n");
+  EXPECT_EQ(mc_->sum(&McStats::udp_batched_requests), 4u);  // datagrams 1, 2, 4, 6
+  EXPECT_EQ(mc_->sum(&McStats::cmd_get), 6u);               // a, b, b, a (gets), b, a
+  EXPECT_EQ(mc_->sum(&McStats::get_hits), 4u);
+  EXPECT_EQ(mc_->sum(&McStats::get_misses), 2u);
+}
+
 // ---- TCP ----
 
 class McTcpTest : public McTest {
