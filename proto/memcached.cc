@@ -109,7 +109,7 @@ std::string_view allowed_flags(Cmd c) {
   switch (c) {
     case Cmd::kMetaGet: return "bcfkOqstuvT";
     case Cmd::kMetaSet: return "bcCFIkOqMNT";
-    case Cmd::kMetaDelete: return "bCkOq";
+    case Cmd::kMetaDelete: return "bCkOqT";  // T: memcached applies it only with I (refused here), else ignores it
     case Cmd::kMetaArith: return "bcCNJDTMOqtvk";
     case Cmd::kMetaDebug: return "b";
     default: return "";
@@ -119,7 +119,8 @@ std::string_view allowed_flags(Cmd c) {
 // Parses the flags of a meta command from tokens [from, n). On error
 // returns the error string; swallow is decided by the caller.
 std::string_view parse_meta_flags(const Tokens& tk, std::size_t from, Cmd cmd, Request* req) {
-  const bool arith = cmd == Cmd::kMetaArith;
+  // memcached 1.6.18's ma and md answer every flag error with one string.
+  const bool arith = cmd == Cmd::kMetaArith || cmd == Cmd::kMetaDelete;
   const std::string_view allowed = allowed_flags(cmd);
   if (tk.n - from > kMaxMetaFlags) return kBadFormat;
   for (std::size_t i = from; i < tk.n; ++i) {

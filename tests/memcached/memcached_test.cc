@@ -494,6 +494,11 @@ TEST_F(McTest, MetaDeleteArithDebugAndErrors) {
   run("ms c2 1\r\nx\r\n");
   const uint64_t v = cas_of("c2");
   EXPECT_EQ(run("md c2 C" + std::to_string(v + 1) + "\r\nmd c2 C" + std::to_string(v) + "\r\n"), "EX\r\nHD\r\n");
+  // memcached 1.6.18's md answers every flag error alike (x is not in 1.6.18 either), and takes
+  // T without I as a no-op.
+  EXPECT_EQ(run("md c2 Y\r\nmd c2 x\r\nmd c2 q q\r\nmd c2 Cxyz\r\nms c3 1\r\nx\r\nmd c3 T5\r\nmg c3\r\n"),
+            "CLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\n"
+            "CLIENT_ERROR invalid or duplicate flag\r\nCLIENT_ERROR invalid or duplicate flag\r\nHD\r\nHD\r\nEN\r\n");
 
   EXPECT_EQ(run("ma n1\r\nma n1 N0 J10\r\nma n1 v\r\nma n1 MD D3 v\r\n"), "NF\r\nHD\r\nVA 2\r\n11\r\nVA 1\r\n8\r\n");
   EXPECT_EQ(run("ma n1 M- D100 v t\r\n"), "VA 1 t-1\r\n0\r\n");
