@@ -11,40 +11,16 @@
 #      then a clean SIGTERM stop.
 # As root (DPDK with --no-huge), else SKIP (77). Bounded by timeout; trap cleans up.
 set -u
-skip() { echo "SKIP: $*"; exit 77; }
+. "$(dirname "$0")/memif_server.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (DPDK)"
 : "${FERRITED:?FERRITED must point at ferrited}" "${DPDK_LOADGEN:?DPDK_LOADGEN must point at dpdk_loadgen}"
 rounds="${ROUNDS:-20}"
-
-sock="/tmp/ferrite-memif-rc-$$.sock"
-pool="/dev/shm/ferrite-memif-rc-$$.pool"
-log="$(mktemp /tmp/ferrite-memif-rc.XXXXXX.log)"
-srv=""
-cleanup() {
-  if [ -n "$srv" ] && kill -0 "$srv" 2>/dev/null; then kill -KILL "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; fi
-  rm -f "$sock" "$pool" "$log"
-  rmdir "/var/run/dpdk/fmr-srv-$$" "/var/run/dpdk/fmr-gen-$$" 2>/dev/null
-  true
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-eal="[\"--no-huge\", \"-m\", \"256\", \"--no-shconf\", \"--no-pci\", \"--file-prefix=fmr-srv-$$\", \"--vdev=net_memif0,role=server,id=0,socket=$sock\"]"
-PMEM_IS_PMEM_FORCE=1 timeout -s KILL 300 "$FERRITED" --pool "$pool" --pool-size 256MiB --port 11311 --log-level info \
-  --set server.backend=dpdk --set "server.allow=[\"10.78.0.0/24\"]" --set "dpdk.eal_args=$eal" \
-  --set 'dpdk.ip="10.78.0.1"' --set dpdk.mbufs=4096 >"$log" 2>&1 &
-srv=$!
-for _ in $(seq 1 200); do
-  grep -q "ferrited serving" "$log" && break
-  kill -0 "$srv" 2>/dev/null || { echo "ferrited exited during startup:"; cat "$log"; exit 1; }
-  sleep 0.1
-done
-grep -q "ferrited serving" "$log" || { echo "ferrited did not start:"; cat "$log"; exit 1; }
+memif_start_ferrited fmr
 
 rc=0
 for r in $(seq 1 "$rounds"); do
   out="$(timeout -s KILL 60 "$DPDK_LOADGEN" \
-    --eal "--no-huge -m 256 --no-shconf --no-pci --file-prefix=fmr-gen-$$ --vdev=net_memif0,role=client,id=0,socket=$sock" \
+    --eal "$(memif_gen_eal)" \
     --ip 10.78.0.2 --server-ip 10.78.0.1 --keys 20000 --value 32 --mode closed --window 32 --seconds 0.5 2>&1)"
   res="$(echo "$out" | grep '^RESULT')"
   if [ -z "$res" ]; then
@@ -57,10 +33,6 @@ for r in $(seq 1 "$rounds"); do
   fi
 done
 
-kill -TERM "$srv"
-srv_rc=0
-wait "$srv" || srv_rc=$?
-srv=""
-if [ "$srv_rc" != 0 ]; then echo "ferrited exited with $srv_rc after SIGTERM:"; cat "$log"; rc=1; fi
+memif_stop_ferrited
 [ "$rc" = 0 ] && echo "ok: ferrited served $rounds memif peers in turn and stopped cleanly"
 exit "$rc"
