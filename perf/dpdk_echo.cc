@@ -9,13 +9,15 @@
 //                    --vdev=net_memif0,role=server,id=0,socket=/tmp/echo.sock"
 //             --ip 10.78.0.1 --seconds 30
 //
-// Runs for --seconds (bounded), then prints what it answered and exits.
+// Runs for --seconds (bounded) or until SIGTERM/SIGINT, then prints what it
+// answered and exits, leaving no DPDK runtime directory behind.
 #include <arpa/inet.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -28,6 +30,11 @@
 
 using namespace ferrite;
 namespace fr = ferrite::net::frame;
+
+namespace {
+volatile std::sig_atomic_t g_stop = 0;  // SIGTERM/SIGINT: stop, then close the port and EAL (runtime dir)
+extern "C" void on_signal(int) { g_stop = 1; }
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dpdk_echo: a storeless native-protocol responder (latency floor)"};
@@ -71,7 +78,9 @@ int main(int argc, char** argv) {
   uint64_t answered = 0, dropped = 0;
   const uint64_t end = rte_rdtsc() + static_cast<uint64_t>(seconds * static_cast<double>(rte_get_tsc_hz()));
   rte_mbuf* rx[32];
-  while (rte_rdtsc() < end) {
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  while (rte_rdtsc() < end && g_stop == 0) {
     const uint16_t n = net::dpdk_guard::rx_burst(port_id, 0, rx, 32);
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = rx[i];
