@@ -31,7 +31,8 @@ class EngineIdleSweep : public ::testing::Test {
   // n keys expiring 5 s from now, then the clock moves past them.
   void set_expiring(int n) {
     for (int i = 0; i < n; ++i) {
-      index::Op op = index::Op::set("k" + std::to_string(i), "v", 0, g_now.load() + 5);
+      const std::string key = "k" + std::to_string(i);  // ops hold views: the key must outlive execute
+      index::Op op = index::Op::set(key, "v", 0, g_now.load() + 5);
       ASSERT_EQ(idx_->worker(0).execute_one(op), Result::kOk);
     }
     g_now += 6;
