@@ -119,17 +119,18 @@ std::string_view allowed_flags(Cmd c) {
 // Parses the flags of a meta command from tokens [from, n). On error
 // returns the error string; swallow is decided by the caller.
 std::string_view parse_meta_flags(const Tokens& tk, std::size_t from, Cmd cmd, Request* req) {
+  const bool arith = cmd == Cmd::kMetaArith;
   // memcached 1.6.18's ma and md answer every flag error with one string.
-  const bool arith = cmd == Cmd::kMetaArith || cmd == Cmd::kMetaDelete;
+  const bool one_error = arith || cmd == Cmd::kMetaDelete;
   const std::string_view allowed = allowed_flags(cmd);
   if (tk.n - from > kMaxMetaFlags) return kBadFormat;
   for (std::size_t i = from; i < tk.n; ++i) {
     const char f = tk.t[i][0];
-    if (!is_flag_letter(f) || allowed.find(f) == std::string_view::npos) return arith ? kInvalidOrDuplicate : kInvalidFlag;
-    if (req->has(f)) return arith ? kInvalidOrDuplicate : kDuplicateFlag;
+    if (!is_flag_letter(f) || allowed.find(f) == std::string_view::npos) return one_error ? kInvalidOrDuplicate : kInvalidFlag;
+    if (req->has(f)) return one_error ? kInvalidOrDuplicate : kDuplicateFlag;
     req->flags[req->nflags++] = MetaFlag{f, tk.t[i].substr(1)};
   }
-  const std::string_view bad_number = arith ? kInvalidOrDuplicate : kBadToken;
+  const std::string_view bad_number = one_error ? kInvalidOrDuplicate : kBadToken;
   for (uint8_t i = 0; i < req->nflags; ++i) {
     const MetaFlag& m = req->flags[i];
     switch (m.flag) {

@@ -343,6 +343,9 @@ void McEngine::reply_get(McContext& cx, std::size_t first, std::size_t n, bool w
 }
 
 bool McEngine::stage_gets(McContext& cx, std::string_view in, std::size_t tag) {
+  // Anything but get/gets is not staged: a look at the first bytes spares
+  // those datagrams a second parse (process() parses them).
+  if (!in.starts_with("get")) return false;
   maybe_delayed_flush(cx);
   if (cx.staged_gets.empty()) cx.ops.clear();  // cx.ops holds only staged ops from here to finish_gets
   const std::size_t ops0 = cx.ops.size(), staged0 = cx.staged_gets.size();
@@ -369,24 +372,12 @@ bool McEngine::stage_gets(McContext& cx, std::string_view in, std::size_t tag) {
   return true;
 }
 
-void McEngine::finish_gets(McContext& cx, const std::function<void(std::size_t tag, const std::string& reply)>& emit) {
-  if (cx.staged_gets.empty()) return;
+void McEngine::execute_staged_gets(McContext& cx) {
   // One index burst for all of them: one clock read, one QSBR pass, and the
   // lookups of the whole burst prefetched together.
   if (cx.values.size() < cx.ops.size()) cx.values.resize(cx.ops.size());
   for (std::size_t i = 0; i < cx.ops.size(); ++i) cx.ops[i].out_value = &cx.values[i];
   cx.worker_->execute(cx.ops);
-  std::string& reply = cx.staged_reply;
-  reply.clear();
-  for (const McContext::StagedGet& g : cx.staged_gets) {
-    reply_get(cx, g.first, g.n, g.with_cas, &reply);
-    if (g.last_of_tag) {
-      emit(g.tag, reply);
-      reply.clear();
-    }
-  }
-  cx.staged_gets.clear();
-  cx.ops.clear();
 }
 
 void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
@@ -1056,7 +1047,7 @@ void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::s
 // ---- UDP ----
 
 McUdpHandler::McUdpHandler(McEngine& mc, unsigned first_index_worker, unsigned workers)
-    : mc_(mc), reply_(workers), scratch_(workers), request_ids_(workers) {
+    : mc_(mc), reply_(workers), scratch_(workers) {
   for (unsigned w = 0; w < workers; ++w) cx_.push_back(&mc.add_context(first_index_worker + w));
 }
 
@@ -1066,7 +1057,7 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
   McContext& cx = *cx_[worker];
   McStats& st = cx.stats();
   std::string& reply = reply_[worker];
-  // Replies to datagram i (its request id from the frame header).
+  // Replies to datagram d under its request id.
   auto send = [&](const net::Datagram& d, uint16_t request_id, const std::string& r) {
     const std::size_t n = proto::mc::udp_fragment(request_id, r, mc_.options().udp_max_payload, &scratch_[worker],
                                                   [&](std::string_view b) {
@@ -1076,10 +1067,14 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
     inc(st.udp_reply_datagrams, n);
     inc(st.bytes_written, r.size());
   };
-  std::vector<uint16_t>& ids = request_ids_[worker];
-  ids.resize(in.size());
+  // A staged datagram's tag is its index in the burst; its header was checked when staged.
   auto finish = [&] {
-    mc_.finish_gets(cx, [&](std::size_t i, const std::string& r) { send(in[i], ids[i], r); });
+    mc_.finish_gets(cx, [&](std::size_t i, const std::string& r) {
+      proto::mc::UdpHeader h;
+      (void)proto::mc::decode_udp_header(
+          std::string_view(reinterpret_cast<const char*>(in[i].payload.data()), in[i].payload.size()), &h);
+      send(in[i], h.request_id, r);
+    });
   };
   for (std::size_t i = 0; i < in.size(); ++i) {
     const net::Datagram& d = in[i];
@@ -1104,7 +1099,6 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
     // Datagrams of classic gets only (the common case) go to the index
     // together; anything else first lets the staged ones finish, so every
     // request sees the writes of the requests before it.
-    ids[i] = h.request_id;
     if (mc_.stage_gets(cx, body, i)) {
       inc(st.udp_batched_requests);
       continue;

@@ -112,7 +112,8 @@ class McEngine {
   bool stage_gets(McContext& cx, std::string_view in, std::size_t tag);
   // Executes every staged get as one index burst, then calls emit(tag,
   // reply) once per staged tag, in staging order, with its whole reply.
-  void finish_gets(McContext& cx, const std::function<void(std::size_t tag, const std::string& reply)>& emit);
+  template <typename Emit>
+  void finish_gets(McContext& cx, Emit&& emit);
 
   // Housekeeping from an idle loop: quiescent state, delayed flush_all.
   void on_idle(McContext& cx);
@@ -132,6 +133,8 @@ class McEngine {
   void exec_get(McContext& cx, const proto::mc::Request& r, std::string* out);
   // Replies and counts ops [first, first + n) of cx.ops, executed (get/gets/gat/gats).
   void reply_get(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out);
+  // finish_gets' index burst: every staged op, values into cx.values.
+  void execute_staged_gets(McContext& cx);
   void exec_storage(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_get(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_set(McContext& cx, const proto::mc::Request& r, std::string* out);
@@ -154,6 +157,23 @@ class McEngine {
   std::function<std::string()> extra_stats_;
 };
 
+template <typename Emit>
+void McEngine::finish_gets(McContext& cx, Emit&& emit) {
+  if (cx.staged_gets.empty()) return;
+  execute_staged_gets(cx);
+  std::string& reply = cx.staged_reply;
+  reply.clear();
+  for (const McContext::StagedGet& g : cx.staged_gets) {
+    reply_get(cx, g.first, g.n, g.with_cas, &reply);
+    if (g.last_of_tag) {
+      emit(g.tag, static_cast<const std::string&>(reply));
+      reply.clear();
+    }
+  }
+  cx.staged_gets.clear();
+  cx.ops.clear();
+}
+
 // memcached over UDP: one request datagram (8-byte frame header, count 1)
 // per request; replies cut into datagrams of at most 1400 payload bytes.
 // Handler worker w uses the context of index worker first_index_worker + w.
@@ -167,7 +187,6 @@ class McUdpHandler : public net::PacketHandler {
   McEngine& mc_;
   std::vector<McContext*> cx_;
   std::vector<std::string> reply_, scratch_;
-  std::vector<std::vector<uint16_t>> request_ids_;  // per worker: datagram i's request id
 };
 
 // memcached over TCP: one epoll thread serving every connection with its

@@ -540,12 +540,19 @@ std::vector<uint8_t> udp_request(uint16_t rid, uint16_t seq, uint16_t count, uin
   return d;
 }
 
-TEST_F(McTest, UdpFramesRequestsAndSplitsReplies) {
-  McUdpHandler h(*mc_, 1, 1);
+sockaddr_in loopback_peer(uint16_t port) {
   sockaddr_in peer{};
   peer.sin_family = AF_INET;
   peer.sin_addr.s_addr = htonl(0x7f000001);
-  peer.sin_port = htons(5555);
+  peer.sin_port = htons(port);
+  return peer;
+}
+
+std::string_view as_sv(std::span<const uint8_t> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+TEST_F(McTest, UdpFramesRequestsAndSplitsReplies) {
+  McUdpHandler h(*mc_, 1, 1);
+  sockaddr_in peer = loopback_peer(5555);
   const std::string value(5000, 'q');
   auto set = udp_request(11, 0, 1, 0x0100, "set big 3 0 5000\r\n" + value + "\r\n");  // memaslap's reserved field
   auto get = udp_request(12, 0, 1, 0, "get big\r\n");
@@ -559,7 +566,6 @@ TEST_F(McTest, UdpFramesRequestsAndSplitsReplies) {
   net::TxQueue out;
   h.on_burst(0, in, out);
   ASSERT_GE(out.size(), 2u);
-  auto as_sv = [](std::span<const uint8_t> b) { return std::string_view(reinterpret_cast<const char*>(b.data()), b.size()); };
   mc::UdpHeader hd;
   ASSERT_TRUE(mc::decode_udp_header(as_sv(out.bytes(0)), &hd));
   EXPECT_EQ(hd.request_id, 11);
@@ -596,10 +602,7 @@ TEST_F(McTest, UdpFramesRequestsAndSplitsReplies) {
 // writes of the requests before it, and replies keep the burst's order.
 TEST_F(McTest, UdpBurstBatchesGetsAndKeepsRequestOrder) {
   McUdpHandler h(*mc_, 1, 1);
-  sockaddr_in peer{};
-  peer.sin_family = AF_INET;
-  peer.sin_addr.s_addr = htonl(0x7f000001);
-  peer.sin_port = htons(5556);
+  sockaddr_in peer = loopback_peer(5556);
   ASSERT_EQ(run("set a 1 0 2\r\naa\r\n"), "STORED\r\n");
   std::vector<std::vector<uint8_t>> dgs;
   dgs.push_back(udp_request(1, 0, 1, 0, "get a b\r\n"));            // staged: a hit, b miss
@@ -612,7 +615,6 @@ TEST_F(McTest, UdpBurstBatchesGetsAndKeepsRequestOrder) {
   for (const auto& d : dgs) in.push_back({peer, d});
   net::TxQueue out;
   h.on_burst(0, in, out);
-  auto as_sv = [](std::span<const uint8_t> b) { return std::string_view(reinterpret_cast<const char*>(b.data()), b.size()); };
   ASSERT_EQ(out.size(), 6u);
   std::vector<uint16_t> ids;
   std::vector<std::string> bodies;
