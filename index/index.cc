@@ -103,6 +103,21 @@ Status IndexImpl::create_empty() {
   });
 }
 
+// Invariant (feature before record): the pool root's kIncompatStaleRecords
+// bit is durable before the first kStale record is appended, so no crash can
+// leave a kStale record in a pool that builds without the kind would open
+// (they refuse unknown incompat bits, pmem/layout.h, instead of dropping the
+// record as foreign in crash repair). The bit is never cleared.
+void IndexImpl::ensure_stale_feature() noexcept {
+  if (stale_feature_.load(std::memory_order_acquire)) return;
+  std::lock_guard<std::mutex> g(feature_mu_);
+  if (stale_feature_.load(std::memory_order_relaxed)) return;
+  pmem::RootHeader* root = pool_.root();
+  root->incompat_features |= pmem::kIncompatStaleRecords;  // only writer; an aligned 8-byte store
+  pool_.persister().persist(&root->incompat_features, sizeof(root->incompat_features));
+  stale_feature_.store(true, std::memory_order_release);
+}
+
 Status IndexImpl::open_or_create() {
   open_start_ = std::chrono::steady_clock::now();
   if (opts_.workers == 0 || opts_.workers > kMaxWorkers - 1) {  // the last log slot is the cleaner's
@@ -137,6 +152,8 @@ Status IndexImpl::open_or_create() {
   }
   repair_after_open(clean);
   session_ = (pool_.root()->open_count & 0xffff) << 48;
+  stale_feature_.store((pool_.root()->incompat_features & pmem::kIncompatStaleRecords) != 0,
+                       std::memory_order_relaxed);
   for (unsigned w = 0; w < opts_.workers; ++w) {
     auto worker = std::unique_ptr<Worker>(new Worker());
     worker->state_ = new Worker::State(*this, w);

@@ -53,6 +53,9 @@ enum class OpCode : uint8_t {
   kDecr,     // decimal u64 -= delta (floors at 0);   out_number
   kTouch,    // expiry <- exptime
   kDel,      // remove; kNotFound if absent
+  kInvalidate,  // mark stale (memcached md I): same value and flags, a new
+                // version, out_stale; expiry <- exptime if set_exptime;
+                // kNotFound if absent
 };
 
 // One operation of a burst. Inputs are views: they must stay valid until
@@ -74,12 +77,20 @@ struct Op {
   uint64_t cas = 0;
   uint64_t delta = 0;         // kIncr/kDecr
   std::string* out_value = nullptr;  // kGet: where the value is copied (may be null)
+  bool set_exptime = false;   // kInvalidate: exptime replaces the key's expiry
+  // kCas only (memcached ms I): if the key's version differs from cas and cas
+  // is lower, store anyway, as a stale record that keeps the current expiry
+  // (out_stale), instead of kCasMismatch. Versions compare as numbers: within
+  // one worker of one session they grow with every write.
+  bool stale_if_older = false;
 
   Result result = Result::kOk;
   uint32_t out_flags = 0;     // kGet
   uint32_t out_exptime = 0;   // kGet: the key's expiry (absolute unix seconds, 0 = never)
   uint64_t out_version = 0;   // version after the op (get: current; writes: new)
   uint64_t out_number = 0;    // kIncr/kDecr: the new value
+  uint64_t out_prev_version = 0;  // writes: the version the write replaced (0: none)
+  bool out_stale = false;     // kGet: the value is marked stale; writes: the new record is
 
   static Op get(std::string_view k, std::string* out) { Op o; o.code = OpCode::kGet; o.key = k; o.out_value = out; return o; }
   static Op set(std::string_view k, std::string_view v, uint32_t flags = 0, uint32_t exptime = 0) {

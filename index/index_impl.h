@@ -65,6 +65,10 @@ class IndexImpl {
   ~IndexImpl();
 
   Status open_or_create();
+  // Sets pmem::kIncompatStaleRecords in the pool root and makes it durable,
+  // once per pool; returns after it is durable. Called before the append of
+  // every kStale record (one atomic load once the bit is set).
+  void ensure_stale_feature() noexcept;
   void close_clean();
 
   // Lock-free lookup; never blocks (spins only while a split it raced with
@@ -157,6 +161,9 @@ class IndexImpl {
   std::unordered_set<uint64_t> unlinked_;  // GUARDED_BY(unlinked_mu_)
   uint64_t base_count_ = 0;          // keys at open (clean open: from the root)
   uint64_t session_ = 0;             // high bits of versions written this session
+  // pmem::kIncompatStaleRecords is durable in the pool root (ensure_stale_feature).
+  std::atomic<bool> stale_feature_{false};
+  std::mutex feature_mu_;
   std::vector<WorkerCounters> counters_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> splits_{0};

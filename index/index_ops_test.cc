@@ -462,5 +462,124 @@ TEST_F(IndexTest, CleanerMovesLiveRecordsAndFreesSegments) {
   for (int i = 0; i < 3000; i += 11) ASSERT_TRUE(get("cl-" + std::to_string(i)) == v + "3") << i;
 }
 
+TEST_F(IndexTest, InvalidateMarksStaleAndWritesKeepOrClearIt) {
+  auto stale_of = [&](std::string_view k, uint32_t* exp = nullptr) {
+    std::string out;
+    Op o = Op::get(k, &out);
+    EXPECT_EQ(w().execute_one(o), Result::kOk) << k;
+    if (exp) *exp = o.out_exptime;
+    return o.out_stale;
+  };
+  const uint32_t t0 = g_now.load();
+  ASSERT_EQ(set("s", "12", 7, t0 + 100), Result::kOk);
+  uint64_t v0 = 0;
+  get("s", nullptr, nullptr, &v0);
+  EXPECT_FALSE(stale_of("s"));
+  EXPECT_EQ(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u);
+
+  Op inv = make(OpCode::kInvalidate, "s");
+  ASSERT_EQ(w().execute_one(inv), Result::kOk);
+  EXPECT_TRUE(inv.out_stale);
+  EXPECT_EQ(inv.out_prev_version, v0);
+  EXPECT_NE(inv.out_version, v0);
+  EXPECT_NE(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u) << "bit durable before the record";
+  uint32_t flags = 0, exp = 0;
+  EXPECT_EQ(get("s", nullptr, &flags), "12");
+  EXPECT_EQ(flags, 7u);
+  EXPECT_TRUE(stale_of("s", &exp));
+  EXPECT_EQ(exp, t0 + 100) << "expiry kept without set_exptime";
+
+  Op inv2 = make(OpCode::kInvalidate, "s");
+  inv2.set_exptime = true;
+  inv2.exptime = t0 + 5;
+  inv2.cas = inv.out_version + 1;
+  EXPECT_EQ(w().execute_one(inv2), Result::kCasMismatch);
+  inv2.cas = inv.out_version;
+  ASSERT_EQ(w().execute_one(inv2), Result::kOk);
+  EXPECT_TRUE(stale_of("s", &exp));
+  EXPECT_EQ(exp, t0 + 5);
+  EXPECT_EQ(run(make(OpCode::kInvalidate, "nope")), Result::kNotFound);
+
+  // Kept by touch and by an incr that fits the old length (memcached updates
+  // those in place); cleared by a longer number, append and set.
+  ASSERT_EQ(run(Op::touch("s", t0 + 50)), Result::kOk);
+  EXPECT_TRUE(stale_of("s"));
+  Op inc = make(OpCode::kIncr, "s");
+  inc.delta = 80;
+  ASSERT_EQ(run(inc), Result::kOk);
+  EXPECT_EQ(get("s"), "92");
+  EXPECT_TRUE(stale_of("s"));
+  inc.delta = 10;
+  ASSERT_EQ(run(inc), Result::kOk);
+  EXPECT_EQ(get("s"), "102");
+  EXPECT_FALSE(stale_of("s"));
+  ASSERT_EQ(run(make(OpCode::kInvalidate, "s")), Result::kOk);
+  ASSERT_EQ(run(make(OpCode::kAppend, "s", "x")), Result::kOk);
+  EXPECT_FALSE(stale_of("s"));
+  ASSERT_EQ(run(make(OpCode::kInvalidate, "s")), Result::kOk);
+  ASSERT_EQ(set("s", "v"), Result::kOk);
+  EXPECT_FALSE(stale_of("s"));
+}
+
+TEST_F(IndexTest, CasStaleIfOlderStoresAStaleValue) {
+  const uint32_t t0 = g_now.load();
+  ASSERT_EQ(set("c", "old", 1, t0 + 100), Result::kOk);
+  uint64_t v = 0;
+  get("c", nullptr, nullptr, &v);
+  Op c = make(OpCode::kCas, "c", "new");
+  c.flags = 9;
+  c.exptime = t0 + 7;
+  c.cas = v - 1;  // older
+  EXPECT_EQ(w().execute_one(c), Result::kCasMismatch) << "without stale_if_older";
+  c.stale_if_older = true;
+  c.cas = v + 1;  // newer: a mismatch still
+  EXPECT_EQ(w().execute_one(c), Result::kCasMismatch);
+  c.cas = v - 1;
+  ASSERT_EQ(w().execute_one(c), Result::kOk);
+  EXPECT_TRUE(c.out_stale);
+  EXPECT_EQ(c.out_prev_version, v);
+  std::string out;
+  Op g = Op::get("c", &out);
+  ASSERT_EQ(w().execute_one(g), Result::kOk);
+  EXPECT_EQ(out, "new");
+  EXPECT_EQ(g.out_flags, 9u);
+  EXPECT_EQ(g.out_exptime, t0 + 100) << "the current expiry is kept";
+  EXPECT_TRUE(g.out_stale);
+  // The matching version is an ordinary cas: a fresh value.
+  c.cas = g.out_version;
+  c.value = "cur";
+  ASSERT_EQ(w().execute_one(c), Result::kOk);
+  EXPECT_FALSE(c.out_stale);
+  ASSERT_EQ(w().execute_one(g), Result::kOk);
+  EXPECT_FALSE(g.out_stale);
+  EXPECT_EQ(g.out_exptime, t0 + 7);
+}
+
+TEST_F(IndexTest, CleanerAndReopenKeepStaleRecordsStale) {
+  std::string v(900, 'c');
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 3000; ++i) ASSERT_EQ(set("st-" + std::to_string(i), v + std::to_string(round)), Result::kOk);
+  }
+  for (int i = 0; i < 3000; i += 3) {
+    const std::string k = "st-" + std::to_string(i);
+    ASSERT_EQ(run(make(OpCode::kInvalidate, k)), Result::kOk);
+  }
+  CleanStats cs = idx_->clean({.max_live_ratio = 0.5, .max_segments = 1000});
+  EXPECT_GT(cs.segments_cleaned, 0u);
+  auto check = [&] {
+    for (int i = 0; i < 3000; ++i) {
+      const std::string k = "st-" + std::to_string(i);
+      std::string out;
+      Op g = Op::get(k, &out);
+      ASSERT_EQ(w().execute_one(g), Result::kOk) << k;
+      ASSERT_EQ(out, v + "3");
+      ASSERT_EQ(g.out_stale, i % 3 == 0) << k;
+    }
+  };
+  check();
+  reopen_pool();
+  check();
+}
+
 }  // namespace
 }  // namespace ferrite::index

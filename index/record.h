@@ -24,9 +24,15 @@
 
 namespace ferrite::index {
 
-// Only kValue records are written today (deletes set a slot bit instead);
-// the kind field keeps room for record types to come.
-enum class RecordKind : uint32_t { kValue = 0, kTombstone = 1 };
+// Record kinds. kValue: a key's value. kStale: a value marked stale by
+// memcached's md I / ms I (served, with the X flag, until rewritten); the
+// first kStale record of a pool is written only after the pool's incompat
+// feature bit pmem::kIncompatStaleRecords is durable (IndexImpl::
+// ensure_stale_feature), so a build that would not know the kind refuses the
+// pool instead of dropping such records as foreign. kTombstone is reserved
+// (deletes set a slot bit instead).
+enum class RecordKind : uint32_t { kValue = 0, kTombstone = 1, kStale = 2 };
+constexpr bool is_value_kind(RecordKind k) noexcept { return k == RecordKind::kValue || k == RecordKind::kStale; }
 
 struct RecordHeader {
   uint32_t checksum;

@@ -569,5 +569,51 @@ TEST_F(RecoveryTest, DirtyOpenWithoutAChainEnumeratesAndRebuildsIt) {
   EXPECT_EQ(idx_->count(), static_cast<uint64_t>(kKeys + 20000));
 }
 
+// Stale records (md I / ms I): the feature bit is durable before the first
+// one exists, and crash repair keeps them live and stale (a repair that did
+// not know the kind would turn their slots into dead ones: key lost).
+TEST_F(RecoveryTest, StaleRecordsSurviveACrashAndSetTheFeatureBitFirst) {
+  fill(0, 200);
+  EXPECT_EQ(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u) << "no stale record yet";
+  std::vector<std::string> ks;
+  for (int i = 0; i < 100; ++i) ks.push_back(key(i));
+  std::vector<Op> ops;
+  for (int i = 0; i < 100; ++i) {
+    Op o;
+    o.code = OpCode::kInvalidate;
+    o.key = ks[static_cast<std::size_t>(i)];
+    ops.push_back(o);
+  }
+  idx_->worker(1).execute(ops);
+  for (const Op& o : ops) {
+    ASSERT_EQ(o.result, Result::kOk);
+    EXPECT_TRUE(o.out_stale);
+  }
+  EXPECT_NE(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u);
+  crash_and_reopen();
+  idx_->wait_repaired();
+  EXPECT_NE(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u);
+  EXPECT_EQ(idx_->stats().recovery_bad_records, 0u);
+  EXPECT_EQ(idx_->count(), 200u);
+  for (int i = 0; i < 200; ++i) {
+    std::string v;
+    const std::string k = key(i);
+    Op g = Op::get(k, &v);
+    ASSERT_EQ(idx_->worker(0).execute_one(g), Result::kOk) << k;
+    EXPECT_EQ(v, value(i));
+    EXPECT_EQ(g.out_stale, i < 100) << k;
+  }
+  // A set makes a fresh value; the bit stays (other stale records may exist).
+  ASSERT_EQ(set(key(0), "fresh"), Result::kOk);
+  clean_reopen();
+  std::string v;
+  const std::string k0 = key(0), k1 = key(1);
+  Op g0 = Op::get(k0, &v), g1 = Op::get(k1, &v);
+  ASSERT_EQ(idx_->worker(0).execute_one(g0), Result::kOk);
+  ASSERT_EQ(idx_->worker(0).execute_one(g1), Result::kOk);
+  EXPECT_FALSE(g0.out_stale);
+  EXPECT_TRUE(g1.out_stale);
+}
+
 }  // namespace
 }  // namespace ferrite::index

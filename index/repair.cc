@@ -139,7 +139,7 @@ const RecordHeader* IndexImpl::checked_record(const TableSegment* s, uint64_t w,
   const uint64_t end = seg_off + std::min<uint64_t>(h->size, alloc_.segment_size());
   if (off < data || off >= end) return nullptr;
   const RecordHeader* r = record(w);
-  if (!record_valid(r, end - off) || r->kind() != RecordKind::kValue) return nullptr;
+  if (!record_valid(r, end - off) || !is_value_kind(r->kind())) return nullptr;
   const uint64_t kh = hash_key(r->key());
   if (slot::tag_of(kh) != slot::tag(w)) return nullptr;
   if (dir_index(kh, s->local_depth) != s->prefix) return nullptr;

@@ -82,12 +82,29 @@ bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
 // cleaner keeps the version, so it only costs a retry. Durability is that of
 // any write: the new record is fenced (P1) before the CAS, the slot after
 // (P2), before the caller can reply.
-Result check_expected(const Op& op, const RecordHeader* cur) noexcept {
+//
+// *as_stale: a kCas with stale_if_older whose cas is lower than the current
+// version goes on as a stale write (index.h); decided by the same compare.
+Result check_expected(const Op& op, const RecordHeader* cur, bool* as_stale) noexcept {
+  *as_stale = false;
   if (op.code == OpCode::kGet || op.code == OpCode::kAdd) return Result::kOk;
   if (op.cas == 0 && op.code != OpCode::kCas) return Result::kOk;  // kCas always compares
   if (cur == nullptr) return Result::kNotFound;
-  if (cur->version != op.cas) return Result::kCasMismatch;
+  if (cur->version != op.cas) {
+    if (op.code == OpCode::kCas && op.stale_if_older && op.cas < cur->version) {
+      *as_stale = true;
+      return Result::kOk;
+    }
+    return Result::kCasMismatch;
+  }
   return Result::kOk;
+}
+
+// The record kind a write keeps from the record it replaces: touch (and an
+// incr/decr whose number fits the old length, which memcached does in place)
+// leave a stale value stale; every other write stores a fresh value.
+RecordKind kept_kind(const RecordHeader* cur) noexcept {
+  return cur->kind() == RecordKind::kStale ? RecordKind::kStale : RecordKind::kValue;
 }
 
 }  // namespace
@@ -106,6 +123,7 @@ const RecordHeader* Worker::State::append(RecordKind kind, std::string_view key,
   const std::size_t size = record_size(key.size(), v1.size() + v2.size() + spaces);
   char* dst = log_.reserve_st(size);
   if (dst == nullptr) return nullptr;
+  if (kind == RecordKind::kStale) idx_.ensure_stale_feature();  // before the record exists (index.cc)
   // Version: session (16 bits) | worker (6 bits) | counter (42 bits); unique
   // per write across workers and restarts (session = pool open count).
   const uint64_t version = idx_.session_ | (static_cast<uint64_t>(id_) << 42) | (next_version_++ & ((1ull << 42) - 1));
@@ -138,7 +156,8 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
   if (cur != nullptr && expired(cur, t)) cur = nullptr;
   note_read(lk, h);
-  if (Result c = check_expected(op, cur); c != Result::kOk) {  // kCas included
+  bool as_stale = false;
+  if (Result c = check_expected(op, cur, &as_stale); c != Result::kOk) {  // kCas included
     op.result = c;
     if (c == Result::kCasMismatch) op.out_version = cur->version;
     return Plan::kDone;
@@ -163,6 +182,7 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
       op.out_flags = cur->client_flags;
       op.out_exptime = cur->expiry;
       op.out_version = cur->version;
+      op.out_stale = cur->kind() == RecordKind::kStale;
       op.result = Result::kOk;
       return Plan::kDone;
     case OpCode::kSet:
@@ -194,6 +214,9 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
       return write(RecordKind::kValue, op.value, cur->value(), cur->client_flags, cur->expiry);
     }
     case OpCode::kCas:  // compared by check_expected above
+      // ms I with an older cas: the new value, stale, keeping the current
+      // expiry (as memcached 1.6.18 does).
+      if (as_stale) return write(RecordKind::kStale, op.value, {}, op.flags, cur->expiry);
       return write(RecordKind::kValue, op.value, {}, op.flags, op.exptime);
     case OpCode::kIncr:
     case OpCode::kDecr: {
@@ -221,14 +244,21 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
       const auto len = static_cast<std::size_t>(p - buf);
       const std::string_view num(buf, len);
       const std::size_t pad = len < cur->value_len() ? cur->value_len() - len : 0;
-      return write(RecordKind::kValue, num, {}, cur->client_flags, cur->expiry, pad);
+      const RecordKind kind = len <= cur->value_len() ? kept_kind(cur) : RecordKind::kValue;
+      return write(kind, num, {}, cur->client_flags, cur->expiry, pad);
     }
     case OpCode::kTouch:
       if (cur == nullptr) {
         op.result = Result::kNotFound;
         return Plan::kDone;
       }
-      return write(RecordKind::kValue, cur->value(), {}, cur->client_flags, op.exptime);
+      return write(kept_kind(cur), cur->value(), {}, cur->client_flags, op.exptime);
+    case OpCode::kInvalidate:
+      if (cur == nullptr) {
+        op.result = Result::kNotFound;
+        return Plan::kDone;
+      }
+      return write(RecordKind::kStale, cur->value(), {}, cur->client_flags, op.set_exptime ? op.exptime : cur->expiry);
     case OpCode::kDel:
       if (cur == nullptr) {
         op.result = Result::kNotFound;
@@ -274,6 +304,8 @@ bool Worker::State::try_publish(Staged& st) noexcept {
   Op& op = *st.op;
   op.result = (op.code == OpCode::kDel && !was_live) ? Result::kNotFound : Result::kOk;
   op.out_version = st.rec->version;
+  op.out_prev_version = was_live ? st.lk.rec->version : 0;
+  op.out_stale = !tomb && st.rec->kind() == RecordKind::kStale;
   return true;
 }
 
@@ -297,7 +329,9 @@ void Worker::State::publish_all() noexcept {
         // Ops whose slot word depends on the old state are planned again.
         const bool depends_on_old = op.code == OpCode::kAppend || op.code == OpCode::kPrepend ||
                                     op.code == OpCode::kIncr || op.code == OpCode::kDecr ||
-                                    op.code == OpCode::kTouch || op.code == OpCode::kDel;
+                                    op.code == OpCode::kTouch || op.code == OpCode::kDel ||
+                                    op.code == OpCode::kInvalidate ||
+                                    (op.code == OpCode::kCas && op.stale_if_older);
         const RecordHeader* dummy = nullptr;
         if (!depends_on_old) {
           // The record's content does not depend on the old value: recheck
@@ -315,7 +349,8 @@ void Worker::State::publish_all() noexcept {
           // is compared again against the new record: the CAS below then
           // publishes only if it is still current (check_expected).
           if (ok) {
-            if (Result c = check_expected(op, cur); c != Result::kOk) {
+            bool as_stale = false;  // stale_if_older ops are planned again (above)
+            if (Result c = check_expected(op, cur, &as_stale); c != Result::kOk) {
               ok = false;
               op.result = c;
               if (c == Result::kCasMismatch) op.out_version = cur->version;
@@ -399,6 +434,8 @@ void Worker::State::execute(std::span<Op> ops) {
     for (std::size_t i = 0; i < chunk.size(); ++i) {
       Op& op = chunk[i];
       op.result = Result::kOk;
+      op.out_stale = false;
+      op.out_prev_version = 0;
       if (op.key.empty()) {
         op.result = Result::kBadKey;
         continue;

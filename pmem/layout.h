@@ -34,7 +34,11 @@ inline constexpr const char* kLayoutName = "ferrite";
 inline constexpr uint64_t kRootMagic = 0x0045544952524546ull;  // "FERRITE\0" little-endian
 inline constexpr uint32_t kFormatMajor = 1;
 inline constexpr uint32_t kFormatMinor = 0;
-inline constexpr uint64_t kKnownIncompatFeatures = 0;
+// Incompat feature bits. kIncompatStaleRecords: the log may hold records of
+// kind index::RecordKind::kStale (set durably before the first one is
+// written; builds before it would treat them as foreign and drop them).
+inline constexpr uint64_t kIncompatStaleRecords = 1ull << 0;
+inline constexpr uint64_t kKnownIncompatFeatures = kIncompatStaleRecords;
 inline constexpr std::size_t kRootSize = 4096;
 inline constexpr std::size_t kMinPoolSize = 16ull << 20;  // root + allocator metadata + a few segments
 inline constexpr std::size_t kDefaultSegmentSize = 4ull << 20;

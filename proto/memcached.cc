@@ -102,14 +102,14 @@ ParseResult parse_get(std::string_view line, std::size_t linelen, const Tokens& 
 
 bool is_flag_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-// Which flags each meta command supports here. Flags memcached knows but
-// Ferrite does not implement (h, l, E, N/R on mg, I/T/x on md, ...) are
-// refused as invalid flags; docs/memcached.md lists them.
+// Which flags each meta command supports here. memcached 1.6.18 refuses E
+// (all commands) and x (md) too; h and l on mg are the flags it knows that
+// Ferrite refuses (docs/memcached.md says why).
 std::string_view allowed_flags(Cmd c) {
   switch (c) {
-    case Cmd::kMetaGet: return "bcfkOqstuvT";
+    case Cmd::kMetaGet: return "bcfkNOqRstuvT";
     case Cmd::kMetaSet: return "bcCFIkOqMNT";
-    case Cmd::kMetaDelete: return "bCkOqT";  // T: memcached applies it only with I (refused here), else ignores it
+    case Cmd::kMetaDelete: return "bCIkOqT";  // T: memcached applies it only with I, else ignores it
     case Cmd::kMetaArith: return "bcCNJDTMOqtvk";
     case Cmd::kMetaDebug: return "b";
     default: return "";
@@ -155,6 +155,10 @@ std::string_view parse_meta_flags(const Tokens& tk, std::size_t from, Cmd cmd, R
       case 'N':
         if (!parse_i64(m.token, &req->vivify_ttl)) return bad_number;
         req->has_vivify = true;
+        break;
+      case 'R':
+        if (!parse_i64(m.token, &req->recache_ttl)) return bad_number;
+        req->has_recache = true;
         break;
       case 'J':
         if (!parse_u64(m.token, &req->initial)) return bad_number;

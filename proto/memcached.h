@@ -62,8 +62,10 @@ struct Request {
   bool has_cas = false;
   uint64_t delta = 1;            // incr/decr, ma D token
   uint64_t initial = 0;          // ma J token
-  int64_t vivify_ttl = 0;        // ma N token
+  int64_t vivify_ttl = 0;        // ma / mg N token
   bool has_vivify = false;
+  int64_t recache_ttl = 0;       // mg R token: win token if the TTL left is below it
+  bool has_recache = false;
   int64_t number = 0;            // verbosity level, flush_all delay
   bool noreply = false;          // classic "noreply"; meta 'q' is in flags
   std::string_view stats_arg;    // stats: the first argument ("" for none)

@@ -220,6 +220,7 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
       op.key = r.key;
       op.delta = r.delta;
       const Result res = cx.worker_->execute_one(op);
+      carry_token(op);
       inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
                                    : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
       if (res == Result::kNotNumeric) inc(cx.stats_.client_errors);
@@ -244,6 +245,7 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
     case Cmd::kTouch: {
       index::Op op = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, now));
       const Result res = cx.worker_->execute_one(op);
+      carry_token(op);
       inc(cx.stats_.cmd_touch);
       inc(res == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
       if (r.noreply) return;
@@ -315,6 +317,7 @@ void McEngine::reply_get(McContext& cx, std::size_t first, std::size_t n, bool w
   for (std::size_t i = first; i < first + n; ++i) {
     const index::Op& op = cx.ops[i];
     if (op.code != index::OpCode::kGet) {
+      carry_token(op);
       inc(cx.stats_.cmd_touch);
       inc(op.result == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
       continue;
@@ -426,8 +429,52 @@ void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) 
   if (cx.values.empty()) cx.values.resize(1);
   cx.ops.push_back(index::Op::get(r.key, &cx.values[0]));
   cx.worker_->execute(cx.ops);
-  const index::Op& g = cx.ops.back();
+  if (r.has_exptime) carry_token(cx.ops.front());
+  index::Op& g = cx.ops.back();
   inc(cx.stats_.cmd_get);
+  // N (vivify): a miss creates an empty item (flags 0, TTL N) and its creator
+  // gets the win token, as memcached does. The token is reserved before the
+  // add (WinTokens::reserve), so readers of the new item, and vivifiers that
+  // lose the race, see Z; the reserving client gets W for whatever item its
+  // add leaves (its own, or one created meanwhile).
+  bool created = false;
+  bool vivified = false;  // win and token_sent decided here
+  bool win = false;
+  bool token_sent = false;
+  if (g.result != Result::kOk && r.has_vivify) {
+    vivified = true;
+    const bool holder = tokens_.reserve(r.key);
+    index::Op add;
+    add.code = index::OpCode::kAdd;
+    add.key = r.key;
+    add.exptime = proto::mc::absolute_exptime(r.vivify_ttl, now);
+    const Result res = cx.worker_->execute_one(add);
+    if (res == Result::kOk) {
+      created = true;
+      cx.values[0].clear();
+      g.result = Result::kOk;
+      g.out_flags = 0;
+      g.out_exptime = add.exptime;
+      g.out_version = add.out_version;
+      g.out_stale = false;
+    } else if (res == Result::kExists) {
+      g.result = cx.worker_->execute_one(g);
+    }
+    if (holder) {
+      if (g.result == Result::kOk) {
+        win = tokens_.resolve(r.key, g.out_version);
+      } else {
+        tokens_.cancel(r.key);
+      }
+    }
+    token_sent = !win;
+    if (res == Result::kNoSpace) {
+      inc(cx.stats_.get_misses);
+      inc(cx.stats_.out_of_memory);
+      crlf(out, kOutOfMemory);
+      return;
+    }
+  }
   if (g.result != Result::kOk) {
     inc(cx.stats_.get_misses);
     if (r.has('q')) return;
@@ -436,7 +483,16 @@ void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) 
     out->append("\r\n");
     return;
   }
-  inc(cx.stats_.get_hits);
+  inc(created ? cx.stats_.get_misses : cx.stats_.get_hits);
+  // Win token (W), token already sent (Z), stale (X), decided as memcached
+  // 1.6.18 does: a created item, a stale one, or (R) one whose TTL left is
+  // below R wins if its version's token is still unsent (WinTokens).
+  if (!vivified) {
+    const bool wants_token =
+        g.out_stale || (r.has_recache && g.out_exptime != 0 && ttl_of(g.out_exptime, now) < r.recache_ttl);
+    if (wants_token) win = tokens_.try_win(r.key, g.out_version);
+    if (!win) token_sent = tokens_.sent(r.key, g.out_version);
+  }
   const std::string& value = cx.values[0];
   const bool with_value = r.has('v');
   if (with_value) {
@@ -461,6 +517,9 @@ void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) 
       default: break;
     }
   }
+  if (token_sent) out->append(" Z");
+  if (g.out_stale) out->append(" X");
+  if (win) out->append(" W");
   out->append("\r\n");
   if (with_value) {
     out->append(value);
@@ -489,7 +548,12 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
   op.flags = r.client_flags;
   op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
   op.cas = r.mode == MetaMode::kAdd ? 0 : r.cas;
+  // I (invalidate): a C older than the item's version stores the value
+  // anyway, marked stale, keeping the item's TTL and win token (memcached
+  // 1.6.18, modes S and R); index.h, Op::stale_if_older.
+  op.stale_if_older = op.code == index::OpCode::kCas && r.has('I');
   const Result res = cx.worker_->execute_one(op);
+  if (op.out_stale) carry_token(op);
   std::string_view code;
   switch (res) {
     case Result::kOk: code = "HD"; break;
@@ -529,8 +593,20 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
   } else {
     index::Op op = index::Op::del(r.key);
     op.cas = r.cas;  // compared atomically with the delete (index.h, Op::cas)
+    if (r.has('I')) {
+      // I: mark stale instead of deleting (a new version, so a new win
+      // token); T sets the TTL then, as in memcached.
+      op.code = index::OpCode::kInvalidate;
+      op.set_exptime = r.has_exptime;
+      op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
+    }
     const Result res = cx.worker_->execute_one(op);
     inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);  // a mismatch is a miss
+    if (res == Result::kNoSpace) {
+      inc(cx.stats_.out_of_memory);
+      crlf(out, kOutOfMemory);
+      return;
+    }
     code = res == Result::kOk ? "HD" : res == Result::kCasMismatch ? "EX" : "NF";
   }
   if (code == "HD" && r.has('q')) return;
@@ -553,6 +629,7 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
   // ignores C, as in memcached).
   op.cas = r.cas;
   Result res = cx.worker_->execute_one(op);
+  carry_token(op);
   uint64_t number = op.out_number;
   if (res == Result::kNotFound && r.has_vivify) {
     // Auto-create with the initial value (J, default 0) and TTL N.
@@ -567,6 +644,7 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
     number = r.initial;
     if (res == Result::kExists) {  // created meanwhile by another client: apply the delta
       res = cx.worker_->execute_one(op);
+      carry_token(op);
       number = op.out_number;
     }
   }
@@ -602,6 +680,7 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
   }
   cx.ops.push_back(index::Op::get(r.key, nullptr));
   cx.worker_->execute(cx.ops);
+  if (r.has_exptime) carry_token(cx.ops.front());
   const index::Op& g = cx.ops.back();
   const bool with_value = r.has('v');
   if (!with_value && r.has('q')) return;

@@ -32,6 +32,7 @@
 #include "net/handler.h"
 #include "proto/memcached.h"
 #include "server/engine.h"
+#include "server/win_tokens.h"
 
 namespace ferrite::server {
 
@@ -148,6 +149,11 @@ class McEngine {
   void maybe_delayed_flush(McContext& cx);
   // Reads the key's current version; false if absent.
   bool current_version(McContext& cx, std::string_view key, uint64_t* version);
+  // A write memcached applies to the item in place (touch, incr/decr, ms I
+  // on an older CAS) keeps the item's win token (WinTokens::carry).
+  void carry_token(const index::Op& op) {
+    if (op.result == Result::kOk) tokens_.carry(op.key, op.out_prev_version, op.out_version);
+  }
 
   index::Index& idx_;
   McOptions opts_;
@@ -155,6 +161,7 @@ class McEngine {
   std::vector<std::unique_ptr<McContext>> contexts_;
   std::atomic<uint64_t> flush_at_{0};  // delayed flush_all deadline (unix seconds), 0 = none
   std::function<std::string()> extra_stats_;
+  WinTokens tokens_;
 };
 
 template <typename Emit>

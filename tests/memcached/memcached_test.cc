@@ -531,6 +531,127 @@ TEST_F(McTest, MetaDeleteArithDebugAndErrors) {
   EXPECT_EQ(run("ms bad 2\r\nabc\r\nmn\r\n"), "CLIENT_ERROR bad data chunk\r\nERROR\r\nMN\r\n");
 }
 
+// Stale-while-revalidate (protocol.txt: mg N/R, W/X/Z flags; md I; ms I),
+// with the replies memcached 1.6.18 gives for the same sequence.
+TEST_F(McTest, MetaStaleWinTokens) {
+  run("ms k1 2 T0\r\nhi\r\n");
+  const uint64_t v1 = cas_of("k1");
+  EXPECT_EQ(run("md k1 I\r\n"), "HD\r\n");
+  const uint64_t v2 = cas_of("k1");
+  EXPECT_NE(v2, v1) << "md I bumps the CAS";
+  const std::string c2 = std::to_string(v2);
+  // The first reader of a stale item wins the token; later ones see Z.
+  EXPECT_EQ(run("mg k1 v c t\r\n"), "VA 2 c" + c2 + " t-1 X W\r\nhi\r\n");
+  EXPECT_EQ(run("mg k1 v c t\r\n"), "VA 2 c" + c2 + " t-1 Z X\r\nhi\r\n");
+  EXPECT_EQ(run("get k1\r\n"), "VALUE k1 0 2\r\nhi\r\nEND\r\n");
+  // A set ends both.
+  EXPECT_EQ(run("ms k1 2\r\nyo\r\nmg k1 v\r\n"), "HD\r\nVA 2\r\nyo\r\n");
+  // md I with T sets the TTL; q, C, and a missing key as memcached.
+  run("ms k3 2\r\nab\r\n");
+  EXPECT_EQ(run("md k3 I T30\r\nmg k3 t v\r\n"), "HD\r\nVA 2 t30 X W\r\nab\r\n");
+  EXPECT_EQ(run("md k3 C1 I\r\nmd nokey I\r\nmd k3 I q\r\nmn\r\n"), "EX\r\nNF\r\nMN\r\n");
+  EXPECT_EQ(run("mg k3 v\r\n"), "VA 2 X W\r\nab\r\n") << "md I makes a new version: a new token";
+  EXPECT_EQ(run("md k3 I T0\r\nmg k3 t\r\n"), "HD\r\nHD t-1 X W\r\n");
+  // ms I: a C older than the item's stores the value, stale, keeping TTL and token.
+  run("ms k4 2 T100\r\nab\r\n");
+  EXPECT_EQ(run("md k4 I\r\nmg k4\r\n"), "HD\r\nHD X W\r\n");
+  EXPECT_EQ(run("ms k4 2 I C1 T5\r\nzz\r\nmg k4 t v\r\n"), "HD\r\nVA 2 t100 Z X\r\nzz\r\n");
+  EXPECT_EQ(run("ms k4 2 I C999999999999999999\r\nii\r\nms k4 2 C1\r\nqq\r\n"), "EX\r\nEX\r\n");
+  EXPECT_EQ(run("ms k4 2 I C" + std::to_string(cas_of("k4")) + "\r\nok\r\nmg k4 v\r\n"), "HD\r\nVA 2\r\nok\r\n")
+      << "the matching C is a plain compare-and-set: fresh";
+  // Touch and an in-place incr keep stale and token; append does not.
+  run("ms k5 2\r\n10\r\n");
+  EXPECT_EQ(run("md k5 I\r\nmg k5\r\ntouch k5 100\r\nma k5\r\nmg k5 v t\r\n"),
+            "HD\r\nHD X W\r\nTOUCHED\r\nHD\r\nVA 2 t100 Z X\r\n11\r\n");
+  EXPECT_EQ(run("mg k5 T50 t\r\n"), "HD t50 Z X\r\n");
+  EXPECT_EQ(run("ms k5 1 MA\r\n1\r\nmg k5 v\r\n"), "HD\r\nVA 3\r\n111\r\n");
+  // E is refused by memcached 1.6.18 too; h and l are not implemented.
+  EXPECT_EQ(run("mg k5 E5\r\nms k5 1 E5\r\nx\r\nmg k5 h\r\nmg k5 l\r\n"),
+            "CLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\nCLIENT_ERROR invalid flag\r\n"
+            "CLIENT_ERROR invalid flag\r\n");
+}
+
+TEST_F(McTest, MetaVivifyAndRecache) {
+  // N: a miss creates an empty item with TTL N; its creator gets W.
+  const std::string first = run("mg v1 s v f c N30\r\n");
+  const uint64_t c = cas_of("v1");
+  EXPECT_EQ(first, "VA 0 s0 f0 c" + std::to_string(c) + " W\r\n\r\n");
+  EXPECT_EQ(run("mg v1 s v t N30\r\n"), "VA 0 s0 t30 Z\r\n\r\n");
+  EXPECT_EQ(run("mg v2 N0 q k\r\nmg v2 N0 q k\r\nmn\r\n"), "HD kv2 W\r\nHD kv2 Z\r\nMN\r\n");
+  EXPECT_EQ(run("mg v3 Nx\r\nmg v3 Rx\r\n"),
+            "CLIENT_ERROR bad token in command line format\r\nCLIENT_ERROR bad token in command line format\r\n");
+  // The winner's set ends the token.
+  EXPECT_EQ(run("ms v1 3 T0\r\nnew\r\nmg v1 v\r\n"), "HD\r\nVA 3\r\nnew\r\n");
+  // R: a TTL left below R wins once; an item without TTL never does.
+  run("ms r1 2 T100\r\nab\r\nms r2 2\r\nab\r\n");
+  EXPECT_EQ(run("mg r1 R30 v t\r\n"), "VA 2 t100\r\nab\r\n");
+  EXPECT_EQ(run("mg r1 R200 v t\r\nmg r1 R200 v t\r\nmg r1 v\r\n"),
+            "VA 2 t100 W\r\nab\r\nVA 2 t100 Z\r\nab\r\nVA 2 Z\r\nab\r\n");
+  EXPECT_EQ(run("mg r2 R200 v t\r\n"), "VA 2 t-1\r\nab\r\n");
+}
+
+TEST_F(McTest, RacingReadersOfAStaleItemGetOneWinToken) {
+  McContext* cx2 = &mc_->add_context(1);
+  auto run_on = [&](McContext* cx, const std::string& in) {
+    std::string out;
+    std::size_t swallow = 0;
+    bool close = false;
+    (void)mc_->process(*cx, in, &out, &swallow, &close);
+    return out;
+  };
+  const int rounds = 2000;
+  std::atomic<int> arrived{0};
+  auto barrier = [&](int gen) {
+    arrived.fetch_add(1);
+    while (arrived.load() < 2 * gen) {
+    }
+  };
+  std::string rb;
+  std::thread t([&] {
+    for (int r = 0, g = 0; r < rounds; ++r) {
+      barrier(++g);
+      for (int spin = 0; spin < (r * 37) % 500; ++spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+      // Odd rounds race two vivifiers on a missing key, even ones two readers of a stale item.
+      rb = run_on(cx2, r % 2 ? "mg n" + std::to_string(r) + " N30\r\n" : "mg s\r\n");
+      barrier(++g);
+    }
+  });
+  int bad = 0;
+  for (int r = 0, g = 0; r < rounds; ++r) {
+    if (r % 2 == 0) run("ms s 1\r\nx\r\nmd s I\r\n");
+    barrier(++g);
+    const std::string ra = run(r % 2 ? "mg n" + std::to_string(r) + " N30\r\n" : "mg s\r\n");
+    barrier(++g);
+    const std::string w = r % 2 ? "HD W\r\n" : "HD X W\r\n", z = r % 2 ? "HD Z\r\n" : "HD Z X\r\n";
+    const bool one_winner = (ra == w && rb == z) || (ra == z && rb == w);
+    if (!one_winner && ++bad <= 5) ADD_FAILURE() << "round " << r << ": " << ra << " / " << rb;
+  }
+  t.join();
+  EXPECT_EQ(bad, 0);
+}
+
+TEST_F(McTest, StaleItemsStayStaleAcrossARestart) {
+  run("ms p1 2\r\nab\r\nms p2 2\r\ncd\r\nmd p1 I\r\n");
+  EXPECT_EQ(run("mg p1 v\r\n"), "VA 2 X W\r\nab\r\n");
+  mc_.reset();
+  idx_.reset();
+  pool_->mark_clean_on_close();
+  pool_.reset();
+  auto p = pmem::Pool::open(path_.str());
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  pool_ = std::move(p).value();
+  EXPECT_NE(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u);
+  auto i = index::Index::open(*pool_, {.workers = 4});
+  ASSERT_TRUE(i.is_ok()) << i.status().to_string();
+  idx_ = std::move(i).value();
+  auto c = parse_cidr("127.0.0.0/8");
+  ASSERT_TRUE(c.is_ok());
+  mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
+  cx_ = &mc_->add_context(0);
+  // Stale is durable; win tokens are DRAM state, so one more is handed out.
+  EXPECT_EQ(run("mg p1 v\r\nmg p1 v\r\nmg p2 v\r\n"), "VA 2 X W\r\nab\r\nVA 2 Z X\r\nab\r\nVA 2\r\ncd\r\n");
+}
+
 // ---- UDP framing ----
 
 std::vector<uint8_t> udp_request(uint16_t rid, uint16_t seq, uint16_t count, uint16_t reserved, std::string_view body) {
