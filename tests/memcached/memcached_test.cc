@@ -34,6 +34,10 @@ class McTest : public ::testing::Test {
     auto p = pmem::Pool::create(path_.str(), 64u << 20, 2u << 20);
     ASSERT_TRUE(p.is_ok()) << p.status().to_string();
     pool_ = std::move(p).value();
+    open_engine();
+  }
+  // Index and engine over pool_ (SetUp, and after a restart).
+  void open_engine() {
     auto i = index::Index::open(*pool_, {.workers = 4});
     ASSERT_TRUE(i.is_ok()) << i.status().to_string();
     idx_ = std::move(i).value();
@@ -60,6 +64,14 @@ class McTest : public ::testing::Test {
       if (close || (used == 0 && swallow == 0)) break;
     }
     if (closed) *closed = close;
+    return out;
+  }
+  // One process() call on another client's context (racing tests).
+  std::string run_on(McContext* cx, const std::string& in) {
+    std::string out;
+    std::size_t swallow = 0;
+    bool close = false;
+    (void)mc_->process(*cx, in, &out, &swallow, &close);
     return out;
   }
   uint64_t cas_of(const std::string& key) {
@@ -430,13 +442,6 @@ TEST_F(McTest, IncrDecrKeepLengthAndAcceptLeadingSpaces) {
 // MA against md C, then ma C against ms C MS. Exactly one wins each round.
 TEST_F(McTest, RacingMetaCompareAndWriteHasOneWinner) {
   McContext* cx2 = &mc_->add_context(1);
-  auto run_on = [&](McContext* cx, const std::string& in) {
-    std::string out;
-    std::size_t swallow = 0;
-    bool close = false;
-    (void)mc_->process(*cx, in, &out, &swallow, &close);
-    return out;
-  };
   const int rounds = 2000;
   std::atomic<int> arrived{0};
   auto barrier = [&](int gen) {  // both threads reach generation gen; spin, so both leave at once
@@ -592,13 +597,6 @@ TEST_F(McTest, MetaVivifyAndRecache) {
 
 TEST_F(McTest, RacingReadersOfAStaleItemGetOneWinToken) {
   McContext* cx2 = &mc_->add_context(1);
-  auto run_on = [&](McContext* cx, const std::string& in) {
-    std::string out;
-    std::size_t swallow = 0;
-    bool close = false;
-    (void)mc_->process(*cx, in, &out, &swallow, &close);
-    return out;
-  };
   const int rounds = 2000;
   std::atomic<int> arrived{0};
   auto barrier = [&](int gen) {
@@ -641,13 +639,7 @@ TEST_F(McTest, StaleItemsStayStaleAcrossARestart) {
   ASSERT_TRUE(p.is_ok()) << p.status().to_string();
   pool_ = std::move(p).value();
   EXPECT_NE(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u);
-  auto i = index::Index::open(*pool_, {.workers = 4});
-  ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-  idx_ = std::move(i).value();
-  auto c = parse_cidr("127.0.0.0/8");
-  ASSERT_TRUE(c.is_ok());
-  mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
-  cx_ = &mc_->add_context(0);
+  open_engine();
   // Stale is durable; win tokens are DRAM state, so one more is handed out.
   EXPECT_EQ(run("mg p1 v\r\nmg p1 v\r\nmg p2 v\r\n"), "VA 2 X W\r\nab\r\nVA 2 Z X\r\nab\r\nVA 2\r\ncd\r\n");
 }
