@@ -13,7 +13,8 @@ enum class [[nodiscard]] Result : uint8_t {
   kExists,       // add on a present key
   kNotStored,    // replace/append/prepend on an absent key
   kCasMismatch,  // cas version differs
-  kNoSpace,      // pool or log full: writes refused, reads go on
+  kNoSpace,      // no room for the write now (the cleaner could not free any in time): reads go on
+  kLiveFull,     // live data fills the pool (above capacity x (1 - reserve)): writes refused, reads go on
   kTooLarge,     // key or value beyond documented limits
   kBadKey,       // empty key
   kNotNumeric,   // incr/decr on a value that is not a decimal u64
@@ -29,6 +30,7 @@ constexpr std::string_view result_name(Result r) noexcept {
     case Result::kNotStored: return "not stored";
     case Result::kCasMismatch: return "cas mismatch";
     case Result::kNoSpace: return "out of memory";
+    case Result::kLiveFull: return "out of memory: live data fills the pool";
     case Result::kTooLarge: return "too large";
     case Result::kBadKey: return "bad key";
     case Result::kNotNumeric: return "not numeric";

@@ -7,6 +7,8 @@
 //  C2  copy each live R to the cleaner's own log, write back. A slot that
 //      names R only as a deleted or expired key becomes a dead tombstone
 //      instead (no copy, no space needed: a full pool can still be cleaned).
+//      An eviction pass does the same to a live key whose record was not
+//      read since the last pass (read bit clear): the key is evicted.
 //  P1  fence                                     -- copies durable (inv. 1)
 //  C3  CAS each slot from the word that pointed at R to the copy | dirty;
 //      write the slot back. A failed CAS means a writer replaced the key
@@ -24,7 +26,14 @@
 // Nothing else writes records into V (it is sealed), and no op publishes a
 // word naming a record it did not just write, except delete, which CASes
 // the word it observed (so it fails and retries if the cleaner moved R).
+// Eviction is durable: the dead tombstone of an evicted key is durable at
+// P2, before V (its only record) can be freed, and no older record of the
+// key is named by any slot, so a crash or restart cannot bring it back. A
+// record of a burst that has not returned is never evicted: its segment is
+// the writer's head, or sealed only after the burst's P2 (log.h), and an
+// eviction pass takes the oldest sealed segments first.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -32,6 +41,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "index/cleaner.h"
+#include "index/space.h"
 
 namespace ferrite::index {
 
@@ -53,11 +63,30 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
           m.slot->compare_exchange_strong(exp, m.word | slot::kDirty, std::memory_order_acq_rel)) {  // C3
         batch_.add(m.slot, sizeof(uint64_t));
         published.emplace_back(m.slot, m.word | slot::kDirty);
-        if (m.to != nullptr) {
-          idx_.account_live(m.from, -static_cast<int64_t>(m.from->size()));
-          idx_.account_live(m.to, static_cast<int64_t>(m.to->size()));
-          ++st->records_moved;
-          st->bytes_moved += m.to->size();
+        switch (m.kind) {
+          case MoveKind::kCopy:
+            idx_.account_live(m.from, -static_cast<int64_t>(m.from->size()));
+            idx_.account_live(m.to, static_cast<int64_t>(m.to->size()));
+            ++st->records_moved;
+            st->bytes_moved += m.to->size();
+            idx_.space_->bytes_copied.fetch_add(m.to->size(), std::memory_order_relaxed);
+            break;
+          case MoveKind::kDrop:
+            break;  // a deleted key: its live bytes and key count went at the delete
+          case MoveKind::kExpire:
+          case MoveKind::kEvict:
+            // A key that counted as live is gone: the cleaner's key counter
+            // (shared with the expiry sweep, both under clean_mu_).
+            idx_.account_live(m.from, -static_cast<int64_t>(m.from->size()));
+            idx_.counters_[idx_.opts_.workers].keys.fetch_sub(1, std::memory_order_relaxed);
+            if (m.kind == MoveKind::kEvict) {
+              ++st->evicted;
+              idx_.space_->evictions.fetch_add(1, std::memory_order_relaxed);
+            } else {
+              ++st->expired_dropped;
+              idx_.space_->expired_reclaimed.fetch_add(1, std::memory_order_relaxed);
+            }
+            break;
         }
         break;
       }
@@ -78,6 +107,7 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
         // that key (found by ferrite-crashtest).
         m.word = slot::kDead;
         m.to = nullptr;
+        m.kind = MoveKind::kDrop;
       }
       m.slot = lk.slot;
       m.expected = lk.value;
@@ -93,7 +123,7 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
   moves.clear();
 }
 
-bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
+bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st, bool evict) {
   const uint64_t voff = v.off.load(std::memory_order_acquire);
   auto* vh = idx_.pool_.ptr(pmem::POff<pmem::SegmentHeader>(voff));
   // No reservation up front: copies fill the cleaner's segments densely. If
@@ -105,6 +135,7 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
   if (!v.use.compare_exchange_strong(sealed, kSegCleaning, std::memory_order_acq_rel)) return false;
 
   idx_.qsbr_.online(qsbr_slot_);
+  const uint64_t moved_before = st->records_moved;
   const uint64_t t = idx_.now();
   const uint64_t limit = std::min<uint64_t>(v.tail.load(std::memory_order_relaxed), vh->data_size());
   const char* data = vh->data();
@@ -113,18 +144,22 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
     const auto* r = reinterpret_cast<const RecordHeader*>(data + pos);
     if (!record_valid(r, limit - pos)) break;  // C1: end of what was written
     pos += r->size();
+    // Read bits are taken for every record walked, so none outlives V into
+    // the segment that reuses its space.
+    const bool was_read = idx_.space_->take_read(static_cast<uint64_t>(reinterpret_cast<const char*>(r) - idx_.base_));
     const uint64_t h = hash_key(r->key());
     Lookup lk = idx_.find(r->key(), h);
     if (!lk.found || lk.rec != r) continue;  // dead
     const bool tomb = slot::is_tombstone(lk.value);
     const bool expired = !tomb && r->expiry != 0 && r->expiry <= t;
-    if (tomb || expired) {
-      // A deleted or expired key needs no copy: its slot becomes a dead
-      // tombstone that names no record (slot::kDead). The key is absent
+    const bool evicted = !tomb && !expired && evict && !was_read;
+    if (tomb || expired || evicted) {
+      // A deleted, expired or evicted key needs no copy: its slot becomes a
+      // dead tombstone that names no record (slot::kDead). The key is absent
       // either way; a later insert of it takes the first empty slot, and a
       // writer that raced us on this slot fails its CAS and looks again.
-      if (expired) ++st->expired_dropped;
-      moves_.push_back(Move{lk.slot, lk.value, slot::kDead, r, nullptr, h});
+      const MoveKind kind = tomb ? MoveKind::kDrop : expired ? MoveKind::kExpire : MoveKind::kEvict;
+      moves_.push_back(Move{lk.slot, lk.value, slot::kDead, r, nullptr, h, kind});
     } else {
       char* dst = log_.reserve_st(r->size());
       if (dst == nullptr) {
@@ -134,7 +169,7 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
       std::memcpy(dst, r, r->size());  // C2: same bytes, same checksum
       log_.writeback_full_lines_nodrain(batch_);
       const uint64_t word = slot::make(static_cast<uint64_t>(dst - idx_.base_), slot::tag_of(h), false);
-      moves_.push_back(Move{lk.slot, lk.value, word, r, reinterpret_cast<const RecordHeader*>(dst), h});
+      moves_.push_back(Move{lk.slot, lk.value, word, r, reinterpret_cast<const RecordHeader*>(dst), h, MoveKind::kCopy});
     }
     if (moves_.size() >= 32) flush_moves(moves_, st);
   }
@@ -148,12 +183,19 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st) {
   }
   // C4: free V once every worker has quiesced.
   const uint32_t id = idx_.segs_.id_of(&v);
-  idx_.qsbr_.retire([this, voff, id] {
+  const bool empty = st->records_moved == moved_before;
+  idx_.qsbr_.retire([this, voff, id, empty] {
     FERRITE_CRASH_POINT(crash::kCleanerBeforeFree);
     // One transaction: unlinked from the log chain, any log head naming V
     // cleared, freed (IndexImpl::release_log_segment).
     Status s = idx_.release_log_segment(voff);
-    if (!s.is_ok()) log_warn("cleaner: could not free log segment: {}", s.to_string());
+    if (!s.is_ok()) {
+      log_warn("cleaner: could not free log segment: {}", s.to_string());
+    } else {
+      idx_.space_->bytes_freed.fetch_add(idx_.alloc_.segment_size(), std::memory_order_relaxed);
+      idx_.space_->segments_freed.fetch_add(1, std::memory_order_relaxed);
+      if (empty) idx_.space_->segments_freed_empty.fetch_add(1, std::memory_order_relaxed);
+    }
     idx_.segs_.remove(id);
   });
   ++st->segments_cleaned;
@@ -167,18 +209,40 @@ CleanStats IndexImpl::clean(const CleanOptions& opts) {
   if (!cleaner_) cleaner_ = std::make_unique<Cleaner>(*this);
   CleanStats st;
   const double cap = static_cast<double>(alloc_.segment_size() - sizeof(pmem::SegmentHeader));
-  std::vector<std::pair<int64_t, uint32_t>> victims;
+  // Victim order (space.h). Eviction: oldest first (the FIFO hand).
+  // Cleaning: cost-benefit, highest first: (1 - u) * age / (1 + u), u the
+  // live share, age the distance in allocation order from the newest
+  // segment; nothing live scores highest (freed without a copy).
+  struct Victim {
+    double score;
+    uint32_t id;
+  };
+  std::vector<Victim> victims;
+  uint64_t newest = 0;
+  for (std::size_t i = 0; i < segs_.capacity(); ++i) {
+    LogSegInfo& e = segs_.at(i);
+    if (e.off.load(std::memory_order_acquire) != 0) newest = std::max(newest, e.seq.load(std::memory_order_relaxed));
+  }
   for (std::size_t i = 0; i < segs_.capacity(); ++i) {
     LogSegInfo& e = segs_.at(i);
     if (e.off.load(std::memory_order_acquire) == 0 || e.use.load(std::memory_order_acquire) != kSegSealed) continue;
-    const int64_t live = e.live.load(std::memory_order_relaxed);
-    if (static_cast<double>(live) <= opts.max_live_ratio * cap) victims.emplace_back(live, static_cast<uint32_t>(i));
+    const double u = std::max(0.0, static_cast<double>(e.live.load(std::memory_order_relaxed)) / cap);
+    const uint64_t seq = e.seq.load(std::memory_order_relaxed);
+    if (opts.evict) {
+      victims.push_back({-static_cast<double>(seq), static_cast<uint32_t>(i)});
+    } else if (u <= opts.max_live_ratio) {
+      const double age = static_cast<double>(newest - std::min(newest, seq) + 1);
+      const double score = u <= 0.0 ? HUGE_VAL : (1.0 - u) * age / (1.0 + u);
+      victims.push_back({score, static_cast<uint32_t>(i)});
+    }
   }
-  std::sort(victims.begin(), victims.end());
-  for (auto& [live, id] : victims) {
+  std::sort(victims.begin(), victims.end(), [](const Victim& a, const Victim& b) { return a.score > b.score; });
+  for (const Victim& v : victims) {
     if (st.segments_cleaned >= opts.max_segments) break;
-    cleaner_->clean_segment(segs_.at(id), &st);
+    const uint64_t skipped = st.skipped_no_space;
+    cleaner_->clean_segment(segs_.at(v.id), &st, opts.evict);
     qsbr_.reclaim();
+    if (st.skipped_no_space != skipped) break;  // no room to copy into: the next victim would fare no better
   }
   qsbr_.reclaim();
   return st;

@@ -21,9 +21,17 @@ class Cleaner {
         batch_(idx.pool_.persister()),
         qsbr_slot_(idx.opts_.workers + 1) {}
 
-  bool clean_segment(LogSegInfo& v, CleanStats* st);
+  // Cleans one sealed segment; evict: an eviction pass over it (CleanOptions).
+  bool clean_segment(LogSegInfo& v, CleanStats* st, bool evict);
 
  private:
+  // What a move does to its slot once published (C3).
+  enum class MoveKind : uint8_t {
+    kCopy,     // to the copy `to`
+    kDrop,     // a deleted key's tombstone becomes a dead tombstone (already not counted)
+    kExpire,   // an expired key becomes a dead tombstone (one key fewer)
+    kEvict,    // a live key is evicted: a dead tombstone (one key fewer)
+  };
   struct Move {
     std::atomic<uint64_t>* slot;
     uint64_t expected;
@@ -31,6 +39,7 @@ class Cleaner {
     const RecordHeader* from;
     const RecordHeader* to;
     uint64_t h;
+    MoveKind kind;
   };
   void flush_moves(std::vector<Move>& moves, CleanStats* st);
 

@@ -34,9 +34,12 @@ IndexImpl::IndexImpl(pmem::Pool& pool, const IndexOptions& opts)
       qsbr_(opts.workers + 2 + kMaxRepairThreads),
       control_slot_(opts.workers),
       repair_qsbr_slot_(opts.workers + 2),
-      counters_(opts.workers + 1) {}  // + 1: the expiry sweep's own counter
+      counters_(opts.workers + 1) {  // + 1: the cleaner's and expiry sweep's own counter
+  space_ = std::make_unique<Space>(*this, opts.space);
+}
 
 IndexImpl::~IndexImpl() {
+  space_->stop();  // before anything the cleaner uses goes
   stop_repair();  // abandoned or failed open: the pass stops between two chunks
   for (auto& w : workers_) delete w->state_;
 }
@@ -134,6 +137,7 @@ Status IndexImpl::open_or_create() {
   if (pool_.size() > slot::kMaxPoolBytes) {
     return Status::invalid_argument("pool larger than the 256 TiB an index slot can address");
   }
+  FERRITE_RETURN_IF_ERROR(space_->validate());
   register_table_class();
   if (pool_.root()->index_root == 0) FERRITE_RETURN_IF_ERROR(create_empty());
   root_ = pool_.ptr(pmem::POff<IndexRoot>(pool_.root()->index_root));
@@ -195,7 +199,7 @@ void IndexImpl::repair_after_open(bool clean) {
       // repair.
       const bool exact = clean && h->user[1] <= h->data_size();
       segs_.add(off.raw(), h->owner, kSegSealed, exact ? h->user[1] : ~0ull,
-                exact ? static_cast<int64_t>(h->user[0]) : 0);
+                exact ? static_cast<int64_t>(h->user[0]) : 0, h->seq);
     });
     rebuild_log_chain(pool_, root_, logs);  // kept exact from here on
   }
@@ -253,7 +257,8 @@ bool IndexImpl::register_log_chain(bool clean) {
   for (uint64_t off : chain) {
     const auto* h = pool_.ptr(pmem::POff<pmem::SegmentHeader>(off));
     const bool exact = clean && h->user[1] <= h->data_size();
-    segs_.add(off, h->owner, kSegSealed, exact ? h->user[1] : ~0ull, exact ? static_cast<int64_t>(h->user[0]) : 0);
+    segs_.add(off, h->owner, kSegSealed, exact ? h->user[1] : ~0ull, exact ? static_cast<int64_t>(h->user[0]) : 0,
+              h->seq);
   }
   return true;
 }
@@ -291,6 +296,7 @@ Status IndexImpl::release_log_segment(uint64_t off) {
 
 void IndexImpl::close_clean() {
   if (root_ == nullptr) return;
+  space_->stop();  // no cleaning pass runs from here on
   wait_repaired();  // counts and live bytes are exact only once every segment is repaired
   qsbr_.drain_all();
   for (auto& w : workers_) w->state_->log_.save_tail_nodrain();
@@ -493,6 +499,7 @@ IndexStats IndexImpl::stats() const {
     st.log_bytes_live += static_cast<uint64_t>(live);
     if (tail != ~0ull && tail > static_cast<uint64_t>(live)) st.log_bytes_dead += tail - static_cast<uint64_t>(live);
   }
+  space_->fill_stats(&st);
   return st;
 }
 
@@ -512,6 +519,7 @@ StatusOr<std::unique_ptr<Index>> Index::open(pmem::Pool& pool, const IndexOption
   Status s = impl->open_or_create();
   if (!s.is_ok()) return s;
   impl->start_background_repair();  // after a dirty shutdown; serving starts at once
+  impl->space_->start();            // the background cleaner (SpaceOptions)
   impl->open_ms_ = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
                                            std::chrono::steady_clock::now() - impl->open_start_)
                                            .count()) /
@@ -530,6 +538,7 @@ Status Index::scan(const std::function<void(std::string_view, std::string_view, 
   return impl_->scan(fn);
 }
 IndexStats Index::stats() const { return impl_->stats(); }
+const SpaceOptions& Index::space_options() const { return impl_->space_->options(); }
 std::optional<uint64_t> Index::scan_page(
     uint64_t cursor, std::size_t max_bytes,
     const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn) const {

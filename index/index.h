@@ -102,8 +102,30 @@ struct Op {
   }
 };
 
+// Log space management (index/space.h): how the background cleaner keeps
+// room for writes, and what a write that finds none does.
+struct SpaceOptions {
+  // The background cleaner thread. Off (the default, for tests that drive
+  // clean() by hand): a write that finds no free log segment fails at once.
+  bool background_cleaner = false;
+  // Free share of the pool's capacity below which the cleaner runs without
+  // pause, until the free share is back at high_watermark.
+  double low_watermark = 0.10;
+  double high_watermark = 0.20;
+  // Share of the capacity kept from live data: a write that needs room while
+  // live data is above capacity x (1 - reserve) is refused (kLiveFull) or,
+  // with evict, makes room by evicting cold keys.
+  double reserve = 0.10;
+  bool evict = false;             // pool.when_full = "evict"
+  // Longest a write waits for the cleaner to free room before it is refused
+  // (kNoSpace). Waits are counted (backpressure).
+  uint32_t max_wait_ms = 250;
+  // Cleaner copy bandwidth while no writer waits (MB/s; 0 = unbounded).
+  uint32_t max_copy_mbps = 0;
+};
+
 struct IndexOptions {
-  unsigned workers = 1;          // Worker contexts (1..64)
+  unsigned workers = 1;          // Worker contexts (1..63)
   uint32_t (*clock)() = nullptr; // unix seconds for expiry; null = system clock (tests inject)
   // Crash repair after a dirty shutdown (index/repair.cc): each table segment
   // is repaired on first touch, and a background pass of repair_threads
@@ -114,6 +136,7 @@ struct IndexOptions {
   // Nice value of the background repair threads: above 0, serving threads
   // (which repair what they touch themselves) win the CPU over the pass.
   int repair_nice = 10;
+  SpaceOptions space{};
 };
 
 struct IndexStats {
@@ -141,6 +164,24 @@ struct IndexStats {
                                               // turned into dead slots (should stay 0)
   uint64_t recovery_orphans_freed = 0;        // table segments and directories a crash left
                                               // unreachable, freed after the repair
+
+  // Space (index/space.h). Capacity: what the pool's heap can hold; free:
+  // capacity minus every allocated object (log and table segments).
+  uint64_t capacity_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t live_limit_bytes = 0;       // capacity x (1 - reserve)
+  uint64_t bytes_appended = 0;         // records written by workers since open
+  uint64_t cleaner_bytes_copied = 0;   // live records relocated since open
+  uint64_t cleaner_bytes_freed = 0;    // log segment bytes returned to the pool since open
+  uint64_t cleaner_segments_freed = 0;
+  uint64_t cleaner_segments_freed_empty = 0;  // of which had nothing live (freed without copying)
+  double write_amplification = 1.0;    // (bytes_appended + cleaner_bytes_copied) / bytes_appended
+  uint64_t evictions = 0;              // live keys removed to make room (evict mode)
+  uint64_t expired_reclaimed = 0;      // expired keys dropped by the cleaner
+  uint64_t backpressure_waits = 0;     // bursts that waited for the cleaner
+  uint64_t backpressure_wait_us = 0;   // total time they waited
+  uint64_t refused_live_full = 0;      // writes refused: live data above the limit (kLiveFull)
+  uint64_t refused_cleaner_behind = 0; // writes refused: no room within max_wait_ms (kNoSpace)
 };
 
 // Log cleaning: relocate the live records of mostly-dead log segments into
@@ -148,6 +189,12 @@ struct IndexStats {
 struct CleanOptions {
   double max_live_ratio = 0.5;     // clean segments at most this full of live data
   std::size_t max_segments = 16;   // bound on one pass
+  // Eviction pass: victims are the oldest sealed segments (a FIFO hand over
+  // the log); a live record read since the hand last passed (its read bit)
+  // is copied forward with the bit cleared (second chance), any other live
+  // record is evicted: its slot becomes a dead tombstone, durable before the
+  // segment is freed. max_live_ratio is ignored.
+  bool evict = false;
 };
 struct CleanStats {
   uint64_t segments_cleaned = 0;   // victims emptied and freed (or queued to be)
@@ -155,6 +202,7 @@ struct CleanStats {
   uint64_t bytes_moved = 0;
   uint64_t expired_dropped = 0;    // expired keys turned into tombstones
   uint64_t skipped_no_space = 0;   // victims left alone for lack of room to relocate
+  uint64_t evicted = 0;            // live keys evicted (CleanOptions::evict)
 };
 
 class Worker;
@@ -204,6 +252,7 @@ class Index {
   // Blocks until crash repair has finished (at once after a clean open).
   void wait_repaired();
 
+  const SpaceOptions& space_options() const;
   IndexImpl& impl() { return *impl_; }
   // Bench peer (perf/recovery_bench): the eager recount that open did
   // before lazy repair, a single-threaded pass over every slot (reads only;
@@ -235,6 +284,7 @@ class Worker {
 
  private:
   friend class IndexImpl;
+  friend class Space;
   Worker() = default;
   class State;
   State* state_ = nullptr;

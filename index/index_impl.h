@@ -25,6 +25,7 @@
 #include "index/log.h"
 #include "index/qsbr.h"
 #include "index/segtab.h"
+#include "index/space.h"
 #include "index/record.h"
 #include "index/slot.h"
 #include "index/table.h"
@@ -168,6 +169,7 @@ class IndexImpl {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> splits_{0};
   std::atomic<uint64_t> doublings_{0};
+  std::unique_ptr<Space> space_;             // free space, the background cleaner (space.h)
   std::unique_ptr<class Cleaner> cleaner_;   // created on first clean()
   std::mutex clean_mu_;                      // one cleaning pass at a time
   uint64_t sweep_cursor_ = 0;                // GUARDED_BY(clean_mu_)
@@ -241,6 +243,12 @@ class Worker::State {
   pmem::PersistBatch batch_;
   uint64_t next_version_ = 1;
   uint64_t now_ = 0;  // unix seconds, read once per burst
+  // The write that found no room, when a burst must wait for space
+  // (execute); kNoSpace/kLiveFull: the refusal of the last wait, applied to
+  // writes that still find no room.
+  bool may_wait_ = false;
+  std::size_t deferred_at_ = 0;
+  Result refusal_ = Result::kNoSpace;
 
  private:
   struct Staged {
@@ -253,6 +261,10 @@ class Worker::State {
   };
   enum class Plan : uint8_t { kDone, kWrite };
 
+  // One pass over ops (QSBR-online inside): returns ops.size(), or with
+  // may_wait_ the index of the first op that found no room (it and the ops
+  // after it did not run; the ones before are done and durable).
+  std::size_t run(std::span<Op> ops);
   // Decides op against the observed state; for kWrite, appends its record.
   Plan plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out, bool* tomb_out) noexcept;
   // The value is v1 + v2 + `spaces` space characters (write_record).

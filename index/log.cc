@@ -32,17 +32,29 @@ void RecordLog::attach(bool clean) noexcept {
 }
 
 bool RecordLog::next_segment() noexcept {
-  // A full pool stays full for a while: after a failed allocation, answer
-  // "no space" at once for 1 ms instead of paying a failing transaction per
-  // write (the cleaner or deletes free segments meanwhile).
+  Space& space = *idx_.space_;
+  const bool is_worker = worker_ < idx_.opts_.workers;  // else the cleaner's log
+  // With a background cleaner the last free segments are its own: a worker
+  // that would take them reports no room, and its burst waits for the
+  // cleaner (Worker::State::execute). The check reads libpmemobj's counter.
+  if (is_worker && !space.worker_may_allocate()) {
+    space.poke();
+    return false;
+  }
+  // Without one, a full pool stays full for a while: after a failed
+  // allocation, answer "no space" at once for 1 ms instead of paying a
+  // failing transaction per write (clean() or deletes free segments
+  // meanwhile).
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_failure_ < std::chrono::milliseconds(1)) return false;
+  if (!space.managed() && now - last_failure_ < std::chrono::milliseconds(1)) return false;
   auto seg = idx_.allocate_log_segment(worker_);
   if (!seg.is_ok()) {
     if (seg.status().code() != Status::Code::kNoSpace) log_error("worker {}: {}", worker_, seg.status().to_string());
     last_failure_ = now;
+    space.poke();
     return false;
   }
+  if (is_worker) space.poke();  // free space went down: the cleaner looks at the watermarks
   if (cur_ != nullptr && pending_batch_ != nullptr) writeback_tail_nodrain(*pending_batch_);
   if (info_ != nullptr) {
     // The old head's tail is final. It stays kSegHead (the cleaner skips
@@ -68,7 +80,7 @@ bool RecordLog::next_segment() noexcept {
     (void)::madvise(reinterpret_cast<void*>(a), cur_->size + (reinterpret_cast<uintptr_t>(cur_) - a), kPopulateWrite);
   }
   // Registered before any record in it can be published (see segtab.h).
-  info_ = &segs_.at(segs_.add(seg->raw(), worker_, kSegHead, 0, 0));
+  info_ = &segs_.at(segs_.add(seg->raw(), worker_, kSegHead, 0, 0, cur_->seq));
   ++segments_;
   FERRITE_CRASH_POINT(crash::kLogAfterNewSegment);
   return true;
@@ -88,7 +100,7 @@ char* RecordLog::reserve_st(std::size_t size) noexcept {
   char* p = cur_->data() + tail_;
   tail_ += size;
   info_->tail.store(tail_, std::memory_order_relaxed);
-  appended_ += size;
+  appended_.store(appended_.load(std::memory_order_relaxed) + size, std::memory_order_relaxed);
   return p;
 }
 

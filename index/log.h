@@ -16,6 +16,7 @@
 // Thread safety: _st, owned by one Worker.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -63,7 +64,9 @@ class RecordLog {
   void seal_retired_st() noexcept;
 
   uint64_t segments_allocated() const noexcept { return segments_; }
-  uint64_t bytes_appended() const noexcept { return appended_; }
+  uint64_t bytes_appended() const noexcept { return appended_.load(std::memory_order_relaxed); }
+  // From any thread (statistics).
+  uint64_t bytes_appended_relaxed() const noexcept { return appended_.load(std::memory_order_relaxed); }
 
  private:
   bool next_segment() noexcept;
@@ -83,7 +86,7 @@ class RecordLog {
   LogSegInfo* retired_[kMaxRetired] = {};        // old heads awaiting seal_retired_st()
   unsigned nretired_ = 0;
   uint64_t segments_ = 0;
-  uint64_t appended_ = 0;
+  std::atomic<uint64_t> appended_{0};  // written by the owner only (load + store)
   std::chrono::steady_clock::time_point last_failure_{};  // of next_segment()
 };
 

@@ -31,7 +31,18 @@ class Qsbr {
   }
   // An offline thread never holds references and does not delay reclamation.
   void offline(unsigned t) noexcept { slots_[t].seen.store(kOffline, std::memory_order_release); }
-  void online(unsigned t) noexcept { quiesce(t); }
+  // R1 as quiesce(), then a full fence (F1): the thread's loads that follow
+  // (the burst's lookups) may not be performed before its "online" store is
+  // visible. Without it (store buffer; the C++ model allows it too) reclaim()
+  // could read this slot as offline (A1) after the burst already loaded a
+  // pointer to something retired just before, and free it under the burst.
+  // Pairs with the full barrier of retire()'s epoch increment (a locked RMW,
+  // seq_cst) and A1: either reclaim sees this slot online, or this thread's
+  // loads see the unlinking that preceded the retire. As rte_rcu_qsbr does.
+  void online(unsigned t) noexcept {
+    quiesce(t);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // F1
+  }
 
   // Schedules fn to run once every online thread has quiesced after now.
   void retire(std::function<void()> fn);

@@ -32,6 +32,7 @@ struct LogSegInfo {
   std::atomic<uint64_t> tail{~0ull};     // bytes appended; ~0 = unknown (walk until invalid)
   std::atomic<uint8_t> use{kSegFree};
   uint32_t owner = 0;
+  std::atomic<uint64_t> seq{0};          // SegmentHeader::seq: allocation order (the cleaner's age, the eviction hand)
 };
 
 class LogSegTable {
@@ -45,12 +46,13 @@ class LogSegTable {
   }
 
   // Registers a segment; returns its id.
-  uint32_t add(uint64_t off, uint32_t owner, SegUse use, uint64_t tail, int64_t live) {
+  uint32_t add(uint64_t off, uint32_t owner, SegUse use, uint64_t tail, int64_t live, uint64_t seq) {
     std::lock_guard<std::mutex> lock(mu_);
     uint32_t id = 0;
     while (id < cap_ && infos_[id].off.load(std::memory_order_relaxed) != 0) ++id;
     LogSegInfo& e = infos_[id];
     e.owner = owner;
+    e.seq.store(seq, std::memory_order_relaxed);
     e.live.store(live, std::memory_order_relaxed);
     e.tail.store(tail, std::memory_order_relaxed);
     e.use.store(use, std::memory_order_relaxed);

@@ -23,6 +23,7 @@
 // incr, decr, touch) write a new record and go through another P1 round.
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 #include "common/crash_point.h"
@@ -179,6 +180,7 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
         return Plan::kDone;
       }
       if (op.out_value != nullptr) op.out_value->assign(cur->value_ptr(), cur->value_len());
+      idx_.space_->note_read(static_cast<uint64_t>(reinterpret_cast<const char*>(cur) - idx_.base_));
       op.out_flags = cur->client_flags;
       op.out_exptime = cur->expiry;
       op.out_version = cur->version;
@@ -423,12 +425,50 @@ void Worker::State::prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept
   }
 }
 
+// Room for writes (space.h). A write that finds no free log segment (or no
+// room to split a table segment) while a background cleaner runs does not
+// fail at once: run() stops the burst there, the ops before it are
+// published and durable as usual, and the worker, offline (so the cleaner's
+// grace periods can end), waits for the cleaner; then the rest of the burst
+// runs, in its order. A write is refused only when the wait says so: live
+// data above the limit (kLiveFull, at once), or no room by the deadline
+// (kNoSpace); the rest of the burst then runs without waiting again, so
+// reads are still served and a write that finds room still succeeds.
+// Invariant: the ops of one execute() take effect in their order, each
+// exactly once (an op is stopped only before it has written anything).
 void Worker::State::execute(std::span<Op> ops) {
+  may_wait_ = idx_.space_->managed();
+  refusal_ = Result::kNoSpace;
+  std::chrono::steady_clock::time_point deadline{};
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t stopped = from + run(ops.subspan(from));
+    if (stopped == ops.size()) break;
+    FERRITE_CHECK(may_wait_ && ops[stopped].result == Result::kNoSpace);
+    if (deadline == std::chrono::steady_clock::time_point{}) {
+      deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(idx_.space_->options().max_wait_ms);
+    }
+    const Result r = idx_.space_->wait_for_room(deadline);
+    if (r != Result::kOk) {
+      may_wait_ = false;
+      refusal_ = r;
+    }
+    from = stopped;
+  }
+  if (!may_wait_) {  // refusals are possible only in a pass that may not wait
+    uint64_t refused = 0;
+    for (std::size_t i = from; i < ops.size(); ++i) refused += ops[i].result == refusal_ ? 1 : 0;
+    idx_.space_->note_refused(refusal_, refused);
+  }
+}
+
+std::size_t Worker::State::run(std::span<Op> ops) {
   idx_.qsbr_.online(id_);
   now_ = idx_.now();  // one clock read per burst: expiry is decided at burst granularity
   constexpr std::size_t kChunk = 64;
   uint64_t hashes[kChunk];
-  for (std::size_t base = 0; base < ops.size(); base += kChunk) {
+  std::size_t stop = ops.size();
+  for (std::size_t base = 0; base < ops.size() && stop == ops.size(); base += kChunk) {
     std::span<Op> chunk = ops.subspan(base, std::min(kChunk, ops.size() - base));
     prefetch(chunk, hashes);  // hints only: the lookups below re-read everything
     for (std::size_t i = 0; i < chunk.size(); ++i) {
@@ -451,6 +491,11 @@ void Worker::State::execute(std::span<Op> ops) {
       if (is_write(op.code)) {
         if (Result r = idx_.find_for_write(op.key, h, &lk); r != Result::kOk) {
           op.result = r;
+          if (r == Result::kNoSpace && may_wait_) {  // a split found no room
+            stop = base + i;
+            break;
+          }
+          if (r == Result::kNoSpace) op.result = refusal_;
           continue;
         }
       } else {
@@ -461,6 +506,12 @@ void Worker::State::execute(std::span<Op> ops) {
       if (plan(op, h, lk, &rec, &tomb) == Plan::kWrite) {
         staged_.push_back(Staged{&op, h, rec, tomb, lk});
         staged_mask_ |= 1ull << (h & 63);
+      } else if (op.result == Result::kNoSpace) {  // its record found no room
+        if (may_wait_) {
+          stop = base + i;
+          break;
+        }
+        op.result = refusal_;
       }
     }
   }
@@ -470,6 +521,7 @@ void Worker::State::execute(std::span<Op> ops) {
     read_needs_fence_ = false;
   }
   idx_.qsbr_.offline(id_);
+  return stop;
 }
 
 }  // namespace ferrite::index

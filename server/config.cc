@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <toml++/toml.h>
 
@@ -71,6 +72,21 @@ Setter integer(uint64_t lo, uint64_t hi, std::function<void(Config&, uint64_t)> 
           fmt::format("{} = {} is out of range (allowed {}..{})", where(key, src), *v, lo, hi));
     }
     set(c, static_cast<uint64_t>(*v));
+    return Status::ok();
+  };
+}
+
+// A number (integer or float) in [lo, hi].
+Setter number(double lo, double hi, std::function<void(Config&, double)> set) {
+  return [=](const toml::node& n, Config& c, const std::string& key, std::string_view src) -> Status {
+    std::optional<double> v;
+    if (n.is_floating_point()) v = *n.value<double>();
+    if (n.is_integer()) v = static_cast<double>(*n.value<int64_t>());
+    if (!v) return Status::invalid_argument(fmt::format("{} must be a number (allowed {}..{})", where(key, src), lo, hi));
+    if (!(*v >= lo && *v <= hi)) {
+      return Status::invalid_argument(fmt::format("{} = {} is out of range (allowed {}..{})", where(key, src), *v, lo, hi));
+    }
+    set(c, *v);
     return Status::ok();
   };
 }
@@ -155,6 +171,14 @@ const std::map<std::string, Setter>& setters() {
       {"pool.size", size(16ull << 20, 16ull << 40, false, "allowed 16MiB..16TiB", [](Config& c, uint64_t v) { c.pool.size = v; })},
       {"pool.segment_size", size(2ull << 20, 256ull << 20, true, "allowed a power of two in 2MiB..256MiB",
                                  [](Config& c, uint64_t v) { c.pool.segment_size = v; })},
+      {"pool.when_full", string([](const std::string& s) { return s == "error" || s == "evict"; }, "\"error\" or \"evict\"",
+                                [](Config& c, std::string v) { c.pool.when_full = std::move(v); })},
+      {"pool.reserve", number(0.0, 0.5, [](Config& c, double v) { c.pool.reserve = v; })},
+      {"cleaner.low_watermark", number(0.0, 0.9, [](Config& c, double v) { c.cleaner.low_watermark = v; })},
+      {"cleaner.high_watermark", number(0.01, 0.95, [](Config& c, double v) { c.cleaner.high_watermark = v; })},
+      {"cleaner.max_copy_mbps",
+       integer(0, 1000000, [](Config& c, uint64_t v) { c.cleaner.max_copy_mbps = static_cast<uint32_t>(v); })},
+      {"cleaner.max_wait_ms", integer(0, 10000, [](Config& c, uint64_t v) { c.cleaner.max_wait_ms = static_cast<uint32_t>(v); })},
       {"log.level", string([](const std::string& s) { return s == "debug" || s == "info" || s == "warn" || s == "error" || s == "off"; },
                            "debug, info, warn, error or off", [](Config& c, std::string v) { c.log.level = std::move(v); })},
       {"dpdk.eal_args", string_list([](const std::string&) { return true; }, "strings",
@@ -183,13 +207,24 @@ std::string suggestion(const std::string& key) {
   return best.empty() ? std::string() : fmt::format(" (did you mean {}?)", best);
 }
 
+// Rules between keys, once every key is set.
+Status check_together(const Config& c, std::string_view src) {
+  if (c.cleaner.low_watermark >= c.cleaner.high_watermark) {
+    return Status::invalid_argument(fmt::format(
+        "cleaner.low_watermark = {} must be below cleaner.high_watermark = {} in {} (the cleaner starts below the low "
+        "one and stops at the high one)",
+        c.cleaner.low_watermark, c.cleaner.high_watermark, src));
+  }
+  return Status::ok();
+}
+
 Status apply_table(const toml::table& t, Config& c, std::string_view src) {
-  static const char* kSections[] = {"server", "pool", "log", "dpdk"};
+  static const char* kSections[] = {"server", "pool", "cleaner", "log", "dpdk"};
   for (const auto& [sec, node] : t) {
     const std::string s(sec.str());
     if (std::find(std::begin(kSections), std::end(kSections), s) == std::end(kSections)) {
       return Status::invalid_argument(
-          fmt::format("unknown section [{}] in {} (known sections: server, pool, log, dpdk)", s, src));
+          fmt::format("unknown section [{}] in {} (known sections: server, pool, cleaner, log, dpdk)", s, src));
     }
     const toml::table* sub = node.as_table();
     if (sub == nullptr) return Status::invalid_argument(fmt::format("{} must be a table [{}] in {}", s, s, src));
@@ -202,7 +237,7 @@ Status apply_table(const toml::table& t, Config& c, std::string_view src) {
       FERRITE_RETURN_IF_ERROR(it->second(v, c, key, src));
     }
   }
-  return Status::ok();
+  return check_together(c, src);
 }
 
 StatusOr<toml::table> parse_toml(std::string_view text, std::string_view src) {
@@ -252,6 +287,13 @@ StatusOr<Config> load_config_file(const std::string& path) {
   return parse_config(ss.str(), path);
 }
 
+// A float as TOML writes it (always with a fraction: 0.1, 1.0).
+std::string toml_number(double v) {
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+  return s;
+}
+
 std::string to_toml(const Config& c) {
   auto list = [](const std::vector<std::string>& v) {
     std::string s = "[";
@@ -260,10 +302,14 @@ std::string to_toml(const Config& c) {
   };
   return fmt::format(
       "[server]\nbackend = \"{}\"\nbind = \"{}\"\nport = {}\nworkers = {}\npin_cores = {}\nallow = {}\n"
-      "memcached_udp_port = {}\nmemcached_tcp_port = {}\nmax_datagram = {}\n\n[pool]\npath = \"{}\"\nsize = {}\nsegment_size = {}\n\n[log]\nlevel = \"{}\"\n\n"
+      "memcached_udp_port = {}\nmemcached_tcp_port = {}\nmax_datagram = {}\n\n[pool]\npath = \"{}\"\nsize = {}\nsegment_size = {}\n"
+      "when_full = \"{}\"\nreserve = {}\n\n[cleaner]\nlow_watermark = {}\nhigh_watermark = {}\nmax_copy_mbps = {}\n"
+      "max_wait_ms = {}\n\n[log]\nlevel = \"{}\"\n\n"
       "[dpdk]\neal_args = {}\nport = {}\nip = \"{}\"\nmac = \"{}\"\nmbufs = {}\nburst = {}\nidle_sleep_us = {}\n",
       c.server.backend, c.server.bind, c.server.port, c.server.workers, c.server.pin_cores, list(c.server.allow),
-      c.server.memcached_udp_port, c.server.memcached_tcp_port, c.server.max_datagram, c.pool.path, c.pool.size, c.pool.segment_size, c.log.level, list(c.dpdk.eal_args),
+      c.server.memcached_udp_port, c.server.memcached_tcp_port, c.server.max_datagram, c.pool.path, c.pool.size, c.pool.segment_size,
+      c.pool.when_full, toml_number(c.pool.reserve), toml_number(c.cleaner.low_watermark),
+      toml_number(c.cleaner.high_watermark), c.cleaner.max_copy_mbps, c.cleaner.max_wait_ms, c.log.level, list(c.dpdk.eal_args),
       c.dpdk.port, c.dpdk.ip, c.dpdk.mac, c.dpdk.mbufs, c.dpdk.burst, c.dpdk.idle_sleep_us);
 }
 
@@ -283,6 +329,9 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   app.add_option("--pool", pool, "pool.path");
   app.add_option("--pool-size", pool_size, "pool.size");
   app.add_option("--log-level", log_level, "log.level");
+  bool no_evict = false, evict = false;
+  app.add_flag("-M,--no-evict", no_evict, "pool.when_full = \"error\" (memcached's -M: refuse writes when full)");
+  app.add_flag("--evict", evict, "pool.when_full = \"evict\" (memcached's default: evict cold keys when full)");
   app.add_flag("--print-config", out.print_config, "print the effective configuration and exit");
   app.set_version_flag("--version", "ferrited 0.1.0");
   try {
@@ -349,9 +398,12 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   if (!pool.empty()) FERRITE_RETURN_IF_ERROR(put("pool.path", quoted(pool)));
   if (!pool_size.empty()) FERRITE_RETURN_IF_ERROR(put("pool.size", quoted(pool_size)));
   if (!log_level.empty()) FERRITE_RETURN_IF_ERROR(put("log.level", quoted(log_level)));
+  if (no_evict && evict) return Status::invalid_argument("command line: -M (--no-evict) and --evict contradict each other");
+  if (no_evict) FERRITE_RETURN_IF_ERROR(put("pool.when_full", quoted("error")));
+  if (evict) FERRITE_RETURN_IF_ERROR(put("pool.when_full", quoted("evict")));
 
   const std::string src = (sets.empty() && bind.empty() && port < 0 && workers < 0 && backend.empty() && pool.empty() &&
-                           pool_size.empty() && log_level.empty())
+                           pool_size.empty() && log_level.empty() && !no_evict && !evict)
                               ? source
                               : source + " with command-line overrides";
   Config c;

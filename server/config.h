@@ -33,8 +33,17 @@ struct Config {
     std::string path = "/dev/shm/ferrite.pool";
     uint64_t size = 1ull << 30;
     uint64_t segment_size = 4ull << 20;
+    std::string when_full = "error";   // "error" | "evict"
+    double reserve = 0.10;
     bool operator==(const Pool&) const = default;
   } pool;
+  struct Cleaner {
+    double low_watermark = 0.10;
+    double high_watermark = 0.20;
+    uint32_t max_copy_mbps = 0;
+    uint32_t max_wait_ms = 250;
+    bool operator==(const Cleaner&) const = default;
+  } cleaner;
   struct Log {
     std::string level = "info";
     bool operator==(const Log&) const = default;

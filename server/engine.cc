@@ -4,6 +4,7 @@
 #include "server/engine.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
 #include <chrono>
 #include <charconv>
@@ -35,6 +36,7 @@ Status to_status(Result r) {
     case Result::kNotStored: return Status::kNotStored;
     case Result::kCasMismatch: return Status::kCasMismatch;
     case Result::kNoSpace: return Status::kOutOfMemory;
+    case Result::kLiveFull: return Status::kOutOfMemory;
     case Result::kTooLarge: return Status::kTooLarge;
     case Result::kBadKey: return Status::kBadKey;
     case Result::kNotNumeric: return Status::kNotNumeric;
@@ -408,7 +410,7 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
         const index::Op& op = ws.ops[static_cast<std::size_t>(e.op)];
         rop.status = to_status(op.result);
         rop.version = op.out_version;
-        if (op.result == Result::kNoSpace) bump(st.out_of_memory, 1);
+        if (op.result == Result::kNoSpace || op.result == Result::kLiveFull) bump(st.out_of_memory, 1);
         if (op.code == index::OpCode::kGet) {
           bump(st.gets, 1);
           bump(op.result == Result::kOk ? st.hits : st.misses);
@@ -485,6 +487,22 @@ std::string Engine::stats_text() const {
   line("log_bytes_live", is.log_bytes_live);
   line("log_bytes_dead", is.log_bytes_dead);
   line("splits", is.splits);
+  // Space (index/space.h; docs/operations.md, "Sizing a pool").
+  line("pool_capacity_bytes", is.capacity_bytes);
+  line("pool_free_bytes", is.free_bytes);
+  line("live_limit_bytes", is.live_limit_bytes);
+  line("bytes_appended", is.bytes_appended);
+  line("cleaner_bytes_copied", is.cleaner_bytes_copied);
+  line("cleaner_bytes_freed", is.cleaner_bytes_freed);
+  line("cleaner_segments_freed", is.cleaner_segments_freed);
+  line("cleaner_segments_freed_empty", is.cleaner_segments_freed_empty);
+  s += fmt::format("write_amplification {:.3f}\n", is.write_amplification);
+  line("evictions", is.evictions);
+  line("expired_reclaimed", is.expired_reclaimed);
+  line("backpressure_waits", is.backpressure_waits);
+  line("backpressure_wait_us", is.backpressure_wait_us);
+  line("refused_writes_live_full", is.refused_live_full);
+  line("refused_writes_cleaner_behind", is.refused_cleaner_behind);
   // Open and crash repair (index/repair.cc); keys is exact once index_repair_done is 1.
   line("index_open_us", static_cast<uint64_t>(is.open_ms * 1000.0));
   line("index_repair_us", static_cast<uint64_t>(is.repair_ms * 1000.0));

@@ -80,7 +80,16 @@ int main(int argc, char** argv) {
   // then one for the memcached TCP thread (each thread owns its worker).
   const bool mc_udp = cfg.server.memcached_udp_port != 0, mc_tcp = cfg.server.memcached_tcp_port != 0;
   const unsigned index_workers = cfg.server.workers * (mc_udp ? 2u : 1u) + (mc_tcp ? 1u : 0u);
-  auto idx = index::Index::open(**pool, {.workers = index_workers});
+  index::IndexOptions iopts;
+  iopts.workers = index_workers;
+  iopts.space.background_cleaner = true;
+  iopts.space.low_watermark = cfg.cleaner.low_watermark;
+  iopts.space.high_watermark = cfg.cleaner.high_watermark;
+  iopts.space.reserve = cfg.pool.reserve;
+  iopts.space.evict = cfg.pool.when_full == "evict";
+  iopts.space.max_wait_ms = cfg.cleaner.max_wait_ms;
+  iopts.space.max_copy_mbps = cfg.cleaner.max_copy_mbps;
+  auto idx = index::Index::open(**pool, iopts);
   if (!idx) return fail(idx.status());
   {
     // After a crash the index serves at once and repairs table segments on
@@ -226,11 +235,11 @@ int main(int argc, char** argv) {
     log_info("memcached protocol on tcp {}:{}", cfg.server.bind, mc_tcp_server->port());
   }
 
-  // Housekeeping: log cleaning and the expiry sweep, bounded per round.
+  // Housekeeping: the expiry sweep, bounded per round. (Log cleaning is the
+  // index's own cleaner thread, driven by free space: index/space.h.)
   std::atomic<bool> stopping{false};
   std::thread house([&] {
     while (!stopping.load(std::memory_order_relaxed)) {
-      (void)(*idx)->clean({.max_live_ratio = 0.5, .max_segments = 4});
       if (eo.idle_sweep_slots == 0) (void)(*idx)->sweep_expired(1 << 16);
       for (int i = 0; i < 10 && !stopping.load(std::memory_order_relaxed); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -60,7 +60,17 @@ int64_t ttl_of(uint32_t exptime, uint64_t now) {
   return exptime > now ? static_cast<int64_t>(exptime - now) : 0;
 }
 
+// memcached's text, then why (clients match the prefix: libmemcached maps it
+// to MEMCACHED_SERVER_MEMORY_ALLOCATION_FAILURE).
 constexpr std::string_view kOutOfMemory = "SERVER_ERROR out of memory storing object";
+constexpr bool is_oom(Result r) noexcept { return r == Result::kNoSpace || r == Result::kLiveFull; }
+std::string_view oom_text(Result r) noexcept {
+  if (r == Result::kLiveFull) {
+    return "SERVER_ERROR out of memory storing object: live data fills the pool (pool.when_full = \"error\")";
+  }
+  if (r == Result::kNoSpace) return "SERVER_ERROR out of memory storing object: the cleaner freed no room in time";
+  return kOutOfMemory;
+}
 constexpr std::string_view kNonNumeric = "CLIENT_ERROR cannot increment or decrement non-numeric value";
 
 // The echo flags every meta reply carries when asked: k (key), O (opaque),
@@ -224,14 +234,14 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
       inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
                                    : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
       if (res == Result::kNotNumeric) inc(cx.stats_.client_errors);
-      if (res == Result::kNoSpace) inc(cx.stats_.out_of_memory);
+      if (is_oom(res)) inc(cx.stats_.out_of_memory);
       if (r.noreply) return;  // memcached sends no error either
       if (res == Result::kNotNumeric) {
         crlf(out, kNonNumeric);
         return;
       }
-      if (res == Result::kNoSpace) {
-        crlf(out, kOutOfMemory);
+      if (is_oom(res)) {
+        crlf(out, oom_text(res));
         return;
       }
       if (res == Result::kOk) {
@@ -249,8 +259,8 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
       inc(cx.stats_.cmd_touch);
       inc(res == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
       if (r.noreply) return;
-      if (res == Result::kNoSpace) {
-        crlf(out, kOutOfMemory);
+      if (is_oom(res)) {
+        crlf(out, oom_text(res));
         return;
       }
       crlf(out, res == Result::kOk ? "TOUCHED" : "NOT_FOUND");
@@ -408,7 +418,7 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
     case Result::kCasMismatch: reply = "EXISTS"; break;
     default:
       inc(cx.stats_.out_of_memory);
-      if (!r.noreply) crlf(out, kOutOfMemory);  // noreply: memcached sends no error either
+      if (!r.noreply) crlf(out, oom_text(res));  // noreply: memcached sends no error either
       return;
   }
   if (r.cmd == Cmd::kCas) {
@@ -468,10 +478,10 @@ void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) 
       }
     }
     token_sent = !win;
-    if (res == Result::kNoSpace) {
+    if (is_oom(res)) {
       inc(cx.stats_.get_misses);
       inc(cx.stats_.out_of_memory);
-      crlf(out, kOutOfMemory);
+      crlf(out, oom_text(res));
       return;
     }
   }
@@ -562,7 +572,7 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
     case Result::kCasMismatch: code = "EX"; break;
     default:
       inc(cx.stats_.out_of_memory);
-      crlf(out, kOutOfMemory);
+      crlf(out, oom_text(res));
       return;
   }
   // memcached 1.6.18 counts cas_* for C with modes S and R only.
@@ -602,9 +612,9 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
     }
     const Result res = cx.worker_->execute_one(op);
     inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);  // a mismatch is a miss
-    if (res == Result::kNoSpace) {
+    if (is_oom(res)) {
       inc(cx.stats_.out_of_memory);
-      crlf(out, kOutOfMemory);
+      crlf(out, oom_text(res));
       return;
     }
     code = res == Result::kOk ? "HD" : res == Result::kCasMismatch ? "EX" : "NF";
@@ -669,7 +679,7 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
   }
   if (res != Result::kOk) {
     inc(cx.stats_.out_of_memory);
-    crlf(out, kOutOfMemory);
+    crlf(out, oom_text(res));
     return;
   }
   // TTL update, then the item's version and expiry for c/t.
@@ -782,9 +792,13 @@ std::string McEngine::stats_lines() const {
   stat("touch_misses", sum(&McStats::touch_misses));
   stat("bytes_read", sum(&McStats::bytes_read));
   stat("bytes_written", sum(&McStats::bytes_written));
-  stat("limit_maxbytes", idx_.stats().log_bytes_live + idx_.stats().log_bytes_dead);
+  const index::IndexStats is = idx_.stats();
+  stat("limit_maxbytes", is.capacity_bytes);  // what the pool can hold (memcached: -m)
   stat("threads", contexts_.size());
+  stat("bytes", is.log_bytes_live);
   stat("curr_items", idx_.count());
+  stat("evictions", is.evictions);
+  stat("reclaimed", is.expired_reclaimed);
   // Ferrite's own counters (no memcached equivalent).
   stat("ferrite_errors", sum(&McStats::errors));
   stat("ferrite_client_errors", sum(&McStats::client_errors));
@@ -824,7 +838,8 @@ void McEngine::exec_stats(McContext& cx, const Request& r, std::string* out) {
     reset_stats();
     crlf(out, "RESET");
   } else if (r.stats_arg == "settings") {
-    out->append("STAT item_size_max 1048576\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT evictions off\r\n");
+    out->append("STAT item_size_max 1048576\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT evictions ");
+    out->append(idx_.space_options().evict ? "on\r\n" : "off\r\n");
     out->append("STAT num_threads ");
     append_num(out, contexts_.size());
     out->append("\r\nEND\r\n");

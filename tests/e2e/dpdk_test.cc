@@ -26,6 +26,7 @@
 
 #include "client/client.h"
 #include "proto/native.h"
+#include "tests/util/stats.h"
 
 namespace ferrite {
 namespace {
@@ -43,14 +44,7 @@ const uint16_t kPort = static_cast<uint16_t>(std::stoi(env("FERRITE_DPDK_PORT", 
 const std::string kIface = env("FERRITE_DPDK_IFACE", "ftap0");
 const uint16_t kMcPort = static_cast<uint16_t>(std::stoi(env("FERRITE_DPDK_MC_PORT", "0")));
 
-std::map<std::string, uint64_t> parse_stats(const std::string& text) {
-  std::map<std::string, uint64_t> m;
-  std::istringstream in(text);
-  std::string k;
-  uint64_t v;
-  while (in >> k >> v) m[k] = v;
-  return m;
-}
+using testing::parse_stats;
 
 proto::RequestOp op(Opcode c, std::string_view k, std::string_view v = {}, uint64_t arg = 0, uint32_t flags = 0) {
   proto::RequestOp o;

@@ -38,7 +38,8 @@ inline uint16_t free_udp_port() {
 
 class ServerProcess {
  public:
-  explicit ServerProcess(std::vector<std::string> extra = {}) : extra_(std::move(extra)), port_(free_udp_port()) {}
+  explicit ServerProcess(std::vector<std::string> extra = {}, std::string pool_size = "256MiB")
+      : extra_(std::move(extra)), pool_size_(std::move(pool_size)), port_(free_udp_port()) {}
   ~ServerProcess() { stop(SIGKILL); }
 
   const std::string& pool_path() const { return pool_.str(); }
@@ -50,7 +51,7 @@ class ServerProcess {
   bool start() {
     const char* bin = std::getenv("FERRITED");
     if (bin == nullptr) return false;
-    std::vector<std::string> args = {bin, "--pool", pool_.str(), "--pool-size", "256MiB", "--port", std::to_string(port_),
+    std::vector<std::string> args = {bin, "--pool", pool_.str(), "--pool-size", pool_size_, "--port", std::to_string(port_),
                                      "--log-level", "warn"};
     args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
@@ -100,6 +101,7 @@ class ServerProcess {
  private:
   TempPath pool_{"e2e"};
   std::vector<std::string> extra_;
+  std::string pool_size_;
   uint16_t port_;
   pid_t pid_ = -1;
   int exit_code_ = -1;

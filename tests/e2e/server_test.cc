@@ -15,6 +15,7 @@
 #include "client/cluster.h"
 #include "proto/native.h"
 #include "tests/e2e/server_harness.h"
+#include "tests/util/stats.h"
 
 namespace ferrite {
 namespace {
@@ -23,14 +24,7 @@ using proto::Opcode;
 using proto::Status;
 using testing::ServerProcess;
 
-std::map<std::string, uint64_t> parse_stats(const std::string& text) {
-  std::map<std::string, uint64_t> m;
-  std::istringstream in(text);
-  std::string k;
-  uint64_t v;
-  while (in >> k >> v) m[k] = v;
-  return m;
-}
+using testing::parse_stats;
 
 proto::RequestOp op(Opcode c, std::string_view k, std::string_view v = {}, uint64_t arg = 0, uint32_t flags = 0) {
   proto::RequestOp o;
