@@ -237,14 +237,27 @@ CleanStats IndexImpl::clean(const CleanOptions& opts) {
     }
   }
   std::sort(victims.begin(), victims.end(), [](const Victim& a, const Victim& b) { return a.score > b.score; });
+  // With the background cleaner, workers take segments only while the
+  // cleaner holds its standby (Space::worker_may_allocate), and a victim is
+  // started only if its live bytes fit in the cleaner's room: so a victim,
+  // once started, is finished and freed, whatever the workers do meanwhile.
+  const bool managed = space_->managed();
+  if (managed) space_->set_cleaner_ready(cleaner_->ensure_standby());
   for (const Victim& v : victims) {
     if (st.segments_cleaned >= opts.max_segments) break;
+    if (managed && !opts.evict &&
+        static_cast<uint64_t>(std::max<int64_t>(0, segs_.at(v.id).live.load(std::memory_order_relaxed))) >
+            cleaner_->room()) {
+      continue;
+    }
     const uint64_t skipped = st.skipped_no_space;
     cleaner_->clean_segment(segs_.at(v.id), &st, opts.evict);
     qsbr_.reclaim();
+    if (managed) space_->set_cleaner_ready(cleaner_->ensure_standby());
     if (st.skipped_no_space != skipped) break;  // no room to copy into: the next victim would fare no better
   }
   qsbr_.reclaim();
+  if (managed) space_->set_cleaner_ready(cleaner_->ensure_standby());
   return st;
 }
 

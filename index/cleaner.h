@@ -23,6 +23,9 @@ class Cleaner {
 
   // Cleans one sealed segment; evict: an eviction pass over it (CleanOptions).
   bool clean_segment(LogSegInfo& v, CleanStats* st, bool evict);
+  // The cleaner's standby and room (log.h).
+  bool ensure_standby() noexcept { return log_.ensure_standby(); }
+  uint64_t room() const noexcept { return log_.room(); }
 
  private:
   // What a move does to its slot once published (C3).

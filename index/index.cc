@@ -263,14 +263,14 @@ bool IndexImpl::register_log_chain(bool clean) {
   return true;
 }
 
-StatusOr<pmem::POff<pmem::SegmentHeader>> IndexImpl::allocate_log_segment(unsigned owner) {
+StatusOr<pmem::POff<pmem::SegmentHeader>> IndexImpl::allocate_log_segment(unsigned owner, bool as_head) {
   std::shared_lock<std::shared_mutex> objects(objects_mu_);
   std::lock_guard<std::mutex> chain(chain_mu_);
   return alloc_.allocate(
       pmem::SegmentKind::kLog, owner,
       [&](pmem::Tx& tx, pmem::SegmentHeader* h) {
         link_log_segment_in_tx(pool_, tx, root_, h);  // L1 (log_chain.h)
-        tx.set(&root_->log_heads[owner], pool_.off(h).raw());
+        if (as_head) tx.set(&root_->log_heads[owner], pool_.off(h).raw());
       },
       /*zero=*/false);
 }
@@ -512,6 +512,7 @@ Index::~Index() {
 }
 
 void Index::TEST_abandon() { impl_->abandoned_ = true; }
+void Index::TEST_stop_cleaner() { impl_->space_->stop(); }
 uint64_t Index::TEST_open_enumerations() const { return impl_->open_enumerations_; }
 
 StatusOr<std::unique_ptr<Index>> Index::open(pmem::Pool& pool, const IndexOptions& opts) {

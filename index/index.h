@@ -261,6 +261,9 @@ class Index {
   // Test hook: the destructor then skips the clean close, leaving the media
   // exactly as a crash right now would (the pool still closes).
   void TEST_abandon();
+  // Test hook: stops the background cleaner (its passes end first), so a
+  // test can read a state nothing changes any more.
+  void TEST_stop_cleaner();
   // Test hook: how many times this open enumerated the pool's objects (0
   // unless the pool had no usable log chain).
   uint64_t TEST_open_enumerations() const;

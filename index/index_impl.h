@@ -125,7 +125,9 @@ class IndexImpl {
   // Log segments (log_chain.h): allocated with the chain link and the log
   // head of `owner` in one transaction; released with the chain unlink (and
   // any log head naming it cleared) in one transaction.
-  StatusOr<pmem::POff<pmem::SegmentHeader>> allocate_log_segment(unsigned owner);
+  // as_head = false: a standby segment (the cleaner's, log.h), on the chain
+  // but nobody's head yet.
+  StatusOr<pmem::POff<pmem::SegmentHeader>> allocate_log_segment(unsigned owner, bool as_head = true);
   Status release_log_segment(uint64_t off);
 
   uint64_t count() const noexcept;

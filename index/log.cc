@@ -46,13 +46,27 @@ bool RecordLog::next_segment() noexcept {
   // failing transaction per write (clean() or deletes free segments
   // meanwhile).
   const auto now = std::chrono::steady_clock::now();
-  if (!space.managed() && now - last_failure_ < std::chrono::milliseconds(1)) return false;
-  auto seg = idx_.allocate_log_segment(worker_);
-  if (!seg.is_ok()) {
-    if (seg.status().code() != Status::Code::kNoSpace) log_error("worker {}: {}", worker_, seg.status().to_string());
-    last_failure_ = now;
-    space.poke();
-    return false;
+  StatusOr<pmem::POff<pmem::SegmentHeader>> seg = Status::no_space("no segment");
+  if (standby_ != 0) {
+    // The cleaner's standby becomes its head: one 8-byte store names it
+    // (log_heads matter only for the tail a clean close saves).
+    seg = pmem::POff<pmem::SegmentHeader>(standby_);
+    standby_ = 0;
+    // Workers stop taking segments until the cleaner holds a standby again
+    // (it takes one as soon as this victim is freed: IndexImpl::clean).
+    space.set_cleaner_ready(false);
+    root_->log_heads[worker_] = seg->raw();
+    pool_.persister().persist(&root_->log_heads[worker_], sizeof(uint64_t));
+  } else {
+    if (!space.managed() && now - last_failure_ < std::chrono::milliseconds(1)) return false;
+    seg = idx_.allocate_log_segment(worker_);
+    if (!seg.is_ok()) {
+      if (seg.status().code() != Status::Code::kNoSpace) log_error("worker {}: {}", worker_, seg.status().to_string());
+      last_failure_ = now;
+      space.note_allocation_failed();
+      space.poke();
+      return false;
+    }
   }
   if (is_worker) space.poke();  // free space went down: the cleaner looks at the watermarks
   if (cur_ != nullptr && pending_batch_ != nullptr) writeback_tail_nodrain(*pending_batch_);
@@ -86,6 +100,20 @@ bool RecordLog::next_segment() noexcept {
   return true;
 }
 
+
+bool RecordLog::ensure_standby() noexcept {
+  if (standby_ != 0) return true;
+  auto seg = idx_.allocate_log_segment(worker_, /*as_head=*/false);
+  if (!seg.is_ok()) return false;
+  standby_ = seg->raw();
+  return true;
+}
+
+uint64_t RecordLog::room() const noexcept {
+  const uint64_t data = alloc_.segment_size() - 2 * sizeof(pmem::SegmentHeader);  // a segment's data area, at least
+  const uint64_t rest = cur_ != nullptr ? cur_->data_size() - tail_ : 0;
+  return rest + (standby_ != 0 ? data : 0);
+}
 
 void RecordLog::seal_retired_st() noexcept {
   for (unsigned i = 0; i < nretired_; ++i) retired_[i]->use.store(kSegSealed, std::memory_order_release);

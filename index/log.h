@@ -63,6 +63,18 @@ class RecordLog {
   // after its C3/P2) (_st).
   void seal_retired_st() noexcept;
 
+  // The cleaner's standby segment (Space, space.h): allocated ahead, so the
+  // cleaner can always finish a victim whose live bytes fit in room(), even
+  // when the pool has no free segment left; the next segment it switches to
+  // is the standby, and ensure_standby() allocates the next one (it can
+  // fail while the pool is full: room() then is the head's rest only).
+  // Crash table: the standby is on the log chain from its allocation on
+  // (L1), nobody's head, user[0..1] = 0 (no tail, nothing live); after a
+  // clean close or a crash the next open registers it as a sealed segment
+  // with nothing live, which the cleaner frees without copying.
+  bool ensure_standby() noexcept;
+  uint64_t room() const noexcept;
+
   uint64_t segments_allocated() const noexcept { return segments_; }
   uint64_t bytes_appended() const noexcept { return appended_.load(std::memory_order_relaxed); }
   // From any thread (statistics).
@@ -88,6 +100,7 @@ class RecordLog {
   uint64_t segments_ = 0;
   std::atomic<uint64_t> appended_{0};  // written by the owner only (load + store)
   std::chrono::steady_clock::time_point last_failure_{};  // of next_segment()
+  uint64_t standby_ = 0;  // POff of the standby segment (cleaner's log only), 0: none
 };
 
 }  // namespace ferrite::index

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "common/log.h"
+#include "index/cleaner.h"
 #include "index/index_impl.h"
 
 namespace ferrite::index {
@@ -21,7 +22,7 @@ constexpr double kMaxCleanLive = 0.95;
 constexpr double kMaxCleanLiveUnderDemand = 0.995;
 // In evict mode segments fuller than this are not copied: an eviction pass
 // makes the room instead.
-constexpr double kMaxCleanLiveEvicting = 0.75;
+constexpr double kMaxCleanLiveEvicting = 0.90;
 // libpmemobj's own space before the heap (lanes, ~3 MiB, and the first
 // zone's header), and each further zone's metadata (a zone header and 8
 // bytes per 256 KiB chunk of its 16 GiB). Measured here: a 16 MiB..1 GiB pool
@@ -97,21 +98,40 @@ void Space::stop() noexcept {
 }
 
 uint64_t Space::free_bytes() const noexcept {
-  const uint64_t used = idx_.pool_.allocated_bytes();
+  const uint64_t used = idx_.pool_.allocated_bytes() + slack_.load(std::memory_order_relaxed);
   return used >= capacity_ ? 0 : capacity_ - used;
 }
 
+void Space::note_allocation_failed() noexcept {
+  // The heap holds more than its allocated bytes (libpmemobj's runs of
+  // small objects, table segments among them, take whole chunks) or is
+  // fragmented: whatever the estimate says is free now is not a segment.
+  const uint64_t f = free_bytes();
+  if (f == 0) return;
+  const uint64_t slack = slack_.fetch_add(f, std::memory_order_relaxed) + f;
+  log_info("space: a log segment allocation failed with {} KiB counted free; the free-space estimate is lowered by "
+           "{} KiB in all",
+           f >> 10, slack >> 10);
+}
+
 bool Space::worker_may_allocate() const noexcept {
-  return !managed() || free_bytes() / seg_size_ > kCleanerReserveSegments;
+  if (!managed()) return true;
+  return cleaner_ready_.load(std::memory_order_relaxed) && free_bytes() / seg_size_ > kCleanerReserveSegments;
 }
 
 uint64_t Space::live_limit(uint64_t heads) const noexcept {
-  const uint64_t by_reserve = capacity_ - reserve_bytes_;
-  // The reserve stays dead space the cleaner can win back, also beside the
-  // heads and the cleaner's own free segments.
-  const uint64_t fixed = (heads + kCleanerReserveSegments) * seg_size_ + reserve_bytes_;
+  // Room that is never live data: the log heads (partly filled), the
+  // cleaner's standby and the free segments workers leave, and one segment
+  // of dead space to clean.
+  // (Evict mode needs no dead segment: eviction makes room without copying.)
+  const uint64_t fixed = (heads + kCleanerReserveSegments + (opts_.evict ? 1 : 2)) * seg_size_;
   const uint64_t by_heads = capacity_ > fixed ? capacity_ - fixed : 0;
-  return std::min(by_reserve, by_heads);
+  // Evict mode fills the pool up to that. Error mode keeps the reserve as
+  // dead space beside it too, so cleaning stays cheap at the limit (write
+  // amplification about 1 / reserve at worst).
+  if (opts_.evict) return by_heads;
+  const uint64_t by_reserve = capacity_ - reserve_bytes_;
+  return std::min(by_reserve, by_heads > reserve_bytes_ ? by_heads - reserve_bytes_ : 0);
 }
 
 Space::Survey Space::survey() const noexcept {
@@ -122,6 +142,10 @@ Space::Survey Space::survey() const noexcept {
     if (e.off.load(std::memory_order_acquire) == 0) continue;
     s.live += static_cast<uint64_t>(std::max<int64_t>(0, e.live.load(std::memory_order_relaxed)));
     if (e.use.load(std::memory_order_relaxed) == kSegHead) ++s.heads;
+    if (e.use.load(std::memory_order_relaxed) == kSegSealed) {
+      ++s.sealed;
+      s.least_live = std::min<uint64_t>(s.least_live, static_cast<uint64_t>(std::max<int64_t>(0, e.live.load())));
+    }
   }
   s.free = free_bytes();
   s.limit = live_limit(s.heads);
@@ -187,6 +211,12 @@ void Space::run() {
         }
       }
       room_cv_.notify_all();
+      if (st.segments_cleaned == 0 && demand) {
+        log_debug("cleaner: writers wait and nothing was cleaned: free {} B ({} allocated), live {} B, limit {} B, "
+                 "heads {}, skipped for lack of room {}, ready {}, room {}, sealed {}, least live {}",
+                 s.free, idx_.pool_.allocated_bytes(), s.live, s.limit, s.heads, st.skipped_no_space,
+                 cleaner_ready_.load(), idx_.cleaner_ ? idx_.cleaner_->room() : 0, s.sealed, s.least_live);
+      }
       if (st.segments_cleaned == 0) {
         // Nothing cleanable now: every sealed segment is too full, or the
         // victims await their grace period. A short sleep that waiting

@@ -5,8 +5,9 @@
 //    watermark of free space, or while a writer waits, it cleans without
 //    pause until free space is back at the high watermark; otherwise it only
 //    frees segments with nothing live (no copying) and sleeps;
-//  - the writers' side: the last kCleanerReserveSegments free segments are
-//    the cleaner's (a worker may not take them), and a burst that finds no
+//  - the writers' side: a worker takes a segment only while the cleaner
+//    holds its standby (so the cleaner can always finish a victim) and more
+//    than kCleanerReserveSegments are free, and a burst that finds no
 //    room waits for the cleaner, bounded by max_wait_ms, instead of failing
 //    (Worker::State::execute); a write is refused at once only when live
 //    data is above the limit (kLiveFull), else when the wait runs out
@@ -45,9 +46,10 @@ namespace ferrite::index {
 
 class IndexImpl;
 
-// Free segments a worker may not take: the cleaner's room to copy into (its
-// head fills while it copies a victim, then takes one of these), and a
-// table segment's split.
+// Free segments (by the estimate, free_bytes()) a worker may not take: room
+// for table segment splits and for what the estimate misses (libpmemobj's
+// runs of small objects hold more chunks than their allocated bytes say).
+// The cleaner's own room is its standby segment, already allocated (log.h).
 inline constexpr uint64_t kCleanerReserveSegments = 2;
 
 class Space {
@@ -68,8 +70,12 @@ class Space {
   const SpaceOptions& options() const noexcept { return opts_; }
 
   uint64_t capacity_bytes() const noexcept { return capacity_; }
-  // Capacity minus everything allocated now (libpmemobj's own statistics).
+  // Capacity minus everything allocated now (libpmemobj's own statistics),
+  // minus what allocations that failed showed the estimate to miss.
   uint64_t free_bytes() const noexcept;
+  // A log segment allocation failed: if free_bytes() said there was room,
+  // it overestimates by at least that much from now on.
+  void note_allocation_failed() noexcept;
   // May a worker take another log segment? No when only the cleaner's
   // reserve is left.
   bool worker_may_allocate() const noexcept;
@@ -101,6 +107,8 @@ class Space {
   }
   // Wakes the cleaner (a worker took a segment and free space may be low).
   void poke() noexcept;
+  // The cleaner holds its standby segment (log.h); set by IndexImpl::clean.
+  void set_cleaner_ready(bool ready) noexcept { cleaner_ready_.store(ready, std::memory_order_relaxed); }
 
   // Counters written by the cleaner (cleaner.cc) and workers.
   std::atomic<uint64_t> bytes_copied{0};
@@ -118,6 +126,8 @@ class Space {
     uint64_t heads = 0;      // segments that are some log's head (not cleanable)
     uint64_t free = 0;       // free_bytes()
     uint64_t limit = 0;      // live-data limit now (live_limit())
+    uint64_t sealed = 0;     // cleanable segments
+    uint64_t least_live = ~0ull;  // live bytes of the emptiest of them
   };
   Survey survey() const noexcept;
   // capacity x (1 - reserve), lowered so that the heads, the cleaner's
@@ -145,6 +155,8 @@ class Space {
   // (and not evicting). survey_gen_ counts surveys, so a waiter acts on one
   // made after it started waiting.
   std::atomic<bool> live_full_{false};
+  std::atomic<bool> cleaner_ready_{false};
+  std::atomic<uint64_t> slack_{0};    // note_allocation_failed()
   std::atomic<uint64_t> survey_gen_{0};
   std::atomic<uint64_t> last_live_{0};
   std::atomic<uint64_t> last_limit_{0};
