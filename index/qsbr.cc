@@ -10,7 +10,8 @@ Qsbr::Qsbr(unsigned threads) : slots_(threads) {}
 void Qsbr::retire(std::function<void()> fn) {
   // The retired object became unreachable before this call; any thread that
   // quiesces with an epoch > e has dropped every reference it held to it.
-  const uint64_t e = epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  // seq_cst: pairs with F1 in online() (qsbr.h).
+  const uint64_t e = epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
   std::lock_guard<std::mutex> lock(mu_);
   pending_.emplace_back(e, std::move(fn));
 }
@@ -18,8 +19,8 @@ void Qsbr::retire(std::function<void()> fn) {
 std::size_t Qsbr::reclaim() {
   uint64_t min_seen = kOffline;
   for (const Slot& s : slots_) {
-    // A1: pairs with R1 in quiesce().
-    min_seen = std::min(min_seen, s.seen.load(std::memory_order_acquire));
+    // A1: pairs with R1 in quiesce() and F1 in online() (seq_cst for F1).
+    min_seen = std::min(min_seen, s.seen.load(std::memory_order_seq_cst));
   }
   std::vector<std::function<void()>> ready;
   {

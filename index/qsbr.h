@@ -31,17 +31,19 @@ class Qsbr {
   }
   // An offline thread never holds references and does not delay reclamation.
   void offline(unsigned t) noexcept { slots_[t].seen.store(kOffline, std::memory_order_release); }
-  // R1 as quiesce(), then a full fence (F1): the thread's loads that follow
-  // (the burst's lookups) may not be performed before its "online" store is
-  // visible. Without it (store buffer; the C++ model allows it too) reclaim()
-  // could read this slot as offline (A1) after the burst already loaded a
-  // pointer to something retired just before, and free it under the burst.
-  // Pairs with the full barrier of retire()'s epoch increment (a locked RMW,
-  // seq_cst) and A1: either reclaim sees this slot online, or this thread's
-  // loads see the unlinking that preceded the retire. As rte_rcu_qsbr does.
+  // R1 as quiesce(), but as a seq_cst exchange (F1): a full barrier, so the
+  // thread's loads that follow (the burst's lookups) cannot be performed
+  // before its "online" store is visible. A plain release store would let
+  // them (store buffer; the C++ model allows it too): reclaim() could then
+  // read this slot as offline (A1) after the burst already loaded a pointer
+  // to something retired just before, and free it under the burst. Pairs
+  // with retire()'s seq_cst epoch increment and reclaim()'s seq_cst loads
+  // (A1): either reclaim sees this slot online, or this thread's loads see
+  // the unlinking that preceded the retire. rte_rcu_qsbr_thread_online has
+  // a fence at the same place; an exchange because GCC's TSan refuses
+  // atomic_thread_fence, and xchg is the barrier on x86 anyway.
   void online(unsigned t) noexcept {
-    quiesce(t);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // F1
+    slots_[t].seen.exchange(epoch_.load(std::memory_order_seq_cst), std::memory_order_seq_cst);  // F1
   }
 
   // Schedules fn to run once every online thread has quiesced after now.
