@@ -257,3 +257,50 @@ TEST(ConfigArgs, HelpVersionAndPrintConfig) {
 
 }  // namespace
 }  // namespace ferrite::server
+
+namespace ferrite::server {
+namespace {
+
+TEST(Config, SpaceKeysRangesAndOrder) {
+  auto c = parse_config(
+      "[pool]\nwhen_full = \"evict\"\nreserve = 0.25\n[cleaner]\nlow_watermark = 0.05\nhigh_watermark = 0.3\n"
+      "max_copy_mbps = 500\nmax_wait_ms = 1000\n",
+      "test.toml");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->pool.when_full, "evict");
+  EXPECT_DOUBLE_EQ(c->pool.reserve, 0.25);
+  EXPECT_DOUBLE_EQ(c->cleaner.low_watermark, 0.05);
+  EXPECT_DOUBLE_EQ(c->cleaner.high_watermark, 0.3);
+  EXPECT_EQ(c->cleaner.max_copy_mbps, 500u);
+  EXPECT_EQ(c->cleaner.max_wait_ms, 1000u);
+  EXPECT_THAT(error_of("[pool]\nwhen_full = \"drop\"\n"), AllOf(HasSubstr("pool.when_full"), HasSubstr("evict")));
+  EXPECT_THAT(error_of("[pool]\nreserve = 0.6\n"), AllOf(HasSubstr("pool.reserve"), HasSubstr("0..0.5")));
+  EXPECT_THAT(error_of("[pool]\nreserve = -0.1\n"), HasSubstr("out of range"));
+  EXPECT_THAT(error_of("[pool]\nreserve = \"lots\"\n"), HasSubstr("must be a number"));
+  EXPECT_THAT(error_of("[cleaner]\nmax_wait_ms = 10001\n"), HasSubstr("cleaner.max_wait_ms"));
+  EXPECT_THAT(error_of("[cleaner]\nlow_watermark = 0.3\nhigh_watermark = 0.2\n"),
+              AllOf(HasSubstr("cleaner.low_watermark"), HasSubstr("below cleaner.high_watermark")));
+  EXPECT_THAT(error_of("[cleaner]\nlow_watermark = 0.2\n"), HasSubstr("below cleaner.high_watermark"))
+      << "equal to the default high";
+  EXPECT_THAT(error_of("[cleaner]\nthreads = 2\n"), HasSubstr("unknown key \"cleaner.threads\""));
+}
+
+TEST(ConfigArgs, EvictionFlagsAsMemcached) {
+  auto m = args({"-M"});
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  EXPECT_EQ(m->config.pool.when_full, "error");
+  auto e = args({"--evict"});
+  ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  EXPECT_EQ(e->config.pool.when_full, "evict");
+  auto both = args({"-M", "--evict"});
+  ASSERT_FALSE(both.is_ok());
+  EXPECT_THAT(std::string(both.status().message()), HasSubstr("contradict"));
+  auto p = args({"--evict", "--set", "pool.reserve=0.2", "--print-config"});
+  ASSERT_TRUE(p.is_ok());
+  auto back = parse_config(to_toml(p->config), "printed");
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string() << "\n" << to_toml(p->config);
+  EXPECT_TRUE(*back == p->config) << "--print-config round-trips the space keys";
+}
+
+}  // namespace
+}  // namespace ferrite::server
