@@ -12,10 +12,16 @@
 // as a table, CSV or JSON (--format), or is appended to --out.
 // Every run stops by itself: warmup + duration (+ one timeout to drain), or
 // earlier at --ops.
+//
+// --timeline FILE writes one CSV row per second of the measured window
+// (perf/bench/timeline.h); --fill-on-miss makes the generator a cache-aside
+// client (each get miss is followed by a set of that key on the same flow)
+// and the hit ratio is the figure to read (hit_ratio, the last CSV column).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -49,6 +55,7 @@ struct Cli {
   std::string format = "table";
   std::string out;
   std::string label;
+  std::string timeline;
   bool quiet = false;
   // --transport dpdk
   std::string eal;
@@ -63,34 +70,64 @@ double us(uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 const char* csv_header =
     "label,protocol,mode,threads,flows,depth,batch,target_ops_per_s,keys,key_size,value_size,get_ratio,zipf,seconds,"
     "ops,ops_per_s,requests,lost,loss_pct,send_failed,errors,get_hits,get_misses,sets_ok,sets_failed,p50_us,p90_us,"
-    "p99_us,p999_us,max_us,mean_us,max_send_lag_us\n";
+    "p99_us,p999_us,max_us,mean_us,max_send_lag_us,hit_ratio\n";
+
+// hit_ratio as a CSV field ("" when there were no gets) and as JSON (null).
+std::string hit_ratio_csv(const RunResult& r) {
+  return r.hit_ratio() < 0 ? std::string() : fmt::format("{:.6f}", r.hit_ratio());
+}
+std::string hit_ratio_json(const RunResult& r) {
+  return r.hit_ratio() < 0 ? std::string("null") : fmt::format("{:.6f}", r.hit_ratio());
+}
 
 std::string csv_row(const Cli& cli, const RunConfig& c, const RunResult& r) {
   const auto& h = r.latency;
   return fmt::format(
       "{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{:.3f},{},{:.0f},{},{},{:.4f},{},{},{},{},{},{},{:.1f},{:.1f},{:.1f},"
-      "{:.1f},{:.1f},{:.1f},{:.1f}\n",
-      cli.label, cli.protocol, cli.mode, cli.threads, cli.flows, c.depth, c.batch,
+      "{:.1f},{:.1f},{:.1f},{:.1f},{}\n",
+      csv_field(cli.label), cli.protocol, cli.mode, cli.threads, cli.flows, c.depth, c.batch,
       c.mode == Mode::kOpen ? c.rate : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta,
       r.seconds, r.ops_done, r.ops_per_s(), r.requests_done, r.lost, r.loss_ratio() * 100, r.send_failed, r.errors,
       r.get_hits, r.get_misses, r.sets_ok, r.sets_failed, us(h.percentile(0.5)), us(h.percentile(0.9)),
-      us(h.percentile(0.99)), us(h.percentile(0.999)), us(h.max()), h.mean() / 1000.0, us(r.max_send_lag_ns));
+      us(h.percentile(0.99)), us(h.percentile(0.999)), us(h.max()), h.mean() / 1000.0, us(r.max_send_lag_ns),
+      hit_ratio_csv(r));
+}
+
+// Columns of a header line (its names have no quotes), 0 for an empty line.
+std::size_t csv_columns(const std::string& header) {
+  if (header.empty()) return 0;
+  return static_cast<std::size_t>(std::count(header.begin(), header.end(), ',')) + 1;
+}
+
+// The first n fields of a CSV row (with its "\n"); the whole row when n is 0
+// or the row has no more. Quoted fields may hold commas.
+std::string csv_prefix(const std::string& row, std::size_t n) {
+  if (n == 0) return row;
+  std::size_t fields = 1;
+  bool quoted = false;
+  for (std::size_t i = 0; i < row.size(); ++i) {
+    if (row[i] == '"') quoted = !quoted;
+    if (row[i] == ',' && !quoted && ++fields > n) return row.substr(0, i) + "\n";
+  }
+  return row;
 }
 
 std::string json_row(const Cli& cli, const RunConfig& c, const RunResult& r) {
   const auto& h = r.latency;
   return fmt::format(
-      "{{\"label\":\"{}\",\"protocol\":\"{}\",\"mode\":\"{}\",\"threads\":{},\"flows\":{},\"depth\":{},\"batch\":{},"
+      "{{\"label\":{},\"protocol\":\"{}\",\"mode\":\"{}\",\"threads\":{},\"flows\":{},\"depth\":{},\"batch\":{},"
       "\"target_ops_per_s\":{:.0f},\"keys\":{},\"key_size\":{},\"value_size\":{},\"get_ratio\":{},\"zipf\":{},"
       "\"seconds\":{:.3f},\"ops\":{},\"ops_per_s\":{:.0f},\"requests\":{},\"lost\":{},\"loss_pct\":{:.4f},"
       "\"send_failed\":{},\"errors\":{},\"get_hits\":{},\"get_misses\":{},\"sets_ok\":{},\"sets_failed\":{},"
-      "\"stale\":{},\"cookie_refreshes\":{},\"backlog_dropped\":{},"
+      "\"stale\":{},\"cookie_refreshes\":{},\"backlog_dropped\":{},\"fill_on_miss\":{},\"fills\":{},"
+      "\"hit_ratio\":{},"
       "\"latency_us\":{{\"p50\":{:.1f},\"p90\":{:.1f},\"p99\":{:.1f},\"p999\":{:.1f},\"max\":{:.1f},\"mean\":{:.1f}}},"
       "\"max_send_lag_us\":{:.1f}}}\n",
-      cli.label, cli.protocol, cli.mode, cli.threads, cli.flows, c.depth, c.batch,
+      json_string(cli.label), cli.protocol, cli.mode, cli.threads, cli.flows, c.depth, c.batch,
       c.mode == Mode::kOpen ? c.rate : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta,
       r.seconds, r.ops_done, r.ops_per_s(), r.requests_done, r.lost, r.loss_ratio() * 100, r.send_failed, r.errors,
       r.get_hits, r.get_misses, r.sets_ok, r.sets_failed, r.stale, r.cookie_refreshes, r.backlog_dropped,
+      c.fill_on_miss, r.fills, hit_ratio_json(r),
       us(h.percentile(0.5)), us(h.percentile(0.9)), us(h.percentile(0.99)), us(h.percentile(0.999)), us(h.max()),
       h.mean() / 1000.0, us(r.max_send_lag_ns));
 }
@@ -99,18 +136,23 @@ std::string table(const Cli& cli, const RunConfig& c, const RunResult& r) {
   const auto& h = r.latency;
   std::string s;
   s += fmt::format("# {} {} {} loop, {} thread(s) x {} flow(s), {}, {} op(s)/datagram, {} keys ({} B), {} B values, "
-                   "{:.0f}% gets, {}\n",
+                   "{:.0f}% gets, {}{}\n",
                    cli.label.empty() ? "run" : cli.label, cli.protocol, cli.mode, cli.threads, cli.flows / cli.threads,
                    c.mode == Mode::kOpen ? fmt::format("target {:.0f} ops/s", c.rate)
                                          : fmt::format("depth {}", c.depth),
                    c.batch, c.keys, c.key_size, c.value_size, c.get_ratio * 100,
-                   c.zipf_theta > 0 ? fmt::format("zipf {}", c.zipf_theta) : std::string("uniform keys"));
-  s += "| ops/s | p50 us | p90 us | p99 us | p99.9 us | max us | lost | errors | get hits | get misses |\n";
-  s += "|---|---|---|---|---|---|---|---|---|---|\n";
-  s += fmt::format("| {:.0f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {} ({:.3f}%) | {} | {} | {} |\n",
+                   c.zipf_theta > 0 ? fmt::format("zipf {}", c.zipf_theta) : std::string("uniform keys"),
+                   c.fill_on_miss ? ", fill on miss" : "");
+  s += "| ops/s | p50 us | p90 us | p99 us | p99.9 us | max us | lost | errors | get hits | get misses | hit ratio |\n";
+  s += "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  s += fmt::format("| {:.0f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {} ({:.3f}%) | {} | {} | {} | {} |\n",
                    r.ops_per_s(), us(h.percentile(0.5)), us(h.percentile(0.9)), us(h.percentile(0.99)),
                    us(h.percentile(0.999)), us(h.max()), r.lost, r.loss_ratio() * 100, r.errors, r.get_hits,
-                   r.get_misses);
+                   r.get_misses, r.hit_ratio() < 0 ? std::string("-") : fmt::format("{:.4f}", r.hit_ratio()));
+  if (r.sets_failed != 0 || r.fills != 0) {
+    s += fmt::format("# sets ok {}, sets failed {}{}\n", r.sets_ok, r.sets_failed,
+                     c.fill_on_miss ? fmt::format(", fills after a miss {}", r.fills) : std::string());
+  }
   if (c.mode == Mode::kOpen) s += fmt::format("# worst send lag behind schedule: {:.1f} us\n", us(r.max_send_lag_ns));
   return s;
 }
@@ -247,6 +289,11 @@ int main(int argc, char** argv) {
   app.add_option("--format", cli.format, "table | csv | json")->check(CLI::IsMember({"table", "csv", "json"}));
   app.add_option("--out", cli.out, "append the result (CSV rows with a header when new, or JSON lines) to FILE");
   app.add_option("--label", cli.label, "a name for this run in the output");
+  app.add_option("--timeline", cli.timeline,
+                 "write one CSV row per second of the measured window to FILE (second,ops,ops_per_s,sets_ok,"
+                 "sets_failed,get_hits,get_misses,lost,errors)");
+  app.add_flag("--fill-on-miss", cfg.fill_on_miss,
+               "cache-aside: each get that misses is followed (same flow, next request) by a set of that key");
   app.add_flag("--quiet", cli.quiet, "no progress line");
   CLI11_PARSE(app, argc, argv);
   cfg.protocol = cli.protocol == "native" ? Protocol::kNative : Protocol::kMemcached;
@@ -299,15 +346,33 @@ int main(int argc, char** argv) {
     text = table(cli, cfg, r);
   }
   std::fputs(text.c_str(), stdout);
+  if (!cli.timeline.empty()) {
+    std::ofstream f(cli.timeline, std::ios::trunc);
+    f << timeline_csv(r.timeline);
+    f.close();
+    if (!f) {
+      std::fprintf(stderr, "ferrite-bench: cannot write %s\n", cli.timeline.c_str());
+      return 1;
+    }
+  }
   if (!cli.out.empty()) {
     struct stat st{};
     const bool fresh = ::stat(cli.out.c_str(), &st) != 0 || st.st_size == 0;
+    // A file begun by an older ferrite-bench keeps its columns: rows for it
+    // leave out the columns added since (hit_ratio).
+    std::size_t columns = 0;
+    if (!fresh && cli.format != "json") {
+      std::ifstream in(cli.out);
+      std::string header;
+      std::getline(in, header);
+      columns = csv_columns(header);
+    }
     std::ofstream f(cli.out, std::ios::app);
     if (cli.format == "json") {
       f << json_row(cli, cfg, r);
     } else {
       if (fresh) f << csv_header;
-      f << csv_row(cli, cfg, r);
+      f << csv_prefix(csv_row(cli, cfg, r), columns);
     }
     if (!f) {
       std::fprintf(stderr, "ferrite-bench: cannot write %s\n", cli.out.c_str());

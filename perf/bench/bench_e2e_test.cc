@@ -146,6 +146,59 @@ TEST_F(NativeBench, AStoppedServerMeansLostRequestsNotLatencies) {
   EXPECT_GE(r.lost, 8u);  // at least the first window of 8
 }
 
+// Cache-aside against an empty server: every key misses about once, then
+// its fill makes later gets hit; each miss is followed by exactly one fill.
+void expect_cache_aside(const RunResult& r, unsigned in_flight) {
+  expect_consistent(r);
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_EQ(r.lost, 0u);
+  EXPECT_EQ(r.sets_failed, 0u);
+  EXPECT_GT(r.get_misses, 0u);
+  EXPECT_GT(r.get_hits, r.get_misses);  // 1000 keys, thousands of gets
+  // A fill is sent for every miss but those answered when issuing stopped.
+  EXPECT_LE(r.fills, r.get_misses);
+  EXPECT_GE(r.fills + in_flight, r.get_misses);
+  EXPECT_EQ(r.sets_ok, r.fills);  // get ratio 1: the only sets are fills
+  // A key misses again only while its fill is in flight: a few repeats at most.
+  EXPECT_LE(r.get_misses, 1000u + 10 * in_flight);
+  EXPECT_GT(r.hit_ratio(), 0.5);
+}
+
+TEST_F(NativeBench, FillOnMissTurnsMissesIntoHits) {
+  auto t = transport(server_.port(), 2);
+  ASSERT_NE(t, nullptr);
+  RunConfig c = small(Protocol::kNative);
+  c.get_ratio = 1.0;
+  c.fill_on_miss = true;
+  c.duration_s = 1.0;
+  expect_cache_aside(run(c, *t), 2 * 8);
+}
+
+TEST_F(NativeBench, TimelineAddsUpToTheWindow) {
+  auto t = transport(server_.port(), 2);
+  ASSERT_NE(t, nullptr);
+  RunConfig c = small(Protocol::kNative);
+  c.get_ratio = 0.5;
+  c.duration_s = 2.2;
+  RunResult r = run(c, *t);
+  expect_consistent(r);
+  // Rows for seconds 1 and 2; the last 0.2 s (under half a second) is in row 2.
+  ASSERT_EQ(r.timeline.size(), 2u);
+  EXPECT_EQ(r.timeline[0].second, 1u);
+  EXPECT_EQ(r.timeline[1].second, 2u);
+  EXPECT_NEAR(r.timeline[0].length_s, 1.0, 0.05);
+  EXPECT_NEAR(r.timeline[1].length_s, 1.2, 0.05);
+  Counts sum;
+  for (const auto& row : r.timeline) {
+    sum += row.c;
+    EXPECT_GT(row.ops_per_s, 0);
+  }
+  EXPECT_EQ(sum.ops, r.ops_done);  // the drain after the window is in neither
+  EXPECT_LE(sum.sets_ok, r.sets_ok);
+  EXPECT_LE(sum.get_hits + sum.get_misses, r.get_hits + r.get_misses);
+  EXPECT_GE(sum.sets_ok + sum.get_hits + sum.get_misses + 2 * 8, r.sets_ok + r.get_hits + r.get_misses);
+}
+
 // ---- memcached ----
 
 class MemcachedBench : public ::testing::Test {
@@ -225,6 +278,16 @@ TEST_F(MemcachedBench, MixedOpenLoop) {
   EXPECT_GT(r.sets_ok, 100u);
   EXPECT_GT(r.get_hits + r.get_misses, 2000u);
   EXPECT_EQ(r.errors, 0u);
+}
+
+TEST_F(MemcachedBench, FillOnMissTurnsMissesIntoHits) {
+  auto t = transport(port_, 2);
+  ASSERT_NE(t, nullptr);
+  RunConfig c = small(Protocol::kMemcached);
+  c.get_ratio = 1.0;
+  c.fill_on_miss = true;
+  c.duration_s = 1.0;
+  expect_cache_aside(run(c, *t), 2 * 8);
 }
 
 TEST(BenchConfig, RejectsWhatCannotBeSent) {

@@ -1,6 +1,7 @@
 // Unit tests of ferrite-bench's pieces: the latency histogram, the Zipf and
-// uniform key choice, the Poisson schedule, key formatting, and memcached
-// UDP framing and reply parsing.
+// uniform key choice, the Poisson schedule, key formatting, memcached UDP
+// framing and reply parsing, the per-second timeline, CSV/JSON quoting and
+// the hit ratio.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +13,8 @@
 
 #include "perf/bench/histogram.h"
 #include "perf/bench/memcache_udp.h"
+#include "perf/bench/runner.h"
+#include "perf/bench/timeline.h"
 #include "perf/bench/workload.h"
 
 namespace ferrite::bench {
@@ -278,6 +281,150 @@ TEST(MemcacheUdp, AssemblerOrdersDatagramsAndRejectsOddOnes) {
   EXPECT_EQ(a.rejected(), 3u);
   EXPECT_TRUE(a.add({1, 0, 1, 0}, bytes("STORED\r\n")));
   EXPECT_EQ(a.text(), "STORED\r\n");
+}
+
+// ---- timeline ----
+
+constexpr uint64_t kS = 1000000000ull;
+
+Counts counts(uint64_t ops, uint64_t sets_ok = 0, uint64_t sets_failed = 0, uint64_t hits = 0, uint64_t misses = 0,
+              uint64_t lost = 0, uint64_t errors = 0) {
+  return Counts{ops, sets_ok, sets_failed, hits, misses, lost, errors};
+}
+
+TEST(Timeline, OneRowPerSecondWithRatesOverRealLengths) {
+  const uint64_t t0 = 5 * kS;  // any clock origin
+  // Marks taken a little after each whole second (the loop's granularity),
+  // the last one closing the window at 3.0004 s.
+  const std::vector<TimelineMark> marks = {
+      {t0, counts(0)},
+      {t0 + kS + 2000000, counts(1002, 900, 2, 80, 20, 1, 0)},         // 1.002 s
+      {t0 + 2 * kS + 1000000, counts(2000, 1800, 2, 170, 30, 1, 1)},  // 2.001 s
+      {t0 + 3 * kS + 400000, counts(3000, 2700, 5, 250, 45, 3, 1)},   // 3.0004 s: closes the window
+  };
+  const auto rows = timeline_rows(marks);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].second, 1u);
+  EXPECT_EQ(rows[1].second, 2u);
+  EXPECT_EQ(rows[2].second, 3u);
+  EXPECT_NEAR(rows[0].length_s, 1.002, 1e-9);
+  EXPECT_NEAR(rows[1].length_s, 0.999, 1e-9);
+  EXPECT_NEAR(rows[2].length_s, 0.9994, 1e-9);
+  EXPECT_EQ(rows[0].c, counts(1002, 900, 2, 80, 20, 1, 0));
+  EXPECT_EQ(rows[1].c, counts(998, 900, 0, 90, 10, 0, 1));
+  EXPECT_EQ(rows[2].c, counts(1000, 900, 3, 80, 15, 2, 0));
+  EXPECT_NEAR(rows[0].ops_per_s, 1000.0, 1e-6);
+  EXPECT_NEAR(rows[1].ops_per_s, 998 / 0.999, 1e-6);
+  EXPECT_NEAR(rows[2].ops_per_s, 1000 / 0.9994, 1e-6);
+  // Nothing lost or counted twice: the rows add up to the last mark.
+  Counts sum;
+  for (const auto& r : rows) sum += r.c;
+  EXPECT_EQ(sum, marks.back().total);
+}
+
+TEST(Timeline, AShortTailFoldsIntoTheRowBefore) {
+  // A 2-second window that closed 0.3 ms late: 2 rows, not 2 and a sliver.
+  std::vector<TimelineMark> marks = {{0, counts(0)}, {kS, counts(100)}, {2 * kS, counts(300)},
+                                     {2 * kS + 300000, counts(301)}};
+  auto rows = timeline_rows(marks);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].second, 2u);
+  EXPECT_EQ(rows[1].c.ops, 201u);
+  EXPECT_NEAR(rows[1].length_s, 1.0003, 1e-9);
+  EXPECT_NEAR(rows[1].ops_per_s, 201 / 1.0003, 1e-6);
+  // A tail of half a second or more is its own row, named by the second it ends in.
+  marks.back() = {2 * kS + 600000000, counts(360)};
+  rows = timeline_rows(marks);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2].second, 3u);
+  EXPECT_NEAR(rows[2].length_s, 0.6, 1e-9);
+  EXPECT_NEAR(rows[2].ops_per_s, 100.0, 1e-6);
+  // A window shorter than the tail limit still gives its one row.
+  rows = timeline_rows({{0, counts(0)}, {200000000, counts(50)}});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].second, 1u);
+  EXPECT_NEAR(rows[0].ops_per_s, 250.0, 1e-6);
+  EXPECT_TRUE(timeline_rows({}).empty());
+  EXPECT_TRUE(timeline_rows({{0, counts(0)}}).empty());
+}
+
+TEST(Timeline, AStalledGeneratorGivesOneLongRowNotGaps) {
+  // Marks at 1 s, then (a 2.5-s stall) at 3.5 s, then the window ends at 4 s.
+  const auto rows = timeline_rows({{0, counts(0)}, {kS, counts(10)}, {3 * kS + kS / 2, counts(35)},
+                                   {4 * kS, counts(45)}});
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].second, 1u);
+  EXPECT_EQ(rows[1].second, 3u);  // floor(3.5)
+  EXPECT_NEAR(rows[1].length_s, 2.5, 1e-9);
+  EXPECT_NEAR(rows[1].ops_per_s, 10.0, 1e-9);
+  EXPECT_EQ(rows[2].second, 4u);
+  EXPECT_NEAR(rows[2].ops_per_s, 20.0, 1e-9);
+}
+
+TEST(Timeline, ThreadsMergeRowByRow) {
+  std::vector<TimelineRow> a = timeline_rows({{0, counts(0)}, {kS, counts(100, 10)}, {2 * kS, counts(300, 30)}});
+  const std::vector<TimelineRow> b =
+      timeline_rows({{7, counts(0)}, {kS + 7, counts(50, 5)}, {2 * kS + 7, counts(60, 6)}, {3 * kS + 7, counts(70, 7)}});
+  merge_timeline(&a, b);
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[0].c, counts(150, 15));
+  EXPECT_NEAR(a[0].ops_per_s, 150.0, 1e-9);
+  EXPECT_EQ(a[1].c, counts(210, 21));
+  EXPECT_EQ(a[2].c, counts(10, 1));
+  EXPECT_EQ(a[2].second, 3u);
+  // Through RunResult::merge as ferrite-bench merges its threads.
+  RunResult x, y;
+  x.timeline = timeline_rows({{0, counts(0)}, {kS, counts(4)}});
+  y.timeline = timeline_rows({{0, counts(0)}, {kS, counts(6)}});
+  x.fills = 3;
+  y.fills = 4;
+  x.merge(y);
+  ASSERT_EQ(x.timeline.size(), 1u);
+  EXPECT_EQ(x.timeline[0].c.ops, 10u);
+  EXPECT_EQ(x.fills, 7u);
+}
+
+TEST(Timeline, CsvHasTheHeaderAndOneNumericLinePerRow) {
+  const auto rows = timeline_rows({{0, counts(0)}, {kS, counts(1500, 1300, 7, 150, 43, 2, 1)},
+                                   {2 * kS, counts(2500, 2200, 7, 240, 50, 2, 1)}});
+  EXPECT_EQ(timeline_csv(rows),
+            "second,ops,ops_per_s,sets_ok,sets_failed,get_hits,get_misses,lost,errors\n"
+            "1,1500,1500.0,1300,7,150,43,2,1\n"
+            "2,1000,1000.0,900,0,90,7,0,0\n");
+  EXPECT_EQ(timeline_csv({}), std::string(kTimelineHeader));
+}
+
+TEST(Quoting, CsvFieldsFollowRfc4180) {
+  EXPECT_EQ(csv_field("mix90/ferrited"), "mix90/ferrited");  // plain labels unchanged (old outputs stay as they were)
+  EXPECT_EQ(csv_field(""), "");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(csv_field("cr\r"), "\"cr\r\"");
+}
+
+TEST(Quoting, JsonStringsEscapeQuotesBackslashesAndControls) {
+  EXPECT_EQ(json_string("run"), "\"run\"");
+  EXPECT_EQ(json_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(json_string(std::string("t\tn\n\x01", 5)), "\"t\\tn\\n\\u0001\"");
+}
+
+// ---- hit ratio ----
+
+TEST(RunResult, HitRatioIsHitsOverGets) {
+  RunResult r;
+  EXPECT_LT(r.hit_ratio(), 0);  // no gets: undefined, reported as such
+  r.get_hits = 3;
+  r.get_misses = 1;
+  EXPECT_DOUBLE_EQ(r.hit_ratio(), 0.75);
+  r.sets_ok = 1000;  // sets do not count
+  EXPECT_DOUBLE_EQ(r.hit_ratio(), 0.75);
+  RunResult o;
+  o.get_misses = 4;
+  r.merge(o);  // merged over threads from the summed counts, not averaged
+  EXPECT_DOUBLE_EQ(r.hit_ratio(), 3.0 / 8.0);
+  r.get_hits = 0;
+  EXPECT_DOUBLE_EQ(r.hit_ratio(), 0.0);
 }
 
 }  // namespace

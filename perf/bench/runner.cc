@@ -47,11 +47,13 @@ void RunResult::merge(const RunResult& o) {
   get_misses += o.get_misses;
   sets_ok += o.sets_ok;
   sets_failed += o.sets_failed;
+  fills += o.fills;
   stale += o.stale;
   cookie_refreshes += o.cookie_refreshes;
   backlog_dropped += o.backlog_dropped;
   max_send_lag_ns = std::max(max_send_lag_ns, o.max_send_lag_ns);
   latency.merge(o.latency);
+  merge_timeline(&timeline, o.timeline);
 }
 
 void Progress::publish(uint64_t ops, uint64_t lost, const Histogram& h) {
@@ -111,6 +113,7 @@ struct Runner::Impl {
     uint64_t intended_ns = 0;
     uint64_t sent_ns = 0;
     std::vector<uint8_t> is_get;  // per op
+    std::vector<uint64_t> key;    // per op: the key number
     std::unique_ptr<proto::Reassembly> native_asm;
     std::unique_ptr<mc::ReplyAssembler> mc_asm;
   };
@@ -118,6 +121,7 @@ struct Runner::Impl {
     std::vector<Slot> slots;
     std::vector<uint32_t> free;
     std::deque<uint64_t> backlog;  // open loop: intended send times (ns)
+    std::deque<uint64_t> fills;    // fill_on_miss: keys whose get missed, to set next
     uint64_t cookie = 0;
     unsigned outstanding = 0;
   };
@@ -143,6 +147,7 @@ struct Runner::Impl {
   uint64_t window_start = 0, window_end = 0;
   bool in_window = false;
   uint64_t last_done = 0;
+  std::vector<TimelineMark> marks;  // the window's start, then about every second
 
   Impl(const RunConfig& cfg, Transport& tr, Progress* p)
       : c(cfg), t(tr), progress(p), keys(cfg.keys, cfg.zipf_theta, cfg.seed * 7919 + 1), rng(cfg.seed),
@@ -156,7 +161,10 @@ struct Runner::Impl {
     for (auto& f : flows) {
       f.slots.resize(w);
       for (uint32_t i = w; i-- > 0;) f.free.push_back(i);
-      for (auto& s : f.slots) s.is_get.resize(c.batch);
+      for (auto& s : f.slots) {
+        s.is_get.resize(c.batch);
+        s.key.resize(c.batch);
+      }
     }
     next_seq = c.key_begin;
   }
@@ -170,8 +178,36 @@ struct Runner::Impl {
 
   bool more_keys() const { return !c.preload || next_seq < c.key_end; }
 
-  // Encodes one request into txbuf for flow f using a free slot; returns false if none.
-  bool build(unsigned fi, uint64_t intended) {
+  // The next op of flow f: a pending fill (a set), else a key of the
+  // distribution and a get with probability get_ratio (a preload: the next key, a set).
+  uint64_t next_op(Flow& f, bool* get) {
+    if (c.preload) {
+      *get = false;
+      return next_seq++;
+    }
+    if (!f.fills.empty()) {
+      const uint64_t k = f.fills.front();
+      f.fills.pop_front();
+      ++r.fills;
+      *get = false;
+      return k;
+    }
+    const uint64_t k = keys.next();
+    *get = std::uniform_real_distribution<double>(0, 1)(rng) < c.get_ratio;
+    return k;
+  }
+
+  Counts counts() const {
+    return Counts{r.ops_done, r.sets_ok, r.sets_failed, r.get_hits, r.get_misses, r.lost, r.errors};
+  }
+
+  void note_miss(Flow& f, const Slot& s, uint32_t op) {
+    if (c.fill_on_miss && !c.preload) f.fills.push_back(s.key[op]);
+  }
+
+  // Encodes one request into txbuf for flow f using a free slot; returns
+  // false if none. fills_only: only the flow's pending fills (at least one).
+  bool build(unsigned fi, uint64_t intended, bool fills_only = false) {
     Flow& f = flows[fi];
     if (f.free.empty()) return false;
     const uint32_t idx = f.free.back();
@@ -186,11 +222,12 @@ struct Runner::Impl {
     if (s.mc_asm) s.mc_asm->reset();
     const std::size_t at = scratch.size();
     if (c.protocol == Protocol::kMemcached) {
-      const uint64_t k = c.preload ? next_seq++ : keys.next();
+      bool get = false;
+      const uint64_t k = next_op(f, &get);
       format_key(k, keybuf.data(), keybuf.size());
       const std::string_view key(keybuf.data(), keybuf.size());
-      const bool get = !c.preload && std::uniform_real_distribution<double>(0, 1)(rng) < c.get_ratio;
       s.is_get[0] = get;
+      s.key[0] = k;
       if (get) {
         mc::append_get(&scratch, static_cast<uint16_t>(s.id), key);
       } else {
@@ -200,11 +237,12 @@ struct Runner::Impl {
       scratch.resize(at + proto::kHeaderSize);
       const std::size_t body_at = scratch.size();
       uint32_t n = 0;
-      for (; n < c.batch && more_keys(); ++n) {
-        const uint64_t k = c.preload ? next_seq++ : keys.next();
+      for (; n < c.batch && more_keys() && (!fills_only || !f.fills.empty()); ++n) {
+        bool get = false;
+        const uint64_t k = next_op(f, &get);
         format_key(k, keybuf.data(), keybuf.size());
-        const bool get = !c.preload && std::uniform_real_distribution<double>(0, 1)(rng) < c.get_ratio;
         s.is_get[n] = get;
+        s.key[n] = k;
         proto::RequestOp op;
         op.opcode = get ? proto::Opcode::kGet : proto::Opcode::kSet;
         op.key = std::string_view(keybuf.data(), keybuf.size());
@@ -328,6 +366,7 @@ struct Runner::Impl {
           }
         } else if (op.status == proto::Status::kNotFound) {
           ++r.get_misses;
+          note_miss(f, s, op.index);
         } else {
           ++r.errors;
         }
@@ -377,6 +416,7 @@ struct Runner::Impl {
       case mc::ReplyKind::kMiss:
         if (s.is_get[0]) {
           ++r.get_misses;
+          note_miss(f, s, 0);
         } else {
           ++r.errors;
         }
@@ -390,6 +430,15 @@ struct Runner::Impl {
         break;
       case mc::ReplyKind::kNotStored:
         ++r.sets_failed;
+        break;
+      case mc::ReplyKind::kError:
+        // A set the server refused (SERVER_ERROR out of memory ...) failed,
+        // as a native set with an error status does; anything else is an error.
+        if (!s.is_get[0] && text.starts_with("SERVER_ERROR")) {
+          ++r.sets_failed;
+        } else {
+          ++r.errors;
+        }
         break;
       default:
         ++r.errors;
@@ -461,6 +510,11 @@ struct Runner::Impl {
     const uint64_t timeout_ns = static_cast<uint64_t>(c.timeout_ms) * 1000000ull;
     in_window = c.warmup_s <= 0;
     window_start = start;
+    constexpr uint64_t kSecond = 1000000000ull;
+    uint64_t next_mark = start + kSecond;  // meaningful once in the window
+    bool marks_closed = false;             // the window's last mark is taken
+    marks.clear();
+    if (in_window) marks.push_back(TimelineMark{start, Counts{}});
     uint64_t ops_issued = 0;  // in the window
     std::unique_ptr<PoissonSchedule> sched;
     uint64_t next_arrival = 0;
@@ -482,13 +536,27 @@ struct Runner::Impl {
         r = RunResult{};
         r.max_send_lag_ns = lag;
         ops_issued = 0;
+        marks.push_back(TimelineMark{now, Counts{}});
+        next_mark = now + kSecond;
+      }
+      if (in_window && !marks_closed && now >= next_mark) {
+        marks.push_back(TimelineMark{now, counts()});
+        // The next whole second of the window (one interval spans a stall
+        // of the generator instead of rows of nothing).
+        next_mark += kSecond * ((now - next_mark) / kSecond + 1);
       }
       if (issuing && (now >= issue_end || (c.max_ops != 0 && in_window && ops_issued >= c.max_ops) || !more_keys())) {
         issuing = false;
         // Time bound: the window ends now, replies still in flight count for
         // latency but not for throughput. Count bound: the window ends with
         // the last reply (every issued op is in the figures).
-        if (now >= issue_end) window_end = now;
+        if (now >= issue_end) {
+          window_end = now;
+          if (in_window) {
+            marks.push_back(TimelineMark{now, counts()});
+            marks_closed = true;
+          }
+        }
         issue_end = now;
       }
       bool busy = false;
@@ -514,6 +582,10 @@ struct Runner::Impl {
             ops_issued += f.slots[txslot.back()].ops;
           }
         } else {
+          while (issuing && !f.fills.empty() && txiov.size() < burst) {
+            if (!build(fi, now, true)) break;
+            ops_issued += f.slots[txslot.back()].ops;
+          }
           while (!f.backlog.empty() && txiov.size() < burst) {
             if (!build(fi, f.backlog.front())) break;
             ops_issued += f.slots[txslot.back()].ops;
@@ -575,7 +647,13 @@ struct Runner::Impl {
       }
     }
     publish();
-    r.seconds = static_cast<double>((window_end ? window_end : std::max(last_done, window_start + 1)) - window_start) / 1e9;
+    const uint64_t end = window_end ? window_end : std::max(last_done, window_start + 1);
+    r.seconds = static_cast<double>(end - window_start) / 1e9;
+    if (!marks_closed && !marks.empty()) {  // bound by a count of ops (or keys): the window ends at the last reply
+      while (marks.size() > 1 && marks.back().t_ns > end) marks.pop_back();
+      marks.push_back(TimelineMark{std::max(end, marks.back().t_ns), counts()});
+    }
+    r.timeline = timeline_rows(marks);
     return std::move(r);
   }
 };

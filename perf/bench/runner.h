@@ -9,6 +9,14 @@
 // Every run is bounded by time (warmup + duration + one timeout to drain)
 // and optionally by a count of ops.
 //
+// Cache-aside (fill_on_miss): a get that misses is followed, as the next
+// request of the same flow, by a set of that key (closed loop: it takes the
+// freed slot; open loop: it is sent as soon as a slot is free, besides the
+// Poisson arrivals).
+//
+// Every run keeps a timeline: its counters marked about every second of the
+// measurement window (RunResult::timeline, see timeline.h).
+//
 // Thread safety: a Runner belongs to one thread; progress() may be read
 // from another thread.
 #pragma once
@@ -21,6 +29,7 @@
 #include <vector>
 
 #include "perf/bench/histogram.h"
+#include "perf/bench/timeline.h"
 #include "perf/bench/transport.h"
 
 namespace ferrite::bench {
@@ -45,6 +54,7 @@ struct RunConfig {
   int timeout_ms = 500;
   uint64_t seed = 1;
   bool preload = false;      // set keys [key_begin, key_end) once each, then stop
+  bool fill_on_miss = false; // cache-aside: each get miss is followed by a set of its key (same flow)
   uint64_t key_begin = 0, key_end = 0;
 };
 
@@ -57,14 +67,23 @@ struct RunResult {
   uint64_t send_failed = 0;      // requests the transport refused (also lost)
   uint64_t errors = 0;           // error replies, malformed replies, wrong values
   uint64_t get_hits = 0, get_misses = 0;
-  uint64_t sets_ok = 0, sets_failed = 0;
+  uint64_t sets_ok = 0, sets_failed = 0;  // failed: any refusal (native status, NOT_STORED, SERVER_ERROR)
+  uint64_t fills = 0;            // fill_on_miss: sets sent for a missed get (also in sets_*)
   uint64_t stale = 0;            // datagrams matching no outstanding request
   uint64_t cookie_refreshes = 0; // native: the server asked for a new handshake
   uint64_t backlog_dropped = 0;  // open loop: arrivals over the generator's backlog limit (also lost)
   uint64_t max_send_lag_ns = 0;  // open loop: worst intended-to-actual send delay
   Histogram latency;             // ns per request (from the intended send time)
+  // One row per second of the measurement window; the drain after a
+  // time-bounded window is not in it (so its ops add up to ops_done).
+  std::vector<TimelineRow> timeline;
   void merge(const RunResult& o);
   double ops_per_s() const noexcept { return seconds > 0 ? static_cast<double>(ops_done) / seconds : 0; }
+  // get_hits / (get_hits + get_misses); negative when there were no gets.
+  double hit_ratio() const noexcept {
+    const uint64_t g = get_hits + get_misses;
+    return g ? static_cast<double>(get_hits) / static_cast<double>(g) : -1;
+  }
   double loss_ratio() const noexcept {
     const uint64_t t = requests_done + lost;
     return t ? static_cast<double>(lost) / static_cast<double>(t) : 0;
