@@ -41,8 +41,7 @@ Space::Space(IndexImpl& idx, const SpaceOptions& opts)
   const uint64_t overhead = kHeapOverhead + (zones - 1) * kZoneOverhead;
   const uint64_t heap = size > overhead ? size - overhead : 0;
   capacity_ = heap / seg_size_ * seg_size_;
-  reserve_bytes_ = std::max<uint64_t>(static_cast<uint64_t>(opts_.reserve * static_cast<double>(capacity_)),
-                                      kCleanerReserveSegments * seg_size_);
+  reserve_bytes_ = reserve_for(capacity_);
   if (opts_.evict) {
     // <= 2^27 bits (16 MiB) whatever the pool size.
     const unsigned log2 = static_cast<unsigned>(std::bit_width(size) - 1);
@@ -66,16 +65,23 @@ Status Space::validate() const {
     return Status::invalid_argument(fmt::format("pool reserve = {} is out of range (allowed 0..0.5)", o.reserve));
   }
   if (!o.background_cleaner) return Status::ok();
-  // The cleaner's reserve, one log head and one segment to rotate into must
-  // fit, and the reserve may not take more than half of the pool.
-  const uint64_t need = (kCleanerReserveSegments + 2) * seg_size_;
-  if (capacity_ < need || reserve_bytes_ * 2 > capacity_) {
+  // The pool must hold the cleaner's segments, its reserve may not take more
+  // than half of it, and with two logs writing (a worker's and the
+  // cleaner's) at least one segment of live data must fit under the limit.
+  auto fits = [&](uint64_t capacity) {
+    const uint64_t reserve = reserve_for(capacity);
+    return capacity >= (kCleanerReserveSegments + 2) * seg_size_ && reserve * 2 <= capacity &&
+           limit_for(capacity, reserve, 2) >= seg_size_;
+  };
+  if (!fits(capacity_)) {
+    uint64_t cap = capacity_;
+    for (int i = 0; i < 4096 && !fits(cap); ++i) cap += seg_size_;
     return Status::invalid_argument(fmt::format(
-        "pool of {} MiB is too small for its reserve: it holds {} log segments of {} MiB, and the cleaner keeps {} of "
-        "them free (pool.reserve = {} asks for {} MiB); use a pool of at least {} MiB",
+        "pool of {} MiB is too small for its reserve: it holds {} log segments of {} MiB; the cleaner keeps {} free and "
+        "a standby, each writing worker a partly filled one, and pool.reserve = {} keeps {} MiB from live data; use a "
+        "pool of at least {} MiB (or smaller segments, pool.segment_size)",
         idx_.pool_.size() >> 20, capacity_ / seg_size_, seg_size_ >> 20, kCleanerReserveSegments, o.reserve,
-        static_cast<uint64_t>(o.reserve * static_cast<double>(capacity_)) >> 20,
-        ((2 * kCleanerReserveSegments + 1) * seg_size_ + kHeapOverhead) >> 20));
+        reserve_for(capacity_) >> 20, (cap + kHeapOverhead) >> 20));
   }
   return Status::ok();
 }
@@ -119,19 +125,26 @@ bool Space::worker_may_allocate() const noexcept {
   return cleaner_ready_.load(std::memory_order_relaxed) && free_bytes() / seg_size_ > kCleanerReserveSegments;
 }
 
-uint64_t Space::live_limit(uint64_t heads) const noexcept {
+uint64_t Space::reserve_for(uint64_t capacity) const noexcept {
+  return std::max<uint64_t>(static_cast<uint64_t>(opts_.reserve * static_cast<double>(capacity)),
+                            kCleanerReserveSegments * seg_size_);
+}
+
+uint64_t Space::live_limit(uint64_t heads) const noexcept { return limit_for(capacity_, reserve_bytes_, heads); }
+
+uint64_t Space::limit_for(uint64_t cap, uint64_t reserve, uint64_t heads) const noexcept {
   // Room that is never live data: the log heads (partly filled), the
   // cleaner's standby and the free segments workers leave, and one segment
   // of dead space to clean.
   // (Evict mode needs no dead segment: eviction makes room without copying.)
   const uint64_t fixed = (heads + kCleanerReserveSegments + (opts_.evict ? 1 : 2)) * seg_size_;
-  const uint64_t by_heads = capacity_ > fixed ? capacity_ - fixed : 0;
+  const uint64_t by_heads = cap > fixed ? cap - fixed : 0;
   // Evict mode fills the pool up to that. Error mode keeps the reserve as
   // dead space beside it too, so cleaning stays cheap at the limit (write
   // amplification about 1 / reserve at worst).
   if (opts_.evict) return by_heads;
-  const uint64_t by_reserve = capacity_ - reserve_bytes_;
-  return std::min(by_reserve, by_heads > reserve_bytes_ ? by_heads - reserve_bytes_ : 0);
+  const uint64_t by_reserve = cap - reserve;
+  return std::min(by_reserve, by_heads > reserve ? by_heads - reserve : 0);
 }
 
 Space::Survey Space::survey() const noexcept {

@@ -133,6 +133,10 @@ class Space {
   // capacity x (1 - reserve), lowered so that the heads, the cleaner's
   // reserved segments and the reserve as dead space fit beside live data.
   uint64_t live_limit(uint64_t heads) const noexcept;
+  // The same for a pool of another capacity (validate()).
+  uint64_t limit_for(uint64_t capacity, uint64_t reserve_bytes, uint64_t heads) const noexcept;
+  // opts_.reserve x capacity, at least the cleaner's reserve segments.
+  uint64_t reserve_for(uint64_t capacity) const noexcept;
   void run();
   // Sleeps up to d, or until a writer waits / stop.
   void idle(std::chrono::microseconds d);
