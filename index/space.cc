@@ -139,12 +139,13 @@ uint64_t Space::limit_for(uint64_t cap, uint64_t reserve, uint64_t heads) const 
   // (Evict mode needs no dead segment: eviction makes room without copying.)
   const uint64_t fixed = (heads + kCleanerReserveSegments + (opts_.evict ? 1 : 2)) * seg_size_;
   const uint64_t by_heads = cap > fixed ? cap - fixed : 0;
-  // Evict mode fills the pool up to that. Error mode keeps the reserve as
-  // dead space beside it too, so cleaning stays cheap at the limit (write
-  // amplification about 1 / reserve at worst).
+  // Evict mode fills the pool up to that. Error mode keeps the reserve from
+  // live data, and at least half of it as dead space beside the heads, so
+  // cleaning stays affordable at the limit (write amplification about
+  // 2 / reserve at worst on a small pool, 1 / reserve on a large one).
   if (opts_.evict) return by_heads;
   const uint64_t by_reserve = cap - reserve;
-  return std::min(by_reserve, by_heads > reserve ? by_heads - reserve : 0);
+  return std::min(by_reserve, by_heads > reserve / 2 ? by_heads - reserve / 2 : 0);
 }
 
 Space::Survey Space::survey() const noexcept {
