@@ -158,7 +158,7 @@ Space::Survey Space::survey() const noexcept {
     if (e.use.load(std::memory_order_relaxed) == kSegHead) ++s.heads;
     if (e.use.load(std::memory_order_relaxed) == kSegSealed) {
       ++s.sealed;
-      s.least_live = std::min<uint64_t>(s.least_live, static_cast<uint64_t>(std::max<int64_t>(0, e.live.load())));
+      s.least_live = std::min<uint64_t>(s.least_live, static_cast<uint64_t>(std::max<int64_t>(0, e.live.load(std::memory_order_relaxed))));
     }
   }
   s.free = free_bytes();
@@ -190,8 +190,6 @@ void Space::run() {
     const Survey s = survey();
     const bool over = s.live > s.limit;
     live_full_.store(over && !opts_.evict, std::memory_order_relaxed);
-    last_live_.store(s.live, std::memory_order_relaxed);
-    last_limit_.store(s.limit, std::memory_order_relaxed);
     survey_gen_.fetch_add(1, std::memory_order_release);
     const bool demand = waiters_.load(std::memory_order_relaxed) > 0;
     if (demand) room_cv_.notify_all();  // they act on this survey (live_full_)

@@ -162,8 +162,6 @@ class Space {
   std::atomic<bool> cleaner_ready_{false};
   std::atomic<uint64_t> slack_{0};    // note_allocation_failed()
   std::atomic<uint64_t> survey_gen_{0};
-  std::atomic<uint64_t> last_live_{0};
-  std::atomic<uint64_t> last_limit_{0};
 
   std::atomic<uint64_t> waits_{0};
   std::atomic<uint64_t> wait_us_{0};
