@@ -70,6 +70,7 @@ void IndexImpl::register_table_class() {
 
 StatusOr<TableSegment*> IndexImpl::alloc_table_segment(pmem::Tx& tx, unsigned local_depth, uint64_t prefix) {
   PMEMoid oid = tx.alloc(sizeof(TableSegment) + kCacheLine, kTypeTableSegment, /*zero=*/true, table_alloc_flags_);
+  table_segments_.fetch_add(1, std::memory_order_relaxed);
   auto* s = pool_.ptr(pmem::POff<TableSegment>(round_up(oid.off, kCacheLine)));
   s->local_depth = local_depth;
   s->state.store(kSegNormal, std::memory_order_relaxed);
@@ -155,6 +156,18 @@ Status IndexImpl::open_or_create() {
                     ~kRepairingBit;
   }
   repair_after_open(clean);
+  {
+    // Table segments the directory names (space accounting; entries that
+    // share a segment are adjacent).
+    Directory* d = dir();
+    int64_t n = 0;
+    for (uint64_t j = 0, prev = 0; j < (1ull << d->depth); ++j) {
+      const uint64_t off = d->seg[j].load(std::memory_order_relaxed);
+      if (off != prev) ++n;
+      prev = off;
+    }
+    table_segments_.store(n, std::memory_order_relaxed);
+  }
   session_ = (pool_.root()->open_count & 0xffff) << 48;
   stale_feature_.store((pool_.root()->incompat_features & pmem::kIncompatStaleRecords) != 0,
                        std::memory_order_relaxed);
@@ -199,7 +212,7 @@ void IndexImpl::repair_after_open(bool clean) {
       // repair.
       const bool exact = clean && h->user[1] <= h->data_size();
       segs_.add(off.raw(), h->owner, kSegSealed, exact ? h->user[1] : ~0ull,
-                exact ? static_cast<int64_t>(h->user[0]) : 0, h->seq);
+                clean && h->user[0] <= h->data_size() ? static_cast<int64_t>(h->user[0]) : 0, h->seq);
     });
     rebuild_log_chain(pool_, root_, logs);  // kept exact from here on
   }
@@ -256,9 +269,12 @@ bool IndexImpl::register_log_chain(bool clean) {
   }
   for (uint64_t off : chain) {
     const auto* h = pool_.ptr(pmem::POff<pmem::SegmentHeader>(off));
+    // A clean close saved exact live bytes (user[0]) for every segment,
+    // also one whose tail it did not know (registered at a dirty open:
+    // the crash repair recounted its live bytes before the close).
     const bool exact = clean && h->user[1] <= h->data_size();
-    segs_.add(off, h->owner, kSegSealed, exact ? h->user[1] : ~0ull, exact ? static_cast<int64_t>(h->user[0]) : 0,
-              h->seq);
+    segs_.add(off, h->owner, kSegSealed, exact ? h->user[1] : ~0ull,
+              clean && h->user[0] <= h->data_size() ? static_cast<int64_t>(h->user[0]) : 0, h->seq);
   }
   return true;
 }
@@ -513,6 +529,7 @@ Index::~Index() {
 
 void Index::TEST_abandon() { impl_->abandoned_ = true; }
 void Index::TEST_stop_cleaner() { impl_->space_->stop(); }
+void Index::start_cleaner() { impl_->space_->start(); }
 uint64_t Index::TEST_open_enumerations() const { return impl_->open_enumerations_; }
 
 StatusOr<std::unique_ptr<Index>> Index::open(pmem::Pool& pool, const IndexOptions& opts) {
@@ -520,7 +537,7 @@ StatusOr<std::unique_ptr<Index>> Index::open(pmem::Pool& pool, const IndexOption
   Status s = impl->open_or_create();
   if (!s.is_ok()) return s;
   impl->start_background_repair();  // after a dirty shutdown; serving starts at once
-  impl->space_->start();            // the background cleaner (SpaceOptions)
+  if (opts.space.start_at_open) impl->space_->start();  // the background cleaner (SpaceOptions)
   impl->open_ms_ = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
                                            std::chrono::steady_clock::now() - impl->open_start_)
                                            .count()) /

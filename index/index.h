@@ -108,6 +108,10 @@ struct SpaceOptions {
   // The background cleaner thread. Off (the default, for tests that drive
   // clean() by hand): a write that finds no free log segment fails at once.
   bool background_cleaner = false;
+  // Start it in Index::open; false: the caller starts it (start_cleaner())
+  // once nothing else must come first (ferrited-pfsim: the power-failure
+  // simulator's copy of the pool).
+  bool start_at_open = true;
   // Free share of the pool's capacity below which the cleaner runs without
   // pause, until the free share is back at high_watermark.
   double low_watermark = 0.10;
@@ -253,6 +257,8 @@ class Index {
   void wait_repaired();
 
   const SpaceOptions& space_options() const;
+  // Starts the background cleaner (SpaceOptions::start_at_open = false).
+  void start_cleaner();
   IndexImpl& impl() { return *impl_; }
   // Bench peer (perf/recovery_bench): the eager recount that open did
   // before lazy repair, a single-threaded pass over every slot (reads only;

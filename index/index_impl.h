@@ -169,6 +169,11 @@ class IndexImpl {
   std::mutex feature_mu_;
   std::vector<WorkerCounters> counters_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Table segments allocated and not freed (space accounting, space.h):
+  // counted at open from the directory, + 1 per allocation (also one a
+  // transaction then rolls back: an overcount errs on the safe side), - 1
+  // per free of a table segment. Orphans a crash left are not counted.
+  std::atomic<int64_t> table_segments_{0};
   std::atomic<uint64_t> splits_{0};
   std::atomic<uint64_t> doublings_{0};
   std::unique_ptr<Space> space_;             // free space, the background cleaner (space.h)

@@ -57,6 +57,7 @@ class LogSegTable {
     e.tail.store(tail, std::memory_order_relaxed);
     e.use.store(use, std::memory_order_relaxed);
     e.off.store(off, std::memory_order_release);
+    count_.fetch_add(1, std::memory_order_relaxed);
     for (uint64_t g = off / seg_size_; g <= (off + seg_size_ - 1) / seg_size_ && g < cap_; ++g) {
       for (int k = 0; k < 2; ++k) {
         uint32_t z = 0;
@@ -77,7 +78,11 @@ class LogSegTable {
     }
     infos_[id].use.store(kSegFree, std::memory_order_relaxed);
     infos_[id].off.store(0, std::memory_order_release);
+    count_.fetch_sub(1, std::memory_order_relaxed);
   }
+
+  // Segments registered now (relaxed: space accounting).
+  uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
 
   // The segment holding pool offset rec_off, or nullptr.
   LogSegInfo* find(uint64_t rec_off) noexcept {
@@ -103,6 +108,7 @@ class LogSegTable {
   std::unique_ptr<LogSegInfo[]> infos_;
   std::unique_ptr<std::atomic<uint32_t>[]> granule_;
   std::mutex mu_;  // serializes add/remove (segment allocation rate: rare)
+  std::atomic<uint64_t> count_{0};
 };
 
 }  // namespace ferrite::index

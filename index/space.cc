@@ -103,8 +103,21 @@ void Space::stop() noexcept {
   thread_.join();
 }
 
+uint64_t Space::used_bytes() const noexcept {
+  // Our own count, not libpmemobj's stats.heap.curr_allocated: that counter
+  // is not crash safe (after simulated power failures it drifted, once
+  // below zero, and the pool refused writes it had room for).
+  const uint64_t logs = idx_.segs_.count() + (cleaner_ready_.load(std::memory_order_relaxed) ? 1 : 0);
+  const auto tables = static_cast<uint64_t>(std::max<int64_t>(0, idx_.table_segments_.load(std::memory_order_relaxed)));
+  // A table segment's allocation unit (register_table_class) in runs of 32,
+  // plus a run header's share; the directory (8 bytes an entry); the root.
+  const uint64_t table_unit = (sizeof(TableSegment) + 2 * kCacheLine + 16) * 33 / 32;
+  const uint64_t depth = std::min<uint64_t>(idx_.dir()->depth, 40);
+  return logs * seg_size_ + tables * table_unit + (8ull << depth) + (256u << 10);
+}
+
 uint64_t Space::free_bytes() const noexcept {
-  const uint64_t used = idx_.pool_.allocated_bytes() + slack_.load(std::memory_order_relaxed);
+  const uint64_t used = used_bytes() + slack_.load(std::memory_order_relaxed);
   return used >= capacity_ ? 0 : capacity_ - used;
 }
 

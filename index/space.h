@@ -70,8 +70,11 @@ class Space {
   const SpaceOptions& options() const noexcept { return opts_; }
 
   uint64_t capacity_bytes() const noexcept { return capacity_; }
-  // Capacity minus everything allocated now (libpmemobj's own statistics),
-  // minus what allocations that failed showed the estimate to miss.
+  // What the index holds in the pool: log segments (and the cleaner's
+  // standby), table segments, the directory; counted by the index itself.
+  uint64_t used_bytes() const noexcept;
+  // Capacity minus used_bytes(), minus what allocations that failed showed
+  // the estimate to miss.
   uint64_t free_bytes() const noexcept;
   // A log segment allocation failed: if free_bytes() said there was room,
   // it overestimates by at least that much from now on.

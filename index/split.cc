@@ -44,6 +44,8 @@
 #include "common/crash_point.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include <string_view>
+
 #include "index/index_impl.h"
 
 namespace ferrite::index {
@@ -91,6 +93,7 @@ void IndexImpl::free_object(uint64_t obj_off, const char* what) noexcept {
     return;
   }
   note_unlinked(obj_off, false);
+  if (std::string_view(what) == "table segment") table_segments_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 Result IndexImpl::double_directory(unsigned min_depth) noexcept {

@@ -89,6 +89,9 @@ int main(int argc, char** argv) {
   iopts.space.evict = cfg.pool.when_full == "evict";
   iopts.space.max_wait_ms = cfg.cleaner.max_wait_ms;
   iopts.space.max_copy_mbps = cfg.cleaner.max_copy_mbps;
+#if defined(FERRITE_PFSIM) && FERRITE_PFSIM
+  iopts.space.start_at_open = false;  // started once the simulator runs (below)
+#endif
   auto idx = index::Index::open(**pool, iopts);
   if (!idx) return fail(idx.status());
   {
@@ -108,6 +111,7 @@ int main(int argc, char** argv) {
   // any thread persists (server/pfsim_hook.h). Absent from ferrited.
   auto pfsim = server::start_pfsim_from_env(**pool, **idx);
   if (!pfsim) return fail(pfsim.status());
+  (*idx)->start_cleaner();  // only now: the simulator's copy must not miss its writes
 #endif
 
   server::EngineOptions eo;
