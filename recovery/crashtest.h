@@ -9,6 +9,15 @@
 // recovery/pfsim.h), runs the offline checker on it, recovers, and verifies
 // every key against the writers' journal (recovery/journal.h).
 //
+// Space campaigns (--space error|evict, issue 14): the pool's log space is
+// managed by the index's background cleaner (SpaceOptions::background_cleaner)
+// and writers wait for room; evict additionally lets the cleaner evict cold
+// keys (pool.when_full = evict), which the verifier then accepts as absent
+// (Model::set_evictable) but never as stale. Before the first cycle the setup
+// writes every key once (the preload), so the pool is full from cycle 0 on
+// and every cycle's writes need the cleaner; the campaign fails (exit 4) if an
+// evict campaign never saw a key evicted.
+//
 // Layout of the tool: ferrite_crashtest.cc (options, the cycle loop, progress,
 // summary), crashtest_inprocess.cc, crashtest_server.cc, crashtest_util.cc.
 //
@@ -32,8 +41,13 @@ namespace ferrite::recovery::crashtest {
 
 enum class Mode : uint8_t { kInProcess, kServer };
 enum class Pf : uint8_t { kOff, kFenced, kRandom };
+// --space: off = today's campaign (in-process: the child's own clean() calls,
+// no background cleaner; server: ferrited's defaults); error / evict = the
+// background cleaner with pool.when_full = error / evict, and a preload.
+enum class SpaceMode : uint8_t { kOff, kError, kEvict };
 const char* to_string(Mode m) noexcept;
 const char* to_string(Pf p) noexcept;
+const char* to_string(SpaceMode s) noexcept;
 inline PfMode pf_mode(Pf p) noexcept { return p == Pf::kRandom ? PfMode::kRandomUnfenced : PfMode::kFencedOnly; }
 
 struct Options {
@@ -55,8 +69,11 @@ struct Options {
   uint64_t seed = 0;
   std::string pool;              // "" = <work dir>/pool
   std::size_t pool_size = 128ull << 20;
+  std::size_t segment_size = 4ull << 20;  // log/table segment size of a new pool (pool.segment_size)
+  SpaceMode space = SpaceMode::kOff;
   bool keep = false;
   bool quiet = false;
+  bool verbose = false;          // a line per cycle on stderr
   std::string ferrited;          // server mode; "" = next to this binary
   bool corrupt_acked = false;    // test-only: damage one acknowledged value on media each cycle
   std::string work_dir;          // journals, shadow (and the default pool)
@@ -69,7 +86,28 @@ struct CycleOutcome {
   bool clean_close = false;      // the verifier closed the pool cleanly afterwards
   uint64_t issued = 0;
   uint64_t acked = 0;
-  uint64_t no_space = 0;         // writes refused for lack of space (not acknowledged)
+  uint64_t no_space = 0;         // writes refused for lack of space (not acknowledged): kNoSpace
+                                 //   (server: every out-of-memory reply)
+  uint64_t live_full = 0;        // in-process: writes refused with kLiveFull (live data above the limit)
+  uint64_t bad_reads = 0;        // --space: a get by a writer returned a value that is not one of its key's
+                                 //   (a torn or foreign record served live): a failure
+  // The writers' first batch got no answer within the bound (in-process
+  // 30 s, server 20 s) while they were running: the store stopped serving
+  // writes. The cycle is still killed, checked and verified; the campaign
+  // then ends with exit 5.
+  bool hung = false;
+  uint64_t keys_present = 0;     // keys the verifier found present after recovery
+  uint64_t acked_bytes = 0;      // record bytes of the acknowledged sets (header + key + value, 8-aligned)
+  // The pool's space counters (IndexStats) of the process that was killed, sampled
+  // shortly before the kill (--space only; in-process every ~5 ms by the writer
+  // child, server by a stats request right before the kill): since that process
+  // started. sampled = false if no sample was taken.
+  struct SpaceSample {
+    bool sampled = false;
+    uint64_t segments_freed = 0, bytes_copied = 0, evictions = 0, bytes_appended = 0;
+    uint64_t waits = 0, wait_us = 0, refused_live_full = 0, refused_behind = 0;
+    uint64_t free = 0, live = 0, limit = 0;  // bytes: free space, live data, the live-data limit
+  } space;
   double recovery_ms = -1;       // reopen until the first get was answered
   double start_ms = -1;          // writers ready (or started) until the first write was acknowledged
   double write_ms = 0;           // phases of the cycle: writers running until the kill,
@@ -85,7 +123,7 @@ struct CycleOutcome {
   std::string recovery_error;    // recovery itself failed (open, restart, scan...): a durability failure
   std::string corrupted_key;     // corrupt_acked: the key that was damaged
   bool ok() const {
-    return verify.ok() && check_problems == 0 && leaks_after_recovery == 0 && recovery_error.empty();
+    return verify.ok() && check_problems == 0 && leaks_after_recovery == 0 && recovery_error.empty() && bad_reads == 0;
   }
 };
 
@@ -98,6 +136,20 @@ class Runner {
   virtual Status cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) = 0;
   // Stops processes it started. Files are removed by the caller.
   virtual void teardown() = 0;
+
+  // The preload of a --space campaign (setup): every key written once, then
+  // verified like a cycle (no crash).
+  struct Preload {
+    bool done = false;
+    uint64_t acked = 0, refused = 0;
+    uint64_t present = 0, absent_evictable = 0;  // after it (evicted while it ran)
+    uint64_t bytes = 0;                          // record bytes acknowledged
+    double ms = 0;
+  };
+  const Preload& preload() const noexcept { return preload_; }
+
+ protected:
+  Preload preload_;
 };
 
 std::unique_ptr<Runner> make_inprocess_runner(const Options& o);
@@ -137,6 +189,16 @@ StatusOr<std::string> corrupt_one_acked(const std::string& pool, const std::vect
 // Picks up to want distinct ones into out.
 void pick_keys(std::mt19937_64& rng, uint32_t keys, unsigned t, unsigned n, std::size_t want,
                std::vector<uint32_t>* out);
+
+// Bytes a campaign record of key id and write seq takes in the log
+// (index/record.h: a 24-byte header, the key, the value, padded to 8).
+uint64_t record_bytes(uint32_t id, uint64_t seq, const Options& o);
+// Sums record_bytes over the acknowledged sets of recs.
+uint64_t acked_set_bytes(const std::vector<JRecord>& recs, const Options& o);
+
+// The preload's key order and sequence numbers: key id is written with
+// seq id + 1 (so Model::max_seq() covers them after verification).
+inline uint64_t preload_seq(uint32_t id) noexcept { return static_cast<uint64_t>(id) + 1; }
 
 // Waits for pid; true if it died of SIGKILL (false: it exited on its own).
 // Fills *exit_code for a process that exited.

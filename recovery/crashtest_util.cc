@@ -32,6 +32,28 @@ const char* to_string(Pf p) noexcept {
   return "?";
 }
 
+const char* to_string(SpaceMode s) noexcept {
+  switch (s) {
+    case SpaceMode::kOff: return "off";
+    case SpaceMode::kError: return "error";
+    case SpaceMode::kEvict: return "evict";
+  }
+  return "?";
+}
+
+uint64_t record_bytes(uint32_t id, uint64_t seq, const Options& o) {
+  const std::size_t klen = campaign_key(id).size();
+  return (24 + klen + campaign_value_size(id, seq, o.value_min, o.value_max) + 7) / 8 * 8;
+}
+
+uint64_t acked_set_bytes(const std::vector<JRecord>& recs, const Options& o) {
+  uint64_t n = 0;
+  for (const JRecord& r : recs) {
+    if (r.type == JType::kAck && r.op == JOp::kSet) n += record_bytes(r.key, r.seq, o);
+  }
+  return n;
+}
+
 struct timespec now_mono() noexcept {
   struct timespec t {};
   ::clock_gettime(CLOCK_MONOTONIC, &t);

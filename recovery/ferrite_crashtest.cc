@@ -7,9 +7,34 @@
 // offline check -> recover -> verify every key against the writers' journal,
 // shows progress on stderr, and prints a summary on stdout. Exit codes: 0
 // every cycle verified clean; 1 a loss, torn record, unexpected value,
-// duplicate key, checker problem or failed recovery; 2 usage or setup error
-// (the harness, not the store); 3 the time bound ended the campaign before
-// --min-cycles cycles. See docs/durability.md and recovery/crashtest.h.
+// duplicate key, bad live read, checker problem or failed recovery; 2 usage
+// or setup error (the harness, not the store); 3 the time bound ended the
+// campaign before --min-cycles cycles; 4 an evict campaign in which no key
+// was ever found evicted (it did not test eviction); 5 the store stopped
+// serving writes (the writers' first batch of a cycle got no answer within
+// 30 s in-process, 20 s against ferrited; the cycle is still verified). See
+// docs/durability.md and recovery/crashtest.h.
+//
+// Space campaigns (issue 14: the background cleaner, writers waiting for
+// room, eviction) on an overwrite-heavy small pool: 64 MiB of 2 MiB
+// segments (capacity 60 MiB; with 2 writers the live-data limit is about
+// 40-44 MiB in error mode, 46-50 MiB in evict mode, lower while more log
+// heads are open), ~1 KB values, every key written once before the first
+// cycle, so from cycle 0 on each cycle's writes need the cleaner (a few
+// hundred ms of writes turn a good part of the pool over):
+//   error, live data ~50% of the pool (~75% of the limit; no write should
+//   be refused):
+//     ferrite-crashtest --space error --keys 32000 --value-min 900
+//       --value-max 1100 --pool-size 64MiB --segment-size 2MiB
+//       --kill-after-ms-min 50 --kill-after-ms-max 400
+//       --mode inprocess --pf random --cycles 100
+//   evict, live data 150% of the pool (eviction must happen): the same with
+//     --space evict --keys 96000
+//   and both with --mode server (--pf off: see crashtest_server.cc).
+// -v prints a line per cycle with the space counters at the kill (live
+// data, the limit, free space), the summary their sums.
+// The summary prints the acknowledged bytes per cycle against the pool's
+// size and the cleaner's counters sampled just before each kill.
 //
 // Single-threaded apart from the runners' writer threads.
 #include <signal.h>
@@ -44,8 +69,16 @@ void on_signal(int) { g_interrupted.store(true); }
 
 struct Totals {
   uint64_t cycles = 0, killed_writing = 0, killed_early = 0, ended_on_own = 0, clean_closes = 0;
-  uint64_t issued = 0, acked = 0, no_space = 0, keys_checked = 0;
+  uint64_t issued = 0, acked = 0, no_space = 0, live_full = 0, keys_checked = 0;
   uint64_t lost = 0, torn = 0, unexpected = 0, duplicates = 0, check_problems = 0, recovery_failures = 0;
+  uint64_t absent_evictable = 0, bad_reads = 0, keys_present = 0;
+  uint64_t stalled = 0;  // cycles killed writing in which more writes were refused than acknowledged
+  uint64_t acked_bytes = 0, acked_bytes_max = 0;
+  // --space: the cleaner's counters of each killed process, summed over the
+  // cycles that sampled them (each process counts from its own open).
+  uint64_t sampled = 0, cycles_cleaned = 0, cycles_evicted = 0;
+  uint64_t segments_freed = 0, bytes_copied = 0, evictions = 0, bytes_appended = 0, waits = 0, wait_us = 0;
+  uint64_t refused_live_full = 0, refused_behind = 0;
   uint64_t corrupted = 0;
   uint64_t leaks = 0, leak_bytes = 0, leak_cycles = 0, leaks_after_recovery = 0;
   std::map<std::string, uint64_t> leak_classes;
@@ -61,7 +94,27 @@ struct Totals {
     issued += c.issued;
     acked += c.acked;
     no_space += c.no_space;
+    live_full += c.live_full;
+    stalled += c.killed && !c.killed_early && c.no_space + c.live_full > c.acked ? 1 : 0;
     keys_checked += c.verify.keys_checked;
+    absent_evictable += c.verify.absent_evictable;
+    bad_reads += c.bad_reads;
+    keys_present += c.keys_present;
+    acked_bytes += c.acked_bytes;
+    acked_bytes_max = std::max(acked_bytes_max, c.acked_bytes);
+    if (c.space.sampled) {
+      ++sampled;
+      cycles_cleaned += c.space.segments_freed > 0 ? 1 : 0;
+      cycles_evicted += c.space.evictions > 0 ? 1 : 0;
+      segments_freed += c.space.segments_freed;
+      bytes_copied += c.space.bytes_copied;
+      evictions += c.space.evictions;
+      bytes_appended += c.space.bytes_appended;
+      waits += c.space.waits;
+      wait_us += c.space.wait_us;
+      refused_live_full += c.space.refused_live_full;
+      refused_behind += c.space.refused_behind;
+    }
     lost += c.verify.lost;
     torn += c.verify.torn;
     unexpected += c.verify.unexpected;
@@ -82,7 +135,7 @@ struct Totals {
   }
   bool clean() const {
     return lost == 0 && torn == 0 && unexpected == 0 && duplicates == 0 && check_problems == 0 &&
-           leaks_after_recovery == 0 && recovery_failures == 0;
+           leaks_after_recovery == 0 && recovery_failures == 0 && bad_reads == 0;
   }
 };
 
@@ -109,9 +162,10 @@ class Progress {
     const uint64_t total = o_.cycles;
     double frac = static_cast<double>(t.cycles) / static_cast<double>(total);
     if (o_.seconds > 0) frac = std::max(frac, std::min(1.0, elapsed_s / o_.seconds));
-    const std::string stats =
-        fmt::format("{}/{} cycles  acked {}  lost {}  torn {}  {:.0f} s", t.cycles, total, si(t.acked),
-                    t.lost, t.torn, elapsed_s);
+    std::string stats =
+        fmt::format("{}/{} cycles  acked {}  lost {}  torn {}", t.cycles, total, si(t.acked), t.lost, t.torn);
+    if (o_.space == SpaceMode::kEvict) stats += fmt::format("  evicted {}", si(t.absent_evictable));
+    stats += fmt::format("  {:.0f} s", elapsed_s);
     if (tty_) {
       constexpr int kWidth = 30;
       const int fill = static_cast<int>(frac * kWidth);
@@ -176,6 +230,10 @@ void print_failure(uint64_t n, const CycleOutcome& c) {
   }
   for (const std::string& e : c.check_examples) std::fprintf(stderr, "    %s\n", e.c_str());
   const VerifyReport& v = c.verify;
+  if (c.bad_reads > 0) {
+    std::fprintf(stderr, "  live reads: %llu get(s) by the writers returned a value not of their key, or an error\n",
+                 static_cast<unsigned long long>(c.bad_reads));
+  }
   if (!v.ok()) {
     std::fprintf(stderr, "  verify: lost %llu, torn %llu, unexpected %llu, duplicates %llu\n",
                  static_cast<unsigned long long>(v.lost), static_cast<unsigned long long>(v.torn),
@@ -192,7 +250,7 @@ int main(int argc, char** argv) {
   if (std::getenv("PMEM_IS_PMEM_FORCE") == nullptr) ::setenv("PMEM_IS_PMEM_FORCE", "1", 1);
 
   Options o;
-  std::string mode = "inprocess", pf = "off", pool_size = "128MiB";
+  std::string mode = "inprocess", pf = "off", pool_size = "128MiB", segment_size = "4MiB", space = "off";
   CLI::App app{"ferrite-crashtest: crash campaigns against a Ferrite pool (kill -9 and simulated power failures); "
                "exit 0 only if every acknowledged write survived every cycle",
                "ferrite-crashtest"};
@@ -204,6 +262,16 @@ int main(int argc, char** argv) {
                  "fenced (only flushed+fenced lines survive) | random (plus a random subset of flushed, unfenced "
                  "lines)")
       ->check(CLI::IsMember({"off", "fenced", "random"}))
+      ->capture_default_str();
+  app.add_option("--space", space,
+                 "log space management: off (in-process: the writer child calls clean() itself; server: ferrited's "
+                 "defaults) | error (the index's background cleaner; writes wait for room, refused only when live data "
+                 "is above the limit) | evict (the cleaner evicts cold keys when full: an absent key is not a loss, a "
+                 "stale one is). error/evict write every key once before the first cycle. Recommended (~1 KB values, "
+                 "a small pool): --value-min 900 --value-max 1100 --pool-size 64MiB --segment-size 2MiB "
+                 "--kill-after-ms-min 50 --kill-after-ms-max 400 with --keys 32000 for error (~50% of the pool live), "
+                 "--keys 96000 for evict (150%)")
+      ->check(CLI::IsMember({"off", "error", "evict"}))
       ->capture_default_str();
   app.add_option("--cycles", o.cycles, "kill cycles to run")->capture_default_str();
   app.add_option("--seconds", o.seconds, "overall time bound: no cycle starts after it (0 = none)")
@@ -230,10 +298,14 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "random seed (0 = pick one; the summary prints it)")->capture_default_str();
   app.add_option("--pool", o.pool, "pool file to create (must not exist; default: a fresh file under /dev/shm)");
   app.add_option("--pool-size", pool_size, "pool size, e.g. 128MiB")->capture_default_str();
+  app.add_option("--segment-size", segment_size, "log segment size of the new pool: a power of two, 2MiB..256MiB")
+      ->capture_default_str();
   app.add_option("--ferrited", o.ferrited, "server mode: the server binary (default: ferrited, or ferrited-pfsim with "
                                            "--pf, next to this binary)");
   app.add_flag("--keep", o.keep, "keep the pool, journals and crash image after a failure (for ferrite-check)");
   app.add_flag("-q,--quiet", o.quiet, "no progress output");
+  app.add_flag("-v,--verbose", o.verbose, "a line per cycle on stderr (acknowledged ops and bytes, refusals, the cleaner's "
+                                          "counters at the kill, keys present and absent after recovery)");
   app.add_flag("--corrupt-acked", o.corrupt_acked,
                "TEST ONLY: damage one acknowledged value on media after each kill (the campaign must fail)")
       ->group("");  // hidden
@@ -244,19 +316,27 @@ int main(int argc, char** argv) {
   }
   o.mode = mode == "server" ? Mode::kServer : Mode::kInProcess;
   o.pf = pf == "off" ? Pf::kOff : pf == "fenced" ? Pf::kFenced : Pf::kRandom;
+  o.space = space == "error" ? SpaceMode::kError : space == "evict" ? SpaceMode::kEvict : SpaceMode::kOff;
   auto usage = [](const std::string& m) {
     std::fprintf(stderr, "ferrite-crashtest: %s\n", m.c_str());
     return 2;
   };
   if (!parse_size(pool_size, &o.pool_size)) return usage("--pool-size " + pool_size + ": not a size");
+  if (!parse_size(segment_size, &o.segment_size) || o.segment_size < (2u << 20) || o.segment_size > (256u << 20) ||
+      (o.segment_size & (o.segment_size - 1)) != 0) {
+    return usage("--segment-size " + segment_size + ": need a power of two in 2MiB..256MiB");
+  }
   if (o.cycles == 0) return usage("--cycles must be at least 1");
   if (o.keys == 0) return usage("--keys must be at least 1");
   if (o.value_min == 0 || o.value_max < o.value_min || o.value_max > (1u << 20)) {
     return usage("need 1 <= --value-min <= --value-max <= 1048576");
   }
   // Threads that flush while the simulator runs: the writers, the cleaner
-  // (in-process) or housekeeping thread (server), and a spare.
-  const unsigned max_workers = o.pf == Pf::kOff ? 32 : PowerFailSim::kMaxThreads - (o.mode == Mode::kServer ? 4 : 2);
+  // (in-process) or housekeeping thread (server), and a spare; in-process
+  // with --space the simulator starts before the index opens, so also the
+  // opening thread and the one crash repair thread.
+  const unsigned pf_others = o.mode == Mode::kServer ? 4 : o.space != SpaceMode::kOff ? 3 : 2;
+  const unsigned max_workers = o.pf == Pf::kOff ? 32 : PowerFailSim::kMaxThreads - pf_others;
   if (o.workers == 0 || o.workers > max_workers) return usage(fmt::format("--workers must be 1..{}", max_workers));
   if (o.workers > o.keys) return usage("--workers must not exceed --keys");
   if (o.kill_min_ms > o.kill_max_ms) return usage("--kill-after-ms-min must not exceed --kill-after-ms-max");
@@ -307,6 +387,25 @@ int main(int argc, char** argv) {
       break;
     }
     t.add(c);
+    if (o.verbose) {
+      progress.finish();
+      std::fprintf(stderr,
+                   "ferrite-crashtest: cycle %llu: %s, acked %llu (%.1f MiB), refused %llu+%llu, present %llu, "
+                   "absent-evictable %llu%s\n",
+                   static_cast<unsigned long long>(n), !c.killed ? "ended on its own" : c.killed_early ? "killed early" : "killed writing",
+                   static_cast<unsigned long long>(c.acked), static_cast<double>(c.acked_bytes) / 1048576.0,
+                   static_cast<unsigned long long>(c.no_space), static_cast<unsigned long long>(c.live_full),
+                   static_cast<unsigned long long>(c.keys_present), static_cast<unsigned long long>(c.verify.absent_evictable),
+                   !c.space.sampled ? ""
+                                    : fmt::format("; at the kill: segments freed {}, copied {} MiB, evictions {}, "
+                                                  "appended {} MiB, waits {} ({} ms), refused {} live full + {} behind; "
+                                                  "live {} MiB (limit {}), free {} MiB",
+                                                  c.space.segments_freed, c.space.bytes_copied >> 20, c.space.evictions,
+                                                  c.space.bytes_appended >> 20, c.space.waits, c.space.wait_us / 1000,
+                                                  c.space.refused_live_full, c.space.refused_behind, c.space.live >> 20,
+                                                  c.space.limit >> 20, c.space.free >> 20)
+                                          .c_str());
+    }
     progress.update(t, ms_since(t0) / 1e3);
     if (!c.ok()) {
       progress.finish();
@@ -314,12 +413,26 @@ int main(int argc, char** argv) {
       rc = 1;
       break;
     }
+    if (c.hung) {
+      progress.finish();
+      std::fprintf(stderr,
+                   "ferrite-crashtest: cycle %llu: the store stopped serving writes: the writers' first batch got no "
+                   "answer within %d s (the cycle verified clean; the campaign stops)\n",
+                   static_cast<unsigned long long>(n), o.mode == Mode::kServer ? 20 : 30);
+      rc = 5;
+      break;
+    }
   }
   progress.finish();
   runner->teardown();
+  const Runner::Preload runner_preload = runner->preload();
   runner.reset();
   const double elapsed = ms_since(t0) / 1e3;
   if (rc == 0 && t.cycles < o.min_cycles) rc = 3;
+  // An evict campaign must have seen evictions: keys absent after recovery
+  // whose journal had a value (the verifier's count; the index's own
+  // counters are per process and die with it).
+  if (rc == 0 && o.space == SpaceMode::kEvict && t.absent_evictable == 0) rc = 4;
 
   const bool pf_on = o.pf != Pf::kOff;
   const char* pf_text = o.pf == Pf::kOff      ? "off (SIGKILL: the page cache keeps every store)"
@@ -328,8 +441,24 @@ int main(int argc, char** argv) {
   std::string out;
   out += fmt::format("ferrite-crashtest: mode {}, power failure {}\n", to_string(o.mode), pf_text);
   out += fmt::format("  seed                {}\n", o.seed);
-  out += fmt::format("  workers, keys       {} writer thread(s), {} keys, values {}..{} bytes, pool {} MiB\n", o.workers,
-                     o.keys, o.value_min, o.value_max, o.pool_size >> 20);
+  out += fmt::format("  workers, keys       {} writer thread(s), {} keys, values {}..{} bytes, pool {} MiB{}\n", o.workers,
+                     o.keys, o.value_min, o.value_max, o.pool_size >> 20,
+                     o.segment_size == (4u << 20) ? "" : fmt::format(" ({} MiB segments)", o.segment_size >> 20));
+  const bool space_on = o.space != SpaceMode::kOff;
+  if (space_on) {
+    uint64_t all = 0;
+    for (uint32_t id = 0; id < o.keys; ++id) all += record_bytes(id, preload_seq(id), o);
+    out += fmt::format("  space               when_full = {}: background cleaner{}; every key once = {} MiB = {:.0f}% of "
+                       "the pool\n",
+                       to_string(o.space), o.mode == Mode::kInProcess ? " in the writer child (the verifier opens without it)" : " (ferrited)",
+                       all >> 20, 100.0 * static_cast<double>(all) / static_cast<double>(o.pool_size));
+    const Runner::Preload& pl = runner_preload;
+    if (pl.done) {
+      out += fmt::format("  preload             {} sets acknowledged ({} MiB), {} refused, in {:.0f} ms; then {} keys present{}\n",
+                         pl.acked, pl.bytes >> 20, pl.refused, pl.ms, pl.present,
+                         o.space == SpaceMode::kEvict ? fmt::format(", {} evicted", pl.absent_evictable) : "");
+    }
+  }
   out += fmt::format("  cycles              {} of {}{}\n", t.cycles, o.cycles,
                      stop_reason.empty() ? "" : " (" + stop_reason + ")");
   out += fmt::format("  kill cycles         {}\n", pf_on ? 0 : t.cycles);
@@ -344,12 +473,44 @@ int main(int argc, char** argv) {
   }
   out += fmt::format("  ops issued          {}\n", t.issued);
   out += fmt::format("  ops acknowledged    {}\n", t.acked);
-  out += fmt::format("  refused: no space   {}\n", t.no_space);
+  out += fmt::format("  refused: no space   {}{}\n", t.no_space,
+                     o.mode == Mode::kInProcess ? " (kNoSpace: the cleaner freed no room in time)" : " (out of memory replies)");
+  if (space_on && o.mode == Mode::kInProcess) out += fmt::format("  refused: live full  {} (kLiveFull: live data above the limit)\n", t.live_full);
+  if (o.space == SpaceMode::kError && t.no_space + t.live_full > 0) {
+    out += "  note                writes were refused in error mode: live full means live data above the limit "
+           "(fewer --keys); no space means the cleaner freed no room within max_wait_ms (load, or the simulator's cost)\n";
+  }
+  if (space_on && t.stalled > 0) {
+    out += fmt::format("  stalled cycles      {} (more writes refused than acknowledged: the store made no room; "
+                       "not a durability failure, but those cycles tested little)\n",
+                       t.stalled);
+  }
+  if (space_on) {
+    const double nc0 = static_cast<double>(std::max<uint64_t>(1, t.cycles));
+    out += fmt::format("  acked bytes/cycle   mean {:.1f} MiB ({:.0f}% of the pool), max {:.1f} MiB ({:.0f}%)\n",
+                       static_cast<double>(t.acked_bytes) / nc0 / 1048576.0,
+                       100.0 * static_cast<double>(t.acked_bytes) / nc0 / static_cast<double>(o.pool_size),
+                       static_cast<double>(t.acked_bytes_max) / 1048576.0,
+                       100.0 * static_cast<double>(t.acked_bytes_max) / static_cast<double>(o.pool_size));
+    out += fmt::format("  cleaner at kills    sampled in {} cycle(s): segments freed {} (in {} cycles), copied {} MiB, "
+                       "evictions {} (in {} cycles), appended {} MiB, backpressure waits {} ({:.0f} ms in all), refused {} live "
+                       "full + {} cleaner behind\n",
+                       t.sampled, t.segments_freed, t.cycles_cleaned, t.bytes_copied >> 20, t.evictions, t.cycles_evicted,
+                       t.bytes_appended >> 20, t.waits, static_cast<double>(t.wait_us) / 1e3, t.refused_live_full,
+                       t.refused_behind);
+    out += fmt::format("  keys present        {:.0f} per cycle after recovery (mean)\n",
+                       static_cast<double>(t.keys_present) / nc0);
+  }
   out += fmt::format("  keys checked        {}\n", t.keys_checked);
   out += fmt::format("  lost                {}\n", t.lost);
   out += fmt::format("  torn                {}\n", t.torn);
   out += fmt::format("  unexpected          {}\n", t.unexpected);
   out += fmt::format("  duplicates          {}\n", t.duplicates);
+  if (o.space == SpaceMode::kEvict) {
+    out += fmt::format("  absent (evictable)  {} (absent where the journal had a value: evicted, not lost)\n",
+                       t.absent_evictable);
+  }
+  if (space_on) out += fmt::format("  bad live reads      {}\n", t.bad_reads);
   out += fmt::format("  checker problems    {}\n", t.check_problems);
   std::string classes;
   for (const auto& [cls, n] : t.leak_classes) classes += fmt::format("{}{} {}", classes.empty() ? "" : ", ", cls, n);
@@ -376,6 +537,9 @@ int main(int argc, char** argv) {
   const char* verdict = rc == 0 ? "PASS: every cycle verified clean"
                         : rc == 1 ? "FAIL: durability violation (see above)"
                         : rc == 3 ? "FAIL: too few cycles within the time bound (--min-cycles)"
+                        : rc == 4 ? "FAIL: evict mode, but no key was ever evicted: the campaign did not test eviction "
+                                    "(more --keys, a smaller --pool-size or longer kill delays)"
+                        : rc == 5 ? "FAIL: the store stopped serving writes (see above)"
                                   : "ERROR: setup or harness failure";
   out += fmt::format("  result              {}\n", verdict);
   std::fputs(out.c_str(), stdout);

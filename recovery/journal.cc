@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -37,6 +38,10 @@ std::string campaign_value(uint32_t id, uint64_t seq, std::size_t min_len, std::
     v.push_back(static_cast<char>('a' + x % 26));
   }
   return v;
+}
+
+std::size_t campaign_value_size(uint32_t id, uint64_t seq, std::size_t min_len, std::size_t max_len) {
+  return std::max(value_len(seq, min_len, max_len), fmt::formatted_size("{}:{}:", id, seq));
 }
 
 bool parse_campaign_value(std::string_view v, std::size_t min_len, std::size_t max_len, uint32_t* id,
@@ -177,6 +182,13 @@ VerifyReport Model::verify(const std::function<std::optional<std::string>(const 
       }
       return false;
     };
+    if (found == 0 && evictable_ && !allowed(0)) {
+      // Evict mode: the cleaner may have evicted the key (durably: no older
+      // value can come back, which the checks of present values enforce).
+      ++rep.absent_evictable;
+      observed[id] = 0;
+      continue;
+    }
     if (!allowed(found)) {
       // A value no write of this key ever produced is "unexpected"; an older
       // state (or absence) instead of an acknowledged one is "lost".

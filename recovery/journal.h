@@ -16,6 +16,12 @@
 // issued later (unacknowledged ops may or may not have taken effect; ops of
 // one key are applied in order). A key owned by one writer thread has a total
 // order of ops; campaigns give each thread its own keys.
+// Evict mode (Model::set_evictable, pool.when_full = evict): a key may also be
+// absent whatever its journal says (the cleaner may have evicted it: its slot
+// became a dead tombstone, durably, so no older value can come back). Such a
+// key is counted as absent_evictable, not lost; a value that is present must
+// still be one of the allowed ones above (else lost, i.e. stale, or torn or
+// unexpected, exactly as without eviction).
 //
 // After a successful verification, settle() folds the observed state into
 // the model's baseline, so the next cycle starts from what is on media.
@@ -40,6 +46,8 @@ std::string campaign_key(uint32_t id);
 // Value of the write with sequence number seq to key id: "<id>:<seq>:" and a
 // filler of a length derived from seq, in [min_len, max_len].
 std::string campaign_value(uint32_t id, uint64_t seq, std::size_t min_len, std::size_t max_len);
+// campaign_value(id, seq, min_len, max_len).size(), without building it.
+std::size_t campaign_value_size(uint32_t id, uint64_t seq, std::size_t min_len, std::size_t max_len);
 // Parses a value; true if it names (id, seq) and its bytes are exactly
 // campaign_value(id, seq, min_len, max_len).
 bool parse_campaign_value(std::string_view v, std::size_t min_len, std::size_t max_len, uint32_t* id,
@@ -88,6 +96,10 @@ struct VerifyReport {
   uint64_t torn = 0;
   uint64_t unexpected = 0;
   uint64_t duplicates = 0;
+  // Evict mode only: keys found absent where the journal allows only a
+  // present value (an acknowledged set, or a value found by the previous
+  // verification and not written since): evicted, not lost.
+  uint64_t absent_evictable = 0;
   std::vector<std::string> examples;  // the first few findings, human-readable
   bool ok() const noexcept { return lost == 0 && torn == 0 && unexpected == 0 && duplicates == 0; }
 };
@@ -109,6 +121,10 @@ class Model {
   VerifyReport verify(const std::function<std::optional<std::string>(const std::string&)>& get,
                       const std::function<void(const std::function<void(std::string_view)>&)>& scan = {});
 
+  // Evict mode: absence is always allowed (see the header comment).
+  void set_evictable(bool on) noexcept { evictable_ = on; }
+  bool evictable() const noexcept { return evictable_; }
+
   uint64_t max_seq() const noexcept { return max_seq_; }
   uint32_t keys() const noexcept { return keys_; }
   std::size_t min_len() const noexcept { return min_len_; }
@@ -127,6 +143,7 @@ class Model {
   uint32_t keys_;
   std::size_t min_len_, max_len_;
   uint64_t max_seq_ = 0;
+  bool evictable_ = false;
   std::unordered_map<uint32_t, KeyState> state_;
 };
 

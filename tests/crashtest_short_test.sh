@@ -9,11 +9,12 @@
 #   server (ferrited-pfsim), pf random          20 cycles
 #   space, pf random: in-process --space error and --space evict, 8 + 8 cycles
 # The space campaigns use the recommended overwrite-heavy small pool (see
-# ferrite-crashtest --help): 64 MiB, ~1 KB values, every key written once
-# first, live data ~45% of the pool (error) or 150% (evict: keys absent after
-# recovery are evicted, not lost; an evict campaign that never saw a key
-# evicted exits 4). Their cycles are few (each costs ~1-3 s: the pool is
-# checked and every key verified); the long campaigns are run by hand.
+# ferrite-crashtest --help): 64 MiB of 2 MiB segments, ~1 KB values, every
+# key written once first, live data ~50% of the pool (error) or 150%
+# (evict: keys absent after recovery are evicted, not lost; an evict
+# campaign that never saw a key evicted exits 4). Their cycles are few
+# (each costs ~1-3 s: the pool is checked and every key verified); the long
+# campaigns are run by hand.
 # Each campaign is bounded by --seconds (about 4 minutes in all); --min-cycles
 # turns "the time bound cut it short" into a failure (exit 3) instead of a
 # silent pass, so a machine too loaded to run the campaign fails it loudly.
@@ -24,8 +25,8 @@ set -u
 ct="${FERRITE_CRASHTEST:?set FERRITE_CRASHTEST to the ferrite-crashtest binary}"
 seed="${FERRITE_CRASHTEST_SEED:-$(date +%s)}"
 small="--keys 2000 --value-max 200 --pool-size 48MiB --kill-after-ms-min 5 --kill-after-ms-max 50"
-space="--value-min 900 --value-max 1100 --pool-size 64MiB --kill-after-ms-min 50 --kill-after-ms-max 400"
-space_error="--space error --keys 28000 $space"
+space="--value-min 900 --value-max 1100 --pool-size 64MiB --segment-size 2MiB --kill-after-ms-min 50 --kill-after-ms-max 400"
+space_error="--space error --keys 32000 $space"
 space_evict="--space evict --keys 96000 $space"
 
 run() {
