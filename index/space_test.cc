@@ -279,3 +279,27 @@ TEST_F(SpaceTest, EvictedKeysStayGoneAfterACrashAndARestart) {
 
 }  // namespace
 }  // namespace ferrite::index
+
+namespace ferrite::index {
+namespace {
+
+// Live bytes per log segment steer the cleaner and the live limit: they
+// must survive a crash, its repair, a clean close and a clean open (the
+// close once saved them as 0 for segments whose tail the crash left
+// unknown).
+TEST_F(SpaceTest, LiveBytesSurviveCrashRepairCleanCloseAndReopen) {
+  create(64u << 20, 2u << 20);
+  open(SpaceOptions{});
+  constexpr uint64_t kKeys = 20000;
+  for (uint64_t i = 0; i < kKeys; ++i) ASSERT_EQ(set(i % 2, i, 1), Result::kOk);
+  EXPECT_EQ(idx_->stats().log_bytes_live, kKeys * kRecord);
+  reopen(/*crash=*/true);
+  EXPECT_EQ(idx_->stats().log_bytes_live, kKeys * kRecord) << "after the crash repair";
+  reopen(/*crash=*/false);
+  EXPECT_EQ(idx_->stats().log_bytes_live, kKeys * kRecord) << "after a clean close of the repaired pool";
+  reopen(/*crash=*/false);
+  EXPECT_EQ(idx_->stats().log_bytes_live, kKeys * kRecord) << "and again";
+}
+
+}  // namespace
+}  // namespace ferrite::index
