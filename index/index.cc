@@ -167,6 +167,7 @@ Status IndexImpl::open_or_create() {
       prev = off;
     }
     table_segments_.store(n, std::memory_order_relaxed);
+    dir_depth_.store(static_cast<unsigned>(d->depth), std::memory_order_relaxed);
   }
   session_ = (pool_.root()->open_count & 0xffff) << 48;
   stale_feature_.store((pool_.root()->incompat_features & pmem::kIncompatStaleRecords) != 0,

@@ -174,6 +174,10 @@ class IndexImpl {
   // transaction then rolls back: an overcount errs on the safe side), - 1
   // per free of a table segment. Orphans a crash left are not counted.
   std::atomic<int64_t> table_segments_{0};
+  // The directory's global depth (space accounting reads it without being
+  // QSBR-online, so not from the directory itself): set at open and by
+  // each doubling (under dir_mu_).
+  std::atomic<unsigned> dir_depth_{0};
   std::atomic<uint64_t> splits_{0};
   std::atomic<uint64_t> doublings_{0};
   std::unique_ptr<Space> space_;             // free space, the background cleaner (space.h)

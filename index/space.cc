@@ -112,7 +112,7 @@ uint64_t Space::used_bytes() const noexcept {
   // A table segment's allocation unit (register_table_class) in runs of 32,
   // plus a run header's share; the directory (8 bytes an entry); the root.
   const uint64_t table_unit = (sizeof(TableSegment) + 2 * kCacheLine + 16) * 33 / 32;
-  const uint64_t depth = std::min<uint64_t>(idx_.dir()->depth, 40);
+  const uint64_t depth = std::min<uint64_t>(idx_.dir_depth_.load(std::memory_order_relaxed), 40);
   return logs * seg_size_ + tables * table_unit + (8ull << depth) + (256u << 10);
 }
 

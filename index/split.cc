@@ -121,6 +121,7 @@ Result IndexImpl::double_directory(unsigned min_depth) noexcept {
   });
   if (!s.is_ok()) return s.code() == Status::Code::kNoSpace ? Result::kNoSpace : Result::kRetry;
   doublings_.fetch_add(1, std::memory_order_relaxed);
+  dir_depth_.store(nd, std::memory_order_relaxed);
   FERRITE_CRASH_POINT(crash::kSplitAfterDirDouble);
   const uint64_t old_obj = old->obj_off;
   note_unlinked(old_obj, true);  // under dir_mu_: no orphan scan sees it unnamed and unlisted
