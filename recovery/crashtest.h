@@ -149,6 +149,9 @@ class Runner {
   const Preload& preload() const noexcept { return preload_; }
 
  protected:
+  // Takes the preload's verification (a cycle's outcome with no crash) into
+  // preload_, or says why it did not verify.
+  Status note_preload_verified(const CycleOutcome& c);
   Preload preload_;
 };
 

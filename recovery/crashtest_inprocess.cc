@@ -100,15 +100,7 @@ class InProcessRunner final : public Runner {
     // is then what the pool holds.
     CycleOutcome c;
     FERRITE_RETURN_IF_ERROR(recover_and_verify(0, recs, &c));
-    if (!c.ok()) {
-      std::string why = c.recovery_error;
-      for (const std::string& e : c.verify.examples) why += (why.empty() ? "" : "; ") + e;
-      return Status::internal(fmt::format("the preload did not verify (lost {}, torn {}, unexpected {}): {}",
-                                          c.verify.lost, c.verify.torn, c.verify.unexpected, why));
-    }
-    preload_.present = c.keys_present;
-    preload_.absent_evictable = c.verify.absent_evictable;
-    return Status::ok();
+    return note_preload_verified(c);
   }
 
   void teardown() override { PowerFailSim::remove_files(shadow_); }

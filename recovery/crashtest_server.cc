@@ -476,15 +476,7 @@ Status ServerRunner::preload() {
   // server holds.
   CycleOutcome out;
   verify(&out, journal.records());
-  if (!out.ok()) {
-    std::string why = out.recovery_error;
-    for (const std::string& e : out.verify.examples) why += (why.empty() ? "" : "; ") + e;
-    return Status::internal(fmt::format("the preload did not verify (lost {}, torn {}, unexpected {}): {}",
-                                        out.verify.lost, out.verify.torn, out.verify.unexpected, why));
-  }
-  preload_.present = out.keys_present;
-  preload_.absent_evictable = out.verify.absent_evictable;
-  return Status::ok();
+  return note_preload_verified(out);
 }
 
 void ServerRunner::sample_space(CycleOutcome::SpaceSample* sp) {

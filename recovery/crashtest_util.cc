@@ -226,4 +226,16 @@ bool reap(pid_t pid, int* exit_code) {
   return false;
 }
 
+Status Runner::note_preload_verified(const CycleOutcome& c) {
+  if (!c.ok()) {
+    std::string why = c.recovery_error;
+    for (const std::string& e : c.verify.examples) why += (why.empty() ? "" : "; ") + e;
+    return Status::internal(fmt::format("the preload did not verify (lost {}, torn {}, unexpected {}): {}",
+                                        c.verify.lost, c.verify.torn, c.verify.unexpected, why));
+  }
+  preload_.present = c.keys_present;
+  preload_.absent_evictable = c.verify.absent_evictable;
+  return Status::ok();
+}
+
 }  // namespace ferrite::recovery::crashtest
