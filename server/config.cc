@@ -169,8 +169,15 @@ const std::map<std::string, Setter>& setters() {
       {"pool.path", string([](const std::string& s) { return !s.empty() && s[0] == '/'; }, "an absolute path",
                            [](Config& c, std::string v) { c.pool.path = std::move(v); })},
       {"pool.size", size(16ull << 20, 16ull << 40, false, "allowed 16MiB..16TiB", [](Config& c, uint64_t v) { c.pool.size = v; })},
-      {"pool.segment_size", size(2ull << 20, 256ull << 20, true, "allowed a power of two in 2MiB..256MiB",
-                                 [](Config& c, uint64_t v) { c.pool.segment_size = v; })},
+      {"pool.segment_size",
+       [](const toml::node& n, Config& c, const std::string& key, std::string_view src) -> Status {
+         if (n.is_string() && *n.value<std::string>() == "auto") {
+           c.pool.segment_size = 0;
+           return Status::ok();
+         }
+         return size(2ull << 20, 256ull << 20, true, "\"auto\" or a power of two in 2MiB..256MiB",
+                     [](Config& c2, uint64_t v) { c2.pool.segment_size = v; })(n, c, key, src);
+       }},
       {"pool.when_full", string([](const std::string& s) { return s == "error" || s == "evict"; }, "\"error\" or \"evict\"",
                                 [](Config& c, std::string v) { c.pool.when_full = std::move(v); })},
       {"pool.reserve", number(0.0, 0.5, [](Config& c, double v) { c.pool.reserve = v; })},
@@ -294,6 +301,11 @@ std::string toml_number(double v) {
   return s;
 }
 
+uint64_t segment_size_for(uint64_t configured, uint64_t pool_size) noexcept {
+  if (configured != 0) return configured;
+  return pool_size < (1ull << 30) ? (2ull << 20) : (4ull << 20);
+}
+
 std::string to_toml(const Config& c) {
   auto list = [](const std::vector<std::string>& v) {
     std::string s = "[";
@@ -307,7 +319,8 @@ std::string to_toml(const Config& c) {
       "max_wait_ms = {}\n\n[log]\nlevel = \"{}\"\n\n"
       "[dpdk]\neal_args = {}\nport = {}\nip = \"{}\"\nmac = \"{}\"\nmbufs = {}\nburst = {}\nidle_sleep_us = {}\n",
       c.server.backend, c.server.bind, c.server.port, c.server.workers, c.server.pin_cores, list(c.server.allow),
-      c.server.memcached_udp_port, c.server.memcached_tcp_port, c.server.max_datagram, c.pool.path, c.pool.size, c.pool.segment_size,
+      c.server.memcached_udp_port, c.server.memcached_tcp_port, c.server.max_datagram, c.pool.path, c.pool.size,
+      c.pool.segment_size == 0 ? std::string("\"auto\"") : std::to_string(c.pool.segment_size),
       c.pool.when_full, toml_number(c.pool.reserve), toml_number(c.cleaner.low_watermark),
       toml_number(c.cleaner.high_watermark), c.cleaner.max_copy_mbps, c.cleaner.max_wait_ms, c.log.level, list(c.dpdk.eal_args),
       c.dpdk.port, c.dpdk.ip, c.dpdk.mac, c.dpdk.mbufs, c.dpdk.burst, c.dpdk.idle_sleep_us);

@@ -32,7 +32,9 @@ struct Config {
   struct Pool {
     std::string path = "/dev/shm/ferrite.pool";
     uint64_t size = 1ull << 30;
-    uint64_t segment_size = 4ull << 20;
+    // 0 = "auto": chosen at pool creation by segment_size_for() (fixed for
+    // the pool's life after that; an existing pool keeps its own).
+    uint64_t segment_size = 0;
     std::string when_full = "error";   // "error" | "evict"
     double reserve = 0.10;
     bool operator==(const Pool&) const = default;
@@ -71,6 +73,11 @@ StatusOr<Config> load_config_file(const std::string& path);
 
 // Parses "1GiB", "512MiB", "4096", "64k" ... into bytes.
 StatusOr<uint64_t> parse_size(std::string_view s);
+
+// The log segment size a new pool of `pool_size` bytes gets for a configured
+// pool.segment_size (0 = "auto": 2 MiB below 1 GiB, where each log head and
+// reserve segment is a visible share of the pool, else 4 MiB).
+uint64_t segment_size_for(uint64_t configured, uint64_t pool_size) noexcept;
 
 std::string to_toml(const Config& c);
 

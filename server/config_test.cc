@@ -173,6 +173,22 @@ TEST(Config, Sizes) {
   EXPECT_THAT(error_of("[pool]\nsegment_size = \"3MiB\"\n"), AllOf(HasSubstr("pool.segment_size"), HasSubstr("power of two")));
   EXPECT_THAT(error_of("[pool]\nsegment_size = \"1MiB\"\n"), HasSubstr("2MiB..256MiB"));
   EXPECT_THAT(error_of("[pool]\nsegment_size = \"512MiB\"\n"), HasSubstr("2MiB..256MiB"));
+  EXPECT_THAT(error_of("[pool]\nsegment_size = \"automatic\"\n"), HasSubstr("\"auto\" or a power of two"));
+}
+
+TEST(Config, SegmentSizeAutoDependsOnThePoolSize) {
+  auto c = parse_config("[pool]\nsegment_size = \"auto\"\n", "t");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->pool.segment_size, 0u);
+  EXPECT_EQ(Config{}.pool.segment_size, 0u);  // the default
+  EXPECT_EQ(segment_size_for(0, 64ull << 20), 2ull << 20);
+  EXPECT_EQ(segment_size_for(0, (1ull << 30) - 1), 2ull << 20);
+  EXPECT_EQ(segment_size_for(0, 1ull << 30), 4ull << 20);
+  EXPECT_EQ(segment_size_for(8ull << 20, 64ull << 20), 8ull << 20);  // an explicit size wins
+  // "auto" round-trips through --print-config's TOML.
+  auto back = parse_config(to_toml(*c), "printed");
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->pool.segment_size, 0u);
 }
 
 TEST(Config, StringsAndAddresses) {
