@@ -3,7 +3,7 @@
 // Lookup protocol (readers, any thread):
 //  A1  d = root.dir (acquire)                         pairs with R3 (dir switch)
 //  A2  s = d.seg[top G bits of h] (acquire)          pairs with R4 (split publish)
-//  A3  for the 16 probe slots: w = slot (acquire)     pairs with R2 (writer CAS)
+//  A3  for the 32 probe slots: w = slot (acquire)     pairs with R2 (writer CAS)
 //        empty -> key absent (T2); tag match -> compare the record's key
 //  A4  if s.state == retired (acquire): a split has replaced s; retry from A1
 // Between A2 and A3, ensure_repaired(s) (repair.cc): after a dirty shutdown

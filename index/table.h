@@ -13,12 +13,14 @@
 //                                 // next (0 ends); 1 = no log segment. 0 = no chain (a pool last
 //                                 // opened by an older build, which cleared it at open): the
 //                                 // opener enumerates objects and rebuilds it
+//     u64 pad[2];
 //     u64 log_heads[64];          // per worker: POff of its current log segment
 //     u64 log_tails[64];          // per worker: tail offset inside it (clean close only)
 //   };
 //   struct Directory {            // pmemobj object
 //     u64 magic; u64 depth;       // global depth G
-//     u64 pad[6];
+//     u64 obj_off;                // libpmemobj object holding it (for free)
+//     u64 pad[5];
 //     atomic<u64> seg[1 << G];    // POff<TableSegment>; entry j serves hashes whose top G bits are j
 //   };
 //   struct TableSegment {         // pmemobj object, 64-byte aligned inside it
@@ -31,8 +33,9 @@
 //     u64 pad[3];
 //     Bucket buckets[256];        // 16 KiB
 //   };
-// A key probes its two buckets (hash bits 0..7 and 8..15) in a fixed order,
-// 16 slots. Insertion takes the FIRST empty slot of that sequence by CAS, and
+// A key probes four buckets in a fixed order (probe_slot): its two choices
+// b1 (hash bits 0..7) and b2 (bits 8..15), each followed by its neighbour,
+// kProbeSlots = 32 slots. Insertion takes the FIRST empty slot of that sequence by CAS, and
 // a slot never returns to empty while its segment lives, so:
 //   Invariant T1: a key occupies at most one slot of a segment (two inserters
 //     of the same key race for the same first empty slot; the loser re-scans
