@@ -25,6 +25,17 @@ constexpr std::size_t round_up(std::size_t n, std::size_t align) noexcept {
     if (FERRITE_UNLIKELY(!(cond))) ::ferrite::check_failed(#cond, __FILE__, __LINE__); \
   } while (0)
 
+// A check of a documented invariant that debug builds make (the default
+// debugoptimized build included) and release builds (NDEBUG) compile out:
+// for checks on hot paths. Same failure path as FERRITE_CHECK.
+#ifdef NDEBUG
+#define FERRITE_DCHECK(cond) \
+  do {                       \
+  } while (0)
+#else
+#define FERRITE_DCHECK(cond) FERRITE_CHECK(cond)
+#endif
+
 namespace ferrite {
 [[noreturn]] void check_failed(const char* cond, const char* file, int line);
 }

@@ -52,6 +52,8 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
   batch_.commit();  // P1: copies durable
   std::vector<std::pair<std::atomic<uint64_t>*, uint64_t>> published;
   for (Move& m : moves) {
+    // C2 recorded the word that named R, and R is in the victim.
+    FERRITE_DCHECK(slot::rec_off(m.expected) == static_cast<uint64_t>(reinterpret_cast<const char*>(m.from) - idx_.base_));
     for (;;) {
       uint64_t exp = m.expected;
       // Never CAS a frozen slot: a split already copied its entry into a
@@ -181,7 +183,9 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st, bool evict) {
     ++st->skipped_no_space;
     return false;
   }
-  // C4: free V once every worker has quiesced.
+  // C4: free V once every worker has quiesced. V is still ours: nothing
+  // else moves a segment out of kSegCleaning.
+  FERRITE_DCHECK(v.use.load(std::memory_order_relaxed) == kSegCleaning);
   const uint32_t id = idx_.segs_.id_of(&v);
   const bool empty = st->records_moved == moved_before;
   idx_.qsbr_.retire([this, voff, id, empty] {

@@ -26,7 +26,10 @@ class Qsbr {
 
   // R1: publishes "this thread holds no references taken before now".
   // Pairs with A1 in reclaim().
+  // The thread must be online: a quiesce of an offline slot would bring it
+  // online by a release store, without F1 (online()).
   void quiesce(unsigned t) noexcept {
+    FERRITE_DCHECK(slots_[t].seen.load(std::memory_order_relaxed) != kOffline);
     slots_[t].seen.store(epoch_.load(std::memory_order_acquire), std::memory_order_release);
   }
   // An offline thread never holds references and does not delay reclamation.
@@ -44,6 +47,12 @@ class Qsbr {
   // atomic_thread_fence, and xchg is the barrier on x86 anyway.
   void online(unsigned t) noexcept {
     slots_[t].seen.exchange(epoch_.load(std::memory_order_seq_cst), std::memory_order_seq_cst);  // F1
+  }
+
+  // The release store online() was before F1, kept only for the litmus test
+  // (qsbr_test.cc) that shows why F1 is needed: never call it elsewhere.
+  void TEST_online_without_fence(unsigned t) noexcept {
+    slots_[t].seen.store(epoch_.load(std::memory_order_acquire), std::memory_order_release);
   }
 
   // Schedules fn to run once every online thread has quiesced after now.
