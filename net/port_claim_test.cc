@@ -90,7 +90,8 @@ TEST(PortClaim, BindLockIsExclusiveAndReleasedWithItsFd) {
   EXPECT_NE(b.status().message().find("test role"), std::string::npos);
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms) << "it waited for the holder";
   EXPECT_TRUE(PortBindLock::acquire(PortProto::kTcp, lock_port(), "x", 0ms).is_ok()) << "per protocol";
-  EXPECT_TRUE(PortBindLock::acquire(PortProto::kUdp, static_cast<uint16_t>(lock_port() + 1), "x", 0ms).is_ok()) << "per port";
+  const auto next = static_cast<uint16_t>(lock_port() + 1);
+  EXPECT_TRUE(PortBindLock::acquire(PortProto::kUdp, next, "x", 0ms).is_ok()) << "per port";
   a = StatusOr<PortBindLock>(PortBindLock());  // released
   EXPECT_TRUE(PortBindLock::acquire(PortProto::kUdp, lock_port(), "x", 0ms).is_ok());
 }

@@ -194,7 +194,9 @@ void Engine::on_idle(unsigned worker) {
     bump(ws.stats->idle_sweep_expired, n);
   }
   PartialEvictions ev;
-  if (ws.partial.size() != 0 && ws.partial.expire_st(now, std::chrono::seconds(1), &ev) != 0) count_evictions(*ws.stats, ev);
+  if (ws.partial.size() != 0 && ws.partial.expire_st(now, std::chrono::seconds(1), &ev) != 0) {
+    count_evictions(*ws.stats, ev);
+  }
 }
 
 void Engine::on_burst(unsigned worker, std::span<const net::Datagram> in, net::TxQueue& out) {

@@ -190,7 +190,8 @@ TEST_F(EngineFragments, IdleExpiryIsCountedAsExpired) {
   Engine engine(*idx_, eo);
   const sockaddr_in from = peer(40002);
   const std::string v(3000, 'x');
-  auto dg = request(5, engine.cookie_for(from), proto::RequestOp{.opcode = proto::Opcode::kSet, .key = "k", .value = v})[0];
+  auto dg = request(5, engine.cookie_for(from),
+                    proto::RequestOp{.opcode = proto::Opcode::kSet, .key = "k", .value = v})[0];
   net::TxQueue out;
   const net::Datagram d{from, std::span<const uint8_t>(dg)};
   engine.on_burst(0, std::span<const net::Datagram>(&d, 1), out);

@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
   {
     Status st;
     if (!use_dpdk) {
-      st = net::check_port_free(net::PortProto::kUdp, cfg.server.bind, static_cast<uint16_t>(cfg.server.port), kNativeRole);
+      st = net::check_port_free(net::PortProto::kUdp, cfg.server.bind, static_cast<uint16_t>(cfg.server.port),
+                                kNativeRole);
       if (st.is_ok() && mc_udp) {
         st = net::check_port_free(net::PortProto::kUdp, cfg.server.bind,
                                   static_cast<uint16_t>(cfg.server.memcached_udp_port), kMcUdpRole);
@@ -227,7 +228,7 @@ int main(int argc, char** argv) {
   if (mc_tcp) {
     auto t = server::McTcpServer::create(mc, cfg.server.bind, static_cast<uint16_t>(cfg.server.memcached_tcp_port),
                                          index_workers - 1);
-    if (!t) return fail(t.status());
+    if (!t) return fail(t.status().with_context(kMcTcpRole));
     mc_tcp_server = std::move(t).value();
   }
   mc.set_extra_stats([&engine] {

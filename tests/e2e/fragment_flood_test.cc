@@ -51,8 +51,20 @@ TEST(FragmentFlood, HonestLargeSetsSucceedDuringAFlood) {
       if ((sent.fetch_add(1) + 1) % 20 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
+  // Stopped and joined on every path out of the test, failed asserts included.
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop.store(true);
+      if (t.joinable()) t.join();
+    }
+  } join{stop, flooder};
   // Let the flood fill the slots (64 messages take ~10 ms at this rate).
-  while (sent.load() < 500) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto fill_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (sent.load() < 500 && std::chrono::steady_clock::now() < fill_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 
   auto honest = server.client(300);
   ASSERT_NE(honest, nullptr);
@@ -65,6 +77,7 @@ TEST(FragmentFlood, HonestLargeSetsSucceedDuringAFlood) {
   const uint64_t flood_sent = sent.load();
   stop.store(true);
   flooder.join();
+  ASSERT_GE(flood_sent, 500u) << "the flood ran";
   EXPECT_EQ(ok, 9) << "honest 100 KB sets that succeeded during the flood (" << flood_sent << " flood datagrams)";
   for (int i = 0; i < 9; ++i) {
     client::Reply r;

@@ -233,8 +233,10 @@ TEST(PortExclusive, TwoStartedTogetherExactlyOneServes) {
     Ferrited a({"--port", std::to_string(port)}), b({"--port", std::to_string(port)});
     // The loser exits within seconds (after opening its pool, if it passed
     // the early check in the same instant as the winner).
-    const auto deadline = Clock::now() + std::chrono::seconds(15);
-    while (a.running() && b.running() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (a.running() && b.running() && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the winner must still be up afterwards
     const bool ra = a.running(), rb = b.running();
     EXPECT_TRUE(ra != rb) << "a running: " << ra << ", b running: " << rb;
