@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "common/log.h"
+#include "net/port_claim.h"
 
 namespace ferrite::net {
 
@@ -17,11 +18,26 @@ StatusOr<std::unique_ptr<KernelBackend>> KernelBackend::create(const KernelBacke
                                                                PacketHandler& handler) {
   if (opts.workers == 0 || opts.workers > 64) return Status::invalid_argument("workers must be 1..64");
   std::unique_ptr<KernelBackend> b(new KernelBackend(opts, handler));
+  // Port exclusivity (net/port_claim.h, I1): the group's first socket is
+  // bound under the port's bind lock, after a probe without SO_REUSEPORT
+  // showed nobody serves the port. Port 0 is first resolved with a plain
+  // socket: an ephemeral pick WITH SO_REUSEPORT may land in another
+  // process's group of the same user.
   uint16_t port = opts.port;
+  UdpSocket pick;
+  if (port == 0) {
+    auto s = UdpSocket::bind(opts.bind, 0, /*reuseport=*/false);
+    if (!s) return s.status();
+    port = s->local_port();
+    pick = std::move(s).value();
+  }
+  auto lock = PortBindLock::acquire(PortProto::kUdp, port, opts.role);
+  if (!lock) return lock.status();
+  pick = UdpSocket();  // released under the lock; the probe takes its place
+  if (Status st = probe_port_free(PortProto::kUdp, opts.bind, port, opts.role); !st.is_ok()) return st;
   for (unsigned w = 0; w < opts.workers; ++w) {
     auto s = UdpSocket::bind(opts.bind, port, /*reuseport=*/true);
-    if (!s) return s.status();
-    if (w == 0) port = s->local_port();  // port 0: the kernel picked one; the rest share it
+    if (!s) return s.status().with_context(opts.role);
     // Room for bursts of fragments (a 1 MiB value is ~730 datagrams): root
     // may exceed net.core.rmem_max with SO_RCVBUFFORCE; others get the max.
     int bytes = 32 << 20;

@@ -1,7 +1,8 @@
 // Kernel UDP backend: N workers, each with its own SO_REUSEPORT socket bound
 // to the same address and port, receiving bursts with recvmmsg(2) and
 // sending replies with sendmmsg(2). The embedded default: it needs nothing
-// but a Linux box.
+// but a Linux box. The group is bound only on a port nobody else serves
+// (net/port_claim.h), so no other process shares its clients.
 //
 // Thread safety: start() spawns the workers; stop() may be called from any
 // thread (e.g. a signal-driven main loop) and joins them.
@@ -28,6 +29,7 @@ struct KernelBackendOptions {
   bool pin_cores = true;        // worker w pinned to CPU w % ncpu
   unsigned burst = 32;          // datagrams per recvmmsg
   int poll_timeout_ms = 100;    // how long an idle worker sleeps in poll()
+  std::string role = "UDP port";  // named in errors, e.g. "native UDP port (server.port)"
 };
 
 struct alignas(kCacheLine) KernelWorkerStats {
@@ -42,8 +44,10 @@ struct alignas(kCacheLine) KernelWorkerStats {
 
 class KernelBackend {
  public:
-  // Binds every worker's socket now, so "port in use" is reported before
-  // anything starts.
+  // Binds every worker's socket now, so "address in use" is reported before
+  // anything starts. The port is exclusive to this backend: if any other
+  // socket (another ferrited's group included) is bound to it, kBusy and
+  // nothing is bound (net/port_claim.h).
   static StatusOr<std::unique_ptr<KernelBackend>> create(const KernelBackendOptions& opts, PacketHandler& handler);
   ~KernelBackend();
 

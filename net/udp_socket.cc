@@ -50,7 +50,7 @@ StatusOr<UdpSocket> UdpSocket::bind(const std::string& addr, uint16_t port, bool
     int err = errno;
     switch (err) {
       case EADDRINUSE:
-        return Status::busy(fmt::format("cannot bind UDP {}:{}: port in use by another program", addr, port));
+        return Status::busy(fmt::format("cannot bind UDP {}:{}: address in use by another process", addr, port));
       case EADDRNOTAVAIL:
         return Status::invalid_argument(
             fmt::format("cannot bind UDP {}:{}: {} is not an address of this host", addr, port, addr));

@@ -29,8 +29,9 @@ class UdpSocket {
   UdpSocket& operator=(const UdpSocket&) = delete;
 
   // Binds a UDP socket to addr:port. reuseport lets N workers share the port
-  // (the kernel spreads flows over them); a port held by another program
-  // without SO_REUSEPORT gives kBusy.
+  // (the kernel spreads flows over them); a port held by another process
+  // without SO_REUSEPORT gives kBusy. reuseport alone does not make the port
+  // exclusive: KernelBackend claims it first (net/port_claim.h).
   static StatusOr<UdpSocket> bind(const std::string& addr, uint16_t port, bool reuseport);
 
   int fd() const noexcept { return fd_; }

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "common/hash.h"
+#include "server/reassembly.h"
 
 namespace ferrite::server {
 namespace {
@@ -80,6 +81,13 @@ inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
+void count_evictions(EngineStats& st, const PartialEvictions& ev) noexcept {
+  bump(st.drop_partial_source_budget, ev.source_budget);
+  bump(st.drop_partial_oldest, ev.oldest);
+  bump(st.drop_partial_expired, ev.expired);
+  bump(st.drop_partial_evicted, ev.source_budget + ev.oldest + ev.expired);
+}
+
 }  // namespace
 
 StatusOr<Cidr> parse_cidr(const std::string& s) {
@@ -126,11 +134,7 @@ struct Engine::WorkerState {
   std::vector<Entry> entries;
   std::vector<Message> msgs;
   std::vector<std::unique_ptr<std::vector<uint8_t>>> bodies;  // reassembled bodies alive this burst
-  struct Partial {
-    proto::Reassembly r;
-    std::chrono::steady_clock::time_point started;
-  };
-  std::unordered_map<PeerKey, Partial, PeerKeyHash> partial;
+  PartialTable partial{64};  // sized from EngineOptions::max_partial by the constructor
   std::chrono::steady_clock::time_point last_sweep{};
   bool swept = false;  // the first idle call sweeps (the steady clock's zero is boot, not "long ago")
   uint64_t burst_unix = 0;   // unix_now() for this burst, 0 = not read yet
@@ -163,6 +167,7 @@ Engine::Engine(index::Index& idx, const EngineOptions& opts) : idx_(idx), opts_(
     auto ws = std::make_unique<WorkerState>();
     ws->worker = &idx.worker(w);
     ws->replies.resize(opts_.dup_window);
+    ws->partial = PartialTable(opts_.max_partial);
     workers_.push_back(std::move(ws));
   }
 }
@@ -188,13 +193,9 @@ void Engine::on_idle(unsigned worker) {
     bump(ws.stats->idle_sweep_steps, 1);
     bump(ws.stats->idle_sweep_expired, n);
   }
-  for (auto it = ws.partial.begin(); it != ws.partial.end();) {
-    if (now - it->second.started > std::chrono::seconds(1)) {
-      bump(ws.stats->drop_partial_evicted, 1);
-      it = ws.partial.erase(it);
-    } else {
-      ++it;
-    }
+  PartialEvictions ev;
+  if (ws.partial.size() != 0 && ws.partial.expire_st(now, std::chrono::seconds(1), &ev) != 0) {
+    count_evictions(*ws.stats, ev);
   }
 }
 
@@ -254,25 +255,21 @@ void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQue
     start_message(ws, d.peer, h, payload, d.payload.size(), out);
     return;
   }
-  auto [it, fresh] = ws.partial.try_emplace(key);
-  if (fresh) {
-    if (ws.partial.size() > opts_.max_partial) {
-      // Bounded memory: refuse new fragmented messages beyond the limit.
-      ws.partial.erase(it);
-      bump(st.drop_partial_evicted, 1);
-      return;
-    }
-    it->second.started = std::chrono::steady_clock::now();
-  }
-  Result r = it->second.r.add(h, payload);
+  // Bounded memory, shared fairly: a new message always gets a slot, at the
+  // cost of its own source's oldest or else the oldest of all (reassembly.h).
+  const PartialKey pkey{key.addr, key.rid};
+  PartialEvictions ev;
+  proto::Reassembly& ra = ws.partial.find_or_open_st(pkey, std::chrono::steady_clock::now(), &ev);
+  if (ev.source_budget + ev.oldest != 0) count_evictions(st, ev);
+  Result r = ra.add(h, payload);
   if (r == Result::kRetry) return;
   if (r != Result::kOk) {
     bump(st.drop_bad_fragment, 1);
-    ws.partial.erase(it);
+    ws.partial.erase_st(pkey);
     return;
   }
-  auto body = std::make_unique<std::vector<uint8_t>>(it->second.r.body().begin(), it->second.r.body().end());
-  ws.partial.erase(it);
+  auto body = std::make_unique<std::vector<uint8_t>>(ra.body().begin(), ra.body().end());
+  ws.partial.erase_st(pkey);
   ws.bodies.push_back(std::move(body));
   const auto& b = *ws.bodies.back();
   start_message(ws, d.peer, h, std::span<const uint8_t>(b.data(), b.size()), b.size(), out);
@@ -468,6 +465,9 @@ std::string Engine::stats_text() const {
   line("drop_bad_header", sum(&EngineStats::drop_bad_header));
   line("drop_bad_fragment", sum(&EngineStats::drop_bad_fragment));
   line("drop_partial_evicted", sum(&EngineStats::drop_partial_evicted));
+  line("drop_partial_source_budget", sum(&EngineStats::drop_partial_source_budget));
+  line("drop_partial_oldest", sum(&EngineStats::drop_partial_oldest));
+  line("drop_partial_expired", sum(&EngineStats::drop_partial_expired));
   line("idle_sweep_steps", sum(&EngineStats::idle_sweep_steps));
   line("idle_sweep_expired", sum(&EngineStats::idle_sweep_expired));
   line("malformed", sum(&EngineStats::malformed));

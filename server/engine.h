@@ -43,7 +43,9 @@ struct EngineOptions {
   uint64_t cookie_secret = 0;       // 0: random at construction
   std::size_t max_datagram = proto::kDefaultDatagram;
   std::size_t dup_window = 4096;    // remembered replies per worker (direct-mapped slots)
-  std::size_t max_partial = 64;     // incomplete fragmented messages per worker
+  // Incomplete fragmented messages per worker; one source (address + port)
+  // holds at most max(2, max_partial / 8) of them (server/reassembly.h).
+  std::size_t max_partial = 64;
   // Expiry sweep in the workers' idle time (DPDK: nothing else may run on a
   // polling core): an idle worker sweeps this many index slots at most once
   // per idle_sweep_interval, a step of a few microseconds. 0 = off (the
@@ -54,7 +56,10 @@ struct EngineOptions {
 
 struct alignas(kCacheLine) EngineStats {
   std::atomic<uint64_t> requests{0}, ops{0}, gets{0}, hits{0}, misses{0}, writes{0};
-  std::atomic<uint64_t> drop_not_allowed{0}, drop_bad_header{0}, drop_bad_fragment{0}, drop_partial_evicted{0};
+  std::atomic<uint64_t> drop_not_allowed{0}, drop_bad_header{0}, drop_bad_fragment{0};
+  // Partial messages dropped, by reason (server/reassembly.h E1-E3), and their sum.
+  std::atomic<uint64_t> drop_partial_source_budget{0}, drop_partial_oldest{0}, drop_partial_expired{0};
+  std::atomic<uint64_t> drop_partial_evicted{0};
   std::atomic<uint64_t> malformed{0}, unknown_opcode{0}, too_large{0}, out_of_memory{0};
   std::atomic<uint64_t> cookie_replies{0}, duplicates{0}, replies{0};
   std::atomic<uint64_t> idle_sweep_steps{0}, idle_sweep_expired{0};

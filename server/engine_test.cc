@@ -1,13 +1,19 @@
 // Engine unit tests: behaviour that needs no network (the e2e suite drives
-// the engine through a backend).
+// the engine through a backend): the idle expiry sweep, fragment reassembly
+// under a flood. Single-threaded: the tests call on_burst/on_idle for worker 0.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "index/index.h"
+#include "proto/native.h"
 #include "server/engine.h"
 #include "tests/util/temp_path.h"
 
@@ -81,6 +87,122 @@ TEST_F(EngineIdleSweep, StepsAreRateLimited) {
   Engine engine(*idx_, eo);
   for (int i = 0; i < 1000; ++i) engine.on_idle(0);
   EXPECT_EQ(engine.stats(0).idle_sweep_steps.load(), 1u);  // the first call only
+}
+
+// Fragment flood (issue 15, item 8): one source keeps opening fragmented
+// messages it never finishes; another source's 100 KB sets must all succeed.
+// Before the per-source budget every one of them was refused (0 of 9).
+class EngineFragments : public EngineIdleSweep {
+ protected:
+  static sockaddr_in peer(uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    return a;
+  }
+  // The datagrams of one request message (fragmented at 1472 bytes).
+  static std::vector<std::vector<uint8_t>> request(uint64_t rid, uint64_t cookie, const proto::RequestOp& op) {
+    std::vector<uint8_t> body, scratch;
+    proto::append_request_op(&body, op);
+    proto::Header h;
+    h.type = proto::MsgType::kRequest;
+    h.request_id = rid;
+    h.cookie = cookie;
+    std::vector<std::vector<uint8_t>> dgs;
+    proto::fragment(h, body, 1472, &scratch, [&](std::span<const uint8_t> d) { dgs.emplace_back(d.begin(), d.end()); });
+    return dgs;
+  }
+};
+
+TEST_F(EngineFragments, FloodingSourceCannotStarveAnother) {
+  EngineOptions eo;
+  eo.allow.push_back(*parse_cidr("127.0.0.0/8"));
+  Engine engine(*idx_, eo);
+  const sockaddr_in flooder = peer(40000), honest = peer(40001);
+  const std::string value(100 * 1000, 'v');
+  // The flooder's messages: the first of two fragments only, never the second.
+  uint64_t flood_rid = 1;
+  auto flood_one = [&] {
+    const std::string junk(2000, 'j');
+    return request(flood_rid++, engine.cookie_for(flooder),
+                   proto::RequestOp{.opcode = proto::Opcode::kSet, .key = "junk", .value = junk})[0];
+  };
+  std::vector<std::vector<uint8_t>> wire;  // the bytes the datagrams below point into
+  std::vector<net::Datagram> burst;
+  net::TxQueue out;
+  int honest_ok = 0;
+  auto deliver = [&] {
+    out.clear();
+    engine.on_burst(0, burst, out);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (out.peer(i).sin_port != honest.sin_port) continue;
+      proto::Header h;
+      std::span<const uint8_t> payload;
+      ASSERT_EQ(proto::decode_header(out.bytes(i), &h, &payload), Result::kOk);
+      ASSERT_EQ(h.type, proto::MsgType::kResponse);
+      proto::ResponseReader rd(payload);
+      proto::ResponseOp rop;
+      ASSERT_EQ(rd.next(&rop), Result::kOk);
+      if (rop.status == proto::Status::kOk) ++honest_ok;
+    }
+    burst.clear();
+    wire.clear();
+  };
+  auto queue = [&](const sockaddr_in& from, std::vector<uint8_t> dg) {
+    wire.push_back(std::move(dg));
+    burst.push_back(net::Datagram{from, std::span<const uint8_t>(wire.back())});
+    if (burst.size() == 32) deliver();
+  };
+  wire.reserve(64);  // spans into wire stay valid until deliver()
+  // The flooder fills every slot first, as in the issue.
+  for (int i = 0; i < 3 * static_cast<int>(eo.max_partial); ++i) queue(flooder, flood_one());
+  deliver();
+  // Then 9 honest sets, each datagram followed by two new flooding messages.
+  for (uint64_t s = 0; s < 9; ++s) {
+    const std::string key = "big" + std::to_string(s);
+    for (auto& dg : request(1000 + s, engine.cookie_for(honest),
+                            proto::RequestOp{.opcode = proto::Opcode::kSet, .key = key, .value = value})) {
+      queue(honest, std::move(dg));
+      queue(flooder, flood_one());
+      queue(flooder, flood_one());
+    }
+  }
+  deliver();
+  EXPECT_EQ(honest_ok, 9) << "every honest 100 KB set succeeds while the flood goes on";
+  for (int s = 0; s < 9; ++s) {
+    const std::string key = "big" + std::to_string(s);
+    std::string got;
+    index::Op get = index::Op::get(key, &got);
+    ASSERT_EQ(idx_->worker(0).execute_one(get), Result::kOk) << key;
+    EXPECT_EQ(got, value);
+  }
+  const EngineStats& st = engine.stats(0);
+  EXPECT_GT(st.drop_partial_source_budget.load(), 0u) << "the flooder paid with its own messages";
+  EXPECT_EQ(st.drop_partial_oldest.load(), 0u) << "nobody else was evicted";
+  EXPECT_EQ(st.drop_partial_evicted.load(), st.drop_partial_source_budget.load());
+  EXPECT_NE(engine.stats_text().find("drop_partial_source_budget "), std::string::npos);
+}
+
+TEST_F(EngineFragments, IdleExpiryIsCountedAsExpired) {
+  EngineOptions eo;
+  eo.allow.push_back(*parse_cidr("127.0.0.0/8"));
+  Engine engine(*idx_, eo);
+  const sockaddr_in from = peer(40002);
+  const std::string v(3000, 'x');
+  auto dg = request(5, engine.cookie_for(from),
+                    proto::RequestOp{.opcode = proto::Opcode::kSet, .key = "k", .value = v})[0];
+  net::TxQueue out;
+  const net::Datagram d{from, std::span<const uint8_t>(dg)};
+  engine.on_burst(0, std::span<const net::Datagram>(&d, 1), out);
+  EXPECT_EQ(out.size(), 0u) << "an incomplete message gets no reply";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (engine.stats(0).drop_partial_expired.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    engine.on_idle(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(engine.stats(0).drop_partial_expired.load(), 1u);
+  EXPECT_EQ(engine.stats(0).drop_partial_evicted.load(), 1u);
 }
 
 }  // namespace

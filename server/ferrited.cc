@@ -1,4 +1,5 @@
-// ferrited: the Ferrite server. Wires config -> pool -> index -> engine ->
+// ferrited: the Ferrite server. Checks that every port it will serve is free
+// (net/port_claim.h), then wires config -> pool -> index -> engine ->
 // network backend, then waits for SIGINT/SIGTERM and shuts down gracefully:
 // stop receiving, let the workers finish their bursts (every reply sent was
 // already durable), close the index cleanly (counters, log tails), mark the
@@ -13,6 +14,7 @@
 #include "common/log.h"
 #include "index/index.h"
 #include "net/kernel_backend.h"
+#include "net/port_claim.h"
 #if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
 #include "net/dpdk_backend.h"
 #endif
@@ -74,11 +76,35 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  // Every port this ferrited will serve must be free, checked before the
+  // pool opens so "address in use" is the first and immediate error and the
+  // pool is left alone. The binds below check again under the port's lock
+  // (net/port_claim.h): a port taken in between is still refused.
+  const bool mc_udp = cfg.server.memcached_udp_port != 0, mc_tcp = cfg.server.memcached_tcp_port != 0;
+  constexpr const char* kNativeRole = "native UDP port (server.port)";
+  constexpr const char* kMcUdpRole = "memcached UDP port (server.memcached_udp_port)";
+  constexpr const char* kMcTcpRole = "memcached TCP port (server.memcached_tcp_port)";
+  {
+    Status st;
+    if (!use_dpdk) {
+      st = net::check_port_free(net::PortProto::kUdp, cfg.server.bind, static_cast<uint16_t>(cfg.server.port),
+                                kNativeRole);
+      if (st.is_ok() && mc_udp) {
+        st = net::check_port_free(net::PortProto::kUdp, cfg.server.bind,
+                                  static_cast<uint16_t>(cfg.server.memcached_udp_port), kMcUdpRole);
+      }
+    }
+    if (st.is_ok() && mc_tcp) {
+      st = net::check_port_free(net::PortProto::kTcp, cfg.server.bind,
+                                static_cast<uint16_t>(cfg.server.memcached_tcp_port), kMcTcpRole);
+    }
+    if (!st.is_ok()) return fail(st);
+  }
+
   auto pool = pmem::Pool::open_or_create(cfg.pool.path, cfg.pool.size, server::segment_size_for(cfg.pool.segment_size, cfg.pool.size));
   if (!pool) return fail(pool.status());
   // Index workers: the native workers, then one per memcached UDP worker,
   // then one for the memcached TCP thread (each thread owns its worker).
-  const bool mc_udp = cfg.server.memcached_udp_port != 0, mc_tcp = cfg.server.memcached_tcp_port != 0;
   const unsigned index_workers = cfg.server.workers * (mc_udp ? 2u : 1u) + (mc_tcp ? 1u : 0u);
   index::IndexOptions iopts;
   iopts.workers = index_workers;
@@ -165,6 +191,7 @@ int main(int argc, char** argv) {
   ko.port = static_cast<uint16_t>(cfg.server.port);
   ko.workers = cfg.server.workers;
   ko.pin_cores = cfg.server.pin_cores;
+  ko.role = kNativeRole;
   if (!use_dpdk) {
     auto b = net::KernelBackend::create(ko, engine);
     if (!b) return fail(b.status());
@@ -193,6 +220,7 @@ int main(int argc, char** argv) {
   if (mc_udp && !use_dpdk) {
     net::KernelBackendOptions mo = ko;
     mo.port = static_cast<uint16_t>(cfg.server.memcached_udp_port);
+    mo.role = kMcUdpRole;
     auto b = net::KernelBackend::create(mo, *mc_udp_handler);
     if (!b) return fail(b.status());
     mc_udp_backend = std::move(b).value();
@@ -200,7 +228,7 @@ int main(int argc, char** argv) {
   if (mc_tcp) {
     auto t = server::McTcpServer::create(mc, cfg.server.bind, static_cast<uint16_t>(cfg.server.memcached_tcp_port),
                                          index_workers - 1);
-    if (!t) return fail(t.status());
+    if (!t) return fail(t.status().with_context(kMcTcpRole));
     mc_tcp_server = std::move(t).value();
   }
   mc.set_extra_stats([&engine] {

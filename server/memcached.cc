@@ -1244,7 +1244,7 @@ StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const s
     const int e = errno;
     ::close(fd);
     const std::string where = "memcached tcp " + bind + ":" + std::to_string(port) + ": ";
-    if (e == EADDRINUSE) return Status::busy(where + "port in use");
+    if (e == EADDRINUSE) return Status::busy(where + "address in use by another process");
     return Status::io_error(where + std::strerror(e));
   }
   socklen_t len = sizeof(sa);
