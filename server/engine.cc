@@ -135,6 +135,7 @@ struct Engine::WorkerState {
   std::vector<uint32_t> op_msg;     // per op: its message (index into msgs)
   std::vector<std::string> values;  // get output per op (large buffers freed after the burst)
   std::vector<std::size_t> msg_value_bytes;  // per message: get values kept for its reply
+  std::vector<uint8_t> msg_full;             // per message: a get did not fit, later ones are not copied
   std::vector<Entry> entries;
   std::vector<Message> msgs;
   std::vector<std::unique_ptr<std::vector<uint8_t>>> bodies;  // reassembled bodies alive this burst
@@ -375,14 +376,16 @@ void Engine::execute_bounded(WorkerState& ws) {
     if (ws.ops[i].code == index::OpCode::kGet) ws.ops[i].out_value = &ws.values[i];
   }
   ws.msg_value_bytes.assign(ws.msgs.size(), 0);
+  ws.msg_full.assign(ws.msgs.size(), 0);
   // One index burst for every op of every message received together (one
   // fence pair), unless it holds more than kGetsPerExecute gets: then
   // consecutive sub-bursts of at most that many, in order, so at most
   // kGetsPerExecute values (1 MiB each at most) are copied out at once.
-  // After each, a message whose values no longer fit its reply
-  // (kMaxMessage) gets too_large for the rest: their values are freed at
-  // once. Replies still leave only after the last sub-burst, when every
-  // effect is durable.
+  // After each, a get whose value does not fit its message's reply
+  // (kMaxMessage) is answered too_large and its value freed at once; the
+  // message's later gets are then looked up without copying their values
+  // and answered too_large as well. Replies still leave only after the last
+  // sub-burst, when every effect is durable.
   std::size_t begin = 0;
   while (begin < ws.ops.size()) {
     std::size_t end = begin, gets = 0;
@@ -390,17 +393,32 @@ void Engine::execute_bounded(WorkerState& ws) {
       if (ws.ops[end].code == index::OpCode::kGet) ++gets;
       ++end;
     }
+    for (std::size_t i = begin; i < end; ++i) {
+      if (ws.ops[i].code == index::OpCode::kGet && ws.msg_full[ws.op_msg[i]] != 0) ws.ops[i].out_value = nullptr;
+    }
     ws.worker->execute(std::span<index::Op>(ws.ops.data() + begin, end - begin));
     for (std::size_t i = begin; i < end; ++i) {
       index::Op& op = ws.ops[i];
       if (op.code != index::OpCode::kGet || op.result != Result::kOk) continue;
+      if (op.out_value == nullptr) {  // its message is full
+        op.result = Result::kTooLarge;
+        bump(st.reply_too_large, 1);
+        continue;
+      }
       const Message& m = ws.msgs[ws.op_msg[i]];
       std::size_t& used = ws.msg_value_bytes[ws.op_msg[i]];
+      if (ws.msg_full[ws.op_msg[i]] != 0) {  // an earlier get of this sub-burst did not fit
+        op.result = Result::kTooLarge;
+        std::string().swap(ws.values[i]);
+        bump(st.reply_too_large, 1);
+        continue;
+      }
       // Room for the values: the message's op headers and a stats/scan page aside.
       const std::size_t room = proto::kMaxMessage - std::min(proto::kMaxMessage, m.count * proto::kOpHeaderSize + kReplyReserve);
       if (used + ws.values[i].size() > room) {
         op.result = Result::kTooLarge;
         std::string().swap(ws.values[i]);
+        ws.msg_full[ws.op_msg[i]] = 1;
         bump(st.reply_too_large, 1);
         continue;
       }

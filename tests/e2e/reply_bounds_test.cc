@@ -38,6 +38,7 @@ namespace ferrite {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using ferrite::Status;
 constexpr std::size_t kBig = 1u << 20;  // memcached's largest value
 
 // ferrited with memcached UDP and TCP on one port, optional rlimits, stderr
@@ -51,8 +52,8 @@ class LimitedServer {
     const char* bin = std::getenv("FERRITED");
     if (bin == nullptr) return false;
     mport_ = testing::free_udp_port();
-    const uint16_t nport = testing::free_udp_port();
-    std::vector<std::string> args = {bin, "--pool", pool_.str(), "--pool-size", "192MiB", "--port", std::to_string(nport),
+    nport_ = testing::free_udp_port();
+    std::vector<std::string> args = {bin, "--pool", pool_.str(), "--pool-size", "192MiB", "--port", std::to_string(nport_),
                                      "--log-level", "warn", "--set", "server.pin_cores=false",
                                      "--set", "server.memcached_udp_port=" + std::to_string(mport_),
                                      "--set", "server.memcached_tcp_port=" + std::to_string(mport_)};
@@ -113,6 +114,8 @@ class LimitedServer {
     pid_ = -1;
   }
 
+  uint16_t native_port() const { return nport_; }
+
   int connect_tcp() const {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a = addr();
@@ -169,6 +172,7 @@ class LimitedServer {
   testing::TempPath pool_{"bounds"};
   testing::TempPath log_{"bounds_log"};
   uint16_t mport_ = 0;
+  uint16_t nport_ = 0;
   pid_t pid_ = -1;
 };
 
@@ -339,6 +343,44 @@ TEST(ReplyBounds, UdpRequestsForHugeRepliesGetAnErrorAndStayBounded) {
   ASSERT_GT(r.size(), 8u);
   EXPECT_EQ(r.substr(0, 4), std::string("\x00\x0a\x00\x00", 4));
   EXPECT_EQ((static_cast<uint8_t>(r[4]) << 8) | static_cast<uint8_t>(r[5]), 750);
+}
+
+TEST(ReplyBounds, NativeMessageOfManyBigGetsIsAnsweredTooLarge) {
+  // One native message (fragmented, 50 KB) of 2000 gets of a 1 MiB value:
+  // ~2 GB of values. The reply holds what fits kMaxMessage; the other gets
+  // are answered too_large, and the server's memory stays bounded.
+  LimitedServer s(kAsLimit, 0);
+  ASSERT_TRUE(s.start());
+  set_big(s, "b");
+  const uint64_t hwm0 = s.status_kib("VmHWM");
+  client::ClientOptions o;
+  o.timeout_ms = 5000;
+  o.attempts = 1;
+  auto c = client::Client::connect("127.0.0.1", s.native_port(), o);
+  ASSERT_TRUE(c.is_ok());
+  std::vector<proto::RequestOp> ops(2000);
+  for (auto& op : ops) {
+    op.opcode = proto::Opcode::kGet;
+    op.key = "b";
+  }
+  std::vector<client::Reply> replies;
+  const Status es = (*c)->execute(ops, &replies);
+  ASSERT_TRUE(es.is_ok()) << es.to_string() << s.log();
+  ASSERT_EQ(replies.size(), ops.size());
+  std::size_t ok = 0, too_large = 0;
+  for (const client::Reply& r : replies) {
+    if (r.status == proto::Status::kOk && r.value.size() == kBig) ++ok;
+    if (r.status == proto::Status::kTooLarge) ++too_large;
+  }
+  EXPECT_EQ(ok, 1u);  // 2 MiB of reply holds one 1 MiB value and the headers
+  EXPECT_EQ(too_large, ops.size() - 1);
+  ASSERT_TRUE(s.alive()) << s.log();
+  const uint64_t grew_kib = s.status_kib("VmHWM") - hwm0;
+  std::printf("native: VmHWM grew by %llu KiB\n", static_cast<unsigned long long>(grew_kib));
+  EXPECT_LT(grew_kib, 96u << 10);
+  auto st = (*c)->stats();
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_NE(st->find("reply_too_large 1999"), std::string::npos) << *st;
 }
 
 TEST(ReplyBounds, ANonReadingClientDoesNotHoldACore) {
