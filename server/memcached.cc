@@ -1297,6 +1297,7 @@ struct McTcpServer::Conn {
   uint32_t events = EPOLLIN | EPOLLRDHUP;  // registered with epoll
   McStream stream;          // output bound, paused get (mc_stream.h)
   bool held = false;        // serving stopped at the output bound with requests (or a get) left
+  bool eof = false;         // the peer closed its side: serve what was read, then close
   std::size_t pending() const noexcept { return out.size() - out_off; }
 };
 
@@ -1373,7 +1374,7 @@ void McTcpServer::run() {
   // registered for EPOLLIN/EPOLLRDHUP, which it does not act on (that was a
   // busy loop); it waits for EPOLLOUT only.
   auto update_events = [&](Conn* c) {
-    const uint32_t want = conn_events(c->pending(), c->closing, c->held);
+    const uint32_t want = conn_events(c->pending(), c->closing || c->eof, c->held);
     if (want == c->events) return;
     if ((c->events & EPOLLIN) != 0 && (want & EPOLLIN) == 0 && !c->closing) inc(cx_.stats().tcp_output_paused);
     c->events = want;
@@ -1492,7 +1493,7 @@ void McTcpServer::run() {
       bool dead = (evs & EPOLLERR) != 0;
       if (!dead && (evs & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) {
         // Read while there is room for replies; what is read is served at once.
-        while (c->pending() < kMaxPendingOut && !c->held && !c->closing) {
+        while (c->pending() < kMaxPendingOut && !c->held && !c->closing && !c->eof) {
           const ssize_t r = ::recv(c->fd, buf.data(), buf.size(), 0);
           if (r > 0) {
             c->in.append(buf.data(), static_cast<std::size_t>(r));
@@ -1504,7 +1505,7 @@ void McTcpServer::run() {
             continue;
           }
           if (r == 0) {
-            c->closing = true;  // peer closed: send what is pending, then close
+            c->eof = true;  // peer closed: answer what it sent, send it all, then close
             break;
           }
           if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -1520,6 +1521,7 @@ void McTcpServer::run() {
           if (!flush_out(c)) dead = true;
         }
       }
+      if (c->eof && !c->held) c->closing = true;  // every request it sent is answered
       if (dead || (c->closing && c->out_off == c->out.size())) {
         close_conn(c);
         continue;

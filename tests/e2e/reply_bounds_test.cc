@@ -260,6 +260,35 @@ TEST(ReplyBounds, PipelinedTcpGetsOfABigValueStayBounded) {
   EXPECT_GE(stat_of(s, "ferrite_tcp_output_paused"), 1u);
 }
 
+TEST(ReplyBounds, AClientThatClosesItsSideStillGetsEveryReply) {
+  // 30 pipelined gets (30 MB of replies, past the 8 MiB bound), then
+  // shutdown(SHUT_WR), as `nc -N` does: the requests held back at the bound
+  // are answered all the same before the server closes.
+  LimitedServer s(0, 0);
+  ASSERT_TRUE(s.start());
+  set_big(s, "b");
+  const int fd = s.connect_tcp();
+  ASSERT_GE(fd, 0);
+  std::string req;
+  constexpr int kGets = 30;
+  for (int i = 0; i < kGets; ++i) req += "get b\r\n";
+  ASSERT_TRUE(send_all(fd, req));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  const std::size_t one = std::string("VALUE b 0 1048576\r\n").size() + kBig + std::string("\r\nEND\r\n").size();
+  std::size_t got = 0;
+  std::vector<char> buf(1u << 20);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  ssize_t n = 1;
+  while (Clock::now() < deadline) {
+    n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  EXPECT_EQ(n, 0);  // then the server closed
+  EXPECT_EQ(got, one * kGets);
+}
+
 TEST(ReplyBounds, TcpGetOfManyKeysIsAnsweredInChunks) {
   // One request line naming the big key 20000 times: ~20 GB of reply, sent
   // in pieces as the client reads; the client reads a part and hangs up.
