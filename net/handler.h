@@ -22,12 +22,15 @@ struct Datagram {
 };
 
 // Replies produced during one burst. Bytes live in the queue's arena, which
-// is reused burst after burst (no allocation in steady state).
+// is reused burst after burst (no allocation in steady state); an arena grown
+// past kKeptArena by a burst of large replies is freed, not kept.
 class TxQueue {
  public:
+  static constexpr std::size_t kKeptArena = 4u << 20;
   void clear() noexcept {
     arena_.clear();
     items_.clear();
+    if (arena_.capacity() > kKeptArena) std::vector<uint8_t>().swap(arena_);
   }
   // Reserves len bytes for a datagram to peer; returns where to write them.
   uint8_t* add(const sockaddr_in& peer, std::size_t len) {

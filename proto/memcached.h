@@ -29,6 +29,10 @@ inline constexpr std::size_t kMaxOpaqueLen = 32;
 inline constexpr std::size_t kMaxMetaFlags = 24;
 inline constexpr std::size_t kUdpHeaderSize = 8;
 inline constexpr std::size_t kUdpMaxPayload = 1400;     // reply bytes per datagram after the header
+// Largest reply to one UDP request (before framing): a larger one is not
+// built; the request is answered "SERVER_ERROR reply too large for UDP".
+// One item of kMaxValueLen fits with room to spare.
+inline constexpr std::size_t kUdpMaxReply = 2u << 20;
 
 enum class Cmd : uint8_t {
   kGet, kGets, kGat, kGats,
@@ -108,6 +112,9 @@ class KeyIter {
  public:
   explicit KeyIter(std::string_view keys) noexcept : rest_(keys) {}
   bool next(std::string_view* key) noexcept;
+  // The keys not returned yet (may be only spaces).
+  std::string_view rest() const noexcept { return rest_; }
+  bool done() const noexcept { return rest_.find_first_not_of(' ') == std::string_view::npos; }
 
  private:
   std::string_view rest_;

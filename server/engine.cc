@@ -109,6 +109,16 @@ StatusOr<Cidr> parse_cidr(const std::string& s) {
   return c;
 }
 
+namespace {
+// Gets per index sub-burst (execute_bounded): the values copied out at once.
+// A burst of 32 single-get datagrams still runs as one index burst.
+constexpr std::size_t kGetsPerExecute = 32;
+// Reply bytes a message keeps aside from its get values (a scan page, stats).
+constexpr std::size_t kReplyReserve = 64u << 10;
+// Value buffers larger than this are freed after the burst.
+constexpr std::size_t kKeptValueCapacity = 64u << 10;
+}  // namespace
+
 struct Engine::Message {
   sockaddr_in peer{};
   proto::Header hdr{};
@@ -130,7 +140,10 @@ struct Engine::WorkerState {
     uint64_t arg = 0;           // scan: the cursor
   };
   std::vector<index::Op> ops;
-  std::vector<std::string> values;  // get output per op (capacity reused)
+  std::vector<uint32_t> op_msg;     // per op: its message (index into msgs)
+  std::vector<std::string> values;  // get output per op (large buffers freed after the burst)
+  std::vector<std::size_t> msg_value_bytes;  // per message: get values kept for its reply
+  std::vector<uint8_t> msg_full;             // per message: a get did not fit, later ones are not copied
   std::vector<Entry> entries;
   std::vector<Message> msgs;
   std::vector<std::unique_ptr<std::vector<uint8_t>>> bodies;  // reassembled bodies alive this burst
@@ -202,6 +215,7 @@ void Engine::on_idle(unsigned worker) {
 void Engine::on_burst(unsigned worker, std::span<const net::Datagram> in, net::TxQueue& out) {
   WorkerState& ws = *workers_[worker];
   ws.ops.clear();
+  ws.op_msg.clear();
   ws.entries.clear();
   ws.msgs.clear();
   ws.bodies.clear();
@@ -337,12 +351,14 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
       op.delta = rop.arg;
       e.op = static_cast<int32_t>(ws.ops.size());
       ws.ops.push_back(op);
+      ws.op_msg.push_back(static_cast<uint32_t>(ws.msgs.size()));
     }
     ws.entries.push_back(e);
   }
   if (m.malformed) {
     // Nothing of a malformed message is executed.
     ws.ops.resize(ops_before);
+    ws.op_msg.resize(ops_before);
     ws.entries.resize(m.first);
     bump(st.malformed, 1);
   }
@@ -350,15 +366,68 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
   ws.msgs.push_back(m);
 }
 
-void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
+void Engine::execute_bounded(WorkerState& ws) {
   EngineStats& st = *ws.stats;
   if (ws.values.size() < ws.ops.size()) ws.values.resize(ws.ops.size());
   for (std::size_t i = 0; i < ws.ops.size(); ++i) {
     if (ws.ops[i].code == index::OpCode::kGet) ws.ops[i].out_value = &ws.values[i];
   }
-  // One index burst for every op of every message received together: one
-  // fence pair; when execute() returns every effect is durable.
-  if (!ws.ops.empty()) ws.worker->execute(std::span<index::Op>(ws.ops.data(), ws.ops.size()));
+  ws.msg_value_bytes.assign(ws.msgs.size(), 0);
+  ws.msg_full.assign(ws.msgs.size(), 0);
+  // One index burst for every op of every message received together (one
+  // fence pair), unless it holds more than kGetsPerExecute gets: then
+  // consecutive sub-bursts of at most that many, in order, so at most
+  // kGetsPerExecute values (1 MiB each at most) are copied out at once.
+  // After each, a get whose value does not fit its message's reply
+  // (kMaxMessage) is answered too_large and its value freed at once; the
+  // message's later gets are then looked up without copying their values
+  // and answered too_large as well. Replies still leave only after the last
+  // sub-burst, when every effect is durable.
+  std::size_t begin = 0;
+  while (begin < ws.ops.size()) {
+    std::size_t end = begin, gets = 0;
+    while (end < ws.ops.size() && (ws.ops[end].code != index::OpCode::kGet || gets < kGetsPerExecute)) {
+      if (ws.ops[end].code == index::OpCode::kGet) ++gets;
+      ++end;
+    }
+    for (std::size_t i = begin; i < end; ++i) {
+      if (ws.ops[i].code == index::OpCode::kGet && ws.msg_full[ws.op_msg[i]] != 0) ws.ops[i].out_value = nullptr;
+    }
+    ws.worker->execute(std::span<index::Op>(ws.ops.data() + begin, end - begin));
+    for (std::size_t i = begin; i < end; ++i) {
+      index::Op& op = ws.ops[i];
+      if (op.code != index::OpCode::kGet || op.result != Result::kOk) continue;
+      if (op.out_value == nullptr) {  // its message is full
+        op.result = Result::kTooLarge;
+        bump(st.reply_too_large, 1);
+        continue;
+      }
+      const Message& m = ws.msgs[ws.op_msg[i]];
+      std::size_t& used = ws.msg_value_bytes[ws.op_msg[i]];
+      if (ws.msg_full[ws.op_msg[i]] != 0) {  // an earlier get of this sub-burst did not fit
+        op.result = Result::kTooLarge;
+        std::string().swap(ws.values[i]);
+        bump(st.reply_too_large, 1);
+        continue;
+      }
+      // Room for the values: the message's op headers and a stats/scan page aside.
+      const std::size_t room = proto::kMaxMessage - std::min(proto::kMaxMessage, m.count * proto::kOpHeaderSize + kReplyReserve);
+      if (used + ws.values[i].size() > room) {
+        op.result = Result::kTooLarge;
+        std::string().swap(ws.values[i]);
+        ws.msg_full[ws.op_msg[i]] = 1;
+        bump(st.reply_too_large, 1);
+        continue;
+      }
+      used += ws.values[i].size();
+    }
+    begin = end;
+  }
+}
+
+void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
+  EngineStats& st = *ws.stats;
+  execute_bounded(ws);
 
   for (std::size_t mi = 0; mi < ws.msgs.size(); ++mi) {
     const Message& m = ws.msgs[mi];
@@ -426,8 +495,14 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
       if ((e.op_flags & proto::kOpQuiet) != 0 && rop.status == Status::kOk) continue;
       proto::append_response_op(&ws.body, rop);
     }
-    proto::fragment(r, ws.body, opts_.max_datagram, &ws.scratch,
-                    [&](std::span<const uint8_t> dg) { out.push(m.peer, dg); });
+    if (proto::fragment(r, ws.body, opts_.max_datagram, &ws.scratch,
+                        [&](std::span<const uint8_t> dg) { out.push(m.peer, dg); }) == 0) {
+      // Over kMaxMessage all the same (many scan pages): an error, not silence.
+      r.type = proto::MsgType::kError;
+      proto::encode_header(r, out.add(m.peer, proto::kHeaderSize));
+      bump(st.reply_too_large, 1);
+      continue;
+    }
     bump(st.replies, 1);
     // Remember the reply for retries (bounded window; huge replies are not
     // kept: re-executing a read is harmless, and writes reply small).
@@ -437,6 +512,9 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
       slot.key = key;
       slot.body.assign(ws.body.begin(), ws.body.end());
     }
+  }
+  for (std::string& v : ws.values) {
+    if (v.capacity() > kKeptValueCapacity) std::string().swap(v);  // a 1 MiB buffer is not kept per op slot
   }
 }
 
@@ -473,6 +551,7 @@ std::string Engine::stats_text() const {
   line("malformed", sum(&EngineStats::malformed));
   line("unknown_opcode", sum(&EngineStats::unknown_opcode));
   line("too_large", sum(&EngineStats::too_large));
+  line("reply_too_large", sum(&EngineStats::reply_too_large));
   line("out_of_memory", sum(&EngineStats::out_of_memory));
   line("cookie_replies", sum(&EngineStats::cookie_replies));
   line("duplicates", sum(&EngineStats::duplicates));

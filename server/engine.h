@@ -2,6 +2,10 @@
 // executes every op of a received burst as ONE index burst (one fence pair
 // for the whole burst), and queues the replies; the backend sends them only
 // after on_burst() returns, i.e. after the effects are durable (invariant 3).
+// A burst with more than 32 gets runs as consecutive index bursts of 32 gets,
+// and a get whose value would push its message's reply past kMaxMessage is
+// answered too_large (counted: reply_too_large), so the values in memory at
+// once stay bounded whatever a datagram asks for.
 //
 // Per datagram: allowlist (CIDR) -> header -> cookie (anti-amplification) ->
 // duplicate request id (answered from memory) -> reassembly of fragments ->
@@ -62,6 +66,7 @@ struct alignas(kCacheLine) EngineStats {
   std::atomic<uint64_t> drop_partial_evicted{0};
   std::atomic<uint64_t> malformed{0}, unknown_opcode{0}, too_large{0}, out_of_memory{0};
   std::atomic<uint64_t> cookie_replies{0}, duplicates{0}, replies{0};
+  std::atomic<uint64_t> reply_too_large{0};  // gets answered too_large: the reply would pass kMaxMessage
   std::atomic<uint64_t> idle_sweep_steps{0}, idle_sweep_expired{0};
 };
 
@@ -86,6 +91,9 @@ class Engine : public net::PacketHandler {
   void start_message(WorkerState& ws, const sockaddr_in& peer, const proto::Header& h,
                      std::span<const uint8_t> body, std::size_t request_bytes, net::TxQueue& out);
   void finish_burst(WorkerState& ws, net::TxQueue& out);
+  // Executes the burst's ops in sub-bursts of bounded get count; a get whose
+  // value does not fit its message's reply becomes kTooLarge.
+  void execute_bounded(WorkerState& ws);
 
   index::Index& idx_;
   EngineOptions opts_;

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "server/mc_tcp_io.h"
 
 namespace ferrite::server {
 namespace {
@@ -72,6 +73,9 @@ std::string_view oom_text(Result r) noexcept {
   return kOutOfMemory;
 }
 constexpr std::string_view kNonNumeric = "CLIENT_ERROR cannot increment or decrement non-numeric value";
+// Keys of classic gets staged from one burst of datagrams (stage_gets): their
+// values are copied out of the index together, so at most this many.
+constexpr std::size_t kMaxStagedKeys = 32;
 
 // The echo flags every meta reply carries when asked: k (key), O (opaque),
 // b (the key is base64, when k is returned).
@@ -95,6 +99,7 @@ McEngine::McEngine(index::Index& idx, McOptions opts) : idx_(idx), opts_(std::mo
   if (opts_.udp_max_payload == 0 || opts_.udp_max_payload > proto::mc::kUdpMaxPayload) {
     opts_.udp_max_payload = proto::mc::kUdpMaxPayload;
   }
+  if (opts_.udp_max_reply == 0) opts_.udp_max_reply = proto::mc::kUdpMaxReply;
 }
 
 McEngine::~McEngine() = default;
@@ -121,12 +126,29 @@ uint64_t McEngine::sum(std::atomic<uint64_t> McStats::*f) const {
 }
 
 std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow,
-                              bool* close) {
+                              bool* close, McStream* stream) {
   std::size_t done = 0;
   *swallow = 0;
   *close = false;
   maybe_delayed_flush(cx);
+  cx.stream = stream;
+  if (stream != nullptr && stream->paused) {
+    // The rest of a get paused at the bound comes before anything behind it.
+    const std::string keys = std::move(stream->keys);
+    stream->paused = false;
+    get_keys(cx, stream->cmd, stream->exptime, keys, out);
+    if (stream->paused) {
+      cx.stream = nullptr;
+      return 0;
+    }
+  }
   while (done < in.size()) {
+    if (stream != nullptr && out->size() >= stream->out_limit) {
+      // Bound reached: no further request is parsed now (TCP resumes once
+      // the output drained; UDP cannot, so the datagram is refused).
+      if (!stream->resumable) stream->too_large = true;
+      break;
+    }
     const proto::mc::ParseResult pr = proto::mc::parse_request(in.substr(done), &cx.req);
     if (pr.status == Parse::kNeedMore) break;
     done += pr.consumed;
@@ -147,7 +169,9 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
     }
     execute(cx, cx.req, out, close);
     if (*close) break;
+    if (stream != nullptr && (stream->paused || stream->too_large)) break;
   }
+  cx.stream = nullptr;
   inc(cx.stats_.bytes_read, done);
   return done;
 }
@@ -303,27 +327,60 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
 
 void McEngine::exec_get(McContext& cx, const Request& r, std::string* out) {
   const bool touch = r.cmd == Cmd::kGat || r.cmd == Cmd::kGats;
-  const bool with_cas = r.cmd == Cmd::kGets || r.cmd == Cmd::kGats;
   const uint32_t exptime = touch ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
-  cx.ops.clear();
-  proto::mc::KeyIter it(r.keys);
-  std::string_view k;
-  while (it.next(&k)) {
-    if (touch) {
-      index::Op t = index::Op::touch(k, exptime);
-      cx.ops.push_back(t);
+  get_keys(cx, r.cmd, exptime, r.keys, out);
+}
+
+void McEngine::get_keys(McContext& cx, Cmd cmd, uint32_t exptime, std::string_view keys, std::string* out) {
+  // kGetChunkKeys keys per index burst, the bound checked between bursts
+  // (mc_stream.h): the values in memory at once and the output past the
+  // bound are at most a chunk's.
+  const bool touch = cmd == Cmd::kGat || cmd == Cmd::kGats;
+  const bool with_cas = cmd == Cmd::kGets || cmd == Cmd::kGats;
+  McStream* s = cx.stream;
+  proto::mc::KeyIter it(keys);
+  while (!it.done()) {
+    if (s != nullptr && out->size() >= s->out_limit) {
+      if (!s->resumable) {
+        s->too_large = true;
+        return;
+      }
+      s->paused = true;
+      s->cmd = cmd;
+      s->exptime = exptime;
+      s->keys.assign(it.rest());  // keys is never s->keys (process moved it out)
+      inc(cx.stats_.get_chunks_paused);
+      return;
     }
-    cx.ops.push_back(index::Op::get(k, nullptr));
+    cx.ops.clear();
+    std::string_view k;
+    for (std::size_t n = 0; n < kGetChunkKeys && it.next(&k); ++n) {
+      if (touch) cx.ops.push_back(index::Op::touch(k, exptime));
+      cx.ops.push_back(index::Op::get(k, nullptr));
+    }
+    if (cx.values.size() < cx.ops.size()) cx.values.resize(cx.ops.size());
+    for (std::size_t i = 0; i < cx.ops.size(); ++i) {
+      if (cx.ops[i].code == index::OpCode::kGet) cx.ops[i].out_value = &cx.values[i];
+    }
+    cx.worker_->execute(cx.ops);
+    reply_items(cx, 0, cx.ops.size(), with_cas, out);
+    release_values(cx);
   }
-  if (cx.values.size() < cx.ops.size()) cx.values.resize(cx.ops.size());
-  for (std::size_t i = 0; i < cx.ops.size(); ++i) {
-    if (cx.ops[i].code == index::OpCode::kGet) cx.ops[i].out_value = &cx.values[i];
+  out->append("END\r\n");
+}
+
+void McEngine::release_values(McContext& cx) {
+  for (std::string& v : cx.values) {
+    if (v.capacity() > kKeptValueCapacity) std::string().swap(v);
   }
-  cx.worker_->execute(cx.ops);
-  reply_get(cx, 0, cx.ops.size(), with_cas, out);
 }
 
 void McEngine::reply_get(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out) {
+  reply_items(cx, first, n, with_cas, out);
+  out->append("END\r\n");
+}
+
+void McEngine::reply_items(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out) {
   for (std::size_t i = first; i < first + n; ++i) {
     const index::Op& op = cx.ops[i];
     if (op.code != index::OpCode::kGet) {
@@ -352,7 +409,6 @@ void McEngine::reply_get(McContext& cx, std::size_t first, std::size_t n, bool w
     out->append(*op.out_value);
     out->append("\r\n");
   }
-  out->append("END\r\n");
 }
 
 bool McEngine::stage_gets(McContext& cx, std::string_view in, std::size_t tag) {
@@ -376,6 +432,9 @@ bool McEngine::stage_gets(McContext& cx, std::string_view in, std::size_t tag) {
     proto::mc::KeyIter it(cx.req.keys);
     std::string_view k;
     while (it.next(&k)) cx.ops.push_back(index::Op::get(k, nullptr));  // views into in
+    // The staged values are all in memory at once: beyond kMaxStagedKeys
+    // keys, the datagram goes through process(), which answers in chunks.
+    if (cx.ops.size() > kMaxStagedKeys) return undo();
     g.n = cx.ops.size() - g.first;
     cx.staged_gets.push_back(g);
   }
@@ -811,6 +870,10 @@ std::string McEngine::stats_lines() const {
   stat("ferrite_udp_reply_datagrams", sum(&McStats::udp_reply_datagrams));
   stat("ferrite_udp_batched_requests", sum(&McStats::udp_batched_requests));
   stat("ferrite_binary_connections", sum(&McStats::binary_refused));
+  stat("ferrite_udp_reply_too_large", sum(&McStats::udp_reply_too_large));
+  stat("ferrite_tcp_output_paused", sum(&McStats::tcp_output_paused));
+  stat("ferrite_get_chunks_paused", sum(&McStats::get_chunks_paused));
+  stat("ferrite_tcp_accept_paused", accept_paused.load(std::memory_order_relaxed));
   if (extra_stats_) {
     // "name value\n" lines -> STAT lines.
     const std::string extra = extra_stats_();
@@ -897,12 +960,14 @@ void put64(std::string* o, uint64_t v) {
 }  // namespace bin
 }  // namespace
 
-std::size_t McEngine::process_binary(McContext& cx, std::string_view in, std::string* out, bool* close) {
+std::size_t McEngine::process_binary(McContext& cx, std::string_view in, std::string* out, bool* close,
+                                     McStream* stream) {
   std::size_t done = 0;
   *close = false;
   maybe_delayed_flush(cx);
   proto::mc::BinRequest rq;
   while (done < in.size()) {
+    if (stream != nullptr && out->size() >= stream->out_limit) break;  // one packet answers one key
     std::size_t used = 0;
     const auto st = proto::mc::parse_binary(in.substr(done), proto::mc::kMaxValueLen + 1024, &rq, &used);
     if (st == proto::mc::BinParse::kNeedMore) break;
@@ -1151,8 +1216,13 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
   McContext& cx = *cx_[worker];
   McStats& st = cx.stats();
   std::string& reply = reply_[worker];
-  // Replies to datagram d under its request id.
-  auto send = [&](const net::Datagram& d, uint16_t request_id, const std::string& r) {
+  const std::size_t max_reply = mc_.options().udp_max_reply;
+  // Replies to datagram d under its request id; a reply over max_reply is
+  // replaced by an error (counted), as is one whose building was stopped.
+  auto send = [&](const net::Datagram& d, uint16_t request_id, const std::string& full, bool too_large) {
+    static const std::string kTooLarge = "SERVER_ERROR reply too large for UDP\r\n";
+    if (too_large || full.size() > max_reply) inc(st.udp_reply_too_large);
+    const std::string& r = too_large || full.size() > max_reply ? kTooLarge : full;
     const std::size_t n = proto::mc::udp_fragment(request_id, r, mc_.options().udp_max_payload, &scratch_[worker],
                                                   [&](std::string_view b) {
                                                     out.push(d.peer, std::span<const uint8_t>(
@@ -1167,7 +1237,7 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
       proto::mc::UdpHeader h;
       (void)proto::mc::decode_udp_header(
           std::string_view(reinterpret_cast<const char*>(in[i].payload.data()), in[i].payload.size()), &h);
-      send(in[i], h.request_id, r);
+      send(in[i], h.request_id, r, false);
     });
   };
   for (std::size_t i = 0; i < in.size(); ++i) {
@@ -1201,9 +1271,13 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
     reply.clear();
     std::size_t swallow = 0;
     bool close = false;
-    const std::size_t used = mc_.process(cx, body, &reply, &swallow, &close);
-    if (used < body.size() && !close && swallow == 0) inc(st.udp_incomplete);  // a request cut short: ignored
-    send(d, h.request_id, reply);
+    McStream bound;
+    bound.out_limit = max_reply;
+    bound.resumable = false;
+    const std::size_t used = mc_.process(cx, body, &reply, &swallow, &close, &bound);
+    if (used < body.size() && !close && swallow == 0 && !bound.too_large) inc(st.udp_incomplete);  // cut short: ignored
+    send(d, h.request_id, reply, bound.too_large);
+    if (reply.capacity() > kKeptValueCapacity) std::string().swap(reply);
   }
   finish();
 }
@@ -1220,11 +1294,12 @@ struct McTcpServer::Conn {
   bool want_write = false;  // EPOLLOUT registered
   bool started = false;     // the first byte has been seen
   bool binary = false;      // it was 0x80: memcached's binary protocol
+  uint32_t events = EPOLLIN | EPOLLRDHUP;  // registered with epoll
+  McStream stream;          // output bound, paused get (mc_stream.h)
+  bool held = false;        // serving stopped at the output bound with requests (or a get) left
+  bool eof = false;         // the peer closed its side: serve what was read, then close
+  std::size_t pending() const noexcept { return out.size() - out_off; }
 };
-
-namespace {
-constexpr std::size_t kMaxPendingOut = 8u << 20;  // stop reading a client that does not read its replies
-}
 
 StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const std::string& bind, uint16_t port,
                                                            unsigned index_worker, unsigned max_connections) {
@@ -1295,12 +1370,17 @@ void McTcpServer::run() {
     conns.erase(c->fd);
     mc_.curr_connections.fetch_sub(1, std::memory_order_relaxed);
   };
+  // Level-triggered: a connection over its output bound must not stay
+  // registered for EPOLLIN/EPOLLRDHUP, which it does not act on (that was a
+  // busy loop); it waits for EPOLLOUT only.
   auto update_events = [&](Conn* c) {
-    const bool want = c->out_off < c->out.size();
-    if (want == c->want_write) return;
-    c->want_write = want;
+    const uint32_t want = conn_events(c->pending(), c->closing || c->eof, c->held);
+    if (want == c->events) return;
+    if ((c->events & EPOLLIN) != 0 && (want & EPOLLIN) == 0 && !c->closing) inc(cx_.stats().tcp_output_paused);
+    c->events = want;
+    c->want_write = (want & EPOLLOUT) != 0;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u);
+    ev.events = want;
     ev.data.ptr = c;
     (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
   };
@@ -1320,6 +1400,7 @@ void McTcpServer::run() {
     if (c->out_off == c->out.size()) {
       c->out.clear();
       c->out_off = 0;
+      trim(&c->out);
     } else if (c->out_off > (1u << 20)) {
       c->out.erase(0, c->out_off);
       c->out_off = 0;
@@ -1333,7 +1414,14 @@ void McTcpServer::run() {
       c->binary = static_cast<uint8_t>(c->in[0]) == proto::mc::kBinRequestMagic;
       if (c->binary) inc(cx_.stats().binary_refused);  // counts binary connections
     }
-    while (!c->closing && !c->in.empty() && c->out.size() - c->out_off < kMaxPendingOut) {
+    // Replies are produced only up to kMaxPendingOut unsent bytes (plus one
+    // chunk): process() stops there, pausing a long get (mc_stream.h).
+    c->held = false;
+    while (!c->closing && (!c->in.empty() || c->stream.paused)) {
+      if (c->pending() >= kMaxPendingOut) {
+        c->held = true;  // resumed on EPOLLOUT, whether or not more input comes
+        break;
+      }
       if (c->swallow != 0) {
         const std::size_t n = std::min(c->swallow, c->in.size());
         c->in.erase(0, n);
@@ -1342,17 +1430,26 @@ void McTcpServer::run() {
       }
       bool close = false;
       std::size_t swallow = 0;
-      const std::size_t used = c->binary ? mc_.process_binary(cx_, c->in, &c->out, &close)
-                                         : mc_.process(cx_, c->in, &c->out, &swallow, &close);
+      c->stream.out_limit = c->out_off + kMaxPendingOut;
+      const std::size_t used = c->binary ? mc_.process_binary(cx_, c->in, &c->out, &close, &c->stream)
+                                         : mc_.process(cx_, c->in, &c->out, &swallow, &close, &c->stream);
       c->in.erase(0, used);
       c->swallow = swallow;
       if (close) c->closing = true;
+      if (c->stream.paused) {
+        c->held = true;
+        break;
+      }
       if (used == 0 && swallow == 0) break;  // incomplete request: wait for more bytes
     }
+    if (c->in.empty()) trim(&c->in);
   };
 
+  AcceptGate gate(epoll_fd_, listen_fd_, &mc_.accept_paused);
   while (!stop_.load(std::memory_order_relaxed)) {
-    const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 100);
+    const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                               gate.wait_ms(100, AcceptGate::Clock::now()));
+    gate.maybe_resume(AcceptGate::Clock::now());
     if (n <= 0) {
       mc_.on_idle(cx_);
       continue;
@@ -1366,7 +1463,13 @@ void McTcpServer::run() {
           sockaddr_in peer{};
           socklen_t plen = sizeof(peer);
           const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (fd < 0) break;
+          if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            // Out of descriptors: the listener stays readable, so leave it
+            // out of epoll for a moment instead of retrying at once.
+            if (AcceptGate::out_of_resources(errno)) gate.pause(errno, conns.size());
+            break;
+          }
           if (!mc_.allowed(peer) || conns.size() >= max_connections_) {
             mc_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
             ::close(fd);
@@ -1390,7 +1493,7 @@ void McTcpServer::run() {
       bool dead = (evs & EPOLLERR) != 0;
       if (!dead && (evs & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) {
         // Read while there is room for replies; what is read is served at once.
-        while (c->out.size() - c->out_off < kMaxPendingOut && !c->closing) {
+        while (c->pending() < kMaxPendingOut && !c->held && !c->closing && !c->eof) {
           const ssize_t r = ::recv(c->fd, buf.data(), buf.size(), 0);
           if (r > 0) {
             c->in.append(buf.data(), static_cast<std::size_t>(r));
@@ -1402,7 +1505,7 @@ void McTcpServer::run() {
             continue;
           }
           if (r == 0) {
-            c->closing = true;  // peer closed: send what is pending, then close
+            c->eof = true;  // peer closed: answer what it sent, send it all, then close
             break;
           }
           if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -1418,6 +1521,7 @@ void McTcpServer::run() {
           if (!flush_out(c)) dead = true;
         }
       }
+      if (c->eof && !c->held) c->closing = true;  // every request it sent is answered
       if (dead || (c->closing && c->out_off == c->out.size())) {
         close_conn(c);
         continue;

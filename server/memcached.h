@@ -32,6 +32,7 @@
 #include "net/handler.h"
 #include "proto/memcached.h"
 #include "server/engine.h"
+#include "server/mc_stream.h"
 #include "server/win_tokens.h"
 
 namespace ferrite::server {
@@ -49,12 +50,13 @@ struct alignas(kCacheLine) McStats {
       decr_misses{0}, cas_hits{0}, cas_misses{0}, cas_badval{0}, cmd_flush{0}, cmd_meta{0}, errors{0},
       client_errors{0}, out_of_memory{0}, bytes_read{0}, bytes_written{0}, udp_requests{0}, udp_drop_multi{0},
       udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0}, udp_batched_requests{0},
-      binary_refused{0};
+      binary_refused{0}, udp_reply_too_large{0}, tcp_output_paused{0}, get_chunks_paused{0};
 };
 
 struct McOptions {
   std::vector<Cidr> allow;          // UDP sources and TCP peers allowed (empty: nobody)
   std::size_t udp_max_payload = proto::mc::kUdpMaxPayload;
+  std::size_t udp_max_reply = proto::mc::kUdpMaxReply;  // larger replies: "SERVER_ERROR reply too large for UDP"
 };
 
 class McEngine;
@@ -73,6 +75,7 @@ class McContext {
   std::vector<std::string> values;
   proto::mc::Request req;
   std::string num;
+  McStream* stream = nullptr;  // the bound of the process() call running (null: none)
   // Staged classic gets of several UDP datagrams (McEngine::stage_gets):
   // one request each, its ops [first, first + n) in ops, in order.
   struct StagedGet {
@@ -98,11 +101,16 @@ class McEngine {
   // request is left). *swallow: bytes after the consumed ones that must be
   // discarded (the data of a refused storage command). *close: the
   // connection must close (quit, line too long). Stops after a close.
-  std::size_t process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow, bool* close);
+  // stream (optional): the output bound and a paused get (mc_stream.h); a
+  // paused get is answered first, and process() stops parsing once out
+  // reaches stream->out_limit.
+  std::size_t process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow, bool* close,
+                      McStream* stream = nullptr);
 
   // The same for memcached's binary protocol (TCP connections whose first
   // byte is 0x80). *close: quit, or a packet that cannot be framed.
-  std::size_t process_binary(McContext& cx, std::string_view in, std::string* out, bool* close);
+  std::size_t process_binary(McContext& cx, std::string_view in, std::string* out, bool* close,
+                             McStream* stream = nullptr);
 
   // Read batching for datagram transports: if every request in `in` is a
   // classic get or gets (complete, well formed), stages their index ops
@@ -127,11 +135,18 @@ class McEngine {
   // Extra "name value\n" lines (transport counters) appended to stats.
   void set_extra_stats(std::function<std::string()> fn) { extra_stats_ = std::move(fn); }
   std::atomic<uint64_t> curr_connections{0}, total_connections{0}, rejected_connections{0};
+  std::atomic<uint64_t> accept_paused{0};  // TCP accept paused: out of file descriptors (EMFILE/ENFILE)
   uint64_t sum(std::atomic<uint64_t> McStats::*f) const;
 
  private:
   void execute(McContext& cx, const proto::mc::Request& r, std::string* out, bool* close);
   void exec_get(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // Answers keys a chunk at a time, within cx.stream's bound (mc_stream.h).
+  void get_keys(McContext& cx, proto::mc::Cmd cmd, uint32_t exptime, std::string_view keys, std::string* out);
+  // Replies ops [first, first + n) without the END line.
+  void reply_items(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out);
+  // Frees value buffers grown past kKeptValueCapacity.
+  static void release_values(McContext& cx);
   // Replies and counts ops [first, first + n) of cx.ops, executed (get/gets/gat/gats).
   void reply_get(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out);
   // finish_gets' index burst: every staged op, values into cx.values.
@@ -179,10 +194,14 @@ void McEngine::finish_gets(McContext& cx, Emit&& emit) {
   }
   cx.staged_gets.clear();
   cx.ops.clear();
+  release_values(cx);
+  if (reply.capacity() > kKeptValueCapacity) std::string().swap(reply);
 }
 
 // memcached over UDP: one request datagram (8-byte frame header, count 1)
-// per request; replies cut into datagrams of at most 1400 payload bytes.
+// per request; replies cut into datagrams of at most 1400 payload bytes. A
+// reply over McOptions::udp_max_reply is not built: the request is answered
+// "SERVER_ERROR reply too large for UDP" (ferrite_udp_reply_too_large).
 // Handler worker w uses the context of index worker first_index_worker + w.
 class McUdpHandler : public net::PacketHandler {
  public:
@@ -198,8 +217,11 @@ class McUdpHandler : public net::PacketHandler {
 
 // memcached over TCP: one epoll thread serving every connection with its
 // own index worker. Pipelined requests, partial reads, large values and
-// quit are handled; output is bounded per connection (reading pauses while
-// a client does not read its replies).
+// quit are handled; output is bounded per connection: replies are produced
+// until kMaxPendingOut bytes wait unsent, then the connection is neither read
+// nor parsed (only EPOLLOUT is watched) until they drain (mc_stream.h). When
+// accept fails for want of file descriptors, the listener is left out of
+// epoll for a moment (mc_tcp_io.h), with a rate-limited warning.
 class McTcpServer {
  public:
   static StatusOr<std::unique_ptr<McTcpServer>> create(McEngine& mc, const std::string& bind, uint16_t port,
