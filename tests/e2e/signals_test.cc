@@ -195,6 +195,45 @@ TEST(StartupFailure, PortTakenAfterThePoolOpenedLeavesThePoolClean) {
   EXPECT_EQ(open_state(pool.str()), "clean") << "a failed start left the pool to crash repair";
 }
 
+// The housekeeping thread rotates the cookie secret (server.cookie_rotation_s);
+// a client keeps working across rotations, also after an idle gap of more
+// than two periods (its cookie expired: one refresh, same request).
+TEST(CookieRotation, ClientsKeepWorkingAcrossRotations) {
+  TempPath pool("signals-pool");
+  const uint16_t port = free_udp_port();
+  auto args = server_args(pool.str(), port);
+  args.insert(args.end(), {"--set", "server.cookie_rotation_s=1"});
+  Proc p(args);
+  ASSERT_TRUE(wait_serving(p, port)) << p.log();
+  client::ClientOptions o;
+  o.timeout_ms = 300;
+  auto c = client::Client::connect("127.0.0.1", port, o);
+  ASSERT_TRUE(c.is_ok());
+  auto s = (*c)->set("k", "v");
+  ASSERT_TRUE(s.is_ok() && *s == proto::Status::kOk);
+  const auto until = std::chrono::steady_clock::now() + 3500ms;
+  int gets = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    client::Reply r;
+    auto g = (*c)->get("k", &r);
+    ASSERT_TRUE(g.is_ok() && *g == proto::Status::kOk) << "get " << gets;
+    ++gets;
+    std::this_thread::sleep_for(300ms);
+  }
+  std::this_thread::sleep_for(3s);  // > 2 periods idle: the cookie has expired
+  client::Reply r;
+  auto g = (*c)->get("k", &r);
+  ASSERT_TRUE(g.is_ok() && *g == proto::Status::kOk);
+  EXPECT_EQ(r.value, "v");
+  auto st = (*c)->stats();
+  ASSERT_TRUE(st.is_ok());
+  const auto pos = st->find("cookie_rotations ");
+  ASSERT_NE(pos, std::string::npos) << *st;
+  EXPECT_GE(std::stoull(st->substr(pos + 17)), 4u) << "one rotation per second over ~6.5 s";
+  ::kill(p.pid(), SIGTERM);
+  EXPECT_TRUE(exited_zero(p.wait_exit(20s))) << p.log();
+}
+
 struct BadOption {
   std::vector<std::string> args;
   std::string message;  // part of the error
