@@ -176,8 +176,10 @@ TEST(CookieKeys, RotatesOncePerPeriod) {
 }
 
 TEST(CookieKeys, RotationWhileReading) {
-  // A reader always accepts the cookie it was just issued unless two
-  // rotations happen in between; with rotations spaced out, never refused.
+  // A cookie just issued is accepted unless two rotations happen between the
+  // issue and the check (a reader preempted that long): those rounds are not
+  // counted (rotations() is read before and after; one atomic, so the reads
+  // are ordered). Every counted round must accept.
   CookieKeys ck(std::chrono::seconds(1));
   std::atomic<bool> stop{false};
   std::thread rot([&] {
@@ -186,15 +188,20 @@ TEST(CookieKeys, RotationWhileReading) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   });
-  int refused = 0;
+  int refused = 0, counted = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   for (uint64_t i = 0; i < 200000 && std::chrono::steady_clock::now() < deadline; ++i) {
+    const uint64_t g0 = ck.rotations();
     const uint64_t c = ck.issue(i);
-    refused += !ck.accepts(i, c);
+    const bool ok = ck.accepts(i, c);
+    if (ck.rotations() - g0 >= 2) continue;
+    ++counted;
+    refused += !ok;
   }
   stop = true;
   rot.join();
   EXPECT_EQ(refused, 0);
+  EXPECT_GT(counted, 1000);
 }
 
 }  // namespace
