@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "perf/bench/report.h"
 #include "perf/bench/runner.h"
 #include "perf/bench/transport.h"
 #ifdef FERRITE_BENCH_DPDK
@@ -67,70 +68,7 @@ struct Cli {
 
 double us(uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
-const char* csv_header =
-    "label,protocol,mode,threads,flows,depth,batch,target_ops_per_s,keys,key_size,value_size,get_ratio,zipf,seconds,"
-    "ops,ops_per_s,requests,lost,loss_pct,send_failed,errors,get_hits,get_misses,sets_ok,sets_failed,p50_us,p90_us,"
-    "p99_us,p999_us,max_us,mean_us,max_send_lag_us,hit_ratio\n";
-
-// hit_ratio as a CSV field ("" when there were no gets) and as JSON (null).
-std::string hit_ratio_csv(const RunResult& r) {
-  return r.hit_ratio() < 0 ? std::string() : fmt::format("{:.6f}", r.hit_ratio());
-}
-std::string hit_ratio_json(const RunResult& r) {
-  return r.hit_ratio() < 0 ? std::string("null") : fmt::format("{:.6f}", r.hit_ratio());
-}
-
-std::string csv_row(const Cli& cli, const RunConfig& c, const RunResult& r) {
-  const auto& h = r.latency;
-  return fmt::format(
-      "{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{:.3f},{},{:.0f},{},{},{:.4f},{},{},{},{},{},{},{:.1f},{:.1f},{:.1f},"
-      "{:.1f},{:.1f},{:.1f},{:.1f},{}\n",
-      csv_field(cli.label), cli.protocol, cli.mode, cli.threads, cli.flows, c.depth, c.batch,
-      c.mode == Mode::kOpen ? c.rate : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta,
-      r.seconds, r.ops_done, r.ops_per_s(), r.requests_done, r.lost, r.loss_ratio() * 100, r.send_failed, r.errors,
-      r.get_hits, r.get_misses, r.sets_ok, r.sets_failed, us(h.percentile(0.5)), us(h.percentile(0.9)),
-      us(h.percentile(0.99)), us(h.percentile(0.999)), us(h.max()), h.mean() / 1000.0, us(r.max_send_lag_ns),
-      hit_ratio_csv(r));
-}
-
-// Columns of a header line (its names have no quotes), 0 for an empty line.
-std::size_t csv_columns(const std::string& header) {
-  if (header.empty()) return 0;
-  return static_cast<std::size_t>(std::count(header.begin(), header.end(), ',')) + 1;
-}
-
-// The first n fields of a CSV row (with its "\n"); the whole row when n is 0
-// or the row has no more. Quoted fields may hold commas.
-std::string csv_prefix(const std::string& row, std::size_t n) {
-  if (n == 0) return row;
-  std::size_t fields = 1;
-  bool quoted = false;
-  for (std::size_t i = 0; i < row.size(); ++i) {
-    if (row[i] == '"') quoted = !quoted;
-    if (row[i] == ',' && !quoted && ++fields > n) return row.substr(0, i) + "\n";
-  }
-  return row;
-}
-
-std::string json_row(const Cli& cli, const RunConfig& c, const RunResult& r) {
-  const auto& h = r.latency;
-  return fmt::format(
-      "{{\"label\":{},\"protocol\":\"{}\",\"mode\":\"{}\",\"threads\":{},\"flows\":{},\"depth\":{},\"batch\":{},"
-      "\"target_ops_per_s\":{:.0f},\"keys\":{},\"key_size\":{},\"value_size\":{},\"get_ratio\":{},\"zipf\":{},"
-      "\"seconds\":{:.3f},\"ops\":{},\"ops_per_s\":{:.0f},\"requests\":{},\"lost\":{},\"loss_pct\":{:.4f},"
-      "\"send_failed\":{},\"errors\":{},\"get_hits\":{},\"get_misses\":{},\"sets_ok\":{},\"sets_failed\":{},"
-      "\"stale\":{},\"cookie_refreshes\":{},\"backlog_dropped\":{},\"fill_on_miss\":{},\"fills\":{},"
-      "\"hit_ratio\":{},"
-      "\"latency_us\":{{\"p50\":{:.1f},\"p90\":{:.1f},\"p99\":{:.1f},\"p999\":{:.1f},\"max\":{:.1f},\"mean\":{:.1f}}},"
-      "\"max_send_lag_us\":{:.1f}}}\n",
-      json_string(cli.label), cli.protocol, cli.mode, cli.threads, cli.flows, c.depth, c.batch,
-      c.mode == Mode::kOpen ? c.rate : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta,
-      r.seconds, r.ops_done, r.ops_per_s(), r.requests_done, r.lost, r.loss_ratio() * 100, r.send_failed, r.errors,
-      r.get_hits, r.get_misses, r.sets_ok, r.sets_failed, r.stale, r.cookie_refreshes, r.backlog_dropped,
-      c.fill_on_miss, r.fills, hit_ratio_json(r),
-      us(h.percentile(0.5)), us(h.percentile(0.9)), us(h.percentile(0.99)), us(h.percentile(0.999)), us(h.max()),
-      h.mean() / 1000.0, us(r.max_send_lag_ns));
-}
+RunLabel run_label(const Cli& cli) { return RunLabel{cli.label, cli.protocol, cli.mode, cli.threads, cli.flows}; }
 
 std::string table(const Cli& cli, const RunConfig& c, const RunResult& r) {
   const auto& h = r.latency;
@@ -339,9 +277,9 @@ int main(int argc, char** argv) {
   if (!run_all(cli, cfg, !cli.quiet, &r)) return 1;
   std::string text;
   if (cli.format == "csv") {
-    text = std::string(csv_header) + csv_row(cli, cfg, r);
+    text = std::string(kCsvHeader) + csv_row(run_label(cli), cfg, r);
   } else if (cli.format == "json") {
-    text = json_row(cli, cfg, r);
+    text = json_row(run_label(cli), cfg, r);
   } else {
     text = table(cli, cfg, r);
   }
@@ -369,10 +307,10 @@ int main(int argc, char** argv) {
     }
     std::ofstream f(cli.out, std::ios::app);
     if (cli.format == "json") {
-      f << json_row(cli, cfg, r);
+      f << json_row(run_label(cli), cfg, r);
     } else {
-      if (fresh) f << csv_header;
-      f << csv_prefix(csv_row(cli, cfg, r), columns);
+      if (fresh) f << kCsvHeader;
+      f << csv_prefix(csv_row(run_label(cli), cfg, r), columns);
     }
     if (!f) {
       std::fprintf(stderr, "ferrite-bench: cannot write %s\n", cli.out.c_str());

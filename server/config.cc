@@ -9,6 +9,9 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -162,6 +165,8 @@ const std::map<std::string, Setter>& setters() {
       {"server.allow", string_list(valid_cidr, "IPv4 CIDR like \"10.0.0.0/8\"",
                                    [](Config& c, std::vector<std::string> v) { c.server.allow = std::move(v); })},
       {"server.max_datagram", integer(512, 65507, [](Config& c, uint64_t v) { c.server.max_datagram = static_cast<uint32_t>(v); })},
+      {"server.cookie_rotation_s",
+       integer(1, 604800, [](Config& c, uint64_t v) { c.server.cookie_rotation_s = static_cast<uint32_t>(v); })},
       {"server.memcached_udp_port",
        integer(0, 65535, [](Config& c, uint64_t v) { c.server.memcached_udp_port = static_cast<uint32_t>(v); })},
       {"server.memcached_tcp_port",
@@ -247,6 +252,27 @@ Status apply_table(const toml::table& t, Config& c, std::string_view src) {
   return check_together(c, src);
 }
 
+// The text of a config file; a directory, a missing file or a read error is
+// an error naming the path (never an empty text, which would mean defaults).
+StatusOr<std::string> read_config_text(const std::string& path) {
+  if (path.empty()) return Status::invalid_argument("config file: the path is empty");
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) {
+    return Status::not_found(fmt::format("cannot read config file {}: {}", path,
+                                         ec ? ec.message() : std::string("no such file")));
+  }
+  if (std::filesystem::is_directory(st)) {
+    return Status::invalid_argument(fmt::format("config file {} is a directory, not a TOML file", path));
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::not_found(fmt::format("cannot read config file {}: {}", path, std::strerror(errno)));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) return Status::io_error(fmt::format("cannot read config file {}: read error", path));
+  return ss.str();
+}
+
 StatusOr<toml::table> parse_toml(std::string_view text, std::string_view src) {
   try {
     return toml::parse(text, src);
@@ -287,18 +313,9 @@ StatusOr<Config> parse_config(std::string_view text, std::string_view source) {
 }
 
 StatusOr<Config> load_config_file(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return Status::not_found(fmt::format("cannot read config file {}", path));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_config(ss.str(), path);
-}
-
-// A float as TOML writes it (always with a fraction: 0.1, 1.0).
-std::string toml_number(double v) {
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
-  return s;
+  auto text = read_config_text(path);
+  if (!text) return text.status();
+  return parse_config(*text, path);
 }
 
 uint64_t segment_size_for(uint64_t configured, uint64_t pool_size) noexcept {
@@ -306,42 +323,81 @@ uint64_t segment_size_for(uint64_t configured, uint64_t pool_size) noexcept {
   return pool_size < (1ull << 30) ? (2ull << 20) : (4ull << 20);
 }
 
+// Built as a toml::table and printed by toml++, which quotes and escapes
+// every string (a path with " or \ stays valid TOML); parse_config reads it
+// back to the same Config (config_test checks the round trip).
 std::string to_toml(const Config& c) {
   auto list = [](const std::vector<std::string>& v) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < v.size(); ++i) s += fmt::format("{}\"{}\"", i ? ", " : "", v[i]);
-    return s + "]";
+    toml::array a;
+    for (const std::string& e : v) a.push_back(e);
+    return a;
   };
-  return fmt::format(
-      "[server]\nbackend = \"{}\"\nbind = \"{}\"\nport = {}\nworkers = {}\npin_cores = {}\nallow = {}\n"
-      "memcached_udp_port = {}\nmemcached_tcp_port = {}\nmax_datagram = {}\n\n[pool]\npath = \"{}\"\nsize = {}\nsegment_size = {}\n"
-      "when_full = \"{}\"\nreserve = {}\n\n[cleaner]\nlow_watermark = {}\nhigh_watermark = {}\nmax_copy_mbps = {}\n"
-      "max_wait_ms = {}\n\n[log]\nlevel = \"{}\"\n\n"
-      "[dpdk]\neal_args = {}\nport = {}\nip = \"{}\"\nmac = \"{}\"\nmbufs = {}\nburst = {}\nidle_sleep_us = {}\n",
-      c.server.backend, c.server.bind, c.server.port, c.server.workers, c.server.pin_cores, list(c.server.allow),
-      c.server.memcached_udp_port, c.server.memcached_tcp_port, c.server.max_datagram, c.pool.path, c.pool.size,
-      c.pool.segment_size == 0 ? std::string("\"auto\"") : std::to_string(c.pool.segment_size),
-      c.pool.when_full, toml_number(c.pool.reserve), toml_number(c.cleaner.low_watermark),
-      toml_number(c.cleaner.high_watermark), c.cleaner.max_copy_mbps, c.cleaner.max_wait_ms, c.log.level, list(c.dpdk.eal_args),
-      c.dpdk.port, c.dpdk.ip, c.dpdk.mac, c.dpdk.mbufs, c.dpdk.burst, c.dpdk.idle_sleep_us);
+  auto i64 = [](uint64_t v) { return static_cast<int64_t>(v); };
+  toml::table t{
+      {"server", toml::table{{"backend", c.server.backend},
+                             {"bind", c.server.bind},
+                             {"port", i64(c.server.port)},
+                             {"workers", i64(c.server.workers)},
+                             {"pin_cores", c.server.pin_cores},
+                             {"allow", list(c.server.allow)},
+                             {"cookie_rotation_s", i64(c.server.cookie_rotation_s)},
+                             {"memcached_udp_port", i64(c.server.memcached_udp_port)},
+                             {"memcached_tcp_port", i64(c.server.memcached_tcp_port)},
+                             {"max_datagram", i64(c.server.max_datagram)}}},
+      {"pool", toml::table{{"path", c.pool.path},
+                           {"size", i64(c.pool.size)},
+                           {"when_full", c.pool.when_full},
+                           {"reserve", c.pool.reserve}}},
+      {"cleaner", toml::table{{"low_watermark", c.cleaner.low_watermark},
+                              {"high_watermark", c.cleaner.high_watermark},
+                              {"max_copy_mbps", i64(c.cleaner.max_copy_mbps)},
+                              {"max_wait_ms", i64(c.cleaner.max_wait_ms)}}},
+      {"log", toml::table{{"level", c.log.level}}},
+      {"dpdk", toml::table{{"eal_args", list(c.dpdk.eal_args)},
+                           {"port", i64(c.dpdk.port)},
+                           {"ip", c.dpdk.ip},
+                           {"mac", c.dpdk.mac},
+                           {"mbufs", i64(c.dpdk.mbufs)},
+                           {"burst", i64(c.dpdk.burst)},
+                           {"idle_sleep_us", i64(c.dpdk.idle_sleep_us)}}},
+  };
+  toml::table& pool = *t["pool"].as_table();
+  if (c.pool.segment_size == 0) {
+    pool.insert("segment_size", "auto");
+  } else {
+    pool.insert("segment_size", i64(c.pool.segment_size));
+  }
+  // toml++ (as packaged) prints floats with 17 digits (0.1 as
+  // 0.10000000000000001); when every float reads back the same from 6
+  // digits, print those instead. Exact either way.
+  const double floats[] = {c.pool.reserve, c.cleaner.low_watermark, c.cleaner.high_watermark};
+  const bool six_digits_exact = std::all_of(std::begin(floats), std::end(floats),
+                                            [](double v) { return std::stod(fmt::format("{:.6g}", v)) == v; });
+  auto flags = toml::toml_formatter::default_flags;
+  if (six_digits_exact) flags |= toml::format_flags::relaxed_float_precision;
+  std::ostringstream out;
+  out << toml::toml_formatter{t, flags} << "\n";
+  return out.str();
 }
 
 StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   CLI::App app{"ferrited: the Ferrite key-value server", "ferrited"};
+  // Each option's presence is its count(), never a sentinel value: "--port -1"
+  // and "--bind ''" are values to validate, not "not given".
   std::string config_file;
   std::vector<std::string> sets;
   std::string bind, backend, pool, pool_size, log_level;
-  int64_t port = -1, workers = -1;
+  int64_t port = 0, workers = 0;
   ParsedArgs out;
-  app.add_option("-c,--config", config_file, "TOML config file (default: the embedded configs/default.toml)");
+  CLI::Option* o_config = app.add_option("-c,--config", config_file, "TOML config file (default: the embedded configs/default.toml)");
   app.add_option("--set", sets, "override any key: --set section.key=value (repeatable)");
-  app.add_option("--bind", bind, "server.bind");
-  app.add_option("--port", port, "server.port");
-  app.add_option("--workers", workers, "server.workers");
-  app.add_option("--backend", backend, "server.backend");
-  app.add_option("--pool", pool, "pool.path");
-  app.add_option("--pool-size", pool_size, "pool.size");
-  app.add_option("--log-level", log_level, "log.level");
+  CLI::Option* o_bind = app.add_option("--bind", bind, "server.bind");
+  CLI::Option* o_port = app.add_option("--port", port, "server.port");
+  CLI::Option* o_workers = app.add_option("--workers", workers, "server.workers");
+  CLI::Option* o_backend = app.add_option("--backend", backend, "server.backend");
+  CLI::Option* o_pool = app.add_option("--pool", pool, "pool.path");
+  CLI::Option* o_pool_size = app.add_option("--pool-size", pool_size, "pool.size");
+  CLI::Option* o_log_level = app.add_option("--log-level", log_level, "log.level");
   bool no_evict = false, evict = false;
   app.add_flag("-M,--no-evict", no_evict, "pool.when_full = \"error\" (memcached's -M: refuse writes when full)");
   app.add_flag("--evict", evict, "pool.when_full = \"evict\" (memcached's default: evict cold keys when full)");
@@ -365,60 +421,65 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
 
   std::string text;
   std::string source;
-  if (config_file.empty()) {
+  if (o_config->count() == 0) {
     text = std::string(default_config_toml());
     source = "the embedded default config";
   } else {
-    std::ifstream f(config_file);
-    if (!f) return Status::not_found(fmt::format("cannot read config file {}", config_file));
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
+    auto r = read_config_text(config_file);
+    if (!r) return r.status();
+    text = std::move(r).value();
     source = config_file;
   }
   auto t = parse_toml(text, source);
   if (!t) return t.status();
 
   // Overrides become TOML values in the same table, then one validation.
-  auto put = [&](const std::string& dotted, const std::string& raw) -> Status {
+  auto put_node = [&](const std::string& dotted, const toml::node& value) -> Status {
     auto dot = dotted.find('.');
     if (dot == std::string::npos || dot == 0 || dot + 1 == dotted.size()) {
       return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", dotted));
     }
     const std::string sec = dotted.substr(0, dot), key = dotted.substr(dot + 1);
+    if (!t->contains(sec)) t->insert(sec, toml::table{});
+    toml::table* st = (*t)[sec].as_table();
+    if (st == nullptr) return Status::invalid_argument(fmt::format("{} is not a section", sec));
+    st->insert_or_assign(key, value);
+    return Status::ok();
+  };
+  // --set: the value is TOML (a bare word is taken as a string).
+  auto put = [&](const std::string& dotted, const std::string& raw) -> Status {
     toml::table frag;
     try {
       frag = toml::parse(std::string_view("v = " + raw), std::string_view("command line"));
     } catch (const toml::parse_error&) {
-      frag = toml::table{{"v", raw}};  // a bare word: take it as a string
+      frag = toml::table{{"v", raw}};
     }
-    if (!t->contains(sec)) t->insert(sec, toml::table{});
-    toml::table* st = (*t)[sec].as_table();
-    if (st == nullptr) return Status::invalid_argument(fmt::format("{} is not a section", sec));
-    st->insert_or_assign(key, *frag.get("v"));
-    return Status::ok();
+    return put_node(dotted, *frag.get("v"));
   };
+  // Shortcut flags: typed values, no TOML text in between (a path with " or
+  // \ is the path).
+  auto put_str = [&](const std::string& dotted, const std::string& v) { return put_node(dotted, toml::value<std::string>(v)); };
+  auto put_int = [&](const std::string& dotted, int64_t v) { return put_node(dotted, toml::value<int64_t>(v)); };
   for (const std::string& s : sets) {
     auto eq = s.find('=');
     if (eq == std::string::npos) return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", s));
     FERRITE_RETURN_IF_ERROR(put(s.substr(0, eq), s.substr(eq + 1)));
   }
-  auto quoted = [](const std::string& v) { return "\"" + v + "\""; };
-  if (!bind.empty()) FERRITE_RETURN_IF_ERROR(put("server.bind", quoted(bind)));
-  if (port >= 0) FERRITE_RETURN_IF_ERROR(put("server.port", std::to_string(port)));
-  if (workers >= 0) FERRITE_RETURN_IF_ERROR(put("server.workers", std::to_string(workers)));
-  if (!backend.empty()) FERRITE_RETURN_IF_ERROR(put("server.backend", quoted(backend)));
-  if (!pool.empty()) FERRITE_RETURN_IF_ERROR(put("pool.path", quoted(pool)));
-  if (!pool_size.empty()) FERRITE_RETURN_IF_ERROR(put("pool.size", quoted(pool_size)));
-  if (!log_level.empty()) FERRITE_RETURN_IF_ERROR(put("log.level", quoted(log_level)));
+  if (o_bind->count()) FERRITE_RETURN_IF_ERROR(put_str("server.bind", bind));
+  if (o_port->count()) FERRITE_RETURN_IF_ERROR(put_int("server.port", port));
+  if (o_workers->count()) FERRITE_RETURN_IF_ERROR(put_int("server.workers", workers));
+  if (o_backend->count()) FERRITE_RETURN_IF_ERROR(put_str("server.backend", backend));
+  if (o_pool->count()) FERRITE_RETURN_IF_ERROR(put_str("pool.path", pool));
+  if (o_pool_size->count()) FERRITE_RETURN_IF_ERROR(put_str("pool.size", pool_size));
+  if (o_log_level->count()) FERRITE_RETURN_IF_ERROR(put_str("log.level", log_level));
   if (no_evict && evict) return Status::invalid_argument("command line: -M (--no-evict) and --evict contradict each other");
-  if (no_evict) FERRITE_RETURN_IF_ERROR(put("pool.when_full", quoted("error")));
-  if (evict) FERRITE_RETURN_IF_ERROR(put("pool.when_full", quoted("evict")));
+  if (no_evict) FERRITE_RETURN_IF_ERROR(put_str("pool.when_full", "error"));
+  if (evict) FERRITE_RETURN_IF_ERROR(put_str("pool.when_full", "evict"));
 
-  const std::string src = (sets.empty() && bind.empty() && port < 0 && workers < 0 && backend.empty() && pool.empty() &&
-                           pool_size.empty() && log_level.empty() && !no_evict && !evict)
-                              ? source
-                              : source + " with command-line overrides";
+  const bool overridden = !sets.empty() || o_bind->count() || o_port->count() || o_workers->count() ||
+                          o_backend->count() || o_pool->count() || o_pool_size->count() || o_log_level->count() ||
+                          no_evict || evict;
+  const std::string src = overridden ? source + " with command-line overrides" : source;
   Config c;
   FERRITE_RETURN_IF_ERROR(apply_table(*t, c, src));
   out.config = std::move(c);

@@ -24,6 +24,7 @@ struct Config {
     uint32_t workers = 1;
     bool pin_cores = true;
     std::vector<std::string> allow = {"127.0.0.0/8"};
+    uint32_t cookie_rotation_s = 600;  // anti-amplification cookie secret rotation (server/cookie.h)
     uint32_t memcached_udp_port = 0;
     uint32_t memcached_tcp_port = 0;
     uint32_t max_datagram = 1472;

@@ -320,3 +320,97 @@ TEST(ConfigArgs, EvictionFlagsAsMemcached) {
 
 }  // namespace
 }  // namespace ferrite::server
+
+namespace ferrite::server {
+namespace {
+
+// Issue 15, item 9: a value the user gave is validated, never mistaken for
+// "not given" (the old sentinels: port/workers < 0, empty strings).
+TEST(ConfigArgs, OutOfRangeAndWrongKindShortcutsAreRefused) {
+  struct Case {
+    std::vector<std::string> argv;
+    std::string key, message;  // both in the error
+  };
+  const Case cases[] = {
+      {{"--port", "-1"}, "server.port", "= -1 is out of range (allowed 1..65535)"},
+      {{"--port", "0"}, "server.port", "= 0 is out of range"},
+      {{"--port", "65536"}, "server.port", "= 65536 is out of range"},
+      {{"--port", "eleven"}, "--port", "eleven"},
+      {{"--port", "99999999999999999999999"}, "server.port", "out of range"},
+      {{"--workers", "-1"}, "server.workers", "= -1 is out of range (allowed 1..63)"},
+      {{"--workers", "0"}, "server.workers", "= 0 is out of range"},
+      {{"--workers", "2.5"}, "--workers", "2.5"},
+      {{"--bind", ""}, "server.bind", "IPv4"},
+      {{"--backend", ""}, "server.backend", "\"kernel\" or \"dpdk\""},
+      {{"--pool", ""}, "pool.path", "absolute"},
+      {{"--pool", "relative"}, "pool.path", "absolute"},
+      {{"--pool-size", "-5"}, "pool.size", "not a size"},
+      {{"--pool-size", ""}, "pool.size", "not a size"},
+      {{"--log-level", ""}, "log.level", "debug, info, warn, error or off"},
+      {{"--set", "server.cookie_rotation_s=0"}, "server.cookie_rotation_s", "= 0 is out of range (allowed 1..604800)"},
+      {{"--set", "server.cookie_rotation_s=\"10\""}, "server.cookie_rotation_s", "must be an integer"},
+  };
+  for (const Case& c : cases) {
+    auto a = args(c.argv);
+    ASSERT_FALSE(a.is_ok()) << "accepted: " << c.argv[0] << " " << c.argv[1];
+    EXPECT_THAT(std::string(a.status().message()), AllOf(HasSubstr(c.key), HasSubstr(c.message)))
+        << c.argv[0] << " " << c.argv[1];
+  }
+}
+
+TEST(ConfigArgs, ConfigMustBeAReadableFile) {
+  auto dir = args({"--config", "/tmp"});
+  ASSERT_FALSE(dir.is_ok()) << "a directory was read as an empty config";
+  EXPECT_THAT(std::string(dir.status().message()), AllOf(HasSubstr("/tmp"), HasSubstr("is a directory")));
+  auto empty = args({"--config", ""});
+  ASSERT_FALSE(empty.is_ok()) << "--config \"\" fell back to the embedded default";
+  EXPECT_THAT(std::string(empty.status().message()), HasSubstr("empty"));
+  auto f = load_config_file("/tmp");
+  ASSERT_FALSE(f.is_ok());
+  EXPECT_THAT(std::string(f.status().message()), HasSubstr("is a directory"));
+}
+
+TEST(ConfigArgs, CookieRotationKey) {
+  auto a = args({"--set", "server.cookie_rotation_s=30"});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->config.server.cookie_rotation_s, 30u);
+  EXPECT_EQ(Config{}.server.cookie_rotation_s, 600u);
+}
+
+// --print-config is TOML written by toml++: whatever the strings hold, it
+// parses back to the same Config.
+TEST(ConfigArgs, PrintConfigRoundTripsStringsWithQuotesAndBackslashes) {
+  const std::string weird = "/dev/shm/we\"ird\\path 'x' \t#not-a-comment\\\".pool";
+  auto p = args({"--pool", weird, "--set", "dpdk.eal_args=[\"--vdev=net_memif,socket=/tmp/\\\"m\\\\\", \"-l\"]",
+                 "--set", "server.allow=[\"10.0.0.0/8\", \"127.0.0.1\"]", "--set", "pool.reserve=0.3",
+                 "--set", "cleaner.high_watermark=0.35", "--workers", "3", "--print-config"});
+  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  ASSERT_EQ(p->config.pool.path, weird) << "--pool takes the path as given";
+  ASSERT_EQ(p->config.dpdk.eal_args.size(), 2u);
+  EXPECT_EQ(p->config.dpdk.eal_args[0], "--vdev=net_memif,socket=/tmp/\"m\\");
+  const std::string text = to_toml(p->config);
+  auto back = parse_config(text, "printed");
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string() << "\n" << text;
+  EXPECT_EQ(back->pool.path, weird);
+  EXPECT_TRUE(*back == p->config) << text;
+  // A float that needs all its digits keeps them.
+  auto precise = args({"--set", "pool.reserve=0.123456789012345"});
+  ASSERT_TRUE(precise.is_ok()) << precise.status().to_string();
+  auto precise_back = parse_config(to_toml(precise->config), "printed");
+  ASSERT_TRUE(precise_back.is_ok()) << precise_back.status().to_string();
+  EXPECT_EQ(precise_back->pool.reserve, 0.123456789012345);
+  EXPECT_THAT(to_toml(Config{}), HasSubstr("reserve = 0.1\n"));
+  // The defaults too (every key present, every value the same).
+  auto d = parse_config(to_toml(Config{}), "printed default");
+  ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+  EXPECT_TRUE(*d == Config{});
+  // And through a file given to --config.
+  testing::TempPath file("printed");
+  std::ofstream(file.str()) << text;
+  auto again = args({"--config", file.str()});
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_TRUE(again->config == p->config);
+}
+
+}  // namespace
+}  // namespace ferrite::server

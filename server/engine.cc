@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <charconv>
-#include <random>
 
 #include "common/hash.h"
 #include "server/reassembly.h"
@@ -174,8 +173,8 @@ struct Engine::WorkerState {
 
 const EngineStats& Engine::stats(unsigned worker) const { return *workers_[worker]->stats; }
 
-Engine::Engine(index::Index& idx, const EngineOptions& opts) : idx_(idx), opts_(opts), start_unix_(unix_now()) {
-  if (opts_.cookie_secret == 0) opts_.cookie_secret = std::random_device{}() | (uint64_t{std::random_device{}()} << 32) | 1;
+Engine::Engine(index::Index& idx, const EngineOptions& opts)
+    : idx_(idx), opts_(opts), cookies_(opts.cookie_rotation), start_unix_(unix_now()) {
   for (unsigned w = 0; w < idx.workers(); ++w) {
     auto ws = std::make_unique<WorkerState>();
     ws->worker = &idx.worker(w);
@@ -188,8 +187,7 @@ Engine::Engine(index::Index& idx, const EngineOptions& opts) : idx_(idx), opts_(
 Engine::~Engine() = default;
 
 uint64_t Engine::cookie_for(const sockaddr_in& p) const noexcept {
-  const uint64_t a = peer_addr(p);
-  return hash_bytes(&a, sizeof(a), opts_.cookie_secret) | 1;  // never 0 ("no cookie")
+  return cookies_.issue(peer_addr(p));  // SipHash-2-4 under the current secret, never 0
 }
 
 void Engine::on_idle(unsigned worker) {
@@ -241,7 +239,8 @@ void Engine::handle_datagram(WorkerState& ws, const net::Datagram& d, net::TxQue
     return;
   }
   const uint64_t cookie = cookie_for(d.peer);
-  if (h.type == proto::MsgType::kHello || h.cookie != cookie) {
+  if (h.type == proto::MsgType::kHello ||
+      (h.cookie != cookie && !cookies_.accepts(peer_addr(d.peer), h.cookie))) {
     // Unproven source (or a hello): 32 bytes back, never more than it sent.
     proto::Header r;
     r.type = proto::MsgType::kCookie;
@@ -554,6 +553,7 @@ std::string Engine::stats_text() const {
   line("reply_too_large", sum(&EngineStats::reply_too_large));
   line("out_of_memory", sum(&EngineStats::out_of_memory));
   line("cookie_replies", sum(&EngineStats::cookie_replies));
+  line("cookie_rotations", cookies_.rotations());
   line("duplicates", sum(&EngineStats::duplicates));
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     line("worker" + std::to_string(w) + "_ops", workers_[w]->stats->ops.load(std::memory_order_relaxed));

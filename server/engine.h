@@ -32,6 +32,7 @@
 #include "index/index.h"
 #include "net/handler.h"
 #include "proto/native.h"
+#include "server/cookie.h"
 
 namespace ferrite::server {
 
@@ -44,7 +45,9 @@ StatusOr<Cidr> parse_cidr(const std::string& s);
 
 struct EngineOptions {
   std::vector<Cidr> allow;          // empty: allow nobody
-  uint64_t cookie_secret = 0;       // 0: random at construction
+  // The cookie secret rotates this often; cookies under the current or the
+  // previous secret are accepted (server/cookie.h).
+  std::chrono::seconds cookie_rotation{600};
   std::size_t max_datagram = proto::kDefaultDatagram;
   std::size_t dup_window = 4096;    // remembered replies per worker (direct-mapped slots)
   // Incomplete fragmented messages per worker; one source (address + port)
@@ -78,7 +81,14 @@ class Engine : public net::PacketHandler {
   void on_burst(unsigned worker, std::span<const net::Datagram> in, net::TxQueue& out) override;
   void on_idle(unsigned worker) override;
 
+  // The cookie peer must send (under the current secret).
   uint64_t cookie_for(const sockaddr_in& peer) const noexcept;
+  // Called by the server's housekeeping thread (one caller): rotates the
+  // cookie secret when a period has passed; true if it did.
+  bool maybe_rotate_cookie_secret(std::chrono::steady_clock::time_point now) noexcept {
+    return cookies_.maybe_rotate(now);
+  }
+  CookieKeys& TEST_cookies() noexcept { return cookies_; }
   const EngineStats& stats(unsigned worker) const;
   // "name value\n" lines: engine, index and (via extra) backend counters.
   std::string stats_text() const;
@@ -97,6 +107,7 @@ class Engine : public net::PacketHandler {
 
   index::Index& idx_;
   EngineOptions opts_;
+  CookieKeys cookies_;
   uint64_t start_unix_ = 0;
   std::vector<std::unique_ptr<WorkerState>> workers_;
   std::function<std::string()> extra_stats_;

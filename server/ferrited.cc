@@ -1,14 +1,22 @@
 // ferrited: the Ferrite server. Checks that every port it will serve is free
 // (net/port_claim.h), then wires config -> pool -> index -> engine ->
-// network backend, then waits for SIGINT/SIGTERM and shuts down gracefully:
-// stop receiving, let the workers finish their bursts (every reply sent was
-// already durable), close the index cleanly (counters, log tails), mark the
-// pool clean, exit 0.
+// network backend, then waits for SIGINT/SIGTERM/SIGQUIT and shuts down
+// gracefully: stop receiving, let the workers finish their bursts (every
+// reply sent was already durable), close the index cleanly (counters, log
+// tails), mark the pool clean, exit 0. SIGHUP is logged and ignored (the log
+// goes to stderr: nothing to reopen), SIGUSR1 logs the counters, SIGPIPE is
+// ignored (docs/operations.md, "Signals"). A startup failure once the index
+// is open closes it and the pool the same way, so the next start is clean.
+//
+// Threads: main() alone handles signals (they are blocked in every thread,
+// sigwait here); the housekeeping thread sweeps expired keys and rotates the
+// cookie secret; the backends own their worker threads.
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <thread>
 
 #include "common/log.h"
@@ -35,9 +43,25 @@ int fail(const Status& s, int code = 1) {
   return code;
 }
 
+// One logfmt line of the counters ("name value" lines become name=value).
+std::string stats_line(const std::string& text) {
+  std::string out;
+  for (char ch : text) out += ch == '\n' ? ' ' : ch == ' ' ? '=' : ch;
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Signals first, before any thread exists (threads inherit the mask): the
+  // handled ones are blocked everywhere and taken by sigwait below; a write
+  // to a closed socket or pipe is an EPIPE error, never a signal.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
   auto parsed = server::config_from_args(argc, argv);
   if (!parsed) return fail(parsed.status(), 2);
   if (parsed->exit_now) {
@@ -69,12 +93,14 @@ int main(int argc, char** argv) {
                 2);
   }
 
-  // Block the shutdown signals before any thread starts, so only sigwait sees them.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  server::EngineOptions eo;
+  eo.max_datagram = cfg.server.max_datagram;
+  eo.cookie_rotation = std::chrono::seconds(cfg.server.cookie_rotation_s);
+  for (const std::string& c : cfg.server.allow) {
+    auto cidr = server::parse_cidr(c);
+    if (!cidr) return fail(cidr.status(), 2);
+    eo.allow.push_back(*cidr);
+  }
 
   // Every port this ferrited will serve must be free, checked before the
   // pool opens so "address in use" is the first and immediate error and the
@@ -119,7 +145,25 @@ int main(int argc, char** argv) {
   iopts.space.start_at_open = false;  // started once the simulator runs (below)
 #endif
   auto idx = index::Index::open(**pool, iopts);
-  if (!idx) return fail(idx.status());
+  if (!idx) {
+    // Leave the pool's flag as it was: a pool that needed a crash repair still does.
+    if ((*pool)->opened_after_clean_shutdown()) (*pool)->mark_clean_on_close();
+    return fail(idx.status());
+  }
+  // From here on every return, a startup failure included, closes the index
+  // cleanly and marks the pool clean, as the shutdown below does. Declared
+  // before the engine and backends, so it runs after their destructors.
+  struct CloseCleanly {
+    decltype(pool)& p;
+    decltype(idx)& i;
+    ~CloseCleanly() {
+      if (p.value() == nullptr) return;  // already closed by the shutdown path
+      i.value().reset();
+      p.value()->mark_clean_on_close();
+      p.value().reset();
+      log_info("pool closed cleanly after a failed start");
+    }
+  } close_cleanly{pool, idx};
   {
     // After a crash the index serves at once and repairs table segments on
     // first touch and in the background; the index logs when that is done.
@@ -140,13 +184,6 @@ int main(int argc, char** argv) {
   (*idx)->start_cleaner();  // only now: the simulator's copy must not miss its writes
 #endif
 
-  server::EngineOptions eo;
-  eo.max_datagram = cfg.server.max_datagram;
-  for (const std::string& c : cfg.server.allow) {
-    auto cidr = server::parse_cidr(c);
-    if (!cidr) return fail(cidr.status(), 2);
-    eo.allow.push_back(*cidr);
-  }
   // DPDK: the polling cores run nothing but their workers, so the expiry
   // sweep happens in the workers' idle time, 64 slots (a few microseconds)
   // per idle millisecond, instead of 64 Ki slots (milliseconds) at once on
@@ -273,6 +310,9 @@ int main(int argc, char** argv) {
   std::thread house([&] {
     while (!stopping.load(std::memory_order_relaxed)) {
       if (eo.idle_sweep_slots == 0) (void)(*idx)->sweep_expired(1 << 16);
+      if (engine.maybe_rotate_cookie_secret(std::chrono::steady_clock::now())) {
+        log_debug("cookie secret rotated (every {} s; the previous one is still accepted)", cfg.server.cookie_rotation_s);
+      }
       for (int i = 0; i < 10 && !stopping.load(std::memory_order_relaxed); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
@@ -280,8 +320,17 @@ int main(int argc, char** argv) {
   });
 
   int sig = 0;
-  sigwait(&sigs, &sig);
-  log_info("signal {} received: shutting down", sig);
+  for (;;) {
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log_info("SIGHUP received: ignored (the log goes to stderr, there is no log file to reopen)");
+    } else if (sig == SIGUSR1) {
+      log_info("SIGUSR1 received: {}", stats_line(engine.stats_text()));
+    } else {
+      break;  // SIGINT, SIGTERM, SIGQUIT
+    }
+  }
+  log_info("signal {} ({}) received: shutting down", sig, sig == SIGQUIT ? "SIGQUIT" : sig == SIGINT ? "SIGINT" : "SIGTERM");
   stopping.store(true);
   house.join();
   // Workers finish their current burst and exit.

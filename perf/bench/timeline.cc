@@ -1,6 +1,8 @@
 // ferrite-bench's per-second timeline and CSV/JSON quoting (see timeline.h).
 #include "perf/bench/timeline.h"
 
+#include <nlohmann/json.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -99,26 +101,8 @@ std::string csv_field(std::string_view s) {
 }
 
 std::string json_string(std::string_view s) {
-  std::string q = "\"";
-  for (char ch : s) {
-    const auto u = static_cast<unsigned char>(ch);
-    if (ch == '"' || ch == '\\') {
-      q += '\\';
-      q += ch;
-    } else if (ch == '\n') {
-      q += "\\n";
-    } else if (ch == '\r') {
-      q += "\\r";
-    } else if (ch == '\t') {
-      q += "\\t";
-    } else if (u < 0x20) {
-      q += fmt::format("\\u{:04x}", u);
-    } else {
-      q += ch;
-    }
-  }
-  q += '"';
-  return q;
+  // nlohmann-json's writer; bytes that are not UTF-8 become U+FFFD.
+  return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace ferrite::bench
