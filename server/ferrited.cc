@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  auto pool = pmem::Pool::open_or_create(cfg.pool.path, cfg.pool.size, cfg.pool.segment_size);
+  auto pool = pmem::Pool::open_or_create(cfg.pool.path, cfg.pool.size, cfg.pool.segment_size,
+                                         {.probe_in_child = true});  // pmem/open_probe.h
   if (!pool) return fail(pool.status());
   // Index workers: the native workers, then one per memcached UDP worker,
   // then one for the memcached TCP thread (each thread owns its worker).
