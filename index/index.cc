@@ -389,14 +389,12 @@ Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) 
 
 bool IndexImpl::read_intact(const RecordHeader* r) noexcept {
   const auto off = static_cast<uint64_t>(reinterpret_cast<const char*>(r) - base_);
-  // Bounds first: a header whose length bits flipped must not make the
-  // checksum read past its segment.
-  if (const LogSegInfo* e = segs_.find(off); FERRITE_LIKELY(e != nullptr)) {
-    const uint64_t seg_off = e->off.load(std::memory_order_relaxed);
-    const auto* h = pool_.ptr(pmem::POff<pmem::SegmentHeader>(seg_off));
-    const uint64_t end = seg_off + std::min<uint64_t>(h->size, alloc_.segment_size());
-    if (FERRITE_LIKELY(off < end && record_valid(r, end - off) && is_value_kind(r->kind()))) return true;
-  }
+  // Bounded by the mapping, not the record's segment: a header whose length
+  // bits flipped may make the checksum read a neighbour's bytes (harmless,
+  // the sum fails), never past the pool; and a get pays no segment-table
+  // lookup or segment-header miss for it.
+  const uint64_t size = pool_.size();
+  if (FERRITE_LIKELY(off < size && record_valid(r, size - off) && is_value_kind(r->kind()))) return true;
   const uint64_t total = bad_reads_.fetch_add(1, std::memory_order_relaxed) + 1;
   const auto t = std::chrono::duration_cast<std::chrono::nanoseconds>(
                      std::chrono::steady_clock::now().time_since_epoch())

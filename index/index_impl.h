@@ -131,8 +131,8 @@ class IndexImpl {
   Status release_log_segment(uint64_t off);
 
   uint64_t count() const noexcept;
-  // Verify-on-read (issue 15): true if the record w names lies inside a
-  // registered log segment and passes its checksum. A false answer is
+  // Verify-on-read (issue 15): true if the record r lies inside the pool
+  // and passes its checksum. A false answer is
   // counted (IndexStats::read_bad_records) and logged at most once a second;
   // the caller treats the key as absent. Any worker, lock-free.
   bool read_intact(const RecordHeader* r) noexcept;
