@@ -186,9 +186,9 @@ StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path, const OpenOp
   // Permission before content: a pool we may not write is not a corrupt
   // one, and the advice differs (fix the mode or the mount, keep the file).
   if (::access(path.c_str(), R_OK | W_OK) != 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
-    return Status::io_error(fmt::format(
-        "cannot open pool {}: permission denied ({}): ferrited and ferrite-check need read and write access", path,
-        std::strerror(errno)));
+    return Status::io_error(fmt::format("cannot open pool {}: permission denied ({}); ferrited and ferrite-check "
+                                        "need to read and write it",
+                                        path, errno == EROFS ? "read-only file system" : "file mode or owner"));
   }
   if (Status v = validate_pool_file(path); !v.is_ok()) {
     if (v.code() != Status::Code::kCorruption) return v;
@@ -205,7 +205,9 @@ StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path, const OpenOp
     int err = errno;
     std::string pm = pmemobj_errormsg();
     if (err == EACCES || err == EROFS || err == EPERM) {
-      return Status::io_error(fmt::format("cannot open pool {}: permission denied ({})", path, std::strerror(err)));
+      return Status::io_error(fmt::format("cannot open pool {}: permission denied ({}); ferrited and ferrite-check "
+                                          "need to read and write it",
+                                          path, err == EROFS ? "read-only file system" : "file mode or owner"));
     }
     if (err == EWOULDBLOCK || err == EAGAIN) {
       return Status::busy(fmt::format("cannot open pool {}: it is in use by another process", path));

@@ -145,7 +145,9 @@ Status validate_pool_file(const std::string& path) {
   if (m == MAP_FAILED) return Status::io_error(fmt::format("cannot map pool {}: {}", path, std::strerror(err)));
   const auto* b = static_cast<const unsigned char*>(m);
   Status s = [&]() -> Status {
-    if (std::memcmp(b, "PMEMOBJ", 8) != 0) return bad(path, "not a valid pool file (no libpmemobj signature in its header)");
+    if (std::memcmp(b, "PMEMOBJ", 8) != 0) {
+      return bad(path, "not a valid pool file (no libpmemobj signature in its header)");
+    }
     const uint32_t incompat = u32_at(b, 16);
     const std::size_t end = (incompat & kFeatCksum2K) != 0 ? kHdrCksum2KEnd : kHdrChecksumOff;
     if (fletcher64(b, kHdrSize, kHdrChecksumOff, end) != u64_at(b, kHdrChecksumOff)) {

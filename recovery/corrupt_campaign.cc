@@ -235,7 +235,10 @@ int main(int argc, char** argv) {
     cleanup();
     return 2;
   }
-  for (const auto& r : regions) std::printf("  region %-8s [%#llx, %#llx)\n", r.name, (unsigned long long)r.lo, (unsigned long long)r.hi);
+  for (const auto& r : regions) {
+    std::printf("  region %-8s [%#llx, %#llx)\n", r.name, static_cast<unsigned long long>(r.lo),
+                static_cast<unsigned long long>(r.hi));
+  }
 
   std::mt19937_64 rng(seed);
   std::map<std::string, int> tally;
