@@ -387,6 +387,27 @@ Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) 
   }
 }
 
+bool IndexImpl::read_intact(const RecordHeader* r) noexcept {
+  const auto off = static_cast<uint64_t>(reinterpret_cast<const char*>(r) - base_);
+  // Bounded by the mapping, not the record's segment: a header whose length
+  // bits flipped may make the checksum read a neighbour's bytes (harmless,
+  // the sum fails), never past the pool; and a get pays no segment-table
+  // lookup or segment-header miss for it.
+  const uint64_t size = pool_.size();
+  if (FERRITE_LIKELY(off < size && record_valid(r, size - off) && is_value_kind(r->kind()))) return true;
+  const uint64_t total = bad_reads_.fetch_add(1, std::memory_order_relaxed) + 1;
+  const auto t = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::steady_clock::now().time_since_epoch())
+                     .count();
+  int64_t next = bad_read_log_ns_.load(std::memory_order_relaxed);
+  if (t >= next && bad_read_log_ns_.compare_exchange_strong(next, t + 1'000'000'000, std::memory_order_relaxed)) {
+    log_warn("index: record at {:#x} failed its checksum when read; key answered as a miss "
+             "({} such reads since open; at most one line a second). Run ferrite-check on the pool",
+             off, total);
+  }
+  return false;
+}
+
 uint64_t IndexImpl::count() const noexcept {
   int64_t n = static_cast<int64_t>(base_count_) + repaired_keys_.load(std::memory_order_relaxed);
   for (const auto& c : counters_) n += c.keys.load(std::memory_order_relaxed);
@@ -503,6 +524,7 @@ IndexStats IndexImpl::stats() const {
   st.recovery_segments_lazy = repaired_lazy_.load(std::memory_order_relaxed);
   st.recovery_segments_background = repaired_bg_.load(std::memory_order_relaxed);
   st.recovery_bad_records = bad_records_.load(std::memory_order_relaxed);
+  st.read_bad_records = bad_reads_.load(std::memory_order_relaxed);
   st.recovery_orphans_freed = orphans_freed_.load(std::memory_order_relaxed);
   // Log space from the segment table: live = bytes slots point at; dead =
   // the rest of what was appended (known tails only).

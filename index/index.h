@@ -166,6 +166,8 @@ struct IndexStats {
   uint64_t recovery_segments_background = 0;  // repaired by the background pass
   uint64_t recovery_bad_records = 0;          // slots that named a torn or foreign record,
                                               // turned into dead slots (should stay 0)
+  uint64_t read_bad_records = 0;              // records that failed their checksum when an op
+                                              // read them; the key was answered as a miss
   uint64_t recovery_orphans_freed = 0;        // table segments and directories a crash left
                                               // unreachable, freed after the repair
 

@@ -131,6 +131,11 @@ class IndexImpl {
   Status release_log_segment(uint64_t off);
 
   uint64_t count() const noexcept;
+  // Verify-on-read (issue 15): true if the record r lies inside the pool
+  // and passes its checksum. A false answer is
+  // counted (IndexStats::read_bad_records) and logged at most once a second;
+  // the caller treats the key as absent. Any worker, lock-free.
+  bool read_intact(const RecordHeader* r) noexcept;
   Status scan(const std::function<void(std::string_view, std::string_view, uint32_t, uint32_t, uint64_t)>& fn);
   std::optional<uint64_t> scan_page(
       uint64_t cursor, std::size_t max_bytes,
@@ -196,6 +201,11 @@ class IndexImpl {
   std::atomic<uint64_t> repaired_lazy_{0};      // statistics, relaxed
   std::atomic<uint64_t> repaired_bg_{0};
   std::atomic<uint64_t> bad_records_{0};
+  // Records that failed verification when an op read them (read_intact):
+  // counted by any worker (relaxed RMW, taken only on the bad path); the log
+  // line is rate-limited through bad_read_log_ns_ (CAS; stale reads fine).
+  std::atomic<uint64_t> bad_reads_{0};
+  std::atomic<int64_t> bad_read_log_ns_{0};
   std::atomic<bool> repair_stop_{false};        // abandon: background threads stop between chunks
   std::atomic<uint64_t> repair_cursor_{0};      // next chunk of the background pass
   uint64_t repair_chunks_ = 0;                  // chunks of the pass (set before threads start)

@@ -104,6 +104,20 @@ Result check_expected(const Op& op, const RecordHeader* cur, bool* as_stale) noe
 // The record kind a write keeps from the record it replaces: touch (and an
 // incr/decr whose number fits the old length, which memcached does in place)
 // leave a stale value stale; every other write stores a fresh value.
+// Ops whose result carries the current value (or a copy of it).
+constexpr bool reads_value(OpCode c) noexcept {
+  switch (c) {
+    case OpCode::kGet:
+    case OpCode::kAppend:
+    case OpCode::kPrepend:
+    case OpCode::kIncr:
+    case OpCode::kDecr:
+    case OpCode::kTouch:
+    case OpCode::kInvalidate: return true;
+    default: return false;
+  }
+}
+
 RecordKind kept_kind(const RecordHeader* cur) noexcept {
   return cur->kind() == RecordKind::kStale ? RecordKind::kStale : RecordKind::kValue;
 }
@@ -156,6 +170,12 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
   const uint64_t t = now_;
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
   if (cur != nullptr && expired(cur, t)) cur = nullptr;
+  // Verify-on-read: ops that hand the value to a client or copy it into a
+  // new record check the record first, so a flipped bit is never served or
+  // laundered into a record with a fresh checksum. A failing record is
+  // counted and logged by read_intact; the key then counts as absent (what
+  // crash repair makes of the same record).
+  if (cur != nullptr && reads_value(op.code) && FERRITE_UNLIKELY(!idx_.read_intact(cur))) cur = nullptr;
   note_read(lk, h);
   bool as_stale = false;
   if (Result c = check_expected(op, cur, &as_stale); c != Result::kOk) {  // kCas included

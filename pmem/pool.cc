@@ -23,6 +23,8 @@
 
 #include "common/log.h"
 #include "pmem/heap_footers.h"
+#include "pmem/open_probe.h"
+#include "pmem/validate.h"
 
 namespace ferrite::pmem {
 namespace {
@@ -158,7 +160,7 @@ StatusOr<std::unique_ptr<Pool>> Pool::create(const std::string& path, std::size_
   return pool;
 }
 
-StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path) {
+StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path, const OpenOptions& opts) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     int err = errno;
@@ -181,11 +183,32 @@ StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path) {
         path, file_size, human_size(kMinPoolSize)));
   }
 
+  // Permission before content: a pool we may not write is not a corrupt
+  // one, and the advice differs (fix the mode or the mount, keep the file).
+  if (::access(path.c_str(), R_OK | W_OK) != 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+    return Status::io_error(fmt::format("cannot open pool {}: permission denied ({}); ferrited and ferrite-check "
+                                        "need to read and write it",
+                                        path, errno == EROFS ? "read-only file system" : "file mode or owner"));
+  }
+  if (Status v = validate_pool_file(path); !v.is_ok()) {
+    if (v.code() != Status::Code::kCorruption) return v;
+    return Status::corruption(std::string(v.message()) + "; restore " + path +
+                              " from a backup (ferrite-check --repair cannot repair libpmemobj's own metadata)");
+  }
+  if (opts.probe_in_child) {
+    if (Status p = probe_open(path, probe_timeout_from_env()); !p.is_ok()) return p;
+  }
+
   errno = 0;
   PMEMobjpool* pop = pmemobj_open(path.c_str(), kLayoutName);
   if (pop == nullptr) {
     int err = errno;
     std::string pm = pmemobj_errormsg();
+    if (err == EACCES || err == EROFS || err == EPERM) {
+      return Status::io_error(fmt::format("cannot open pool {}: permission denied ({}); ferrited and ferrite-check "
+                                          "need to read and write it",
+                                          path, err == EROFS ? "read-only file system" : "file mode or owner"));
+    }
     if (err == EWOULDBLOCK || err == EAGAIN) {
       return Status::busy(fmt::format("cannot open pool {}: it is in use by another process", path));
     }
@@ -200,6 +223,14 @@ StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path) {
   // Before anything allocates or frees: libpmemobj 1.12 trusts huge-block
   // footers that a power failure can leave stale (pmem/heap_footers.h).
   const FooterRebuild fr = rebuild_heap_footers(pop, file_size);
+  if (fr.layout_known && !fr.why.empty()) {
+    // After lane recovery every initialized zone's chunk headers tile it;
+    // one that does not is damage libpmemobj would follow into a wild block.
+    pmemobj_close(pop);
+    return Status::corruption(fmt::format(
+        "pool {} is corrupt: libpmemobj heap metadata damaged ({}); restore it from a backup "
+        "(ferrite-check --repair cannot repair libpmemobj's own metadata)", path, fr.why));
+  }
   if (!fr.layout_known) {
     log_warn("pool {}: huge-block footers not rebuilt ({}); a heap left by a power failure may be damaged by frees",
              path, fr.why);
@@ -218,8 +249,8 @@ StatusOr<std::unique_ptr<Pool>> Pool::open(const std::string& path) {
 }
 
 StatusOr<std::unique_ptr<Pool>> Pool::open_or_create(const std::string& path, std::size_t size,
-                                                     std::size_t segment_size) {
-  if (::access(path.c_str(), F_OK) == 0) return open(path);
+                                                     std::size_t segment_size, const OpenOptions& opts) {
+  if (::access(path.c_str(), F_OK) == 0) return open(path, opts);
   return create(path, size, segment_size);
 }
 

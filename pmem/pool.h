@@ -9,7 +9,12 @@
 // Open checks, each giving a clear Status: directory missing, file missing,
 // file exists on create, size below kMinPoolSize, not enough space on the
 // device, held by another process, wrong layout, truncated or corrupt file,
-// uninitialized root, newer format version or unknown incompat features.
+// uninitialized root, newer format version or unknown incompat features,
+// no permission to read and write the file ("permission denied", never
+// "corrupt"). Before libpmemobj sees the file, validate_pool_file checks its
+// headers and lanes (pmem/validate.h); with OpenOptions::probe_in_child the
+// first pmemobj_open runs in a child process first (pmem/open_probe.h), so a
+// pool that would crash or hang libpmemobj is refused with a clear message.
 //
 // Lifetime: the pool is closed (and marked clean if mark_clean() was called)
 // when the Pool is destroyed. A Pool is never moved: pointers into the mapping
@@ -35,15 +40,23 @@
 
 namespace ferrite::pmem {
 
+struct OpenOptions {
+  // Open (and walk) the pool in a child process first; ferrited and
+  // ferrite-check set it. Call only before the process has other threads
+  // using libpmemobj (pmem/open_probe.h).
+  bool probe_in_child = false;
+};
+
 class Pool {
  public:
   static StatusOr<std::unique_ptr<Pool>> create(const std::string& path, std::size_t size,
                                                  std::size_t segment_size = kDefaultSegmentSize);
-  static StatusOr<std::unique_ptr<Pool>> open(const std::string& path);
+  static StatusOr<std::unique_ptr<Pool>> open(const std::string& path, const OpenOptions& opts = {});
   // Opens the pool at path, or creates it with size (and segment_size) if
   // the file does not exist. An existing pool keeps its own sizes.
   static StatusOr<std::unique_ptr<Pool>> open_or_create(const std::string& path, std::size_t size,
-                                                        std::size_t segment_size = kDefaultSegmentSize);
+                                                        std::size_t segment_size = kDefaultSegmentSize,
+                                                        const OpenOptions& opts = {});
 
   ~Pool();
   Pool(const Pool&) = delete;

@@ -264,7 +264,7 @@ TEST(PoolErrors, CorruptPoolHeader) {
   auto p = Pool::open(path.str());
   ASSERT_FALSE(p.is_ok());
   EXPECT_EQ(p.status().code(), Status::Code::kCorruption);
-  EXPECT_THAT(std::string(p.status().message()), HasSubstr("not a valid pool file"));
+  EXPECT_THAT(std::string(p.status().message()), HasSubstr("is corrupt: the pool header fails its checksum"));
 }
 
 TEST(PoolErrors, CorruptRootMagic) {

@@ -184,8 +184,16 @@ Status Checker::run() {
   PoolReport& pr = r_.pool;
   root_obj_ = off_of(p_.root());
 
-  // Every libpmemobj object, by type.
+  // Every libpmemobj object, by type. Bounded: a heap cannot hold more
+  // objects than 64-byte units, so more means libpmemobj's list loops.
+  const uint64_t walk_bound = p_.size() / 64 + 16;
+  uint64_t walked = 0;
   for (PMEMoid o = pmemobj_first(p_.handle()); !OID_IS_NULL(o); o = pmemobj_next(o)) {
+    if (++walked > walk_bound) {
+      return Status::corruption(fmt::format(
+          "pool {} is corrupt: libpmemobj's object list has more than {} entries (a loop); restore it from a backup",
+          p_.path(), walk_bound));
+    }
     if (o.off == root_obj_) continue;
     const uint64_t type = pmemobj_type_num(o);
     const uint64_t size = pmemobj_alloc_usable_size(o);
@@ -805,7 +813,11 @@ void Checker::repair(RepairReport* rr) {
 }
 
 // Opens the pool for a check or repair; the caller closes it "as found".
-StatusOr<std::unique_ptr<pmem::Pool>> open_for_check(const std::string& path) { return pmem::Pool::open(path); }
+// The trial open in a child (pmem/open_probe.h) makes a pool that would crash
+// or hang libpmemobj an error, not a dead or stuck ferrite-check.
+StatusOr<std::unique_ptr<pmem::Pool>> open_for_check(const std::string& path) {
+  return pmem::Pool::open(path, {.probe_in_child = true});
+}
 
 }  // namespace
 

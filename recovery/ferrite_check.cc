@@ -16,9 +16,10 @@ constexpr const char* kExitCodes =
     "  0  consistent (crash leftovers such as dirty or moved slot bits are allowed;\n"
     "     with --repair they are cleared)\n"
     "  1  problems found (without --repair), or problems left after --repair\n"
-    "  2  usage error, or the pool cannot be opened: missing, in use by a running\n"
-    "     server, wrong layout, newer version, truncated or corrupt (the message\n"
-    "     says which)\n"
+    "  2  usage error, or the pool cannot be opened: missing, permission denied,\n"
+    "     in use by a running server, wrong layout, newer version, truncated or\n"
+    "     corrupt, including libpmemobj metadata that crashes or hangs libpmemobj\n"
+    "     (opened first in a child process; the message says which)\n"
     "  3  problems found and all of them repaired (a second check exits 0)\n";
 
 void print(bool quiet, const std::string& s) {

@@ -590,6 +590,7 @@ std::string Engine::stats_text() const {
   line("recovery_segments_lazy", is.recovery_segments_lazy);
   line("recovery_segments_background", is.recovery_segments_background);
   line("recovery_bad_records", is.recovery_bad_records);
+  line("read_bad_records", is.read_bad_records);
   if (extra_stats_) s += extra_stats_();
   return s;
 }

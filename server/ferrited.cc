@@ -127,7 +127,9 @@ int main(int argc, char** argv) {
     if (!st.is_ok()) return fail(st);
   }
 
-  auto pool = pmem::Pool::open_or_create(cfg.pool.path, cfg.pool.size, server::segment_size_for(cfg.pool.segment_size, cfg.pool.size));
+  auto pool = pmem::Pool::open_or_create(cfg.pool.path, cfg.pool.size,
+                                         server::segment_size_for(cfg.pool.segment_size, cfg.pool.size),
+                                         {.probe_in_child = true});  // pmem/open_probe.h
   if (!pool) return fail(pool.status());
   // Index workers: the native workers, then one per memcached UDP worker,
   // then one for the memcached TCP thread (each thread owns its worker).
