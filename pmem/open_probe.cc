@@ -27,6 +27,13 @@ constexpr int kChildWalkUnbounded = 11;
 constexpr auto kPoll = std::chrono::milliseconds(5);
 
 [[noreturn]] void child(const std::string& path, std::size_t file_size) {
+  // A crash must end the child by its signal, whatever handler this process
+  // inherited (a sanitizer's, which would print and exit 1, or a library's):
+  // the parent reports a signal as "libpmemobj crashed opening it".
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) (void)::sigaction(sig, &dfl, nullptr);
   PMEMobjpool* pop = pmemobj_open(path.c_str(), kLayoutName);
   if (pop == nullptr) ::_exit(kChildOpenFailed);
   // Every object has at least a 16-byte header and a 64-byte unit; more
