@@ -396,29 +396,21 @@ void Engine::execute_bounded(WorkerState& ws) {
     for (std::size_t i = begin; i < end; ++i) {
       index::Op& op = ws.ops[i];
       if (op.code != index::OpCode::kGet || op.result != Result::kOk) continue;
-      if (op.out_value == nullptr) {  // its message is full
-        op.result = Result::kTooLarge;
-        bump(st.reply_too_large, 1);
-        continue;
-      }
-      const Message& m = ws.msgs[ws.op_msg[i]];
-      std::size_t& used = ws.msg_value_bytes[ws.op_msg[i]];
-      if (ws.msg_full[ws.op_msg[i]] != 0) {  // an earlier get of this sub-burst did not fit
-        op.result = Result::kTooLarge;
-        std::string().swap(ws.values[i]);
-        bump(st.reply_too_large, 1);
-        continue;
-      }
+      const uint32_t mi = ws.op_msg[i];
       // Room for the values: the message's op headers and a stats/scan page aside.
-      const std::size_t room = proto::kMaxMessage - std::min(proto::kMaxMessage, m.count * proto::kOpHeaderSize + kReplyReserve);
-      if (used + ws.values[i].size() > room) {
-        op.result = Result::kTooLarge;
-        std::string().swap(ws.values[i]);
-        ws.msg_full[ws.op_msg[i]] = 1;
-        bump(st.reply_too_large, 1);
+      const std::size_t room =
+          proto::kMaxMessage - std::min(proto::kMaxMessage, ws.msgs[mi].count * proto::kOpHeaderSize + kReplyReserve);
+      // A get fits unless its message is already full (its value was not
+      // even copied, out_value == nullptr, or an earlier get of this
+      // sub-burst overflowed) or its value overflows the room left.
+      if (op.out_value != nullptr && ws.msg_full[mi] == 0 && ws.msg_value_bytes[mi] + ws.values[i].size() <= room) {
+        ws.msg_value_bytes[mi] += ws.values[i].size();
         continue;
       }
-      used += ws.values[i].size();
+      op.result = Result::kTooLarge;
+      std::string().swap(ws.values[i]);
+      ws.msg_full[mi] = 1;
+      bump(st.reply_too_large, 1);
     }
     begin = end;
   }

@@ -115,18 +115,6 @@ class Ferrited {
   Clock::duration took_{};
 };
 
-uint16_t free_tcp_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // The second server must be refused: exit within 5 s, non-zero, the message
 // naming the port and its role, its pool never created.
 void expect_refused(Ferrited& second, uint16_t port, const std::string& role) {
@@ -174,7 +162,7 @@ TEST(PortExclusive, SecondFerritedOnTheNativePortFailsAtOnce) {
 }
 
 TEST(PortExclusive, MemcachedUdpAndTcpPortsAreExclusiveToo) {
-  const uint16_t mu = testing::free_udp_port(), mt = free_tcp_port();
+  const uint16_t mu = testing::free_udp_port(), mt = testing::free_tcp_port();
   ServerProcess first({"--set", "server.memcached_udp_port=" + std::to_string(mu), "--set",
                        "server.memcached_tcp_port=" + std::to_string(mt)});
   ASSERT_TRUE(first.start());

@@ -24,8 +24,10 @@ extern char** environ;
 
 namespace ferrite::testing {
 
-inline uint16_t free_udp_port() {
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+// A loopback port nobody holds now (type: SOCK_DGRAM or SOCK_STREAM). Free
+// when picked, not reserved: a caller's server may still find it taken.
+inline uint16_t free_port(int type) {
+  int fd = ::socket(AF_INET, type, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -35,6 +37,8 @@ inline uint16_t free_udp_port() {
   ::close(fd);
   return ntohs(a.sin_port);
 }
+inline uint16_t free_udp_port() { return free_port(SOCK_DGRAM); }
+inline uint16_t free_tcp_port() { return free_port(SOCK_STREAM); }
 
 class ServerProcess {
  public:
