@@ -1,6 +1,6 @@
 // memcached's text protocol (classic and meta commands) as pure functions
 // over bytes: parse one request from the front of a buffer, and the UDP
-// frame header. No sockets, no index: server/memcached.{h,cc} executes what
+// frame header. No sockets, no index: server/memcached/ executes what
 // this decodes. Semantics and reply strings follow memcached 1.6's
 // protocol.txt (docs/memcached.md lists what Ferrite does differently).
 //

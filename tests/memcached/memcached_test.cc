@@ -17,7 +17,8 @@
 #include <thread>
 
 #include "proto/memcached.h"
-#include "server/memcached.h"
+#include "server/memcached/tcp.h"
+#include "server/memcached/udp.h"
 #include "tests/util/temp_path.h"
 
 namespace ferrite::server {
@@ -974,7 +975,7 @@ TEST_F(McTcpTest, BinaryConnection) {
   }
   EXPECT_EQ(r.size(), 24u);
   ::close(fd);
-  EXPECT_EQ(mc_->sum(&McStats::binary_refused), 1u);
+  EXPECT_EQ(mc_->sum(&McStats::binary_connections), 1u);
 }
 
 TEST_F(McTcpTest, ManyConnections) {

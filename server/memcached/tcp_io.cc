@@ -1,5 +1,5 @@
-// AcceptGate (see mc_tcp_io.h).
-#include "server/mc_tcp_io.h"
+// AcceptGate (see tcp_io.h).
+#include "server/memcached/tcp_io.h"
 
 #include <cerrno>
 #include <cstring>
