@@ -10,10 +10,6 @@
 
 namespace ferrite::server {
 using namespace mc_detail;
-using proto::mc::Cmd;
-using proto::mc::MetaMode;
-using proto::mc::Parse;
-using proto::mc::Request;
 
 namespace {
 
@@ -83,16 +79,11 @@ void McEngine::reply_items(McContext& cx, std::size_t first, std::size_t n, bool
     const index::Op& op = cx.ops[i];
     if (op.code != index::OpCode::kGet) {
       carry_token(op);
-      inc(cx.stats_.cmd_touch);
-      inc(op.result == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
+      count_touch(cx.stats_, op.result);
       continue;
     }
-    inc(cx.stats_.cmd_get);
-    if (op.result != Result::kOk) {
-      inc(cx.stats_.get_misses);
-      continue;
-    }
-    inc(cx.stats_.get_hits);
+    count_get(cx.stats_, op.result == Result::kOk);
+    if (op.result != Result::kOk) continue;
     out->append("VALUE ");
     out->append(op.key);
     out->push_back(' ');
@@ -178,10 +169,82 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
       if (!r.noreply) crlf(out, oom_text(res));  // noreply: memcached sends no error either
       return;
   }
-  if (r.cmd == Cmd::kCas) {
-    inc(res == Result::kOk ? cx.stats_.cas_hits : res == Result::kCasMismatch ? cx.stats_.cas_badval : cx.stats_.cas_misses);
-  }
+  if (r.cmd == Cmd::kCas) count_cas(cx.stats_, res);
   if (!r.noreply) crlf(out, reply);
+}
+
+
+void McEngine::exec_delete(McContext& cx, const Request& r, std::string* out) {
+  index::Op op = index::Op::del(r.key);
+  const Result res = cx.worker_->execute_one(op);
+  count_delete(cx.stats_, res);
+  if (!r.noreply) crlf(out, res == Result::kOk ? "DELETED" : "NOT_FOUND");
+}
+
+void McEngine::exec_arith(McContext& cx, const Request& r, std::string* out) {
+  const bool incr = r.cmd == Cmd::kIncr;
+  index::Op op;
+  op.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
+  op.key = r.key;
+  op.delta = r.delta;
+  uint64_t number = 0, version = 0;
+  const Result res = arith_or_create(cx, op, false, 0, 0, &number, &version);
+  carry_token(op);
+  count_arith(cx.stats_, incr, res);
+  if (res == Result::kNotNumeric) inc(cx.stats_.client_errors);
+  if (is_oom(res)) inc(cx.stats_.out_of_memory);
+  if (r.noreply) return;  // memcached sends no error either
+  if (res == Result::kNotNumeric) {
+    crlf(out, kNonNumeric);
+    return;
+  }
+  if (is_oom(res)) {
+    crlf(out, oom_text(res));
+    return;
+  }
+  if (res == Result::kOk) {
+    append_num(out, number);
+    out->append("\r\n");
+  } else {
+    crlf(out, "NOT_FOUND");
+  }
+}
+
+Result McEngine::arith_or_create(McContext& cx, index::Op& op, bool create, uint64_t initial, uint32_t exptime,
+                                 uint64_t* number, uint64_t* version) {
+  Result res = cx.worker_->execute_one(op);
+  *number = op.out_number;
+  *version = op.out_version;
+  if (res != Result::kNotFound || !create) return res;
+  cx.num.clear();
+  append_num(&cx.num, initial);
+  index::Op add;
+  add.code = index::OpCode::kAdd;
+  add.key = op.key;
+  add.value = cx.num;
+  add.exptime = exptime;
+  res = cx.worker_->execute_one(add);
+  *number = initial;
+  *version = add.out_version;
+  if (res == Result::kExists) {  // created meanwhile by another client: apply the delta
+    res = cx.worker_->execute_one(op);
+    *number = op.out_number;
+    *version = op.out_version;
+  }
+  return res;
+}
+
+void McEngine::exec_touch(McContext& cx, const Request& r, std::string* out) {
+  index::Op op = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, unix_now()));
+  const Result res = cx.worker_->execute_one(op);
+  carry_token(op);
+  count_touch(cx.stats_, res);
+  if (r.noreply) return;
+  if (is_oom(res)) {
+    crlf(out, oom_text(res));
+    return;
+  }
+  crlf(out, res == Result::kOk ? "TOUCHED" : "NOT_FOUND");
 }
 
 }  // namespace ferrite::server

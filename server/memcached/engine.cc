@@ -16,10 +16,6 @@
 
 namespace ferrite::server {
 using namespace mc_detail;
-using proto::mc::Cmd;
-using proto::mc::MetaMode;
-using proto::mc::Parse;
-using proto::mc::Request;
 
 McEngine::McEngine(index::Index& idx, McOptions opts) : idx_(idx), opts_(std::move(opts)), start_unix_(unix_now()) {
   if (opts_.udp_max_payload == 0 || opts_.udp_max_payload > proto::mc::kUdpMaxPayload) {
@@ -135,7 +131,6 @@ bool McEngine::current_version(McContext& cx, std::string_view key, uint64_t* ve
 }
 
 void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* close) {
-  const uint64_t now = unix_now();
   switch (r.cmd) {
     case Cmd::kGet: case Cmd::kGets: case Cmd::kGat: case Cmd::kGats:
       exec_get(cx, r, out);
@@ -143,64 +138,11 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
     case Cmd::kSet: case Cmd::kAdd: case Cmd::kReplace: case Cmd::kAppend: case Cmd::kPrepend: case Cmd::kCas:
       exec_storage(cx, r, out);
       return;
-    case Cmd::kDelete: {
-      index::Op op = index::Op::del(r.key);
-      const Result res = cx.worker_->execute_one(op);
-      inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);
-      if (!r.noreply) crlf(out, res == Result::kOk ? "DELETED" : "NOT_FOUND");
-      return;
-    }
-    case Cmd::kIncr: case Cmd::kDecr: {
-      const bool incr = r.cmd == Cmd::kIncr;
-      index::Op op;
-      op.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
-      op.key = r.key;
-      op.delta = r.delta;
-      const Result res = cx.worker_->execute_one(op);
-      carry_token(op);
-      inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
-                                   : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
-      if (res == Result::kNotNumeric) inc(cx.stats_.client_errors);
-      if (is_oom(res)) inc(cx.stats_.out_of_memory);
-      if (r.noreply) return;  // memcached sends no error either
-      if (res == Result::kNotNumeric) {
-        crlf(out, kNonNumeric);
-        return;
-      }
-      if (is_oom(res)) {
-        crlf(out, oom_text(res));
-        return;
-      }
-      if (res == Result::kOk) {
-        append_num(out, op.out_number);
-        out->append("\r\n");
-      } else {
-        crlf(out, "NOT_FOUND");
-      }
-      return;
-    }
-    case Cmd::kTouch: {
-      index::Op op = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, now));
-      const Result res = cx.worker_->execute_one(op);
-      carry_token(op);
-      inc(cx.stats_.cmd_touch);
-      inc(res == Result::kOk ? cx.stats_.touch_hits : cx.stats_.touch_misses);
-      if (r.noreply) return;
-      if (is_oom(res)) {
-        crlf(out, oom_text(res));
-        return;
-      }
-      crlf(out, res == Result::kOk ? "TOUCHED" : "NOT_FOUND");
-      return;
-    }
+    case Cmd::kDelete: exec_delete(cx, r, out); return;
+    case Cmd::kIncr: case Cmd::kDecr: exec_arith(cx, r, out); return;
+    case Cmd::kTouch: exec_touch(cx, r, out); return;
     case Cmd::kFlushAll:
-      inc(cx.stats_.cmd_flush);
-      if (r.number > 0) {
-        flush_at_.store(proto::mc::absolute_exptime(r.number, now), std::memory_order_relaxed);
-      } else {
-        flush_at_.store(0, std::memory_order_relaxed);
-        flush(cx);
-      }
+      flush_all(cx, r.number, unix_now());
       if (!r.noreply) crlf(out, "OK");
       return;
     case Cmd::kVersion:
@@ -226,6 +168,30 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
       crlf(out, "MN");
       return;
   }
+}
+
+void McEngine::flush_all(McContext& cx, int64_t delay, uint64_t now) {
+  inc(cx.stats_.cmd_flush);
+  if (delay > 0) {
+    flush_at_.store(proto::mc::absolute_exptime(delay, now), std::memory_order_relaxed);
+  } else {
+    flush_at_.store(0, std::memory_order_relaxed);
+    flush(cx);
+  }
+}
+
+std::string& McEngine::value_slot(McContext& cx) {
+  if (cx.values.empty()) cx.values.resize(1);
+  return cx.values[0];
+}
+
+index::Op& McEngine::touch_get(McContext& cx, std::string_view key, bool touch, uint32_t exptime,
+                               std::string* value) {
+  cx.ops.clear();
+  if (touch) cx.ops.push_back(index::Op::touch(key, exptime));
+  cx.ops.push_back(index::Op::get(key, value));
+  cx.worker_->execute(cx.ops);
+  return cx.ops.back();
 }
 
 }  // namespace ferrite::server

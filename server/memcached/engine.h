@@ -145,7 +145,21 @@ class McEngine {
   uint64_t sum(std::atomic<uint64_t> McStats::*f) const;
 
  private:
+  // engine.cc
   void execute(McContext& cx, const proto::mc::Request& r, std::string* out, bool* close);
+  void flush(McContext& cx);
+  void maybe_delayed_flush(McContext& cx);
+  // flush_all (text and binary): now, or at now + delay (delay > 0).
+  void flush_all(McContext& cx, int64_t delay, uint64_t now);
+  // Reads the key's current version; false if absent.
+  bool current_version(McContext& cx, std::string_view key, uint64_t* version);
+  // cx.values[0], the buffer of single-key reads.
+  static std::string& value_slot(McContext& cx);
+  // One index burst: touch (if asked) then get of key, value into *value
+  // (nullptr: not copied). Returns the get; the touch is cx.ops.front().
+  index::Op& touch_get(McContext& cx, std::string_view key, bool touch, uint32_t exptime, std::string* value);
+
+  // classic.cc
   void exec_get(McContext& cx, const proto::mc::Request& r, std::string* out);
   // Answers keys a chunk at a time, within cx.stream's bound (stream.h).
   void get_keys(McContext& cx, proto::mc::Cmd cmd, uint32_t exptime, std::string_view keys, std::string* out);
@@ -158,18 +172,45 @@ class McEngine {
   // finish_gets' index burst: every staged op, values into cx.values.
   void execute_staged_gets(McContext& cx);
   void exec_storage(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_delete(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_arith(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_touch(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // incr/decr op (text, meta, binary); an absent key is created with
+  // `initial` and expiry `exptime` if `create`, the delta applied instead if
+  // another client created it meanwhile. *number, *version: the item's after
+  // the write. The caller carries the win token (carry_token(op)) if it does.
+  Result arith_or_create(McContext& cx, index::Op& op, bool create, uint64_t initial, uint32_t exptime,
+                         uint64_t* number, uint64_t* version);
+
+  // meta.cc
   void exec_meta_get(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // mg N on a miss: creates the item, decides its win token; g becomes the
+  // item's get. Returns the add's result.
+  Result meta_vivify(McContext& cx, const proto::mc::Request& r, index::Op& g, uint64_t now, bool* created,
+                     bool* win);
   void exec_meta_set(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_delete(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_arith(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_debug(McContext& cx, const proto::mc::Request& r, std::string* out);
-  void exec_stats(McContext& cx, const proto::mc::Request& r, std::string* out);
+
+  // binary.cc: one handler per opcode family; BinReply builds the response.
+  struct BinReply;
   void exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::string* out, bool* close);
+  void bin_get(McContext& cx, BinReply& rp);
+  void bin_store(McContext& cx, BinReply& rp);
+  void bin_delete(McContext& cx, BinReply& rp);
+  void bin_arith(McContext& cx, BinReply& rp);
+  void bin_flush(McContext& cx, BinReply& rp);
+  void bin_concat(McContext& cx, BinReply& rp);
+  void bin_stat(BinReply& rp);
+  void bin_touch(McContext& cx, BinReply& rp);
+
+  // stats.cc
+  void exec_stats(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // Calls fn(name, value) for each line of stats_lines(), in order.
+  void each_stat(const std::function<void(std::string_view name, std::string_view value)>& fn) const;
   void reset_stats();
-  void flush(McContext& cx);
-  void maybe_delayed_flush(McContext& cx);
-  // Reads the key's current version; false if absent.
-  bool current_version(McContext& cx, std::string_view key, uint64_t* version);
+
   // A write memcached applies to the item in place (touch, incr/decr, ms I
   // on an older CAS) keeps the item's win token (WinTokens::carry).
   void carry_token(const index::Op& op) {

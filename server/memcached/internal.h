@@ -14,8 +14,14 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "server/memcached/engine.h"
 
 namespace ferrite::server::mc_detail {
+
+using proto::mc::Cmd;
+using proto::mc::MetaMode;
+using proto::mc::Parse;
+using proto::mc::Request;
 
 inline uint64_t unix_now() {
   return static_cast<uint64_t>(
@@ -65,5 +71,24 @@ inline std::string_view oom_text(Result r) noexcept {
   return kOutOfMemory;
 }
 inline constexpr std::string_view kNonNumeric = "CLIENT_ERROR cannot increment or decrement non-numeric value";
+
+// Hit and miss counters, as memcached counts them.
+inline void count_get(McStats& st, bool hit) {
+  inc(st.cmd_get);
+  inc(hit ? st.get_hits : st.get_misses);
+}
+inline void count_touch(McStats& st, Result res) {
+  inc(st.cmd_touch);
+  inc(res == Result::kOk ? st.touch_hits : st.touch_misses);
+}
+inline void count_delete(McStats& st, Result res) { inc(res == Result::kOk ? st.delete_hits : st.delete_misses); }
+// incr/decr: anything but an absent key is a hit (memcached counts a
+// non-numeric value as a hit too).
+inline void count_arith(McStats& st, bool incr, Result res) {
+  inc(res == Result::kNotFound ? (incr ? st.incr_misses : st.decr_misses) : (incr ? st.incr_hits : st.decr_hits));
+}
+inline void count_cas(McStats& st, Result res) {
+  inc(res == Result::kOk ? st.cas_hits : res == Result::kCasMismatch ? st.cas_badval : st.cas_misses);
+}
 
 }  // namespace ferrite::server::mc_detail

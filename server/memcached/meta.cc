@@ -9,27 +9,76 @@
 
 namespace ferrite::server {
 using namespace mc_detail;
-using proto::mc::Cmd;
-using proto::mc::MetaMode;
-using proto::mc::Parse;
-using proto::mc::Request;
 
 namespace {
 
 // The echo flags every meta reply carries when asked: k (key), O (opaque),
-// b (the key is base64, when k is returned).
+// b (the key is base64, when k is returned). Appends f if it is one of
+// them; false if it is not.
+bool echo_flag(const Request& r, const proto::mc::MetaFlag& f, std::string* out) {
+  if (f.flag == 'k') {
+    out->append(" k");
+    out->append(r.raw_key);
+    if (r.base64) out->append(" b");
+    return true;
+  }
+  if (f.flag == 'O') {
+    out->append(" O");
+    out->append(f.token);
+    return true;
+  }
+  return false;
+}
+
 void meta_echo(const Request& r, std::string* out) {
+  for (uint8_t i = 0; i < r.nflags; ++i) (void)echo_flag(r, r.flags[i], out);
+}
+
+// A reply of one status code and the echo flags ("EN", "NF k... O...").
+void meta_status(std::string_view code, const Request& r, std::string* out) {
+  out->append(code);
+  meta_echo(r, out);
+  out->append("\r\n");
+}
+
+// The first word of an mg/ma reply: "VA <size>" with the value, else "HD".
+void value_head(bool with_value, std::size_t size, std::string* out) {
+  if (with_value) {
+    out->append("VA ");
+    append_num(out, size);
+  } else {
+    out->append("HD");
+  }
+}
+
+// The end of the flags line, then the value if it is sent.
+void value_tail(bool with_value, std::string_view value, std::string* out) {
+  out->append("\r\n");
+  if (with_value) {
+    out->append(value);
+    out->append("\r\n");
+  }
+}
+
+// mg's reply to a hit: flags in the order asked, then Z, X, W.
+void meta_get_reply(const Request& r, const index::Op& g, std::string_view value, uint64_t now, bool win,
+                    bool token_sent, std::string* out) {
+  const bool with_value = r.has('v');
+  value_head(with_value, value.size(), out);
   for (uint8_t i = 0; i < r.nflags; ++i) {
     const proto::mc::MetaFlag& f = r.flags[i];
-    if (f.flag == 'k') {
-      out->append(" k");
-      out->append(r.raw_key);
-      if (r.base64) out->append(" b");
-    } else if (f.flag == 'O') {
-      out->append(" O");
-      out->append(f.token);
+    switch (f.flag) {
+      case 'c': out->append(" c"); append_num(out, g.out_version); break;
+      case 'f': out->append(" f"); append_num(out, g.out_flags); break;
+      case 's': out->append(" s"); append_num(out, value.size()); break;
+      case 't': out->append(" t"); append_signed(out, ttl_of(g.out_exptime, now)); break;
+      default: (void)echo_flag(r, f, out); break;
     }
   }
+  if (token_sent) out->append(" Z");
+  if (g.out_stale) out->append(" X");
+  if (win) out->append(" W");
+  value_tail(with_value, value, out);
 }
 
 }  // namespace
@@ -37,70 +86,33 @@ void meta_echo(const Request& r, std::string* out) {
 void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) {
   inc(cx.stats_.cmd_meta);
   const uint64_t now = unix_now();
-  cx.ops.clear();
+  std::string& value = value_slot(cx);
+  const uint32_t exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, now) : 0;
+  index::Op& g = touch_get(cx, r.key, r.has_exptime, exptime, &value);
   if (r.has_exptime) {
-    index::Op t = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, now));
-    cx.ops.push_back(t);
     inc(cx.stats_.cmd_touch);
+    carry_token(cx.ops.front());
   }
-  if (cx.values.empty()) cx.values.resize(1);
-  cx.ops.push_back(index::Op::get(r.key, &cx.values[0]));
-  cx.worker_->execute(cx.ops);
-  if (r.has_exptime) carry_token(cx.ops.front());
-  index::Op& g = cx.ops.back();
-  inc(cx.stats_.cmd_get);
-  // N (vivify): a miss creates an empty item (flags 0, TTL N) and its creator
-  // gets the win token, as memcached does. The token is reserved before the
-  // add (WinTokens::reserve), so readers of the new item, and vivifiers that
-  // lose the race, see Z; the reserving client gets W for whatever item its
-  // add leaves (its own, or one created meanwhile).
   bool created = false;
-  bool vivified = false;  // win and token_sent decided here
+  bool vivified = false;  // win and token_sent decided by meta_vivify
   bool win = false;
   bool token_sent = false;
   if (g.result != Result::kOk && r.has_vivify) {
     vivified = true;
-    const bool holder = tokens_.reserve(r.key);
-    index::Op add;
-    add.code = index::OpCode::kAdd;
-    add.key = r.key;
-    add.exptime = proto::mc::absolute_exptime(r.vivify_ttl, now);
-    const Result res = cx.worker_->execute_one(add);
-    if (res == Result::kOk) {
-      created = true;
-      cx.values[0].clear();
-      g.result = Result::kOk;
-      g.out_flags = 0;
-      g.out_exptime = add.exptime;
-      g.out_version = add.out_version;
-      g.out_stale = false;
-    } else if (res == Result::kExists) {
-      g.result = cx.worker_->execute_one(g);
-    }
-    if (holder) {
-      if (g.result == Result::kOk) {
-        win = tokens_.resolve(r.key, g.out_version);
-      } else {
-        tokens_.cancel(r.key);
-      }
-    }
+    const Result res = meta_vivify(cx, r, g, now, &created, &win);
     token_sent = !win;
     if (is_oom(res)) {
-      inc(cx.stats_.get_misses);
+      count_get(cx.stats_, false);
       inc(cx.stats_.out_of_memory);
       crlf(out, oom_text(res));
       return;
     }
   }
+  count_get(cx.stats_, g.result == Result::kOk && !created);
   if (g.result != Result::kOk) {
-    inc(cx.stats_.get_misses);
-    if (r.has('q')) return;
-    out->append("EN");
-    meta_echo(r, out);
-    out->append("\r\n");
+    if (!r.has('q')) meta_status("EN", r, out);
     return;
   }
-  inc(created ? cx.stats_.get_misses : cx.stats_.get_hits);
   // Win token (W), token already sent (Z), stale (X), decided as memcached
   // 1.6.18 does: a created item, a stale one, or (R) one whose TTL left is
   // below R wins if its version's token is still unsent (WinTokens).
@@ -110,38 +122,40 @@ void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) 
     if (wants_token) win = tokens_.try_win(r.key, g.out_version);
     if (!win) token_sent = tokens_.sent(r.key, g.out_version);
   }
-  const std::string& value = cx.values[0];
-  const bool with_value = r.has('v');
-  if (with_value) {
-    out->append("VA ");
-    append_num(out, value.size());
-  } else {
-    out->append("HD");
+  meta_get_reply(r, g, value, now, win, token_sent, out);
+}
+
+// N (vivify): a miss creates an empty item (flags 0, TTL N) and its creator
+// gets the win token, as memcached does. The token is reserved before the
+// add (WinTokens::reserve), so readers of the new item, and vivifiers that
+// lose the race, see Z; the reserving client gets W for whatever item its
+// add leaves (its own, or one created meanwhile).
+Result McEngine::meta_vivify(McContext& cx, const Request& r, index::Op& g, uint64_t now, bool* created, bool* win) {
+  const bool holder = tokens_.reserve(r.key);
+  index::Op add;
+  add.code = index::OpCode::kAdd;
+  add.key = r.key;
+  add.exptime = proto::mc::absolute_exptime(r.vivify_ttl, now);
+  const Result res = cx.worker_->execute_one(add);
+  if (res == Result::kOk) {
+    *created = true;
+    g.out_value->clear();
+    g.result = Result::kOk;
+    g.out_flags = 0;
+    g.out_exptime = add.exptime;
+    g.out_version = add.out_version;
+    g.out_stale = false;
+  } else if (res == Result::kExists) {
+    g.result = cx.worker_->execute_one(g);
   }
-  for (uint8_t i = 0; i < r.nflags; ++i) {
-    const proto::mc::MetaFlag& f = r.flags[i];
-    switch (f.flag) {
-      case 'c': out->append(" c"); append_num(out, g.out_version); break;
-      case 'f': out->append(" f"); append_num(out, g.out_flags); break;
-      case 's': out->append(" s"); append_num(out, value.size()); break;
-      case 't': out->append(" t"); append_signed(out, ttl_of(g.out_exptime, now)); break;
-      case 'k':
-        out->append(" k");
-        out->append(r.raw_key);
-        if (r.base64) out->append(" b");
-        break;
-      case 'O': out->append(" O"); out->append(f.token); break;
-      default: break;
+  if (holder) {
+    if (g.result == Result::kOk) {
+      *win = tokens_.resolve(r.key, g.out_version);
+    } else {
+      tokens_.cancel(r.key);
     }
   }
-  if (token_sent) out->append(" Z");
-  if (g.out_stale) out->append(" X");
-  if (win) out->append(" W");
-  out->append("\r\n");
-  if (with_value) {
-    out->append(value);
-    out->append("\r\n");
-  }
+  return res;
 }
 
 void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) {
@@ -183,9 +197,7 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
       return;
   }
   // memcached 1.6.18 counts cas_* for C with modes S and R only.
-  if (r.has_cas && (r.mode == MetaMode::kSet || r.mode == MetaMode::kReplace)) {
-    inc(res == Result::kOk ? cx.stats_.cas_hits : res == Result::kCasMismatch ? cx.stats_.cas_badval : cx.stats_.cas_misses);
-  }
+  if (r.has_cas && (r.mode == MetaMode::kSet || r.mode == MetaMode::kReplace)) count_cas(cx.stats_, res);
   if (res == Result::kOk && r.has('q')) return;
   out->append(code);
   for (uint8_t i = 0; i < r.nflags; ++i) {
@@ -218,7 +230,7 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
       op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
     }
     const Result res = cx.worker_->execute_one(op);
-    inc(res == Result::kOk ? cx.stats_.delete_hits : cx.stats_.delete_misses);  // a mismatch is a miss
+    count_delete(cx.stats_, res);  // a mismatch is a miss
     if (is_oom(res)) {
       inc(cx.stats_.out_of_memory);
       crlf(out, oom_text(res));
@@ -227,9 +239,7 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
     code = res == Result::kOk ? "HD" : res == Result::kCasMismatch ? "EX" : "NF";
   }
   if (code == "HD" && r.has('q')) return;
-  out->append(code);
-  meta_echo(r, out);
-  out->append("\r\n");
+  meta_status(code, r, out);
 }
 
 void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out) {
@@ -242,46 +252,25 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
   op.delta = r.delta;
   // C: compared atomically with the write (index.h, Op::cas), before the
   // value is parsed as a number, as memcached does. C0 compares nothing
-  // (memcached 1.6.18 too). An absent key is NF, or created by N (which
-  // ignores C, as in memcached).
+  // (memcached 1.6.18 too). An absent key is NF, or created by N with the
+  // initial value (J, default 0) and TTL N (N ignores C, as in memcached).
   op.cas = r.cas;
-  Result res = cx.worker_->execute_one(op);
+  uint64_t number = 0, version = 0;
+  const Result res = arith_or_create(cx, op, r.has_vivify, r.initial, proto::mc::absolute_exptime(r.vivify_ttl, now),
+                                     &number, &version);
   carry_token(op);
-  uint64_t number = op.out_number;
-  if (res == Result::kNotFound && r.has_vivify) {
-    // Auto-create with the initial value (J, default 0) and TTL N.
-    cx.num.clear();
-    append_num(&cx.num, r.initial);
-    index::Op add;
-    add.code = index::OpCode::kAdd;
-    add.key = r.key;
-    add.value = cx.num;
-    add.exptime = proto::mc::absolute_exptime(r.vivify_ttl, now);
-    res = cx.worker_->execute_one(add);
-    number = r.initial;
-    if (res == Result::kExists) {  // created meanwhile by another client: apply the delta
-      res = cx.worker_->execute_one(op);
-      carry_token(op);
-      number = op.out_number;
-    }
-  }
   if (res == Result::kCasMismatch) {
-    out->append("EX");
-    meta_echo(r, out);
-    out->append("\r\n");
+    meta_status("EX", r, out);
     return;
   }
-  inc(res == Result::kNotFound ? (incr ? cx.stats_.incr_misses : cx.stats_.decr_misses)
-                               : (incr ? cx.stats_.incr_hits : cx.stats_.decr_hits));
+  count_arith(cx.stats_, incr, res);
   if (res == Result::kNotNumeric) {
     inc(cx.stats_.client_errors);
     crlf(out, kNonNumeric);
     return;
   }
   if (res == Result::kNotFound) {
-    out->append("NF");
-    meta_echo(r, out);
-    out->append("\r\n");
+    meta_status("NF", r, out);
     return;
   }
   if (res != Result::kOk) {
@@ -290,25 +279,14 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
     return;
   }
   // TTL update, then the item's version and expiry for c/t.
-  cx.ops.clear();
-  if (r.has_exptime) {
-    index::Op t = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, now));
-    cx.ops.push_back(t);
-  }
-  cx.ops.push_back(index::Op::get(r.key, nullptr));
-  cx.worker_->execute(cx.ops);
+  const uint32_t exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, now) : 0;
+  const index::Op& g = touch_get(cx, r.key, r.has_exptime, exptime, nullptr);
   if (r.has_exptime) carry_token(cx.ops.front());
-  const index::Op& g = cx.ops.back();
   const bool with_value = r.has('v');
   if (!with_value && r.has('q')) return;
   cx.num.clear();
   append_num(&cx.num, number);
-  if (with_value) {
-    out->append("VA ");
-    append_num(out, cx.num.size());
-  } else {
-    out->append("HD");
-  }
+  value_head(with_value, cx.num.size(), out);
   for (uint8_t i = 0; i < r.nflags; ++i) {
     const proto::mc::MetaFlag& f = r.flags[i];
     if (f.flag == 'c') {
@@ -317,26 +295,16 @@ void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out
     } else if (f.flag == 't') {
       out->append(" t");
       append_signed(out, g.result == Result::kOk ? ttl_of(g.out_exptime, now) : -1);
-    } else if (f.flag == 'k') {
-      out->append(" k");
-      out->append(r.raw_key);
-      if (r.base64) out->append(" b");
-    } else if (f.flag == 'O') {
-      out->append(" O");
-      out->append(f.token);
+    } else {
+      (void)echo_flag(r, f, out);
     }
   }
-  out->append("\r\n");
-  if (with_value) {
-    out->append(cx.num);
-    out->append("\r\n");
-  }
+  value_tail(with_value, cx.num, out);
 }
 
 void McEngine::exec_meta_debug(McContext& cx, const Request& r, std::string* out) {
   inc(cx.stats_.cmd_meta);
-  if (cx.values.empty()) cx.values.resize(1);
-  index::Op g = index::Op::get(r.key, &cx.values[0]);
+  index::Op g = index::Op::get(r.key, &value_slot(cx));
   if (cx.worker_->execute_one(g) != Result::kOk) {
     crlf(out, "EN");
     return;

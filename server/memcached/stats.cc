@@ -12,7 +12,26 @@
 
 namespace ferrite::server {
 using namespace mc_detail;
-using proto::mc::Request;
+
+namespace {
+
+// "name value\n" lines (McEngine::set_extra_stats) -> STAT lines.
+void append_extra_stats(const std::string& extra, std::string* s) {
+  std::string_view v(extra);
+  while (!v.empty()) {
+    const std::size_t nl = v.find('\n');
+    const std::string_view line = v.substr(0, nl);
+    if (!line.empty()) {
+      *s += "STAT ";
+      *s += line;
+      *s += "\r\n";
+    }
+    if (nl == std::string_view::npos) break;
+    v.remove_prefix(nl + 1);
+  }
+}
+
+}  // namespace
 
 std::string McEngine::stats_lines() const {
   std::string s;
@@ -77,22 +96,7 @@ std::string McEngine::stats_lines() const {
   stat("ferrite_tcp_output_paused", sum(&McStats::tcp_output_paused));
   stat("ferrite_get_chunks_paused", sum(&McStats::get_chunks_paused));
   stat("ferrite_tcp_accept_paused", accept_paused.load(std::memory_order_relaxed));
-  if (extra_stats_) {
-    // "name value\n" lines -> STAT lines.
-    const std::string extra = extra_stats_();
-    std::string_view v(extra);
-    while (!v.empty()) {
-      const std::size_t nl = v.find('\n');
-      const std::string_view line = v.substr(0, nl);
-      if (!line.empty()) {
-        s += "STAT ";
-        s += line;
-        s += "\r\n";
-      }
-      if (nl == std::string_view::npos) break;
-      v.remove_prefix(nl + 1);
-    }
-  }
+  if (extra_stats_) append_extra_stats(extra_stats_(), &s);
   return s;
 }
 
@@ -126,6 +130,21 @@ void McEngine::reset_stats() {
                     &st.cmd_meta}) {
       f->store(0, std::memory_order_relaxed);
     }
+  }
+}
+
+void McEngine::each_stat(const std::function<void(std::string_view name, std::string_view value)>& fn) const {
+  const std::string lines = stats_lines();
+  std::string_view v(lines);
+  while (!v.empty()) {
+    const std::size_t nl = v.find("\r\n");
+    std::string_view line = v.substr(0, nl);
+    v.remove_prefix(nl == std::string_view::npos ? v.size() : nl + 2);
+    if (!line.starts_with("STAT ")) continue;
+    line.remove_prefix(5);
+    const std::size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) continue;
+    fn(line.substr(0, sp), line.substr(sp + 1));
   }
 }
 
