@@ -50,6 +50,8 @@ namespace ferrite::server {
 
 inline constexpr std::string_view kMcVersion = "1.6.18-ferrite-0.1.0";
 
+// Per-context counters (stats.cc names them; binary_connections: TCP
+// connections whose first byte chose the binary protocol).
 struct alignas(kCacheLine) McStats {
   std::atomic<uint64_t> cmd_get{0}, get_hits{0}, get_misses{0}, cmd_set{0}, cmd_touch{0}, touch_hits{0},
       touch_misses{0}, delete_hits{0}, delete_misses{0}, incr_hits{0}, incr_misses{0}, decr_hits{0},

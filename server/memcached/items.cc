@@ -1,4 +1,6 @@
 // memcached's item sizes and slab classes (see items.h).
+//
+// Thread safety: pure functions.
 #include "server/memcached/items.h"
 
 namespace ferrite::server {

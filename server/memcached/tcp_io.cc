@@ -1,4 +1,7 @@
-// AcceptGate (see tcp_io.h).
+// AcceptGate (see tcp_io.h): pausing and resuming the listener when
+// accept runs out of descriptors or memory, with a rate-limited warning.
+//
+// Thread safety: used only by the McTcpServer thread.
 #include "server/memcached/tcp_io.h"
 
 #include <cerrno>
