@@ -513,6 +513,21 @@ BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req
   return BinParse::kOk;
 }
 
+std::string_view bin_status_message(BinStatus s) noexcept {
+  switch (s) {
+    case BinStatus::kOk: return "";
+    case BinStatus::kNotFound: return "Not found";
+    case BinStatus::kExists: return "Data exists for key.";
+    case BinStatus::kTooBig: return "Too large.";
+    case BinStatus::kInvalid: return "Invalid arguments";
+    case BinStatus::kNotStored: return "Not stored.";
+    case BinStatus::kNotNumeric: return "Non-numeric server-side value for incr or decr";
+    case BinStatus::kUnknown: return "Unknown command";
+    case BinStatus::kNoMemory: return "Out of memory";
+  }
+  return "";
+}
+
 void append_binary_header(const BinHeader& h, std::string* o) {
   o->push_back(static_cast<char>(h.magic));
   o->push_back(static_cast<char>(h.opcode));

@@ -1,6 +1,6 @@
 // memcached's text protocol (classic and meta commands) as pure functions
 // over bytes: parse one request from the front of a buffer, and the UDP
-// frame header. No sockets, no index: server/memcached.{h,cc} executes what
+// frame header. No sockets, no index: server/memcached/ executes what
 // this decodes. Semantics and reply strings follow memcached 1.6's
 // protocol.txt (docs/memcached.md lists what Ferrite does differently).
 //
@@ -173,13 +173,38 @@ std::size_t udp_fragment(uint16_t request_id, std::string_view reply, std::size_
 inline constexpr std::size_t kBinHeaderSize = 24;
 inline constexpr uint8_t kBinRequestMagic = 0x80;
 inline constexpr uint8_t kBinResponseMagic = 0x81;
+// The opcodes Ferrite answers (memcached's protocol_binary.h; the Q forms
+// are quiet: no reply on success, or on a miss for gets). Any other opcode
+// is answered BinStatus::kUnknown.
+enum class BinOp : uint8_t {
+  kGet = 0x00, kSet = 0x01, kAdd = 0x02, kReplace = 0x03, kDelete = 0x04, kIncrement = 0x05,
+  kDecrement = 0x06, kQuit = 0x07, kFlush = 0x08, kGetQ = 0x09, kNoop = 0x0a, kVersion = 0x0b,
+  kGetK = 0x0c, kGetKQ = 0x0d, kAppend = 0x0e, kPrepend = 0x0f, kStat = 0x10, kSetQ = 0x11,
+  kAddQ = 0x12, kReplaceQ = 0x13, kDeleteQ = 0x14, kIncrementQ = 0x15, kDecrementQ = 0x16, kQuitQ = 0x17,
+  kFlushQ = 0x18, kAppendQ = 0x19, kPrependQ = 0x1a, kVerbosity = 0x1b, kTouch = 0x1c, kGat = 0x1d,
+  kGatQ = 0x1e, kGatK = 0x23, kGatKQ = 0x24,
+};
+// Response statuses Ferrite sends (the header's status field of a response).
+enum class BinStatus : uint16_t {
+  kOk = 0x0000,
+  kNotFound = 0x0001,
+  kExists = 0x0002,
+  kTooBig = 0x0003,
+  kInvalid = 0x0004,
+  kNotStored = 0x0005,
+  kNotNumeric = 0x0006,
+  kUnknown = 0x0081,
+  kNoMemory = 0x0082,
+};
+// memcached 1.6.18's message (the value of an error response); "" for kOk.
+std::string_view bin_status_message(BinStatus s) noexcept;
 struct BinHeader {
   uint8_t magic = 0;
-  uint8_t opcode = 0;
+  uint8_t opcode = 0;        // a BinOp in requests Ferrite answers; echoed in the response
   uint16_t key_len = 0;
   uint8_t extras_len = 0;
   uint8_t data_type = 0;
-  uint16_t status = 0;       // vbucket in requests
+  uint16_t status = 0;       // a BinStatus in responses; vbucket in requests
   uint32_t body_len = 0;     // extras + key + value
   uint32_t opaque = 0;
   uint64_t cas = 0;

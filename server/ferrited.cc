@@ -29,7 +29,8 @@
 #include "pmem/pool.h"
 #include "server/config.h"
 #include "server/engine.h"
-#include "server/memcached.h"
+#include "server/memcached/tcp.h"
+#include "server/memcached/udp.h"
 #if defined(FERRITE_PFSIM) && FERRITE_PFSIM
 #include "server/pfsim_hook.h"  // test build ferrited-pfsim only
 #endif

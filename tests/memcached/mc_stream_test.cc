@@ -1,4 +1,4 @@
-// McEngine::process() under an output bound (server/mc_stream.h, issue 15
+// McEngine::process() under an output bound (server/memcached/stream.h, issue 15
 // item 5): a get-family request is answered in chunks, paused at the bound
 // and resumed by the next call, with the same bytes as an unbounded run and
 // pipelined requests after it answered only once it is done; over UDP a
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "proto/memcached.h"
-#include "server/memcached.h"
+#include "server/memcached/udp.h"
 #include "tests/util/temp_path.h"
 
 namespace ferrite::server {

@@ -17,7 +17,8 @@
 #include <thread>
 
 #include "proto/memcached.h"
-#include "server/memcached.h"
+#include "server/memcached/tcp.h"
+#include "server/memcached/udp.h"
 #include "tests/util/temp_path.h"
 
 namespace ferrite::server {
@@ -839,11 +840,11 @@ TEST_F(McTcpTest, PipelinedPartialLargeAndQuit) {
 
 // Binary protocol packets (memccapable's binary tests exercise every opcode;
 // these check framing, a few replies and quiet variants).
-std::string bin_request(uint8_t opcode, std::string_view extras, std::string_view key, std::string_view value,
+std::string bin_request(mc::BinOp opcode, std::string_view extras, std::string_view key, std::string_view value,
                         uint32_t opaque, uint64_t cas = 0) {
   mc::BinHeader h;
   h.magic = mc::kBinRequestMagic;
-  h.opcode = opcode;
+  h.opcode = static_cast<uint8_t>(opcode);
   h.key_len = static_cast<uint16_t>(key.size());
   h.extras_len = static_cast<uint8_t>(extras.size());
   h.body_len = static_cast<uint32_t>(extras.size() + key.size() + value.size());
@@ -861,9 +862,9 @@ TEST_F(McTest, BinaryProtocol) {
   std::string out;
   bool close = false;
   const std::string extras_set("\x00\x00\x00\x07\x00\x00\x00\x00", 8);  // flags 7, no expiry
-  std::string in = bin_request(0x01, extras_set, "bk", "bval", 1) + bin_request(0x11, extras_set, "bq", "x", 2) +
-                   bin_request(0x00, "", "bk", "", 3) + bin_request(0x09, "", "missing", "", 4) +
-                   bin_request(0x0c, "", "missing", "", 5) + bin_request(0x0a, "", "", "", 6);
+  std::string in = bin_request(mc::BinOp::kSet, extras_set, "bk", "bval", 1) + bin_request(mc::BinOp::kSetQ, extras_set, "bq", "x", 2) +
+                   bin_request(mc::BinOp::kGet, "", "bk", "", 3) + bin_request(mc::BinOp::kGetQ, "", "missing", "", 4) +
+                   bin_request(mc::BinOp::kGetK, "", "missing", "", 5) + bin_request(mc::BinOp::kNoop, "", "", "", 6);
   // Fed in two pieces: a packet cut in the middle waits for the rest.
   const std::size_t cut = 30;
   std::size_t used = mc_->process_binary(*cx_, std::string_view(in).substr(0, cut), &out, &close);
@@ -904,7 +905,7 @@ TEST_F(McTest, BinaryProtocol) {
   EXPECT_EQ(run("get bq\r\n"), "VALUE bq 7 1\r\nx\r\nEND\r\n");
   // Unknown opcode: status 0x81; a bad magic ends the connection.
   out.clear();
-  mc_->process_binary(*cx_, bin_request(0x7f, "", "", "", 9), &out, &close);
+  mc_->process_binary(*cx_, bin_request(static_cast<mc::BinOp>(0x7f), "", "", "", 9), &out, &close);
   ASSERT_GE(out.size(), 24u);
   EXPECT_EQ(out[7], static_cast<char>(0x81));
   EXPECT_FALSE(close);
@@ -929,33 +930,33 @@ TEST_F(McTest, BinaryCompareAndWrite) {
                                 std::string(4, '\0'));
   run("set bk 0 0 2\r\n10\r\n");
   uint64_t v = cas_of("bk");
-  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "bk", "x", 1, v + 1)), 2);   // append, stale CAS
-  EXPECT_EQ(status_of(bin_request(0x0f, no_extras, "bk", "x", 1, v + 1)), 2);   // prepend, stale CAS
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kAppend, no_extras, "bk", "x", 1, v + 1)), 2);   // append, stale CAS
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kPrepend, no_extras, "bk", "x", 1, v + 1)), 2);   // prepend, stale CAS
   EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 2\r\n10\r\nEND\r\n");
-  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "bk", "x", 1, v)), 0);
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kAppend, no_extras, "bk", "x", 1, v)), 0);
   EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 3\r\n10x\r\nEND\r\n");
-  EXPECT_EQ(status_of(bin_request(0x0e, no_extras, "nokey", "x", 1, 5)), 5);    // append, absent
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kAppend, no_extras, "nokey", "x", 1, 5)), 5);    // append, absent
   run("set bk 0 0 2\r\n10\r\n");
   v = cas_of("bk");
-  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "bk", "", 1, v + 1)), 2);  // incr, stale CAS
-  EXPECT_EQ(status_of(bin_request(0x06, incr_extras, "bk", "", 1, v + 1)), 2);  // decr, stale CAS
-  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "bk", "", 1, v)), 0);
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kIncrement, incr_extras, "bk", "", 1, v + 1)), 2);  // incr, stale CAS
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kDecrement, incr_extras, "bk", "", 1, v + 1)), 2);  // decr, stale CAS
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kIncrement, incr_extras, "bk", "", 1, v)), 0);
   EXPECT_EQ(run("get bk\r\n"), "VALUE bk 0 2\r\n11\r\nEND\r\n");
-  EXPECT_EQ(status_of(bin_request(0x05, incr_extras, "nokey2", "", 1, 5)), 1);  // absent, no create
-  EXPECT_EQ(status_of(bin_request(0x05, incr_create, "nokey3", "", 1, 5)), 0);  // absent: created
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kIncrement, incr_extras, "nokey2", "", 1, 5)), 1);  // absent, no create
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kIncrement, incr_create, "nokey3", "", 1, 5)), 0);  // absent: created
   EXPECT_EQ(run("get nokey3\r\n"), "VALUE nokey3 0 1\r\n7\r\nEND\r\n");
   v = cas_of("bk");
-  EXPECT_EQ(status_of(bin_request(0x1c, std::string("\0\0\0\x64", 4), "bk", "", 1, v + 1)), 0);  // touch
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kTouch, std::string("\0\0\0\x64", 4), "bk", "", 1, v + 1)), 0);  // touch
   v = cas_of("bk");
-  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "bk", "", 1, v + 1)), 2);   // delete, stale CAS
-  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "nokey9", "", 1, 5)), 2);   // delete, absent, CAS
-  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "nokey9", "", 1, 0)), 1);   // delete, absent
-  EXPECT_EQ(status_of(bin_request(0x04, no_extras, "bk", "", 1, v)), 0);
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kDelete, no_extras, "bk", "", 1, v + 1)), 2);   // delete, stale CAS
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kDelete, no_extras, "nokey9", "", 1, 5)), 2);   // delete, absent, CAS
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kDelete, no_extras, "nokey9", "", 1, 0)), 1);   // delete, absent
+  EXPECT_EQ(status_of(bin_request(mc::BinOp::kDelete, no_extras, "bk", "", 1, v)), 0);
 }
 
 TEST_F(McTcpTest, BinaryConnection) {
   const int fd = connect_tcp();
-  send_all(fd, bin_request(0x0b, "", "", "", 42));  // version
+  send_all(fd, bin_request(mc::BinOp::kVersion, "", "", "", 42));  // version
   std::string r;
   char buf[256];
   while (r.size() < 24 + kMcVersion.size()) {
@@ -965,7 +966,7 @@ TEST_F(McTcpTest, BinaryConnection) {
   }
   EXPECT_EQ(static_cast<uint8_t>(r[0]), mc::kBinResponseMagic);
   EXPECT_EQ(r.substr(24), kMcVersion);
-  send_all(fd, bin_request(0x07, "", "", "", 43));  // quit: a reply, then the close
+  send_all(fd, bin_request(mc::BinOp::kQuit, "", "", "", 43));  // quit: a reply, then the close
   r.clear();
   for (;;) {
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
@@ -974,7 +975,7 @@ TEST_F(McTcpTest, BinaryConnection) {
   }
   EXPECT_EQ(r.size(), 24u);
   ::close(fd);
-  EXPECT_EQ(mc_->sum(&McStats::binary_refused), 1u);
+  EXPECT_EQ(mc_->sum(&McStats::binary_connections), 1u);
 }
 
 TEST_F(McTcpTest, ManyConnections) {

@@ -1,7 +1,7 @@
-// memcached compatibility (issue 7): executes memcached text and meta
-// commands (proto/memcached.h) against the index, over UDP (a
-// PacketHandler, so any backend that can hand it the datagrams of the
-// memcached port serves it) and over TCP (a small epoll server).
+// memcached compatibility (issue 7): McEngine executes memcached text, meta
+// and binary commands (proto/memcached.h) against the index; the transports
+// (udp.h: a PacketHandler, so any backend that can hand it the datagrams of
+// the memcached port serves it; tcp.h: a small epoll server) feed it bytes.
 //
 //   McEngine mc(idx, {.allow = ...});
 //   McUdpHandler udp(mc, first_index_worker, workers);   // give it to a backend
@@ -11,8 +11,21 @@
 // Worker). Replies follow memcached 1.6; docs/memcached.md lists the
 // differences.
 //
+// This header owns McEngine's interface, its options, contexts and counters.
+// Its definitions are spread by command family over server/memcached/:
+//   engine.cc   construction, process() (text parse loop and dispatch),
+//               flush_all, idle housekeeping
+//   classic.cc  get/gets/gat/gats (chunked, and staged for UDP bursts),
+//               storage commands, delete, incr/decr, touch
+//   meta.cc     mg, ms, md, ma, me
+//   binary.cc   the binary protocol
+//   stats.cc    stats text and reset
+//   items.cc    memcached's item sizes and slab classes (items.h)
+//
 // Thread safety: McEngine is shared; a McContext belongs to one thread;
-// counters are relaxed atomics summed by stats.
+// counters are relaxed atomics summed by stats. flush_at_ is the one field
+// every context writes (relaxed; the CAS in maybe_delayed_flush picks the one
+// context that runs a delayed flush).
 #pragma once
 
 #include <netinet/in.h>
@@ -23,34 +36,29 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "common/cacheline.h"
-#include "common/status.h"
 #include "index/index.h"
-#include "net/handler.h"
 #include "proto/memcached.h"
 #include "server/engine.h"
-#include "server/mc_stream.h"
-#include "server/win_tokens.h"
+#include "server/memcached/items.h"
+#include "server/memcached/stream.h"
+#include "server/memcached/win_tokens.h"
 
 namespace ferrite::server {
 
 inline constexpr std::string_view kMcVersion = "1.6.18-ferrite-0.1.0";
 
-// What memcached 1.6.18 (64-bit, default settings) reports in `me` for an
-// item: its size in bytes, and the slab class that size is stored in.
-std::size_t memcached_item_size(std::size_t klen, std::size_t vlen, uint32_t flags);
-unsigned memcached_slab_class(std::size_t item_size);
-
+// Per-context counters (stats.cc names them; binary_connections: TCP
+// connections whose first byte chose the binary protocol).
 struct alignas(kCacheLine) McStats {
   std::atomic<uint64_t> cmd_get{0}, get_hits{0}, get_misses{0}, cmd_set{0}, cmd_touch{0}, touch_hits{0},
       touch_misses{0}, delete_hits{0}, delete_misses{0}, incr_hits{0}, incr_misses{0}, decr_hits{0},
       decr_misses{0}, cas_hits{0}, cas_misses{0}, cas_badval{0}, cmd_flush{0}, cmd_meta{0}, errors{0},
       client_errors{0}, out_of_memory{0}, bytes_read{0}, bytes_written{0}, udp_requests{0}, udp_drop_multi{0},
       udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0}, udp_batched_requests{0},
-      binary_refused{0}, udp_reply_too_large{0}, tcp_output_paused{0}, get_chunks_paused{0};
+      binary_connections{0}, udp_reply_too_large{0}, tcp_output_paused{0}, get_chunks_paused{0};
 };
 
 struct McOptions {
@@ -101,7 +109,7 @@ class McEngine {
   // request is left). *swallow: bytes after the consumed ones that must be
   // discarded (the data of a refused storage command). *close: the
   // connection must close (quit, line too long). Stops after a close.
-  // stream (optional): the output bound and a paused get (mc_stream.h); a
+  // stream (optional): the output bound and a paused get (stream.h); a
   // paused get is answered first, and process() stops parsing once out
   // reaches stream->out_limit.
   std::size_t process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow, bool* close,
@@ -139,9 +147,23 @@ class McEngine {
   uint64_t sum(std::atomic<uint64_t> McStats::*f) const;
 
  private:
+  // engine.cc
   void execute(McContext& cx, const proto::mc::Request& r, std::string* out, bool* close);
+  void flush(McContext& cx);
+  void maybe_delayed_flush(McContext& cx);
+  // flush_all (text and binary): now, or at now + delay (delay > 0).
+  void flush_all(McContext& cx, int64_t delay, uint64_t now);
+  // Reads the key's current version; false if absent.
+  bool current_version(McContext& cx, std::string_view key, uint64_t* version);
+  // cx.values[0], the buffer of single-key reads.
+  static std::string& value_slot(McContext& cx);
+  // One index burst: touch (if asked) then get of key, value into *value
+  // (nullptr: not copied). Returns the get; the touch is cx.ops.front().
+  index::Op& touch_get(McContext& cx, std::string_view key, bool touch, uint32_t exptime, std::string* value);
+
+  // classic.cc
   void exec_get(McContext& cx, const proto::mc::Request& r, std::string* out);
-  // Answers keys a chunk at a time, within cx.stream's bound (mc_stream.h).
+  // Answers keys a chunk at a time, within cx.stream's bound (stream.h).
   void get_keys(McContext& cx, proto::mc::Cmd cmd, uint32_t exptime, std::string_view keys, std::string* out);
   // Replies ops [first, first + n) without the END line.
   void reply_items(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out);
@@ -152,18 +174,45 @@ class McEngine {
   // finish_gets' index burst: every staged op, values into cx.values.
   void execute_staged_gets(McContext& cx);
   void exec_storage(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_delete(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_arith(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void exec_touch(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // incr/decr op (text, meta, binary); an absent key is created with
+  // `initial` and expiry `exptime` if `create`, the delta applied instead if
+  // another client created it meanwhile. *number, *version: the item's after
+  // the write. The caller carries the win token (carry_token(op)) if it does.
+  Result arith_or_create(McContext& cx, index::Op& op, bool create, uint64_t initial, uint32_t exptime,
+                         uint64_t* number, uint64_t* version);
+
+  // meta.cc
   void exec_meta_get(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // mg N on a miss: creates the item, decides its win token; g becomes the
+  // item's get. Returns the add's result.
+  Result meta_vivify(McContext& cx, const proto::mc::Request& r, index::Op& g, uint64_t now, bool* created,
+                     bool* win);
   void exec_meta_set(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_delete(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_arith(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_meta_debug(McContext& cx, const proto::mc::Request& r, std::string* out);
-  void exec_stats(McContext& cx, const proto::mc::Request& r, std::string* out);
+
+  // binary.cc: one handler per opcode family; BinReply builds the response.
+  struct BinReply;
   void exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::string* out, bool* close);
+  void bin_get(McContext& cx, BinReply& rp);
+  void bin_store(McContext& cx, BinReply& rp);
+  void bin_delete(McContext& cx, BinReply& rp);
+  void bin_arith(McContext& cx, BinReply& rp);
+  void bin_flush(McContext& cx, BinReply& rp);
+  void bin_concat(McContext& cx, BinReply& rp);
+  void bin_stat(BinReply& rp);
+  void bin_touch(McContext& cx, BinReply& rp);
+
+  // stats.cc
+  void exec_stats(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // Calls fn(name, value) for each line of stats_lines(), in order.
+  void each_stat(const std::function<void(std::string_view name, std::string_view value)>& fn) const;
   void reset_stats();
-  void flush(McContext& cx);
-  void maybe_delayed_flush(McContext& cx);
-  // Reads the key's current version; false if absent.
-  bool current_version(McContext& cx, std::string_view key, uint64_t* version);
+
   // A write memcached applies to the item in place (touch, incr/decr, ms I
   // on an older CAS) keeps the item's win token (WinTokens::carry).
   void carry_token(const index::Op& op) {
@@ -197,54 +246,5 @@ void McEngine::finish_gets(McContext& cx, Emit&& emit) {
   release_values(cx);
   if (reply.capacity() > kKeptValueCapacity) std::string().swap(reply);
 }
-
-// memcached over UDP: one request datagram (8-byte frame header, count 1)
-// per request; replies cut into datagrams of at most 1400 payload bytes. A
-// reply over McOptions::udp_max_reply is not built: the request is answered
-// "SERVER_ERROR reply too large for UDP" (ferrite_udp_reply_too_large).
-// Handler worker w uses the context of index worker first_index_worker + w.
-class McUdpHandler : public net::PacketHandler {
- public:
-  McUdpHandler(McEngine& mc, unsigned first_index_worker, unsigned workers);
-  void on_burst(unsigned worker, std::span<const net::Datagram> in, net::TxQueue& out) override;
-  void on_idle(unsigned worker) override;
-
- private:
-  McEngine& mc_;
-  std::vector<McContext*> cx_;
-  std::vector<std::string> reply_, scratch_;
-};
-
-// memcached over TCP: one epoll thread serving every connection with its
-// own index worker. Pipelined requests, partial reads, large values and
-// quit are handled; output is bounded per connection: replies are produced
-// until kMaxPendingOut bytes wait unsent, then the connection is neither read
-// nor parsed (only EPOLLOUT is watched) until they drain (mc_stream.h). When
-// accept fails for want of file descriptors, the listener is left out of
-// epoll for a moment (mc_tcp_io.h), with a rate-limited warning.
-class McTcpServer {
- public:
-  static StatusOr<std::unique_ptr<McTcpServer>> create(McEngine& mc, const std::string& bind, uint16_t port,
-                                                       unsigned index_worker, unsigned max_connections = 4096);
-  ~McTcpServer();
-  void start();
-  void stop();
-  uint16_t port() const noexcept { return port_; }
-
- private:
-  McTcpServer(McEngine& mc, McContext& cx) : mc_(mc), cx_(cx) {}
-  void run();
-  struct Conn;
-
-  McEngine& mc_;
-  McContext& cx_;
-  int listen_fd_ = -1;
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  uint16_t port_ = 0;
-  unsigned max_connections_ = 0;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-};
 
 }  // namespace ferrite::server

@@ -1,5 +1,8 @@
-// AcceptGate (see mc_tcp_io.h).
-#include "server/mc_tcp_io.h"
+// AcceptGate (see tcp_io.h): pausing and resuming the listener when
+// accept runs out of descriptors or memory, with a rate-limited warning.
+//
+// Thread safety: used only by the McTcpServer thread.
+#include "server/memcached/tcp_io.h"
 
 #include <cerrno>
 #include <cstring>
