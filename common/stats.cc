@@ -83,28 +83,26 @@ Samples Registry::sample() const {
   return s;
 }
 
-std::string render_native(const Samples& s) {
+namespace {
+
+// One line per sample: lead, name, a space, the value, eol.
+std::string render_lines(const Samples& s, std::string_view lead, std::string_view eol) {
   std::string out;
   for (const Sample& e : s) {
+    out += lead;
     out += e.name;
     out += ' ';
     out += format_value(e);
-    out += '\n';
+    out += eol;
   }
   return out;
 }
 
-std::string render_memcached(const Samples& s) {
-  std::string out;
-  for (const Sample& e : s) {
-    out += "STAT ";
-    out += e.name;
-    out += ' ';
-    out += format_value(e);
-    out += "\r\n";
-  }
-  return out;
-}
+}  // namespace
+
+std::string render_native(const Samples& s) { return render_lines(s, "", "\n"); }
+
+std::string render_memcached(const Samples& s) { return render_lines(s, "STAT ", "\r\n"); }
 
 std::string render_json(const Samples& s) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
