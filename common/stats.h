@@ -8,7 +8,8 @@
 //   reg.counter("requests", "datagrams received", w.summed(&EngineStats::requests));
 //   reg.real("write_amplification", "log bytes written per byte appended", [&] { return ...; });
 //   reg.section<index::IndexStats>([&] { return idx.stats(); })       // one snapshot per sample
-//       .gauge("keys", "live keys", [](const index::IndexStats& s) { return s.keys; });
+//       .gauge("keys", "live keys", &index::IndexStats::keys)         // a member, or a function of the snapshot
+//       .gauge("index_open_us", "...", [](const index::IndexStats& s) { return s.open_ms * 1000; });
 //   reg.include(other_registry, "ferrite_");                           // another registry's entries, prefixed
 //   const stats::Samples s = reg.sample();
 //   render_native(s);      // "name value\n"          (ferrited's stats op, ferritectl, tests/util/stats.h)
@@ -130,12 +131,13 @@ class Section {
  private:
   friend class Registry;
   explicit Section(std::vector<detail::Entry>* entries) : entries_(entries) {}
-  // read: Snap -> a number or std::optional of one (nullopt: omitted).
+  // read: Snap -> a number or std::optional of one (nullopt: omitted); a
+  // function, or a pointer to a member of Snap (&IndexStats::keys).
   template <class F>
   Section& add(std::string name, Kind kind, std::string help, int decimals, F read) {
     entries_->push_back({std::move(name), kind, std::move(help), decimals,
                          [read = std::move(read), kind](const void* snap) -> std::optional<Value> {
-                           return to_value(kind, read(*static_cast<const Snap*>(snap)));
+                           return to_value(kind, std::invoke(read, *static_cast<const Snap*>(snap)));
                          }});
     return *this;
   }

@@ -135,6 +135,23 @@ TEST(StatsRegistry, SectionSnapshotIsTakenOncePerSample) {
   EXPECT_EQ(taken, 2);
 }
 
+TEST(StatsRegistry, SectionEntriesMayBeMembersOfTheSnapshot) {
+  struct Snap {
+    uint64_t keys;
+    double ratio;
+    bool done;
+  };
+  Snap now{5, 1.5, true};
+  Registry r;
+  r.section<Snap>([&now] { return now; })
+      .gauge("keys", "k", &Snap::keys)
+      .real("ratio", "r", 1, &Snap::ratio)
+      .gauge("done", "d", &Snap::done);
+  EXPECT_EQ(render_native(r.sample()), "keys 5\nratio 1.5\ndone 1\n");
+  now = {6, 0.26, false};
+  EXPECT_EQ(render_native(r.sample()), "keys 6\nratio 0.3\ndone 0\n");
+}
+
 TEST(StatsRegistry, NulloptOmitsTheEntryFromThatSample) {
   bool link = false;
   Registry r;

@@ -53,53 +53,45 @@ constexpr Counter kEngineCounters[] = {
 void add_index_stats(stats::Registry& reg, const index::Index& idx) {
   using S = index::IndexStats;
   stats::Section<S> s = reg.section<S>([&idx] { return idx.stats(); });
-  s.gauge("keys", "live keys (approximate under concurrent writes)", [](const S& x) { return x.keys; })
-      .gauge("table_segments", "index table segments", [](const S& x) { return x.table_segments; })
-      .gauge("global_depth", "directory global depth", [](const S& x) { return x.global_depth; })
-      .gauge("log_segments", "log segments in the pool", [](const S& x) { return x.log_segments; })
-      .gauge("log_bytes_live", "bytes of records the index points at", [](const S& x) { return x.log_bytes_live; })
-      .gauge("log_bytes_dead", "appended bytes no slot points at", [](const S& x) { return x.log_bytes_dead; })
-      .counter("splits", "table segment splits", [](const S& x) { return x.splits; });
+  s.gauge("keys", "live keys (approximate under concurrent writes)", &S::keys)
+      .gauge("table_segments", "index table segments", &S::table_segments)
+      .gauge("global_depth", "directory global depth", &S::global_depth)
+      .gauge("log_segments", "log segments in the pool", &S::log_segments)
+      .gauge("log_bytes_live", "bytes of records the index points at", &S::log_bytes_live)
+      .gauge("log_bytes_dead", "appended bytes no slot points at", &S::log_bytes_dead)
+      .counter("splits", "table segment splits", &S::splits);
   // Space (index/space.h; docs/operations.md, "Sizing a pool").
-  s.gauge("pool_capacity_bytes", "bytes the pool's heap can hold", [](const S& x) { return x.capacity_bytes; })
-      .gauge("pool_free_bytes", "capacity minus every allocated object", [](const S& x) { return x.free_bytes; })
-      .gauge("live_limit_bytes", "capacity x (1 - reserve)", [](const S& x) { return x.live_limit_bytes; })
-      .counter("bytes_appended", "record bytes written by workers since open", [](const S& x) { return x.bytes_appended; })
-      .counter("cleaner_bytes_copied", "live record bytes relocated by the cleaner",
-               [](const S& x) { return x.cleaner_bytes_copied; })
-      .counter("cleaner_bytes_freed", "log segment bytes returned to the pool",
-               [](const S& x) { return x.cleaner_bytes_freed; })
-      .counter("cleaner_segments_freed", "log segments freed by the cleaner",
-               [](const S& x) { return x.cleaner_segments_freed; })
-      .counter("cleaner_segments_freed_empty", "of which had nothing live",
-               [](const S& x) { return x.cleaner_segments_freed_empty; })
+  s.gauge("pool_capacity_bytes", "bytes the pool's heap can hold", &S::capacity_bytes)
+      .gauge("pool_free_bytes", "capacity minus every allocated object", &S::free_bytes)
+      .gauge("live_limit_bytes", "capacity x (1 - reserve)", &S::live_limit_bytes)
+      .counter("bytes_appended", "record bytes written by workers since open", &S::bytes_appended)
+      .counter("cleaner_bytes_copied", "live record bytes relocated by the cleaner", &S::cleaner_bytes_copied)
+      .counter("cleaner_bytes_freed", "log segment bytes returned to the pool", &S::cleaner_bytes_freed)
+      .counter("cleaner_segments_freed", "log segments freed by the cleaner", &S::cleaner_segments_freed)
+      .counter("cleaner_segments_freed_empty", "of which had nothing live", &S::cleaner_segments_freed_empty)
       .real("write_amplification", "(bytes_appended + cleaner_bytes_copied) / bytes_appended", 3,
-            [](const S& x) { return x.write_amplification; })
-      .counter("evictions", "live keys evicted to make room", [](const S& x) { return x.evictions; })
-      .counter("expired_reclaimed", "expired keys dropped by the cleaner", [](const S& x) { return x.expired_reclaimed; })
-      .counter("backpressure_waits", "bursts that waited for the cleaner", [](const S& x) { return x.backpressure_waits; })
-      .counter("backpressure_wait_us", "total time bursts waited for the cleaner",
-               [](const S& x) { return x.backpressure_wait_us; })
-      .counter("refused_writes_live_full", "writes refused: live data above the limit",
-               [](const S& x) { return x.refused_live_full; })
+            &S::write_amplification)
+      .counter("evictions", "live keys evicted to make room", &S::evictions)
+      .counter("expired_reclaimed", "expired keys dropped by the cleaner", &S::expired_reclaimed)
+      .counter("backpressure_waits", "bursts that waited for the cleaner", &S::backpressure_waits)
+      .counter("backpressure_wait_us", "total time bursts waited for the cleaner", &S::backpressure_wait_us)
+      .counter("refused_writes_live_full", "writes refused: live data above the limit", &S::refused_live_full)
       .counter("refused_writes_cleaner_behind", "writes refused: no room within max_wait_ms",
-               [](const S& x) { return x.refused_cleaner_behind; });
+               &S::refused_cleaner_behind);
   // Open and crash repair (index/repair.cc); keys is exact once index_repair_done is 1.
-  s.gauge("index_open_us", "duration of Index::open", [](const S& x) { return static_cast<uint64_t>(x.open_ms * 1000.0); })
+  s.gauge("index_open_us", "duration of Index::open",
+          [](const S& x) { return static_cast<uint64_t>(x.open_ms * 1000.0); })
       .gauge("index_repair_us", "from open until crash repair finished (0: none)",
              [](const S& x) { return static_cast<uint64_t>(x.repair_ms * 1000.0); })
-      .gauge("index_repair_done", "1 once no table segment awaits crash repair",
-             [](const S& x) { return x.repair_done ? 1 : 0; })
-      .gauge("recovery_pending_segments", "table segments not yet repaired",
-             [](const S& x) { return x.recovery_pending_segments; })
-      .counter("recovery_segments_lazy", "table segments repaired on first touch",
-               [](const S& x) { return x.recovery_segments_lazy; })
+      .gauge("index_repair_done", "1 once no table segment awaits crash repair", &S::repair_done)
+      .gauge("recovery_pending_segments", "table segments not yet repaired", &S::recovery_pending_segments)
+      .counter("recovery_segments_lazy", "table segments repaired on first touch", &S::recovery_segments_lazy)
       .counter("recovery_segments_background", "table segments repaired by the background pass",
-               [](const S& x) { return x.recovery_segments_background; })
+               &S::recovery_segments_background)
       .counter("recovery_bad_records", "slots naming a torn or foreign record, made dead by repair",
-               [](const S& x) { return x.recovery_bad_records; })
+               &S::recovery_bad_records)
       .counter("read_bad_records", "records that failed their checksum when read (answered as a miss)",
-               [](const S& x) { return x.read_bad_records; });
+               &S::read_bad_records);
 }
 
 void add_engine_counters(stats::Registry& reg, const stats::Workers<EngineStats>& workers) {
