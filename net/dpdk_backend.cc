@@ -328,66 +328,85 @@ std::string DpdkBackend::describe() const {
                      m.tx_csum == frame::TxCsum::kOffload ? "offload" : "software", m.mtu);
 }
 
-std::string DpdkBackend::stats_text() const {
+void DpdkBackend::add_stats(stats::Registry& reg) const {
   const Impl& m = *impl_;
-  std::string s;
-  auto line = [&s](const std::string& k, uint64_t v) { s += k + " " + std::to_string(v) + "\n"; };
   uint64_t mac48 = 0;  // every stats value is a number: the MAC as a 48-bit integer
   for (uint8_t b : m.local.mac) mac48 = mac48 << 8 | b;
-  line("dpdk_mac", mac48);
-  line("dpdk_port_id", m.port);
-  rte_eth_link link{};
-  if (rte_eth_link_get_nowait(m.port, &link) == 0) {
-    line("dpdk_link_up", link.link_status);
-    line("dpdk_link_speed_mbps", link.link_speed);
-  }
-  // net/dpdk_guard.h: munmap()s (a memif peer leaving) that waited for a worker's burst call.
-  line("dpdk_guard_enabled", dpdk_guard::enabled() ? 1 : 0);
-  line("dpdk_guard_waited_unmaps", dpdk_guard::waited_unmaps());
-  rte_eth_stats ps{};
-  if (rte_eth_stats_get(m.port, &ps) == 0) {
-    line("dpdk_port_ipackets", ps.ipackets);
-    line("dpdk_port_opackets", ps.opackets);
-    line("dpdk_port_ibytes", ps.ibytes);
-    line("dpdk_port_obytes", ps.obytes);
-    line("dpdk_port_imissed", ps.imissed);
-    line("dpdk_port_ierrors", ps.ierrors);
-    line("dpdk_port_oerrors", ps.oerrors);
-    line("dpdk_port_rx_nombuf", ps.rx_nombuf);
-    for (unsigned q = 0; q < m.opts.workers && q < RTE_ETHDEV_QUEUE_STAT_CNTRS; ++q) {
-      line(fmt::format("dpdk_q{}_ipackets", q), ps.q_ipackets[q]);
-      line(fmt::format("dpdk_q{}_opackets", q), ps.q_opackets[q]);
-      line(fmt::format("dpdk_q{}_errors", q), ps.q_errors[q]);
-    }
-  }
-  if (m.pool != nullptr) line("dpdk_mbufs_free", rte_mempool_avail_count(m.pool));
-  auto sum = [&m](std::atomic<uint64_t> DpdkWorkerStats::*f) {
-    uint64_t t = 0;
-    for (unsigned w = 0; w < m.opts.workers; ++w) t += (m.stats[w].*f).load(std::memory_order_relaxed);
-    return t;
+  reg.gauge("dpdk_mac", "the port's MAC address as a 48-bit integer", [mac48] { return mac48; });
+  reg.gauge("dpdk_port_id", "DPDK port id", [&m = *impl_] { return m.port; });
+  // The link and port figures are left out of a sample when the PMD cannot report them.
+  struct Link {
+    bool ok;
+    rte_eth_link link;
   };
-  line("dpdk_rx_packets", sum(&DpdkWorkerStats::rx_packets));
-  line("dpdk_rx_datagrams", sum(&DpdkWorkerStats::rx_datagrams));
-  line("dpdk_tx_packets", sum(&DpdkWorkerStats::tx_packets));
-  line("dpdk_tx_dropped", sum(&DpdkWorkerStats::tx_dropped));
-  line("dpdk_tx_nombuf", sum(&DpdkWorkerStats::tx_nombuf));
-  line("dpdk_tx_no_neighbor", sum(&DpdkWorkerStats::tx_no_neighbor));
-  line("dpdk_reply_reused", sum(&DpdkWorkerStats::reply_reused));
-  line("dpdk_reply_allocated", sum(&DpdkWorkerStats::reply_allocated));
-  line("dpdk_arp_replies", sum(&DpdkWorkerStats::arp_replies));
-  line("dpdk_icmp_echo_replies", sum(&DpdkWorkerStats::icmp_echo_replies));
+  reg.section<Link>([&m = *impl_] {
+       Link l{false, {}};
+       l.ok = rte_eth_link_get_nowait(m.port, &l.link) == 0;
+       return l;
+     })
+      .gauge("dpdk_link_up", "1 when the link is up",
+             [](const Link& l) { return l.ok ? std::optional<uint64_t>(l.link.link_status) : std::nullopt; })
+      .gauge("dpdk_link_speed_mbps", "link speed",
+             [](const Link& l) { return l.ok ? std::optional<uint64_t>(l.link.link_speed) : std::nullopt; });
+  // net/dpdk_guard.h: munmap()s (a memif peer leaving) that waited for a worker's burst call.
+  reg.gauge("dpdk_guard_enabled", "1 when munmap() waits for workers' burst calls",
+            [] { return dpdk_guard::enabled() ? 1 : 0; });
+  reg.counter("dpdk_guard_waited_unmaps", "munmap()s that waited for a worker's burst call",
+              [] { return dpdk_guard::waited_unmaps(); });
+  struct Port {
+    bool ok;
+    rte_eth_stats st;
+  };
+  auto port = reg.section<Port>([&m = *impl_] {
+    Port p{false, {}};
+    p.ok = rte_eth_stats_get(m.port, &p.st) == 0;
+    return p;
+  });
+  auto port_counter = [&port](std::string name, std::string help, auto field) {
+    port.counter(std::move(name), std::move(help),
+                 [field](const Port& p) { return p.ok ? std::optional<uint64_t>(field(p.st)) : std::nullopt; });
+  };
+  port_counter("dpdk_port_ipackets", "packets the port received", [](const rte_eth_stats& s) { return s.ipackets; });
+  port_counter("dpdk_port_opackets", "packets the port sent", [](const rte_eth_stats& s) { return s.opackets; });
+  port_counter("dpdk_port_ibytes", "bytes the port received", [](const rte_eth_stats& s) { return s.ibytes; });
+  port_counter("dpdk_port_obytes", "bytes the port sent", [](const rte_eth_stats& s) { return s.obytes; });
+  port_counter("dpdk_port_imissed", "packets dropped by the port: RX queue full", [](const rte_eth_stats& s) { return s.imissed; });
+  port_counter("dpdk_port_ierrors", "erroneous packets received", [](const rte_eth_stats& s) { return s.ierrors; });
+  port_counter("dpdk_port_oerrors", "failed transmissions", [](const rte_eth_stats& s) { return s.oerrors; });
+  port_counter("dpdk_port_rx_nombuf", "RX mbuf allocation failures", [](const rte_eth_stats& s) { return s.rx_nombuf; });
+  for (unsigned q = 0; q < m.opts.workers && q < RTE_ETHDEV_QUEUE_STAT_CNTRS; ++q) {
+    port_counter(fmt::format("dpdk_q{}_ipackets", q), "packets received on this queue",
+                 [q](const rte_eth_stats& s) { return s.q_ipackets[q]; });
+    port_counter(fmt::format("dpdk_q{}_opackets", q), "packets sent on this queue",
+                 [q](const rte_eth_stats& s) { return s.q_opackets[q]; });
+    port_counter(fmt::format("dpdk_q{}_errors", q), "errors on this queue", [q](const rte_eth_stats& s) { return s.q_errors[q]; });
+  }
+  if (m.pool != nullptr) {
+    reg.gauge("dpdk_mbufs_free", "mbufs free in the pool", [&m = *impl_] { return rte_mempool_avail_count(m.pool); });
+  }
+  using W = DpdkWorkerStats;
+  const stats::Workers<W> w{[&m = *impl_] { return std::size_t{m.opts.workers}; },
+                            [&m = *impl_](std::size_t i) -> const W& { return m.stats[i]; }};
+  reg.counter("dpdk_rx_packets", "packets received by the workers", w.summed(&W::rx_packets));
+  reg.counter("dpdk_rx_datagrams", "UDP datagrams handed to the handlers", w.summed(&W::rx_datagrams));
+  reg.counter("dpdk_tx_packets", "packets sent by the workers", w.summed(&W::tx_packets));
+  reg.counter("dpdk_tx_dropped", "replies the TX queue did not take after retries", w.summed(&W::tx_dropped));
+  reg.counter("dpdk_tx_nombuf", "replies without an mbuf", w.summed(&W::tx_nombuf));
+  reg.counter("dpdk_tx_no_neighbor", "replies to an address whose MAC was never seen", w.summed(&W::tx_no_neighbor));
+  reg.counter("dpdk_reply_reused", "replies sent in the request's mbuf", w.summed(&W::reply_reused));
+  reg.counter("dpdk_reply_allocated", "replies sent in a fresh mbuf", w.summed(&W::reply_allocated));
+  reg.counter("dpdk_arp_replies", "ARP requests answered", w.summed(&W::arp_replies));
+  reg.counter("dpdk_icmp_echo_replies", "ICMP echo requests answered", w.summed(&W::icmp_echo_replies));
   for (std::size_t d = 1; d < static_cast<std::size_t>(frame::Drop::kCount); ++d) {
-    uint64_t t = 0;
-    for (unsigned w = 0; w < m.opts.workers; ++w) t += m.stats[w].drops[d].load(std::memory_order_relaxed);
-    line(std::string("dpdk_drop_") + frame::drop_name(static_cast<frame::Drop>(d)), t);
+    reg.counter(std::string("dpdk_drop_") + frame::drop_name(static_cast<frame::Drop>(d)), "packets dropped for this reason (net/frame.h)",
+                [w, d] { return w.sum_by([d](const W& s) { return s.drops[d].load(std::memory_order_relaxed); }); });
   }
-  for (unsigned w = 0; w < m.opts.workers; ++w) {
-    line(fmt::format("worker{}_rx_packets", w), m.stats[w].rx_packets.load(std::memory_order_relaxed));
-    line(fmt::format("worker{}_tx_packets", w), m.stats[w].tx_packets.load(std::memory_order_relaxed));
-    line(fmt::format("worker{}_tx_errors", w), m.stats[w].tx_dropped.load(std::memory_order_relaxed) +
-                                                   m.stats[w].tx_nombuf.load(std::memory_order_relaxed));
+  for (std::size_t i = 0; i < m.opts.workers; ++i) {
+    reg.counter(fmt::format("worker{}_rx_packets", i), "packets this worker received", [w, i] { return w.of(i, &W::rx_packets); });
+    reg.counter(fmt::format("worker{}_tx_packets", i), "packets this worker sent", [w, i] { return w.of(i, &W::tx_packets); });
+    reg.counter(fmt::format("worker{}_tx_errors", i), "replies this worker dropped (TX queue full, no mbuf)",
+                [w, i] { return w.of(i, &W::tx_dropped) + w.of(i, &W::tx_nombuf); });
   }
-  return s;
 }
 
 namespace {

@@ -15,7 +15,7 @@
 // port; start() launches the workers on their lcores; stop() may be called
 // from any non-worker thread and waits for them. on_burst()/on_idle() for
 // worker w run only on worker w's lcore. Counters are relaxed atomics, read
-// by stats_text() from any thread.
+// through the stats registry (add_stats) from any thread.
 #pragma once
 
 #include <atomic>
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/cacheline.h"
+#include "common/stats.h"
 #include "common/status.h"
 #include "net/frame.h"
 #include "net/handler.h"
@@ -83,9 +84,10 @@ class DpdkBackend {
   const DpdkWorkerStats& stats(unsigned w) const;
   std::string mac() const;
   std::string describe() const;    // "port 0 (net_tap) mac ... 1 queue(s), rss off, rx csum offload ..."
-  // "name value\n" lines: link, port and per-queue statistics, drops per
-  // reason, ARP/ICMP and TX accounting (summed over workers), per-worker rx/tx.
-  std::string stats_text() const;
+  // Registers the backend's stats entries: link, port and per-queue
+  // statistics, drops per reason, ARP/ICMP and TX accounting (summed over
+  // workers), per-worker rx/tx. The backend must outlive reg's readers.
+  void add_stats(stats::Registry& reg) const;
 
   struct Impl;
 

@@ -139,4 +139,16 @@ void KernelBackend::run(unsigned w) {
   }
 }
 
+void KernelBackend::add_stats(stats::Registry& reg) const {
+  using W = KernelWorkerStats;
+  const stats::Workers<W> w{[this] { return std::size_t{workers()}; },
+                            [this](std::size_t i) -> const W& { return stats_[i]; }};
+  for (std::size_t i = 0; i < workers(); ++i) {
+    const std::string p = "worker" + std::to_string(i);
+    reg.counter(p + "_rx_packets", "datagrams this worker received", [w, i] { return w.of(i, &W::rx_packets); });
+    reg.counter(p + "_tx_packets", "datagrams this worker sent", [w, i] { return w.of(i, &W::tx_packets); });
+    reg.counter(p + "_tx_errors", "datagrams sendmmsg could not send", [w, i] { return w.of(i, &W::tx_errors); });
+  }
+}
+
 }  // namespace ferrite::net

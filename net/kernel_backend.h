@@ -5,7 +5,8 @@
 // (net/port_claim.h), so no other process shares its clients.
 //
 // Thread safety: start() spawns the workers; stop() may be called from any
-// thread (e.g. a signal-driven main loop) and joins them.
+// thread (e.g. a signal-driven main loop) and joins them. Counters are
+// relaxed atomics each worker alone increments, read from any thread.
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "common/cacheline.h"
+#include "common/stats.h"
 #include "common/status.h"
 #include "net/handler.h"
 #include "net/udp_socket.h"
@@ -56,6 +58,9 @@ class KernelBackend {
   uint16_t port() const noexcept { return port_; }
   unsigned workers() const noexcept { return static_cast<unsigned>(socks_.size()); }
   const KernelWorkerStats& stats(unsigned w) const { return stats_[w]; }
+  // Registers per-worker rx/tx/error counters (worker<w>_rx_packets, ...).
+  // The backend must outlive reg's readers.
+  void add_stats(stats::Registry& reg) const;
 
  private:
   KernelBackend(const KernelBackendOptions& opts, PacketHandler& handler) : opts_(opts), handler_(handler) {}

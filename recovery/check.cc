@@ -35,6 +35,7 @@
 #include <unordered_set>
 
 #include "common/hash.h"
+#include "common/stats.h"
 #include "index/log_chain.h"
 #include "index/record.h"
 #include "index/slot.h"
@@ -876,13 +877,29 @@ std::string json_escape(std::string_view s) {
   return o;
 }
 
+namespace {
+
+// The index figures of a report: "name value" lines in the text form, the
+// "index" object in the JSON form.
+stats::Samples index_figures(const CheckReport& r) {
+  auto g = [](const char* name, const char* help, uint64_t v) {
+    return stats::Sample{name, stats::Kind::kGauge, help, 0, v};
+  };
+  return {g("global_depth", "directory global depth", r.global_depth),
+          g("table_segments", "distinct table segments the directory names", r.table_segments),
+          g("keys", "slots naming a live (or expired) value", r.keys),
+          g("tombstones", "deleted keys whose slot still names their record", r.tombstones),
+          g("dead_tombstones", "slots that name no record", r.dead_tombstones),
+          g("log_bytes", "bytes appended to log segments", r.log_bytes),
+          g("referenced_bytes", "bytes of records live keys point at", r.referenced_bytes),
+          g("unreferenced_bytes", "unreferenced bytes inside log segments in use", r.dead_record_bytes)};
+}
+
+}  // namespace
+
 std::string to_string(const CheckReport& r) {
   std::string s = to_string(r.pool);
-  s += fmt::format(
-      "global_depth {}\ntable_segments {}\nkeys {}\ntombstones {}\ndead_tombstones {}\nlog_bytes {}\n"
-      "referenced_bytes {}\nunreferenced_bytes {}\n",
-      r.global_depth, r.table_segments, r.keys, r.tombstones, r.dead_tombstones, r.log_bytes, r.referenced_bytes,
-      r.dead_record_bytes);
+  s += stats::render_native(index_figures(r));
   s += fmt::format("leftover dirty_bits {}\nleftover moved_bits {}\nleftover segment_states {}\n", r.dirty_bits,
                    r.moved_bits, r.segment_states);
   auto leak = [&](const char* name, const SpaceClass& c) {
@@ -926,11 +943,7 @@ std::string json_body(const CheckReport& r) {
       "\"log_segments\":{},\"other_segments\":{},\"has_index\":{},\"allocated_bytes\":{}}},",
       p.format_major, p.format_minor, p.pool_size, p.segment_size, p.clean_shutdown, p.open_count, p.log_segments,
       p.other_segments, p.has_index, p.allocated_bytes);
-  s += fmt::format(
-      "\"index\":{{\"global_depth\":{},\"table_segments\":{},\"keys\":{},\"tombstones\":{},\"dead_tombstones\":{},"
-      "\"log_bytes\":{},\"referenced_bytes\":{},\"unreferenced_bytes\":{}}},",
-      r.global_depth, r.table_segments, r.keys, r.tombstones, r.dead_tombstones, r.log_bytes, r.referenced_bytes,
-      r.dead_record_bytes);
+  s += "\"index\":" + stats::render_json(index_figures(r)) + ",";
   s += fmt::format("\"leftovers\":{{\"dirty_bits\":{},\"moved_bits\":{},\"segment_states\":{}}},", r.dirty_bits,
                    r.moved_bits, r.segment_states);
   auto leak = [](const char* name, const SpaceClass& c) {

@@ -182,6 +182,7 @@ Engine::Engine(index::Index& idx, const EngineOptions& opts)
     ws->partial = PartialTable(opts_.max_partial);
     workers_.push_back(std::move(ws));
   }
+  register_stats();
 }
 
 Engine::~Engine() = default;
@@ -509,82 +510,19 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
   }
 }
 
-std::string Engine::stats_text() const {
-  std::string s;
-  auto line = [&](std::string_view name, uint64_t v) {
-    s += name;
-    s += ' ';
-    s += std::to_string(v);
-    s += '\n';
-  };
-  line("uptime", unix_now() - start_unix_);
-  line("workers", workers_.size());
-  auto sum = [&](std::atomic<uint64_t> EngineStats::*f) {
-    uint64_t t = 0;
-    for (const auto& w : workers_) t += ((*w->stats).*f).load(std::memory_order_relaxed);
-    return t;
-  };
-  line("requests", sum(&EngineStats::requests));
-  line("ops", sum(&EngineStats::ops));
-  line("get", sum(&EngineStats::gets));
-  line("get_hits", sum(&EngineStats::hits));
-  line("get_misses", sum(&EngineStats::misses));
-  line("writes", sum(&EngineStats::writes));
-  line("drop_not_allowed", sum(&EngineStats::drop_not_allowed));
-  line("drop_bad_header", sum(&EngineStats::drop_bad_header));
-  line("drop_bad_fragment", sum(&EngineStats::drop_bad_fragment));
-  line("drop_partial_evicted", sum(&EngineStats::drop_partial_evicted));
-  line("drop_partial_source_budget", sum(&EngineStats::drop_partial_source_budget));
-  line("drop_partial_oldest", sum(&EngineStats::drop_partial_oldest));
-  line("drop_partial_expired", sum(&EngineStats::drop_partial_expired));
-  line("idle_sweep_steps", sum(&EngineStats::idle_sweep_steps));
-  line("idle_sweep_expired", sum(&EngineStats::idle_sweep_expired));
-  line("malformed", sum(&EngineStats::malformed));
-  line("unknown_opcode", sum(&EngineStats::unknown_opcode));
-  line("too_large", sum(&EngineStats::too_large));
-  line("reply_too_large", sum(&EngineStats::reply_too_large));
-  line("out_of_memory", sum(&EngineStats::out_of_memory));
-  line("cookie_replies", sum(&EngineStats::cookie_replies));
-  line("cookie_rotations", cookies_.rotations());
-  line("duplicates", sum(&EngineStats::duplicates));
-  for (std::size_t w = 0; w < workers_.size(); ++w) {
-    line("worker" + std::to_string(w) + "_ops", workers_[w]->stats->ops.load(std::memory_order_relaxed));
+void Engine::register_stats() {
+  stats::Registry& r = registry_;
+  r.gauge("uptime", "seconds since the engine started", [this] { return unix_now() - start_unix_; });
+  r.gauge("workers", "index workers", [this] { return workers_.size(); });
+  const stats::Workers<EngineStats> w{[this] { return workers_.size(); },
+                                      [this](std::size_t i) -> const EngineStats& { return *workers_[i]->stats; }};
+  add_engine_counters(r, w);  // requests .. cookie_replies (engine_stats.cc)
+  r.counter("cookie_rotations", "cookie secret rotations", [this] { return cookies_.rotations(); });
+  r.counter("duplicates", "duplicate requests answered from memory", w.summed(&EngineStats::duplicates));
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    r.counter(fmt::format("worker{}_ops", i), "ops of one worker", [w, i] { return w.of(i, &EngineStats::ops); });
   }
-  const index::IndexStats is = idx_.stats();
-  line("keys", is.keys);
-  line("table_segments", is.table_segments);
-  line("global_depth", is.global_depth);
-  line("log_segments", is.log_segments);
-  line("log_bytes_live", is.log_bytes_live);
-  line("log_bytes_dead", is.log_bytes_dead);
-  line("splits", is.splits);
-  // Space (index/space.h; docs/operations.md, "Sizing a pool").
-  line("pool_capacity_bytes", is.capacity_bytes);
-  line("pool_free_bytes", is.free_bytes);
-  line("live_limit_bytes", is.live_limit_bytes);
-  line("bytes_appended", is.bytes_appended);
-  line("cleaner_bytes_copied", is.cleaner_bytes_copied);
-  line("cleaner_bytes_freed", is.cleaner_bytes_freed);
-  line("cleaner_segments_freed", is.cleaner_segments_freed);
-  line("cleaner_segments_freed_empty", is.cleaner_segments_freed_empty);
-  s += fmt::format("write_amplification {:.3f}\n", is.write_amplification);
-  line("evictions", is.evictions);
-  line("expired_reclaimed", is.expired_reclaimed);
-  line("backpressure_waits", is.backpressure_waits);
-  line("backpressure_wait_us", is.backpressure_wait_us);
-  line("refused_writes_live_full", is.refused_live_full);
-  line("refused_writes_cleaner_behind", is.refused_cleaner_behind);
-  // Open and crash repair (index/repair.cc); keys is exact once index_repair_done is 1.
-  line("index_open_us", static_cast<uint64_t>(is.open_ms * 1000.0));
-  line("index_repair_us", static_cast<uint64_t>(is.repair_ms * 1000.0));
-  line("index_repair_done", is.repair_done ? 1 : 0);
-  line("recovery_pending_segments", is.recovery_pending_segments);
-  line("recovery_segments_lazy", is.recovery_segments_lazy);
-  line("recovery_segments_background", is.recovery_segments_background);
-  line("recovery_bad_records", is.recovery_bad_records);
-  line("read_bad_records", is.read_bad_records);
-  if (extra_stats_) s += extra_stats_();
-  return s;
+  add_index_stats(r, idx_);
 }
 
 }  // namespace ferrite::server

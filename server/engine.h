@@ -12,8 +12,9 @@
 // op decoding. Drops and errors are counted per reason in EngineStats.
 //
 // Thread safety: on_burst()/on_idle() for worker w run only on w's thread and
-// touch only w's state; stats are relaxed atomics read by the stats op and
-// by tests from any thread.
+// touch only w's state; stats are relaxed atomics read through the stats
+// registry (common/stats.h) by the stats op, the server and tests, from any
+// thread.
 #pragma once
 
 #include <netinet/in.h>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "common/cacheline.h"
+#include "common/stats.h"
 #include "common/status.h"
 #include "index/index.h"
 #include "net/handler.h"
@@ -73,6 +75,11 @@ struct alignas(kCacheLine) EngineStats {
   std::atomic<uint64_t> idle_sweep_steps{0}, idle_sweep_expired{0};
 };
 
+// Stats entries (engine_stats.cc): the EngineStats counters from requests to
+// cookie_replies, summed over workers; the index's figures (keys .. read_bad_records).
+void add_engine_counters(stats::Registry& reg, const stats::Workers<EngineStats>& workers);
+void add_index_stats(stats::Registry& reg, const index::Index& idx);
+
 class Engine : public net::PacketHandler {
  public:
   Engine(index::Index& idx, const EngineOptions& opts);
@@ -90,9 +97,12 @@ class Engine : public net::PacketHandler {
   }
   CookieKeys& TEST_cookies() noexcept { return cookies_; }
   const EngineStats& stats(unsigned worker) const;
-  // "name value\n" lines: engine, index and (via extra) backend counters.
-  std::string stats_text() const;
-  void set_extra_stats(std::function<std::string()> fn) { extra_stats_ = std::move(fn); }
+  // The `stats` op's entries: engine, index, then what the server registers
+  // after them (pool, backend). Register before the backend starts.
+  stats::Registry& stats_registry() noexcept { return registry_; }
+  const stats::Registry& stats_registry() const noexcept { return registry_; }
+  // The `stats` op's reply: "name value\n" lines (stats::render_native).
+  std::string stats_text() const { return stats::render_native(registry_.sample()); }
 
  private:
   struct Message;     // one decoded request in the current burst
@@ -104,13 +114,14 @@ class Engine : public net::PacketHandler {
   // Executes the burst's ops in sub-bursts of bounded get count; a get whose
   // value does not fit its message's reply becomes kTooLarge.
   void execute_bounded(WorkerState& ws);
+  void register_stats();  // the constructor's last step
 
   index::Index& idx_;
   EngineOptions opts_;
   CookieKeys cookies_;
   uint64_t start_unix_ = 0;
   std::vector<std::unique_ptr<WorkerState>> workers_;
-  std::function<std::string()> extra_stats_;
+  stats::Registry registry_;
 };
 
 }  // namespace ferrite::server

@@ -1,11 +1,12 @@
 // Engine unit tests: behaviour that needs no network (the e2e suite drives
 // the engine through a backend): the idle expiry sweep, fragment reassembly
-// under a flood. Single-threaded: the tests call on_burst/on_idle for worker 0.
+// under a flood, the stats text. Single-threaded: the tests call on_burst/on_idle for worker 0.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -15,6 +16,7 @@
 #include "index/index.h"
 #include "proto/native.h"
 #include "server/engine.h"
+#include "tests/util/stats.h"
 #include "tests/util/temp_path.h"
 
 namespace ferrite::server {
@@ -92,6 +94,29 @@ TEST_F(EngineIdleSweep, StepsAreRateLimited) {
 // Fragment flood (issue 15, item 8): one source keeps opening fragmented
 // messages it never finishes; another source's 100 KB sets must all succeed.
 // Before the per-source budget every one of them was refused (0 of 9).
+// The stats op's text is the engine's registry rendered: the engine's and
+// the index's entries read live, then what the server registers afterwards.
+TEST_F(EngineIdleSweep, StatsTextRendersTheRegistryWithLaterEntriesLast) {
+  set_expiring(40);
+  EngineOptions eo;
+  eo.idle_sweep_slots = 64;
+  eo.idle_sweep_interval = std::chrono::microseconds(0);
+  Engine engine(*idx_, eo);
+  engine.stats_registry().gauge("pool_bytes", "registered by the server", [] { return 12345; });
+  for (int i = 0; i < 100000 && engine.stats(0).idle_sweep_expired.load() < 40; ++i) engine.on_idle(0);
+  const std::string text = engine.stats_text();
+  const auto st = testing::parse_stats_text(text);
+  EXPECT_EQ(text.rfind("uptime ", 0), 0u) << text;
+  EXPECT_EQ(st["workers"], 1u);
+  EXPECT_EQ(st["idle_sweep_expired"], 40u);
+  EXPECT_EQ(st["idle_sweep_steps"], engine.stats(0).idle_sweep_steps.load());
+  EXPECT_EQ(st["keys"], idx_->stats().keys);
+  EXPECT_EQ(st.real.count("write_amplification"), 1u);
+  EXPECT_NE(text.find("\nworker0_ops 0\n"), std::string::npos);
+  EXPECT_TRUE(text.ends_with("\nread_bad_records 0\npool_bytes 12345\n")) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), static_cast<long>(engine.stats_registry().size()));
+}
+
 class EngineFragments : public EngineIdleSweep {
  protected:
   static sockaddr_in peer(uint16_t port) {

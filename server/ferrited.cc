@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/stats.h"
 #include "index/index.h"
 #include "net/kernel_backend.h"
 #include "net/port_claim.h"
@@ -42,13 +43,6 @@ namespace {
 int fail(const Status& s, int code = 1) {
   std::fprintf(stderr, "ferrited: %s\n", s.to_string().c_str());
   return code;
-}
-
-// One logfmt line of the counters ("name value" lines become name=value).
-std::string stats_line(const std::string& text) {
-  std::string out;
-  for (char ch : text) out += ch == '\n' ? ' ' : ch == ' ' ? '=' : ch;
-  return out;
 }
 
 }  // namespace
@@ -237,21 +231,14 @@ int main(int argc, char** argv) {
     if (!b) return fail(b.status());
     kernel = std::move(b).value();
   }
-  engine.set_extra_stats([&] {
-    std::string s;
-    s += "pool_bytes " + std::to_string((*pool)->size()) + "\n";
-    s += "pool_allocated_bytes " + std::to_string((*pool)->allocated_bytes()) + "\n";
+  // The stats op's entries after the engine's and the index's: the pool, then the backend.
+  stats::Registry& reg = engine.stats_registry();
+  reg.gauge("pool_bytes", "pool file size", [&pool] { return (*pool)->size(); });
+  reg.gauge("pool_allocated_bytes", "bytes of the pool's heap allocated", [&pool] { return (*pool)->allocated_bytes(); });
 #if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
-    if (dpdk) return s + dpdk->stats_text();
+  if (dpdk) dpdk->add_stats(reg);
 #endif
-    for (unsigned w = 0; w < kernel->workers(); ++w) {
-      const auto& st = kernel->stats(w);
-      s += "worker" + std::to_string(w) + "_rx_packets " + std::to_string(st.rx_packets.load()) + "\n";
-      s += "worker" + std::to_string(w) + "_tx_packets " + std::to_string(st.tx_packets.load()) + "\n";
-      s += "worker" + std::to_string(w) + "_tx_errors " + std::to_string(st.tx_errors.load()) + "\n";
-    }
-    return s;
-  });
+  if (kernel) kernel->add_stats(reg);
 
   // memcached (docs/memcached.md): UDP on its own port and workers, TCP on
   // one epoll thread; both share the index and the allowlist.
@@ -272,17 +259,10 @@ int main(int argc, char** argv) {
     mc_tcp_server = std::move(t).value();
   }
   mc.set_extra_stats([&engine] {
-    // The native engine's counters, prefixed, next to memcached's.
-    std::string s, in = engine.stats_text(), line;
-    for (char ch : in) {
-      if (ch == '\n') {
-        s += "ferrite_" + line + "\n";
-        line.clear();
-      } else {
-        line += ch;
-      }
-    }
-    return s;
+    // The native engine's entries, prefixed, next to memcached's.
+    stats::Samples s;
+    engine.stats_registry().sample_into(&s, "ferrite_");
+    return stats::render_native(s);
   });
 
 #if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
@@ -328,7 +308,7 @@ int main(int argc, char** argv) {
     if (sig == SIGHUP) {
       log_info("SIGHUP received: ignored (the log goes to stderr, there is no log file to reopen)");
     } else if (sig == SIGUSR1) {
-      log_info("SIGUSR1 received: {}", stats_line(engine.stats_text()));
+      log_info("SIGUSR1 received: {}", stats::render_logfmt(engine.stats_registry().sample()));
     } else {
       break;  // SIGINT, SIGTERM, SIGQUIT
     }
