@@ -258,12 +258,8 @@ int main(int argc, char** argv) {
     if (!t) return fail(t.status().with_context(kMcTcpRole));
     mc_tcp_server = std::move(t).value();
   }
-  mc.set_extra_stats([&engine] {
-    // The native engine's entries, prefixed, next to memcached's.
-    stats::Samples s;
-    engine.stats_registry().sample_into(&s, "ferrite_");
-    return stats::render_native(s);
-  });
+  // The native engine's entries, prefixed, after memcached's own.
+  mc.stats_registry().include(engine.stats_registry(), "ferrite_");
 
 #if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
   if (dpdk) {

@@ -22,6 +22,7 @@ McEngine::McEngine(index::Index& idx, McOptions opts) : idx_(idx), opts_(std::mo
     opts_.udp_max_payload = proto::mc::kUdpMaxPayload;
   }
   if (opts_.udp_max_reply == 0) opts_.udp_max_reply = proto::mc::kUdpMaxReply;
+  register_stats();  // stats.cc
 }
 
 McEngine::~McEngine() = default;
@@ -41,11 +42,11 @@ bool McEngine::allowed(const sockaddr_in& peer) const noexcept {
   return false;
 }
 
-uint64_t McEngine::sum(std::atomic<uint64_t> McStats::*f) const {
-  uint64_t t = 0;
-  for (const auto& c : contexts_) t += (c->stats_.*f).load(std::memory_order_relaxed);
-  return t;
+stats::Workers<McStats> McEngine::stat_workers() const {
+  return {[this] { return contexts_.size(); }, [this](std::size_t i) -> const McStats& { return contexts_[i]->stats_; }};
 }
+
+uint64_t McEngine::sum(std::atomic<uint64_t> McStats::*f) const { return stat_workers().sum(f); }
 
 std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow,
                               bool* close, McStream* stream) {

@@ -19,7 +19,7 @@
 //               storage commands, delete, incr/decr, touch
 //   meta.cc     mg, ms, md, ma, me
 //   binary.cc   the binary protocol
-//   stats.cc    stats text and reset
+//   stats.cc    stats entries (the registry), stats text and reset
 //   items.cc    memcached's item sizes and slab classes (items.h)
 //
 // Thread safety: McEngine is shared; a McContext belongs to one thread;
@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "common/cacheline.h"
+#include "common/stats.h"
 #include "index/index.h"
 #include "proto/memcached.h"
 #include "server/engine.h"
@@ -138,10 +139,12 @@ class McEngine {
   bool allowed(const sockaddr_in& peer) const noexcept;
   const McOptions& options() const noexcept { return opts_; }
 
-  // "STAT name value\r\n" lines of the general stats (no END).
+  // "STAT name value\r\n" lines of the general stats (no END): the
+  // registry rendered (stats.cc lists the entries).
   std::string stats_lines() const;
-  // Extra "name value\n" lines (transport counters) appended to stats.
-  void set_extra_stats(std::function<std::string()> fn) { extra_stats_ = std::move(fn); }
+  // The general stats' entries. ferrited includes the native engine's
+  // registry after them (prefixed "ferrite_"); add before serving.
+  stats::Registry& stats_registry() noexcept { return registry_; }
   std::atomic<uint64_t> curr_connections{0}, total_connections{0}, rejected_connections{0};
   std::atomic<uint64_t> accept_paused{0};  // TCP accept paused: out of file descriptors (EMFILE/ENFILE)
   uint64_t sum(std::atomic<uint64_t> McStats::*f) const;
@@ -209,9 +212,11 @@ class McEngine {
 
   // stats.cc
   void exec_stats(McContext& cx, const proto::mc::Request& r, std::string* out);
-  // Calls fn(name, value) for each line of stats_lines(), in order.
+  // Calls fn(name, value) for each entry of stats_lines(), in order (binary stat).
   void each_stat(const std::function<void(std::string_view name, std::string_view value)>& fn) const;
   void reset_stats();
+  void register_stats();  // the constructor's last step
+  stats::Workers<McStats> stat_workers() const;  // the contexts' McStats
 
   // A write memcached applies to the item in place (touch, incr/decr, ms I
   // on an older CAS) keeps the item's win token (WinTokens::carry).
@@ -224,7 +229,7 @@ class McEngine {
   uint64_t start_unix_ = 0;
   std::vector<std::unique_ptr<McContext>> contexts_;
   std::atomic<uint64_t> flush_at_{0};  // delayed flush_all deadline (unix seconds), 0 = none
-  std::function<std::string()> extra_stats_;
+  stats::Registry registry_;
   WinTokens tokens_;
 };
 

@@ -1,9 +1,14 @@
-// memcached's stats (see engine.h): the general STAT lines, stats settings
-// and the empty per-class answers, and stats reset. The counters are
-// McStats (per context) and McEngine's connection counters.
+// memcached's stats (see engine.h): the STAT entries in McEngine's stats
+// registry (common/stats.h), stats settings and the empty per-class
+// answers, and stats reset. Text `stats` renders the registry as STAT lines,
+// binary stat sends one packet per entry; the counters are McStats (per
+// context, summed on read) and McEngine's connection counters. ferrited
+// includes the native engine's registry after these entries, prefixed
+// "ferrite_".
 //
-// Thread safety: any thread; counters are read with relaxed loads, so a
-// reply may mix values from slightly different moments.
+// Thread safety: register_stats runs in the constructor; the read functions
+// load relaxed atomics and call Index::stats(), so a reply may mix values
+// from slightly different moments. Contexts are all added before serving.
 #include "server/memcached/engine.h"
 
 #include <unistd.h>
@@ -12,93 +17,89 @@
 
 namespace ferrite::server {
 using namespace mc_detail;
+using proto::mc::Request;
 
 namespace {
 
-// "name value\n" lines (McEngine::set_extra_stats) -> STAT lines.
-void append_extra_stats(const std::string& extra, std::string* s) {
-  std::string_view v(extra);
-  while (!v.empty()) {
-    const std::size_t nl = v.find('\n');
-    const std::string_view line = v.substr(0, nl);
-    if (!line.empty()) {
-      *s += "STAT ";
-      *s += line;
-      *s += "\r\n";
-    }
-    if (nl == std::string_view::npos) break;
-    v.remove_prefix(nl + 1);
-  }
-}
+struct McCounter {
+  const char* name;
+  std::atomic<uint64_t> McStats::*field;
+  const char* help;
+  bool reset;  // zeroed by `stats reset`
+};
+
+// memcached's per-context counters, in STAT order.
+constexpr McCounter kMcCounters[] = {
+    {"cmd_get", &McStats::cmd_get, "keys requested by get commands", true},
+    {"cmd_set", &McStats::cmd_set, "storage commands", true},
+    {"cmd_flush", &McStats::cmd_flush, "flush_all commands", true},
+    {"cmd_touch", &McStats::cmd_touch, "keys touched (touch, gat, gats)", true},
+    {"cmd_meta", &McStats::cmd_meta, "meta commands", true},
+    {"get_hits", &McStats::get_hits, "keys requested and found", true},
+    {"get_misses", &McStats::get_misses, "keys requested and not found", true},
+    {"delete_misses", &McStats::delete_misses, "deletes of a missing key", true},
+    {"delete_hits", &McStats::delete_hits, "deletes that removed a key", true},
+    {"incr_misses", &McStats::incr_misses, "incr of a missing key", true},
+    {"incr_hits", &McStats::incr_hits, "incr of an existing key", true},
+    {"decr_misses", &McStats::decr_misses, "decr of a missing key", true},
+    {"decr_hits", &McStats::decr_hits, "decr of an existing key", true},
+    {"cas_misses", &McStats::cas_misses, "cas of a missing key", true},
+    {"cas_hits", &McStats::cas_hits, "cas that stored", true},
+    {"cas_badval", &McStats::cas_badval, "cas refused: the CAS value did not match", true},
+    {"touch_hits", &McStats::touch_hits, "touches of an existing key", true},
+    {"touch_misses", &McStats::touch_misses, "touches of a missing key", true},
+    {"bytes_read", &McStats::bytes_read, "bytes read from clients", false},
+    {"bytes_written", &McStats::bytes_written, "bytes sent to clients", false},
+};
+
+// Ferrite's own per-context counters (no memcached equivalent), in STAT order.
+constexpr McCounter kFerriteCounters[] = {
+    {"ferrite_errors", &McStats::errors, "ERROR replies (unknown command)", false},
+    {"ferrite_client_errors", &McStats::client_errors, "CLIENT_ERROR replies", false},
+    {"ferrite_out_of_memory", &McStats::out_of_memory, "writes refused for lack of space", false},
+    {"ferrite_udp_requests", &McStats::udp_requests, "UDP request datagrams", false},
+    {"ferrite_udp_drop_multi_datagram", &McStats::udp_drop_multi, "UDP requests of several datagrams (dropped)", false},
+    {"ferrite_udp_drop_short", &McStats::udp_drop_short, "UDP datagrams shorter than the frame header", false},
+    {"ferrite_udp_drop_not_allowed", &McStats::udp_drop_not_allowed, "UDP datagrams from outside server.allow", false},
+    {"ferrite_udp_incomplete_request", &McStats::udp_incomplete, "UDP datagrams ending inside a request", false},
+    {"ferrite_udp_reply_datagrams", &McStats::udp_reply_datagrams, "UDP reply datagrams", false},
+    {"ferrite_udp_batched_requests", &McStats::udp_batched_requests, "UDP gets executed in a batch", false},
+    {"ferrite_binary_connections", &McStats::binary_connections, "TCP connections speaking the binary protocol", false},
+    {"ferrite_udp_reply_too_large", &McStats::udp_reply_too_large, "UDP replies refused: larger than udp_max_reply", false},
+    {"ferrite_tcp_output_paused", &McStats::tcp_output_paused, "TCP reads paused: output over its bound", false},
+    {"ferrite_get_chunks_paused", &McStats::get_chunks_paused, "multi-key gets paused between chunks", false},
+};
 
 }  // namespace
 
-std::string McEngine::stats_lines() const {
-  std::string s;
-  auto stat = [&](std::string_view name, uint64_t v) {
-    s += "STAT ";
-    s += name;
-    s += ' ';
-    append_num(&s, v);
-    s += "\r\n";
-  };
-  const uint64_t now = unix_now();
-  stat("pid", static_cast<uint64_t>(getpid()));
-  stat("uptime", now - start_unix_);
-  stat("time", now);
-  s += "STAT version ";
-  s += kMcVersion;
-  s += "\r\n";
-  stat("pointer_size", sizeof(void*) * 8);
-  stat("curr_connections", curr_connections.load(std::memory_order_relaxed));
-  stat("total_connections", total_connections.load(std::memory_order_relaxed));
-  stat("rejected_connections", rejected_connections.load(std::memory_order_relaxed));
-  stat("cmd_get", sum(&McStats::cmd_get));
-  stat("cmd_set", sum(&McStats::cmd_set));
-  stat("cmd_flush", sum(&McStats::cmd_flush));
-  stat("cmd_touch", sum(&McStats::cmd_touch));
-  stat("cmd_meta", sum(&McStats::cmd_meta));
-  stat("get_hits", sum(&McStats::get_hits));
-  stat("get_misses", sum(&McStats::get_misses));
-  stat("delete_misses", sum(&McStats::delete_misses));
-  stat("delete_hits", sum(&McStats::delete_hits));
-  stat("incr_misses", sum(&McStats::incr_misses));
-  stat("incr_hits", sum(&McStats::incr_hits));
-  stat("decr_misses", sum(&McStats::decr_misses));
-  stat("decr_hits", sum(&McStats::decr_hits));
-  stat("cas_misses", sum(&McStats::cas_misses));
-  stat("cas_hits", sum(&McStats::cas_hits));
-  stat("cas_badval", sum(&McStats::cas_badval));
-  stat("touch_hits", sum(&McStats::touch_hits));
-  stat("touch_misses", sum(&McStats::touch_misses));
-  stat("bytes_read", sum(&McStats::bytes_read));
-  stat("bytes_written", sum(&McStats::bytes_written));
-  const index::IndexStats is = idx_.stats();
-  stat("limit_maxbytes", is.capacity_bytes);  // what the pool can hold (memcached: -m)
-  stat("threads", contexts_.size());
-  stat("bytes", is.log_bytes_live);
-  stat("curr_items", idx_.count());
-  stat("evictions", is.evictions);
-  stat("reclaimed", is.expired_reclaimed);
-  // Ferrite's own counters (no memcached equivalent).
-  stat("ferrite_errors", sum(&McStats::errors));
-  stat("ferrite_client_errors", sum(&McStats::client_errors));
-  stat("ferrite_out_of_memory", sum(&McStats::out_of_memory));
-  stat("ferrite_udp_requests", sum(&McStats::udp_requests));
-  stat("ferrite_udp_drop_multi_datagram", sum(&McStats::udp_drop_multi));
-  stat("ferrite_udp_drop_short", sum(&McStats::udp_drop_short));
-  stat("ferrite_udp_drop_not_allowed", sum(&McStats::udp_drop_not_allowed));
-  stat("ferrite_udp_incomplete_request", sum(&McStats::udp_incomplete));
-  stat("ferrite_udp_reply_datagrams", sum(&McStats::udp_reply_datagrams));
-  stat("ferrite_udp_batched_requests", sum(&McStats::udp_batched_requests));
-  stat("ferrite_binary_connections", sum(&McStats::binary_connections));
-  stat("ferrite_udp_reply_too_large", sum(&McStats::udp_reply_too_large));
-  stat("ferrite_tcp_output_paused", sum(&McStats::tcp_output_paused));
-  stat("ferrite_get_chunks_paused", sum(&McStats::get_chunks_paused));
-  stat("ferrite_tcp_accept_paused", accept_paused.load(std::memory_order_relaxed));
-  if (extra_stats_) append_extra_stats(extra_stats_(), &s);
-  return s;
+void McEngine::register_stats() {
+  stats::Registry& r = registry_;
+  r.gauge("pid", "process id", [] { return static_cast<uint64_t>(getpid()); });
+  r.section<uint64_t>([] { return unix_now(); })  // one clock read for both
+      .gauge("uptime", "seconds since the memcached engine started", [this](uint64_t now) { return now - start_unix_; })
+      .gauge("time", "unix time", [](uint64_t now) { return now; });
+  r.text("version", "memcached version emulated", [] { return std::string(kMcVersion); });
+  r.gauge("pointer_size", "bits of a pointer", [] { return sizeof(void*) * 8; });
+  r.gauge("curr_connections", "open TCP connections", [this] { return curr_connections.load(std::memory_order_relaxed); });
+  r.counter("total_connections", "TCP connections accepted", [this] { return total_connections.load(std::memory_order_relaxed); });
+  r.counter("rejected_connections", "TCP connections refused (allowlist)",
+            [this] { return rejected_connections.load(std::memory_order_relaxed); });
+  const stats::Workers<McStats> w = stat_workers();
+  for (const McCounter& c : kMcCounters) r.counter(c.name, c.help, w.summed(c.field));
+  using S = index::IndexStats;
+  r.section<S>([this] { return idx_.stats(); })
+      .gauge("limit_maxbytes", "what the pool can hold (memcached: -m)", [](const S& s) { return s.capacity_bytes; })
+      .gauge("threads", "execution contexts (worker threads)", [this](const S&) { return contexts_.size(); })
+      .gauge("bytes", "bytes of live records", [](const S& s) { return s.log_bytes_live; })
+      .gauge("curr_items", "live keys", [this](const S&) { return idx_.count(); })
+      .counter("evictions", "live keys evicted to make room", [](const S& s) { return s.evictions; })
+      .counter("reclaimed", "expired keys dropped by the cleaner", [](const S& s) { return s.expired_reclaimed; });
+  for (const McCounter& c : kFerriteCounters) r.counter(c.name, c.help, w.summed(c.field));
+  r.counter("ferrite_tcp_accept_paused", "TCP accepts paused: out of file descriptors",
+            [this] { return accept_paused.load(std::memory_order_relaxed); });
 }
+
+std::string McEngine::stats_lines() const { return stats::render_memcached(registry_.sample()); }
 
 void McEngine::exec_stats(McContext& cx, const Request& r, std::string* out) {
   if (r.stats_arg.empty()) {
@@ -123,29 +124,14 @@ void McEngine::exec_stats(McContext& cx, const Request& r, std::string* out) {
 
 void McEngine::reset_stats() {
   for (auto& c : contexts_) {
-    McStats& st = c->stats_;
-    for (auto* f : {&st.cmd_get, &st.get_hits, &st.get_misses, &st.cmd_set, &st.cmd_touch, &st.touch_hits,
-                    &st.touch_misses, &st.delete_hits, &st.delete_misses, &st.incr_hits, &st.incr_misses,
-                    &st.decr_hits, &st.decr_misses, &st.cas_hits, &st.cas_misses, &st.cas_badval, &st.cmd_flush,
-                    &st.cmd_meta}) {
-      f->store(0, std::memory_order_relaxed);
+    for (const McCounter& k : kMcCounters) {
+      if (k.reset) (c->stats_.*k.field).store(0, std::memory_order_relaxed);
     }
   }
 }
 
 void McEngine::each_stat(const std::function<void(std::string_view name, std::string_view value)>& fn) const {
-  const std::string lines = stats_lines();
-  std::string_view v(lines);
-  while (!v.empty()) {
-    const std::size_t nl = v.find("\r\n");
-    std::string_view line = v.substr(0, nl);
-    v.remove_prefix(nl == std::string_view::npos ? v.size() : nl + 2);
-    if (!line.starts_with("STAT ")) continue;
-    line.remove_prefix(5);
-    const std::size_t sp = line.find(' ');
-    if (sp == std::string_view::npos) continue;
-    fn(line.substr(0, sp), line.substr(sp + 1));
-  }
+  for (const stats::Sample& s : registry_.sample()) fn(s.name, stats::format_value(s));
 }
 
 }  // namespace ferrite::server
