@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "proto/memcached_udp.h"
 #include "proto/native.h"
 #include "tests/util/stats.h"
 
@@ -32,7 +33,7 @@ namespace ferrite {
 namespace {
 
 using proto::Opcode;
-using proto::Status;
+using proto::OpStatus;
 
 std::string env(const char* name, const char* def) {
   const char* v = std::getenv(name);
@@ -112,38 +113,38 @@ TEST_F(DpdkTest, EveryOp) {
   };
   ASSERT_TRUE(c_->execute(ops, &r).is_ok());
   ASSERT_EQ(r.size(), ops.size());
-  EXPECT_EQ(r[0].status, Status::kOk);
+  EXPECT_EQ(r[0].status, OpStatus::kOk);
   EXPECT_EQ(r[1].value, "1");
   EXPECT_EQ(r[1].flags, 7u);
-  EXPECT_EQ(r[2].status, Status::kExists);
-  EXPECT_EQ(r[3].status, Status::kOk);
-  EXPECT_EQ(r[4].status, Status::kNotStored);
-  EXPECT_EQ(r[5].status, Status::kOk);
+  EXPECT_EQ(r[2].status, OpStatus::kExists);
+  EXPECT_EQ(r[3].status, OpStatus::kOk);
+  EXPECT_EQ(r[4].status, OpStatus::kNotStored);
+  EXPECT_EQ(r[5].status, OpStatus::kOk);
   EXPECT_EQ(r[8].value, "034");
   EXPECT_EQ(r[9].value, "42");
   EXPECT_EQ(r[10].value, "40");
-  EXPECT_EQ(r[11].status, Status::kOk);
-  EXPECT_EQ(r[12].status, Status::kOk);
-  EXPECT_EQ(r[13].status, Status::kNotFound);
-  EXPECT_EQ(r[14].status, Status::kNotFound);
-  EXPECT_EQ(r[15].status, Status::kOk);
+  EXPECT_EQ(r[11].status, OpStatus::kOk);
+  EXPECT_EQ(r[12].status, OpStatus::kOk);
+  EXPECT_EQ(r[13].status, OpStatus::kNotFound);
+  EXPECT_EQ(r[14].status, OpStatus::kNotFound);
+  EXPECT_EQ(r[15].status, OpStatus::kOk);
 
   client::Reply g;
   ASSERT_TRUE(c_->get("a", &g).is_ok());
   std::vector<proto::RequestOp> cas = {op(Opcode::kCas, "a", "new", g.version), op(Opcode::kCas, "a", "x", g.version)};
   ASSERT_TRUE(c_->execute(cas, &r).is_ok());
-  EXPECT_EQ(r[0].status, Status::kOk);
-  EXPECT_EQ(r[1].status, Status::kCasMismatch);
+  EXPECT_EQ(r[0].status, OpStatus::kOk);
+  EXPECT_EQ(r[1].status, OpStatus::kCasMismatch);
 
   // One-op calls and a scan over what is there.
-  EXPECT_EQ(*c_->set("one", "v1"), Status::kOk);
+  EXPECT_EQ(*c_->set("one", "v1"), OpStatus::kOk);
   uint64_t n = 0;
-  EXPECT_EQ(*c_->incr("ctr", 5, &n), Status::kNotFound);
-  EXPECT_EQ(*c_->set("ctr", "10"), Status::kOk);
-  EXPECT_EQ(*c_->incr("ctr", 5, &n), Status::kOk);
+  EXPECT_EQ(*c_->incr("ctr", 5, &n), OpStatus::kNotFound);
+  EXPECT_EQ(*c_->set("ctr", "10"), OpStatus::kOk);
+  EXPECT_EQ(*c_->incr("ctr", 5, &n), OpStatus::kOk);
   EXPECT_EQ(n, 15u);
-  EXPECT_EQ(*c_->del("one"), Status::kOk);
-  EXPECT_EQ(*c_->get("one", &g), Status::kNotFound);
+  EXPECT_EQ(*c_->del("one"), OpStatus::kOk);
+  EXPECT_EQ(*c_->get("one", &g), OpStatus::kNotFound);
   std::string page;
   std::vector<proto::ScanEntry> entries;
   uint64_t cursor = 0;
@@ -164,21 +165,22 @@ TEST_F(DpdkTest, EveryOp) {
 // back with the request id, replies leave from the memcached port, and the
 // store is the one the native protocol sees.
 std::string mc_udp(int fd, uint16_t req_id, const std::string& cmd) {
-  std::string d(8, '\0');
-  d[0] = static_cast<char>(req_id >> 8);
-  d[1] = static_cast<char>(req_id & 0xff);
-  d[5] = 1;     // one datagram
-  d[6] = 0x01;  // reserved, as memaslap sends it: ignored
+  std::string d(proto::mc::kUdpHeaderSize, '\0');
+  // reserved 0x0100, as memaslap sends it: ignored
+  proto::mc::encode_udp_header({req_id, 0, 1, 0x0100}, reinterpret_cast<uint8_t*>(d.data()));
   d += cmd;
   EXPECT_EQ(::send(fd, d.data(), d.size(), 0), static_cast<ssize_t>(d.size()));
   pollfd p{fd, POLLIN, 0};
   if (::poll(&p, 1, 2000) != 1) return "(no reply)";
   char buf[2048];
   const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-  if (n < 8) return "(short reply)";
-  EXPECT_EQ((static_cast<uint8_t>(buf[0]) << 8) | static_cast<uint8_t>(buf[1]), req_id);
-  EXPECT_EQ(buf[5], 1) << "one datagram";
-  return std::string(buf + 8, static_cast<std::size_t>(n - 8));
+  proto::mc::UdpHeader h;
+  if (n < 0 || !proto::mc::decode_udp_header(std::string_view(buf, static_cast<std::size_t>(n)), &h)) {
+    return "(short reply)";
+  }
+  EXPECT_EQ(h.request_id, req_id);
+  EXPECT_EQ(h.count, 1) << "one datagram";
+  return std::string(buf + proto::mc::kUdpHeaderSize, static_cast<std::size_t>(n) - proto::mc::kUdpHeaderSize);
 }
 
 TEST_F(DpdkTest, MemcachedUdpOnItsOwnPort) {
@@ -209,7 +211,7 @@ TEST_F(DpdkTest, OneMebibyteValue) {
   auto before = stats();
   auto s = c_->set("big", v);
   ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-  EXPECT_EQ(*s, Status::kOk);
+  EXPECT_EQ(*s, OpStatus::kOk);
   client::Reply r;
   auto g = c_->get("big", &r);
   ASSERT_TRUE(g.is_ok()) << g.status().to_string();
@@ -439,9 +441,9 @@ TEST_F(DpdkTest, MalformedFramesAreCountedPerReasonAndDropped) {
   EXPECT_GE(delta("cookie_replies"), 1u) << "the control frame was not served: the checks above prove nothing";
 
   // Still serving.
-  EXPECT_EQ(*c_->set("after-malformed", "ok"), Status::kOk);
+  EXPECT_EQ(*c_->set("after-malformed", "ok"), OpStatus::kOk);
   client::Reply r;
-  EXPECT_EQ(*c_->get("after-malformed", &r), Status::kOk);
+  EXPECT_EQ(*c_->get("after-malformed", &r), OpStatus::kOk);
   EXPECT_EQ(r.value, "ok");
 }
 
