@@ -277,7 +277,7 @@ int main(int argc, char** argv) {
   if (!run_all(cli, cfg, !cli.quiet, &r)) return 1;
   std::string text;
   if (cli.format == "csv") {
-    text = std::string(kCsvHeader) + csv_row(run_label(cli), cfg, r);
+    text = csv_header() + csv_row(run_label(cli), cfg, r);
   } else if (cli.format == "json") {
     text = json_row(run_label(cli), cfg, r);
   } else {
@@ -309,7 +309,7 @@ int main(int argc, char** argv) {
     if (cli.format == "json") {
       f << json_row(run_label(cli), cfg, r);
     } else {
-      if (fresh) f << kCsvHeader;
+      if (fresh) f << csv_header();
       f << csv_prefix(csv_row(run_label(cli), cfg, r), columns);
     }
     if (!f) {
