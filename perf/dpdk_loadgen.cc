@@ -188,10 +188,9 @@ struct Gen {
         tx.push_back(rx[i]);
         continue;
       }
+      const std::string_view dg(reinterpret_cast<const char*>(f + p.payload_off), p.payload_len);
       proto::mc::UdpHeader mh;
-      if (p.kind == fr::Kind::kUdp && p.src_ip == server_ip && memcached &&
-          proto::mc::decode_udp_header(std::string_view(reinterpret_cast<const char*>(f + p.payload_off), p.payload_len),
-                                       &mh)) {
+      if (p.kind == fr::Kind::kUdp && p.src_ip == server_ip && memcached && proto::mc::decode_udp_header(dg, &mh)) {
         // As a native header: the 16-bit id, the text after the frame header as the body.
         proto::Header h;
         h.type = proto::MsgType::kResponse;

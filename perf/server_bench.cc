@@ -84,6 +84,10 @@ struct RunResult {
   uint64_t errors = 0;
 };
 
+uint64_t ns_since(Clock::time_point t0) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+}
+
 // Per-thread latency histograms, in ns.
 RunResult summarize(const std::vector<Histogram>& lat, uint64_t ops, double secs, uint64_t errors) {
   Histogram all;
@@ -128,12 +132,12 @@ RunResult run_ferrite(const Opts& o, uint16_t port, unsigned batch) {
         }
         auto t0 = Clock::now();
         Status s = (*c)->execute(req, &rep);
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+        const uint64_t ns = ns_since(t0);
         if (!s.is_ok()) {
           errors += 1;
           continue;
         }
-        lat[t].record(static_cast<uint64_t>(ns));
+        lat[t].record(ns);
         ops += batch;
       }
     });
@@ -204,7 +208,7 @@ RunResult run_memcached(const Opts& o, uint16_t port) {
           errors += 1;
           continue;
         }
-        lat[t].record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+        lat[t].record(ns_since(t0));
         ops += 1;
       }
     });
