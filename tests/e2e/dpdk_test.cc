@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "common/endian.h"
 #include "proto/memcached_udp.h"
 #include "proto/native.h"
 #include "tests/util/stats.h"
@@ -246,8 +247,8 @@ TEST_F(DpdkTest, ArpResolvesTheServerMac) {
 
 uint16_t inet_sum(const uint8_t* p, std::size_t n) {
   uint32_t s = 0;
-  for (std::size_t i = 0; i + 1 < n; i += 2) s += static_cast<uint32_t>((p[i] << 8) | p[i + 1]);
-  if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);
+  for (std::size_t i = 0; i + 1 < n; i += 2) s += load_be16(p + i);
+  if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);  // padded with a zero byte
   while (s >> 16) s = (s & 0xffff) + (s >> 16);
   return static_cast<uint16_t>(s);
 }
@@ -261,11 +262,11 @@ TEST_F(DpdkTest, IcmpEchoIsAnswered) {
   to.sin_addr.s_addr = ip4(kServerIp);
   int answered = 0;
   for (uint16_t seq = 1; seq <= 3; ++seq) {
-    uint8_t pkt[8 + 32] = {8, 0, 0, 0, 0x4f, 0x52, static_cast<uint8_t>(seq >> 8), static_cast<uint8_t>(seq)};
+    uint8_t pkt[8 + 32] = {8, 0, 0, 0, 0x4f, 0x52};  // echo request, id 0x4f52
+    store_be16(pkt + 6, seq);
     for (int i = 0; i < 32; ++i) pkt[8 + i] = static_cast<uint8_t>(i * 7);
     const uint16_t c = static_cast<uint16_t>(~inet_sum(pkt, sizeof(pkt)));
-    pkt[2] = static_cast<uint8_t>(c >> 8);
-    pkt[3] = static_cast<uint8_t>(c);
+    store_be16(pkt + 2, c);
     ASSERT_EQ(::sendto(fd, pkt, sizeof(pkt), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
               static_cast<ssize_t>(sizeof(pkt)));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -340,21 +341,17 @@ std::vector<uint8_t> udp_frame(const uint8_t* dst_mac, const uint8_t* src_mac, c
   uint8_t* ip = f.data() + 14;
   ip[0] = 0x45;
   const uint16_t tot = static_cast<uint16_t>(20 + 8 + payload.size());
-  ip[2] = static_cast<uint8_t>(tot >> 8);
-  ip[3] = static_cast<uint8_t>(tot);
+  store_be16(ip + 2, tot);
   ip[8] = 64;
   ip[9] = 17;
   const uint32_t s = ip4("10.77.0.2"), d = ip4(dst_ip);
   std::memcpy(ip + 12, &s, 4);
   std::memcpy(ip + 16, &d, 4);
   uint8_t* udp = ip + 20;
-  udp[0] = 0x9c;  // source port 40000
-  udp[1] = 0x40;
-  udp[2] = static_cast<uint8_t>(dport >> 8);
-  udp[3] = static_cast<uint8_t>(dport);
+  store_be16(udp, 40000);  // source port
+  store_be16(udp + 2, dport);
   const uint16_t ulen = static_cast<uint16_t>(8 + payload.size());
-  udp[4] = static_cast<uint8_t>(ulen >> 8);
-  udp[5] = static_cast<uint8_t>(ulen);
+  store_be16(udp + 4, ulen);
   std::memcpy(udp + 8, payload.data(), payload.size());
   // UDP checksum over the pseudo header, then the IP header checksum.
   std::vector<uint8_t> ph(12 + ulen);
@@ -365,19 +362,14 @@ std::vector<uint8_t> udp_frame(const uint8_t* dst_mac, const uint8_t* src_mac, c
   std::memcpy(ph.data() + 12, udp, ulen);
   uint16_t uc = static_cast<uint16_t>(~inet_sum(ph.data(), ph.size()));
   if (uc == 0) uc = 0xffff;
-  udp[6] = static_cast<uint8_t>(uc >> 8);
-  udp[7] = static_cast<uint8_t>(uc);
-  const uint16_t ic = static_cast<uint16_t>(~inet_sum(ip, 20));
-  ip[10] = static_cast<uint8_t>(ic >> 8);
-  ip[11] = static_cast<uint8_t>(ic);
+  store_be16(udp + 6, uc);
+  store_be16(ip + 10, static_cast<uint16_t>(~inet_sum(ip, 20)));
   return f;
 }
 
 void refill_ip_checksum(std::vector<uint8_t>& f) {
   f[24] = f[25] = 0;
-  const uint16_t ic = static_cast<uint16_t>(~inet_sum(f.data() + 14, 20));
-  f[24] = static_cast<uint8_t>(ic >> 8);
-  f[25] = static_cast<uint8_t>(ic);
+  store_be16(f.data() + 24, static_cast<uint16_t>(~inet_sum(f.data() + 14, 20)));
 }
 
 TEST_F(DpdkTest, MalformedFramesAreCountedPerReasonAndDropped) {
