@@ -15,19 +15,19 @@
 
 namespace ferrite::client {
 
-std::string_view status_name(proto::Status s) noexcept {
+std::string_view status_name(proto::OpStatus s) noexcept {
   switch (s) {
-    case proto::Status::kOk: return "ok";
-    case proto::Status::kNotFound: return "not found";
-    case proto::Status::kExists: return "exists";
-    case proto::Status::kNotStored: return "not stored";
-    case proto::Status::kCasMismatch: return "cas mismatch";
-    case proto::Status::kOutOfMemory: return "out of memory";
-    case proto::Status::kTooLarge: return "too large";
-    case proto::Status::kBadKey: return "bad key";
-    case proto::Status::kNotNumeric: return "not numeric";
-    case proto::Status::kMalformed: return "malformed";
-    case proto::Status::kUnknownOpcode: return "unknown opcode";
+    case proto::OpStatus::kOk: return "ok";
+    case proto::OpStatus::kNotFound: return "not found";
+    case proto::OpStatus::kExists: return "exists";
+    case proto::OpStatus::kNotStored: return "not stored";
+    case proto::OpStatus::kCasMismatch: return "cas mismatch";
+    case proto::OpStatus::kOutOfMemory: return "out of memory";
+    case proto::OpStatus::kTooLarge: return "too large";
+    case proto::OpStatus::kBadKey: return "bad key";
+    case proto::OpStatus::kNotNumeric: return "not numeric";
+    case proto::OpStatus::kMalformed: return "malformed";
+    case proto::OpStatus::kUnknownOpcode: return "unknown opcode";
   }
   return "unknown status";
 }
@@ -172,7 +172,7 @@ proto::RequestOp make(proto::Opcode c, std::string_view key, std::string_view va
 }
 }  // namespace
 
-StatusOr<proto::Status> Client::get(std::string_view key, Reply* out) {
+StatusOr<proto::OpStatus> Client::get(std::string_view key, Reply* out) {
   auto op = make(proto::Opcode::kGet, key);
   std::vector<Reply> r;
   FERRITE_RETURN_IF_ERROR(execute(std::span(&op, 1), &r));
@@ -181,7 +181,7 @@ StatusOr<proto::Status> Client::get(std::string_view key, Reply* out) {
   return out->status;
 }
 
-StatusOr<proto::Status> Client::set(std::string_view key, std::string_view value, uint32_t flags, uint32_t exptime) {
+StatusOr<proto::OpStatus> Client::set(std::string_view key, std::string_view value, uint32_t flags, uint32_t exptime) {
   auto op = make(proto::Opcode::kSet, key, value, flags, exptime);
   std::vector<Reply> r;
   FERRITE_RETURN_IF_ERROR(execute(std::span(&op, 1), &r));
@@ -189,7 +189,7 @@ StatusOr<proto::Status> Client::set(std::string_view key, std::string_view value
   return r[0].status;
 }
 
-StatusOr<proto::Status> Client::del(std::string_view key) {
+StatusOr<proto::OpStatus> Client::del(std::string_view key) {
   auto op = make(proto::Opcode::kDel, key);
   std::vector<Reply> r;
   FERRITE_RETURN_IF_ERROR(execute(std::span(&op, 1), &r));
@@ -197,12 +197,12 @@ StatusOr<proto::Status> Client::del(std::string_view key) {
   return r[0].status;
 }
 
-StatusOr<proto::Status> Client::incr(std::string_view key, uint64_t delta, uint64_t* value, bool decr) {
+StatusOr<proto::OpStatus> Client::incr(std::string_view key, uint64_t delta, uint64_t* value, bool decr) {
   auto op = make(decr ? proto::Opcode::kDecr : proto::Opcode::kIncr, key, {}, 0, 0, delta);
   std::vector<Reply> r;
   FERRITE_RETURN_IF_ERROR(execute(std::span(&op, 1), &r));
   if (r.size() != 1) return Status::corruption("expected one reply");
-  if (r[0].status == proto::Status::kOk && value != nullptr) *value = std::stoull(r[0].value);
+  if (r[0].status == proto::OpStatus::kOk && value != nullptr) *value = std::stoull(r[0].value);
   return r[0].status;
 }
 
@@ -219,7 +219,7 @@ Status Client::scan(uint64_t cursor, std::string* page_storage, std::vector<prot
   auto op = make(proto::Opcode::kScan, {}, {}, 0, 0, cursor);
   std::vector<Reply> r;
   FERRITE_RETURN_IF_ERROR(execute(std::span(&op, 1), &r));
-  if (r.size() != 1 || r[0].status != proto::Status::kOk) return Status::corruption("scan: unexpected reply");
+  if (r.size() != 1 || r[0].status != proto::OpStatus::kOk) return Status::corruption("scan: unexpected reply");
   *page_storage = std::move(r[0].value);
   if (!proto::read_scan_page(*page_storage, entries)) return Status::corruption("scan: malformed page");
   *next = r[0].version;

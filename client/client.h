@@ -35,13 +35,13 @@ struct ClientOptions {
 };
 
 struct Reply {
-  proto::Status status = proto::Status::kOk;
+  proto::OpStatus status = proto::OpStatus::kOk;
   std::string value;
   uint32_t flags = 0;
   uint64_t version = 0;
 };
 
-std::string_view status_name(proto::Status s) noexcept;
+std::string_view status_name(proto::OpStatus s) noexcept;
 
 class Client {
  public:
@@ -54,12 +54,12 @@ class Client {
   // only for transport failures (timeout after all attempts, error reply).
   Status execute(std::span<const proto::RequestOp> ops, std::vector<Reply>* replies);
 
-  // One-op conveniences; the Status covers transport, the proto::Status
+  // One-op conveniences; the Status covers transport, the proto::OpStatus
   // result is returned through *out (or as the return for writes).
-  StatusOr<proto::Status> get(std::string_view key, Reply* out);
-  StatusOr<proto::Status> set(std::string_view key, std::string_view value, uint32_t flags = 0, uint32_t exptime = 0);
-  StatusOr<proto::Status> del(std::string_view key);
-  StatusOr<proto::Status> incr(std::string_view key, uint64_t delta, uint64_t* value, bool decr = false);
+  StatusOr<proto::OpStatus> get(std::string_view key, Reply* out);
+  StatusOr<proto::OpStatus> set(std::string_view key, std::string_view value, uint32_t flags = 0, uint32_t exptime = 0);
+  StatusOr<proto::OpStatus> del(std::string_view key);
+  StatusOr<proto::OpStatus> incr(std::string_view key, uint64_t delta, uint64_t* value, bool decr = false);
   StatusOr<std::string> stats();
   // One page of a dump starting at cursor (0 = the beginning). Entries view
   // page_storage. *next is the cursor of the next page; *done once the last

@@ -47,13 +47,13 @@ Status ClusterClient::execute(std::span<const proto::RequestOp> ops, std::vector
   return Status::ok();
 }
 
-StatusOr<proto::Status> ClusterClient::get(std::string_view key, Reply* out) {
+StatusOr<proto::OpStatus> ClusterClient::get(std::string_view key, Reply* out) {
   return clients_[ring_.server_index(key)]->get(key, out);
 }
-StatusOr<proto::Status> ClusterClient::set(std::string_view key, std::string_view value, uint32_t flags,
+StatusOr<proto::OpStatus> ClusterClient::set(std::string_view key, std::string_view value, uint32_t flags,
                                            uint32_t exptime) {
   return clients_[ring_.server_index(key)]->set(key, value, flags, exptime);
 }
-StatusOr<proto::Status> ClusterClient::del(std::string_view key) { return clients_[ring_.server_index(key)]->del(key); }
+StatusOr<proto::OpStatus> ClusterClient::del(std::string_view key) { return clients_[ring_.server_index(key)]->del(key); }
 
 }  // namespace ferrite::client

@@ -21,9 +21,9 @@ class ClusterClient {
                                                           const ClientOptions& opts = {});
 
   Status execute(std::span<const proto::RequestOp> ops, std::vector<Reply>* replies);
-  StatusOr<proto::Status> get(std::string_view key, Reply* out);
-  StatusOr<proto::Status> set(std::string_view key, std::string_view value, uint32_t flags = 0, uint32_t exptime = 0);
-  StatusOr<proto::Status> del(std::string_view key);
+  StatusOr<proto::OpStatus> get(std::string_view key, Reply* out);
+  StatusOr<proto::OpStatus> set(std::string_view key, std::string_view value, uint32_t flags = 0, uint32_t exptime = 0);
+  StatusOr<proto::OpStatus> del(std::string_view key);
 
   const KetamaRing& ring() const noexcept { return ring_; }
   Client& server(std::size_t i) { return *clients_[i]; }

@@ -27,8 +27,8 @@ int transport_error(const Status& s) {
   return 3;
 }
 
-int result(proto::Status s, const std::string& key) {
-  if (s == proto::Status::kOk) return 0;
+int result(proto::OpStatus s, const std::string& key) {
+  if (s == proto::OpStatus::kOk) return 0;
   std::fprintf(stderr, "ferritectl: %s: %s\n", key.c_str(), std::string(client::status_name(s)).c_str());
   return 1;
 }
@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     client::Reply r;
     auto s = (*c)->get(key, &r);
     if (!s) return transport_error(s.status());
-    if (*s == proto::Status::kOk) std::cout << r.value << "\n";
+    if (*s == proto::OpStatus::kOk) std::cout << r.value << "\n";
     return result(*s, key);
   }
   if (*set) {
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     uint64_t v = 0;
     auto s = (*c)->incr(key, delta, &v, decr->parsed());
     if (!s) return transport_error(s.status());
-    if (*s == proto::Status::kOk) std::cout << v << "\n";
+    if (*s == proto::OpStatus::kOk) std::cout << v << "\n";
     return result(*s, key);
   }
   if (*stats) {
@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
       std::vector<client::Reply> replies;
       Status s = (*c)->execute(batch, &replies);
       if (!s.is_ok()) return transport_error(s);
-      for (const auto& r : replies) failed += r.status != proto::Status::kOk;
+      for (const auto& r : replies) failed += r.status != proto::OpStatus::kOk;
       done += batch.size();
       if (tty || done == kv.size()) {
         const int width = 40;

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/endian.h"
+
 namespace ferrite::client {
 namespace {
 
@@ -35,12 +37,12 @@ std::array<uint8_t, 16> md5(std::string_view data) noexcept {
   const uint64_t bits = static_cast<uint64_t>(data.size()) * 8;
   msg.push_back(0x80);
   while (msg.size() % 64 != 56) msg.push_back(0);
-  for (int i = 0; i < 8; ++i) msg.push_back(static_cast<uint8_t>(bits >> (8 * i)));
+  msg.resize(msg.size() + 8);
+  store_le64(msg.data() + msg.size() - 8, bits);
   for (std::size_t off = 0; off < msg.size(); off += 64) {
     uint32_t m[16];
     for (int i = 0; i < 16; ++i) {
-      const uint8_t* p = &msg[off + static_cast<std::size_t>(i) * 4];
-      m[i] = uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
+      m[i] = load_le32(&msg[off + static_cast<std::size_t>(i) * 4]);
     }
     uint32_t a = a0, b = b0, c = c0, d = d0;
     for (uint32_t i = 0; i < 64; ++i) {
@@ -71,9 +73,7 @@ std::array<uint8_t, 16> md5(std::string_view data) noexcept {
   }
   std::array<uint8_t, 16> out{};
   const uint32_t words[4] = {a0, b0, c0, d0};
-  for (int w = 0; w < 4; ++w) {
-    for (int i = 0; i < 4; ++i) out[static_cast<std::size_t>(w * 4 + i)] = static_cast<uint8_t>(words[w] >> (8 * i));
-  }
+  for (std::size_t w = 0; w < 4; ++w) store_le32(out.data() + w * 4, words[w]);
   return out;
 }
 
@@ -88,9 +88,7 @@ KetamaRing::KetamaRing(std::vector<std::string> servers) : servers_(std::move(se
     for (int i = 0; i < 40; ++i) {
       const auto d = md5(label + "-" + std::to_string(i));
       for (int a = 0; a < 4; ++a) {
-        const uint32_t h = (uint32_t{d[static_cast<std::size_t>(3 + a * 4)]} << 24) |
-                           (uint32_t{d[static_cast<std::size_t>(2 + a * 4)]} << 16) |
-                           (uint32_t{d[static_cast<std::size_t>(1 + a * 4)]} << 8) | d[static_cast<std::size_t>(a * 4)];
+        const uint32_t h = load_le32(d.data() + a * 4);
         points_.push_back({h, s});
       }
     }
@@ -101,7 +99,7 @@ KetamaRing::KetamaRing(std::vector<std::string> servers) : servers_(std::move(se
 std::size_t KetamaRing::server_index(std::string_view key) const noexcept {
   if (points_.empty()) return 0;
   const auto d = md5(key);
-  const uint32_t h = (uint32_t{d[3]} << 24) | (uint32_t{d[2]} << 16) | (uint32_t{d[1]} << 8) | d[0];
+  const uint32_t h = load_le32(d.data());
   auto it = std::lower_bound(points_.begin(), points_.end(), h, [](const Point& p, uint32_t v) { return p.hash < v; });
   if (it == points_.end()) it = points_.begin();
   return it->server;

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/crash_point.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -46,8 +47,7 @@ IndexImpl::~IndexImpl() {
 
 uint64_t IndexImpl::now() const noexcept {
   if (opts_.clock != nullptr) return opts_.clock();
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  return unix_now_s();
 }
 
 void IndexImpl::register_table_class() {
@@ -396,9 +396,7 @@ bool IndexImpl::read_intact(const RecordHeader* r) noexcept {
   const uint64_t size = pool_.size();
   if (FERRITE_LIKELY(off < size && record_valid(r, size - off) && is_value_kind(r->kind()))) return true;
   const uint64_t total = bad_reads_.fetch_add(1, std::memory_order_relaxed) + 1;
-  const auto t = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::steady_clock::now().time_since_epoch())
-                     .count();
+  const auto t = static_cast<int64_t>(mono_now_ns());
   int64_t next = bad_read_log_ns_.load(std::memory_order_relaxed);
   if (t >= next && bad_read_log_ns_.compare_exchange_strong(next, t + 1'000'000'000, std::memory_order_relaxed)) {
     log_warn("index: record at {:#x} failed its checksum when read; key answered as a miss "

@@ -32,14 +32,15 @@
 #include <string>
 #include <string_view>
 
+#include "common/limits.h"
 #include "common/result.h"
 #include "common/status.h"
 #include "pmem/pool.h"
 
 namespace ferrite::index {
 
-inline constexpr std::size_t kMaxKeyLen = 250;        // memcached's limit
-inline constexpr std::size_t kMaxValueLen = 1u << 20;  // 1 MiB
+using limits::kMaxKeyLen;    // common/limits.h: 250 bytes
+using limits::kMaxValueLen;  // 1 MiB
 
 enum class OpCode : uint8_t {
   kGet,      // out_value <- value; out_flags, out_version

@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "common/cacheline.h"
+#include "common/limits.h"
 #include "common/hash.h"
 
 namespace ferrite::index {
@@ -54,7 +55,8 @@ struct RecordHeader {
 static_assert(sizeof(RecordHeader) == 24, "record header is 24 bytes on media");
 
 inline constexpr uint32_t kValueLenBits = 21;
-static_assert((1u << kValueLenBits) > (1u << 20), "value_len field holds 1 MiB");
+static_assert((std::size_t{1} << kValueLenBits) > limits::kMaxValueLen, "value_len field holds the largest value");
+static_assert(limits::kMaxKeyLen <= 0xffu, "key_len field (8 bits) holds the longest key");
 
 constexpr std::size_t record_size(std::size_t klen, std::size_t vlen) noexcept {
   return round_up(sizeof(RecordHeader) + klen + vlen, 8);

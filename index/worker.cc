@@ -42,7 +42,7 @@ constexpr bool expired(const RecordHeader* r, uint64_t now) noexcept { return r-
 // not a number; a '-' is accepted only when the wrapped result is below
 // 2^63, as memcached does ("-0" is 0, "-5" is not a number).
 constexpr bool is_c_space(char c) noexcept { return c == ' ' || (c >= '\t' && c <= '\r'); }
-bool parse_u64(std::string_view v, uint64_t* out) noexcept {
+bool parse_counter_value(std::string_view v, uint64_t* out) noexcept {
   std::size_t i = 0;
   while (i < v.size() && is_c_space(v[i])) ++i;
   bool neg = false;
@@ -247,7 +247,7 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
         return Plan::kDone;
       }
       uint64_t n = 0;
-      if (!parse_u64(cur->value(), &n)) {
+      if (!parse_counter_value(cur->value(), &n)) {
         op.result = Result::kNotNumeric;
         return Plan::kDone;
       }

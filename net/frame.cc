@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/endian.h"
+
 namespace ferrite::net::frame {
 namespace {
 
@@ -16,11 +18,6 @@ constexpr uint16_t kEtherArp = 0x0806;
 constexpr uint8_t kProtoIcmp = 1;
 constexpr uint8_t kProtoUdp = 17;
 
-inline uint16_t be16(const uint8_t* p) noexcept { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-inline void put_be16(uint8_t* p, uint16_t v) noexcept {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
 inline uint32_t load32(const uint8_t* p) noexcept {
   uint32_t v;
   std::memcpy(&v, p, 4);
@@ -60,7 +57,7 @@ uint64_t pseudo(const uint8_t* ip, std::size_t udp_len) noexcept {
   std::memcpy(ph, ip + 12, 8);  // source and destination address
   ph[8] = 0;
   ph[9] = kProtoUdp;
-  put_be16(ph + 10, static_cast<uint16_t>(udp_len));
+  store_be16(ph + 10, static_cast<uint16_t>(udp_len));
   return add(0, ph, sizeof(ph));
 }
 
@@ -120,23 +117,23 @@ uint16_t udp_checksum(const uint8_t* ip, const uint8_t* udp, std::size_t udp_len
 Parsed parse(uint8_t* f, std::size_t len, const Local& me, Csum ip_csum, Csum l4_csum) noexcept {
   Parsed p;
   if (len < kEthHeader) return drop(p, Drop::kTruncated);
-  const uint16_t type = be16(f + 12);
+  const uint16_t type = load_be16(f + 12);
   const bool to_us = std::memcmp(f, me.mac.data(), 6) == 0;
   const bool bcast = is_broadcast(f);
 
   if (type == kEtherArp) {
     if (len < kEthHeader + 28) return drop(p, Drop::kTruncated);
     uint8_t* a = f + kEthHeader;
-    if (be16(a) != 1 || be16(a + 2) != kEtherIpv4 || a[4] != 6 || a[5] != 4) return drop(p, Drop::kBadHeader);
+    if (load_be16(a) != 1 || load_be16(a + 2) != kEtherIpv4 || a[4] != 6 || a[5] != 4) return drop(p, Drop::kBadHeader);
     if (!to_us && !bcast) return drop(p, Drop::kNotForUs);
-    const uint16_t op = be16(a + 6);
+    const uint16_t op = load_be16(a + 6);
     std::memcpy(p.src_mac.data(), a + 8, 6);
     p.src_ip = load32(a + 14);
     if (load32(a + 24) != me.ip) return drop(p, Drop::kNotForUs);
     p.learned = p.src_ip != 0;  // 0.0.0.0: an address probe, nothing to learn
     if (op != 1) return drop(p, Drop::kIgnored);  // a reply or gratuitous ARP: learned, no answer
     // Request for our address: answer in place.
-    put_be16(a + 6, 2);
+    store_be16(a + 6, 2);
     std::memcpy(a + 18, a + 8, 10);         // target hw + ip := the asker's
     std::memcpy(a + 8, me.mac.data(), 6);   // sender hw := ours
     store32(a + 14, me.ip);                 // sender ip := ours
@@ -153,12 +150,12 @@ Parsed parse(uint8_t* f, std::size_t len, const Local& me, Csum ip_csum, Csum l4
   uint8_t* ip = f + kEthHeader;
   if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5) return drop(p, Drop::kBadHeader);
   const std::size_t hl = static_cast<std::size_t>(ip[0] & 0xf) * 4;
-  const std::size_t tot = be16(ip + 2);
+  const std::size_t tot = load_be16(ip + 2);
   if (len < kEthHeader + hl || tot < hl || kEthHeader + tot > len) return drop(p, Drop::kTruncated);
   if (ip_csum == Csum::kBad) return drop(p, Drop::kBadIpChecksum);
   if (ip_csum != Csum::kGood && fold(add(0, ip, hl)) != 0xffff) return drop(p, Drop::kBadIpChecksum);
   if (load32(ip + 16) != me.ip) return drop(p, Drop::kNotForUs);
-  if ((be16(ip + 6) & 0x3fff) != 0) return drop(p, Drop::kFragment);
+  if ((load_be16(ip + 6) & 0x3fff) != 0) return drop(p, Drop::kFragment);
   std::memcpy(p.src_mac.data(), f + 6, 6);
   p.src_ip = load32(ip + 12);
   uint8_t* l4 = ip + hl;
@@ -166,7 +163,7 @@ Parsed parse(uint8_t* f, std::size_t len, const Local& me, Csum ip_csum, Csum l4
 
   if (ip[9] == kProtoUdp) {
     if (l4len < kUdpHeader) return drop(p, Drop::kTruncated);
-    const std::size_t ulen = be16(l4 + 4);
+    const std::size_t ulen = load_be16(l4 + 4);
     if (ulen < kUdpHeader || ulen > l4len) return drop(p, Drop::kTruncated);
     uint16_t dport;
     std::memcpy(&dport, l4 + 2, 2);
@@ -211,13 +208,13 @@ std::size_t write_udp(uint8_t* f, const Mac& src_mac, const Mac& dst_mac, uint32
                       TxCsum csum) noexcept {
   std::memcpy(f, dst_mac.data(), 6);
   std::memcpy(f + 6, src_mac.data(), 6);
-  put_be16(f + 12, kEtherIpv4);
+  store_be16(f + 12, kEtherIpv4);
   uint8_t* ip = f + kEthHeader;
   ip[0] = 0x45;
   ip[1] = 0;
-  put_be16(ip + 2, static_cast<uint16_t>(kIpHeader + kUdpHeader + payload_len));
-  put_be16(ip + 4, ip_id);
-  put_be16(ip + 6, 0x4000);  // DF: we never fragment
+  store_be16(ip + 2, static_cast<uint16_t>(kIpHeader + kUdpHeader + payload_len));
+  store_be16(ip + 4, ip_id);
+  store_be16(ip + 6, 0x4000);  // DF: we never fragment
   ip[8] = 64;
   ip[9] = kProtoUdp;
   ip[10] = ip[11] = 0;
@@ -227,7 +224,7 @@ std::size_t write_udp(uint8_t* f, const Mac& src_mac, const Mac& dst_mac, uint32
   const std::size_t ulen = kUdpHeader + payload_len;
   std::memcpy(udp, &src_port, 2);
   std::memcpy(udp + 2, &dst_port, 2);
-  put_be16(udp + 4, static_cast<uint16_t>(ulen));
+  store_be16(udp + 4, static_cast<uint16_t>(ulen));
   if (csum == TxCsum::kOffload) {
     const uint16_t ph = fold(pseudo(ip, ulen));  // not complemented: the NIC adds the rest
     std::memcpy(udp + 6, &ph, 2);

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "common/endian.h"
 #include "tests/fuzz/frame_fuzz.h"
 
 namespace ferrite::net::frame {
@@ -47,8 +48,8 @@ void refill_ip_checksum(std::vector<uint8_t>& f) {
 
 uint16_t fold_sum(const uint8_t* p, std::size_t n) {
   uint32_t s = 0;
-  for (std::size_t i = 0; i + 1 < n; i += 2) s += static_cast<uint32_t>((p[i] << 8) | p[i + 1]);
-  if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);
+  for (std::size_t i = 0; i + 1 < n; i += 2) s += load_be16(p + i);
+  if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);  // padded with a zero byte
   while (s >> 16) s = (s & 0xffff) + (s >> 16);
   return static_cast<uint16_t>(s);
 }
@@ -142,8 +143,7 @@ TEST(Frame, EveryCutIsTruncated) {
 TEST(Frame, FragmentsAreDropped) {
   for (uint16_t frag : {0x2000, 0x0001, 0x2010}) {  // MF; offset 8; both
     auto f = udp_frame("frag");
-    f[kEthHeader + 6] = static_cast<uint8_t>(frag >> 8);
-    f[kEthHeader + 7] = static_cast<uint8_t>(frag);
+    store_be16(f.data() + kEthHeader + 6, frag);
     refill_ip_checksum(f);
     EXPECT_EQ(parse(f.data(), f.size(), me()).drop, Drop::kFragment) << frag;
   }
@@ -251,8 +251,7 @@ std::vector<uint8_t> icmp_echo(std::size_t data_len, uint8_t type = 8) {
   uint8_t* ip = f.data() + kEthHeader;
   ip[0] = 0x45;
   const uint16_t tot = static_cast<uint16_t>(kIpHeader + 8 + data_len);
-  ip[2] = static_cast<uint8_t>(tot >> 8);
-  ip[3] = static_cast<uint8_t>(tot);
+  store_be16(ip + 2, tot);
   ip[8] = 64;
   ip[9] = 1;
   const uint32_t s = ip4("10.0.0.2"), d = ip4("10.0.0.1");
@@ -266,8 +265,7 @@ std::vector<uint8_t> icmp_echo(std::size_t data_len, uint8_t type = 8) {
   icmp[7] = 3;     // sequence
   for (std::size_t i = 0; i < data_len; ++i) icmp[8 + i] = static_cast<uint8_t>(i);
   const uint16_t ic = static_cast<uint16_t>(~fold_sum(icmp, 8 + data_len));
-  icmp[2] = static_cast<uint8_t>(ic >> 8);
-  icmp[3] = static_cast<uint8_t>(ic);
+  store_be16(icmp + 2, ic);
   return f;
 }
 

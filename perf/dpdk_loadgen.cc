@@ -40,9 +40,11 @@
 #include <string>
 #include <vector>
 
+#include "common/histogram.h"
 #include "net/frame.h"
 #include "net/dpdk_guard.h"
 #include "perf/dpdk_port.h"
+#include "proto/memcached_udp.h"
 #include "proto/native.h"
 
 using namespace ferrite;
@@ -73,21 +75,6 @@ struct Opts {
   std::string protocol = "native";  // or "memcached" (UDP frame header + text, the peer)
 };
 
-// Latency histogram: 25 ns buckets up to 2 ms, then 1 us buckets up to 100 ms,
-// then one overflow bucket.
-constexpr uint64_t kHistNs = 25;
-constexpr std::size_t kFine = 80000;
-constexpr uint64_t kCoarseNs = 1000;
-constexpr std::size_t kHistBuckets = kFine + 98000;
-std::size_t bucket_of(uint64_t ns) {
-  if (ns < kFine * kHistNs) return ns / kHistNs;
-  return std::min<std::size_t>(kFine + (ns - kFine * kHistNs) / kCoarseNs, kHistBuckets);
-}
-double bucket_top_us(std::size_t b) {
-  if (b < kFine) return static_cast<double>((b + 1) * kHistNs) / 1000.0;
-  return static_cast<double>(kFine * kHistNs + (b - kFine + 1) * kCoarseNs) / 1000.0;
-}
-
 struct Gen {
   Opts o;
   uint16_t port = 0;
@@ -117,7 +104,7 @@ struct Gen {
 
   // Measurement.
   bool measuring = false;
-  std::vector<uint64_t> hist = std::vector<uint64_t>(kHistBuckets + 1, 0);
+  Histogram hist;  // ns per request
   uint64_t done = 0, hits = 0, misses = 0, lost = 0, sent = 0, errors = 0;
   // --stall-us: slow replies (scheduled send time, latency) and the
   // generator's own loop gaps (start, length), in TSC, to tell whose stall it was.
@@ -151,10 +138,8 @@ struct Gen {
   uint64_t send_request(std::span<const proto::RequestOp> ops) {
     if (memcached) {  // 8-byte frame header (id, seq 0, 1 datagram) + one text command per op
       const uint64_t id = next_id++;
-      dgram.assign(8, 0);
-      dgram[0] = static_cast<uint8_t>(id >> 8);
-      dgram[1] = static_cast<uint8_t>(id);
-      dgram[5] = 1;
+      dgram.assign(proto::mc::kUdpHeaderSize, 0);
+      proto::mc::encode_udp_header({static_cast<uint16_t>(id), 0, 1, 0}, dgram.data());
       for (const auto& op : ops) {
         std::string cmd = op.opcode == proto::Opcode::kGet
                               ? "get " + std::string(op.key) + "\r\n"
@@ -203,12 +188,15 @@ struct Gen {
         tx.push_back(rx[i]);
         continue;
       }
-      if (p.kind == fr::Kind::kUdp && p.src_ip == server_ip && memcached && p.payload_len >= 8) {
+      const std::string_view dg(reinterpret_cast<const char*>(f + p.payload_off), p.payload_len);
+      proto::mc::UdpHeader mh;
+      if (p.kind == fr::Kind::kUdp && p.src_ip == server_ip && memcached && proto::mc::decode_udp_header(dg, &mh)) {
         // As a native header: the 16-bit id, the text after the frame header as the body.
         proto::Header h;
         h.type = proto::MsgType::kResponse;
-        h.request_id = static_cast<uint64_t>(f[p.payload_off] << 8 | f[p.payload_off + 1]);
-        on_reply(h, std::span<const uint8_t>(f + p.payload_off + 8, p.payload_len - 8));
+        h.request_id = mh.request_id;
+        on_reply(h, std::span<const uint8_t>(f + p.payload_off + proto::mc::kUdpHeaderSize,
+                                             p.payload_len - proto::mc::kUdpHeaderSize));
       } else if (p.kind == fr::Kind::kUdp && p.src_ip == server_ip) {
         proto::Header h;
         std::span<const uint8_t> payload;
@@ -223,22 +211,8 @@ struct Gen {
     return n;
   }
 
-  void record(uint64_t lat_tsc) {
-    const uint64_t ns = lat_tsc * 1000000000ull / hz;
-    hist[bucket_of(ns)]++;
-  }
-  double percentile(double q) const {
-    uint64_t total = 0;
-    for (uint64_t c : hist) total += c;
-    if (total == 0) return 0;
-    const uint64_t want = static_cast<uint64_t>(static_cast<double>(total) * q);
-    uint64_t acc = 0;
-    for (std::size_t b = 0; b < hist.size(); ++b) {
-      acc += hist[b];
-      if (acc > want) return bucket_top_us(b);
-    }
-    return bucket_top_us(hist.size() - 1);
-  }
+  void record(uint64_t lat_tsc) { hist.record(lat_tsc * 1000000000ull / hz); }
+  double percentile(double q) const { return static_cast<double>(hist.percentile(q)) / 1000.0; }  // us
 };
 
 std::string key_of(uint64_t i) {
@@ -488,9 +462,9 @@ int main(int argc, char** argv) {
     proto::ResponseReader rr(payload);
     proto::ResponseOp rop;
     if (rr.next(&rop) == Result::kOk) {
-      if (rop.status == proto::Status::kOk) {
+      if (rop.status == proto::OpStatus::kOk) {
         ++g.hits;
-      } else if (rop.status == proto::Status::kNotFound) {
+      } else if (rop.status == proto::OpStatus::kNotFound) {
         ++g.misses;
       } else {
         ++g.errors;

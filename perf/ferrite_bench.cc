@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/limits.h"
 #include "perf/bench/report.h"
 #include "perf/bench/runner.h"
 #include "perf/bench/transport.h"
@@ -212,7 +213,7 @@ int main(int argc, char** argv) {
   app.add_option("--depth", cfg.depth, "closed loop: requests outstanding per flow; open: most in flight per flow");
   app.add_option("--rate", cfg.rate, "open loop: target ops/s (all threads)");
   app.add_option("--keys", cfg.keys, "key count");
-  app.add_option("--key-size", cfg.key_size, "key bytes (8..250)");
+  app.add_option("--key-size", cfg.key_size, fmt::format("key bytes (8..{})", limits::kMaxKeyLen));
   app.add_option("--value-size", cfg.value_size, "value bytes");
   app.add_option("--get-ratio", cfg.get_ratio, "fraction of gets (the rest are sets)");
   app.add_option("--zipf", cfg.zipf_theta, "Zipf theta in (0,1) for skewed keys; 0 = uniform");
@@ -277,7 +278,7 @@ int main(int argc, char** argv) {
   if (!run_all(cli, cfg, !cli.quiet, &r)) return 1;
   std::string text;
   if (cli.format == "csv") {
-    text = std::string(kCsvHeader) + csv_row(run_label(cli), cfg, r);
+    text = csv_header() + csv_row(run_label(cli), cfg, r);
   } else if (cli.format == "json") {
     text = json_row(run_label(cli), cfg, r);
   } else {
@@ -309,7 +310,7 @@ int main(int argc, char** argv) {
     if (cli.format == "json") {
       f << json_row(run_label(cli), cfg, r);
     } else {
-      if (fresh) f << kCsvHeader;
+      if (fresh) f << csv_header();
       f << csv_prefix(csv_row(run_label(cli), cfg, r), columns);
     }
     if (!f) {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "common/histogram.h"
 #include "index/index.h"
 #include "perf/pmemobj_tx_table.h"
 
@@ -111,12 +112,17 @@ struct Config {
   std::size_t value;
 };
 
-// Runs fn(thread, rng, &ops, &samples) on `threads` threads for `seconds`.
+// Nanoseconds since t0, shared by `per` ops.
+uint64_t ns_since(Clock::time_point t0, double per = 1) {
+  return static_cast<uint64_t>(std::llround(std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / per));
+}
+
+// Runs fn(thread, stop, quota, &ops, &latency histogram) on `threads` threads for `seconds`.
 template <typename Fn>
 Cell timed(unsigned threads, double seconds, uint64_t max_ops, Fn&& fn) {
   std::atomic<bool> stop{false};
   std::vector<uint64_t> ops(threads);
-  std::vector<std::vector<double>> samples(threads);
+  std::vector<Histogram> samples(threads);  // ns per op
   std::vector<std::thread> ts;
   const auto t0 = Clock::now();
   for (unsigned t = 0; t < threads; ++t) {
@@ -133,17 +139,14 @@ Cell timed(unsigned threads, double seconds, uint64_t max_ops, Fn&& fn) {
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   Cell c;
   uint64_t total = 0;
-  std::vector<double> all;
+  Histogram all;
   for (unsigned t = 0; t < threads; ++t) {
     total += ops[t];
-    all.insert(all.end(), samples[t].begin(), samples[t].end());
+    all.merge(samples[t]);
   }
-  std::sort(all.begin(), all.end());
   c.mops = static_cast<double>(total) / secs / 1e6;
-  if (!all.empty()) {
-    c.p50_ns = all[all.size() / 2];
-    c.p99_ns = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-  }
+  c.p50_ns = static_cast<double>(all.percentile(0.5));
+  c.p99_ns = static_cast<double>(all.percentile(0.99));
   return c;
 }
 
@@ -203,7 +206,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
       using Map = tbb::concurrent_hash_map<Key16, std::string, Key16Hash>;
       const std::size_t rss0 = rss_bytes();
       auto map = std::make_unique<Map>(cfg.keys);
-      Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, std::vector<double>* s) {
+      Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
         for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
           const bool sample = (i & 63) == 0;
           auto t0 = sample ? Clock::now() : Clock::time_point{};
@@ -211,7 +214,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
           map->insert(a, Key16(key_at(i)));
           a->second = value;
           a.release();
-          if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+          if (sample) s->record(ns_since(t0));
           ++*ops;
         }
       });
@@ -219,7 +222,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
       rows.push_back({"tbb", "INSERT", ins, bpk, "(RSS)"});
       tbb_mops["INSERT"] = ins.mops;
       for (Wl w : wls) {
-        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, std::vector<double>* s) {
+        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
           std::mt19937_64 rng(t + 11);
           std::string out;
           const double share = get_share(w);
@@ -235,7 +238,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
               map->insert(a, Key16(k));
               a->second = value;
             }
-            if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+            if (sample) s->record(ns_since(t0));
             ++*ops;
           }
         });
@@ -258,7 +261,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
       auto ix = index::Index::open(*f.pool, {.workers = cfg.threads});
       f.idx = std::move(ix).value();
       const std::size_t alloc0 = f.pool->allocated_bytes();
-      Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, std::vector<double>* s) {
+      Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
         index::Worker& w = f.idx->worker(t);
         index::Op batch[kBurst];
         int n = 0;
@@ -267,7 +270,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
           const bool sample = (bursts++ & 63) == 0;
           auto t0 = sample ? Clock::now() : Clock::time_point{};
           w.execute(std::span<index::Op>(batch, static_cast<std::size_t>(n)));
-          if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / n);
+          if (sample) s->record(ns_since(t0, n));
           *ops += static_cast<uint64_t>(n);
           n = 0;
         };
@@ -290,7 +293,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
         }
       });
       for (Wl w : wls) {
-        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, std::vector<double>* s) {
+        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
           index::Worker& wk = f.idx->worker(t);
           std::mt19937_64 rng(t + 11);
           std::string outs[kBurst];
@@ -309,7 +312,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
             const bool sample = (bursts++ & 63) == 0;
             auto t0 = sample ? Clock::now() : Clock::time_point{};
             wk.execute(batch);
-            if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kBurst);
+            if (sample) s->record(ns_since(t0, kBurst));
             for (const index::Op& o : batch) {
               if (o.result != Result::kOk && o.result != Result::kNotFound) failed++;
             }
@@ -338,12 +341,12 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
       }
       const std::string label = n < cfg.keys ? " (" + std::to_string(n / 1000000) + "M keys)" : "";
       const std::size_t a0 = tbl->allocated_bytes();
-      Cell ins = timed(cfg.threads, 1e9, n, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, std::vector<double>* s) {
+      Cell ins = timed(cfg.threads, 1e9, n, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
         for (uint64_t i = t; i < n; i += cfg.threads) {
           const bool sample = (i & 63) == 0;
           auto t0 = sample ? Clock::now() : Clock::time_point{};
           tbl->put(key_at(i), value);
-          if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+          if (sample) s->record(ns_since(t0));
           ++*ops;
         }
       });
@@ -351,7 +354,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
       rows.push_back({"pmemobj-tx", "INSERT" + label, ins, bpk, "(pool)"});
       Zipf zn(cfg.zipf ? n : 2, 0.99);
       for (Wl w : wls) {
-        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, std::vector<double>* s) {
+        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
           std::mt19937_64 rng(t + 11);
           std::string out;
           const double share = get_share(w);
@@ -364,7 +367,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
             } else {
               tbl->put(k, value);
             }
-            if (sample) s->push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+            if (sample) s->record(ns_since(t0));
             ++*ops;
           }
         });

@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/histogram.h"
 #include "index/index.h"
 #include "pmem/pool.h"
 
@@ -94,11 +95,10 @@ struct Sample {
 struct Row {
   std::string name;
   std::vector<Sample> samples;
-  double med(double Sample::*f) const {
-    std::vector<double> v;
-    for (const Sample& s : samples) v.push_back(s.*f);
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
+  double med(double Sample::*f) const {  // ms
+    Histogram h;                          // ns
+    for (const Sample& s : samples) h.record(static_cast<uint64_t>(s.*f * 1e6));
+    return static_cast<double>(h.percentile(0.5)) / 1e6;
   }
 };
 

@@ -31,6 +31,8 @@
 #include <vector>
 
 #include "client/client.h"
+#include "common/histogram.h"
+#include "proto/memcached_udp.h"
 
 extern char** environ;
 using namespace ferrite;
@@ -82,16 +84,18 @@ struct RunResult {
   uint64_t errors = 0;
 };
 
-RunResult summarize(std::vector<std::vector<double>>& lat, uint64_t ops, double secs, uint64_t errors) {
-  std::vector<double> all;
-  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
-  std::sort(all.begin(), all.end());
+uint64_t ns_since(Clock::time_point t0) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+}
+
+// Per-thread latency histograms, in ns.
+RunResult summarize(const std::vector<Histogram>& lat, uint64_t ops, double secs, uint64_t errors) {
+  Histogram all;
+  for (const auto& h : lat) all.merge(h);
   RunResult r;
   r.ops_per_s = static_cast<double>(ops) / secs;
-  if (!all.empty()) {
-    r.p50_us = all[all.size() / 2];
-    r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-  }
+  r.p50_us = static_cast<double>(all.percentile(0.5)) / 1000.0;
+  r.p99_us = static_cast<double>(all.percentile(0.99)) / 1000.0;
   r.errors = errors;
   return r;
 }
@@ -100,7 +104,7 @@ RunResult summarize(std::vector<std::vector<double>>& lat, uint64_t ops, double 
 RunResult run_ferrite(const Opts& o, uint16_t port, unsigned batch) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> ops{0}, errors{0};
-  std::vector<std::vector<double>> lat(o.threads);
+  std::vector<Histogram> lat(o.threads);
   std::string value(o.value, 'v');
   std::vector<std::thread> ts;
   for (unsigned t = 0; t < o.threads; ++t) {
@@ -128,12 +132,12 @@ RunResult run_ferrite(const Opts& o, uint16_t port, unsigned batch) {
         }
         auto t0 = Clock::now();
         Status s = (*c)->execute(req, &rep);
-        auto us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+        const uint64_t ns = ns_since(t0);
         if (!s.is_ok()) {
           errors += 1;
           continue;
         }
-        lat[t].push_back(us);
+        lat[t].record(ns);
         ops += batch;
       }
     });
@@ -160,10 +164,8 @@ class McUdp {
   // Sends cmd and waits for the complete reply; false on timeout.
   bool call(const std::string& cmd, std::string* reply) {
     const uint16_t id = ++id_;
-    std::string dg(8, '\0');
-    dg[0] = static_cast<char>(id >> 8);
-    dg[1] = static_cast<char>(id);
-    dg[5] = 1;  // total datagrams = 1
+    std::string dg(proto::mc::kUdpHeaderSize, '\0');
+    proto::mc::encode_udp_header({id, 0, 1, 0}, reinterpret_cast<uint8_t*>(dg.data()));
     dg += cmd;
     ::send(fd_, dg.data(), dg.size(), 0);
     reply->clear();
@@ -172,10 +174,10 @@ class McUdp {
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, 200) <= 0) return false;
       ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n < 8) continue;
-      const uint16_t rid = static_cast<uint16_t>((static_cast<uint8_t>(buf[0]) << 8) | static_cast<uint8_t>(buf[1]));
-      if (rid != id) continue;
-      reply->append(buf + 8, static_cast<std::size_t>(n - 8));
+      proto::mc::UdpHeader h;
+      if (n < 0 || !proto::mc::decode_udp_header(std::string_view(buf, static_cast<std::size_t>(n)), &h)) continue;
+      if (h.request_id != id) continue;
+      reply->append(buf + proto::mc::kUdpHeaderSize, static_cast<std::size_t>(n) - proto::mc::kUdpHeaderSize);
       if (reply->size() >= 5 && (reply->ends_with("END\r\n") || reply->ends_with("STORED\r\n"))) return true;
     }
   }
@@ -188,7 +190,7 @@ class McUdp {
 RunResult run_memcached(const Opts& o, uint16_t port) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> ops{0}, errors{0};
-  std::vector<std::vector<double>> lat(o.threads);
+  std::vector<Histogram> lat(o.threads);
   std::string value(o.value, 'v');
   std::vector<std::thread> ts;
   for (unsigned t = 0; t < o.threads; ++t) {
@@ -206,7 +208,7 @@ RunResult run_memcached(const Opts& o, uint16_t port) {
           errors += 1;
           continue;
         }
-        lat[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        lat[t].record(ns_since(t0));
         ops += 1;
       }
     });

@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "common/endian.h"
+
 namespace ferrite::proto::mc {
 namespace {
 
@@ -71,8 +73,8 @@ ParseResult parse_storage(std::string_view in, std::size_t linelen, const Tokens
   req->key = req->raw_key = tk.t[1];
   uint64_t flags = 0;
   int64_t len = 0;
-  if (!valid_key(req->key) || !parse_u64(tk.t[2], &flags) || !parse_i64(tk.t[3], &req->exptime) ||
-      !parse_i64(tk.t[4], &len) || len < 0 || (cas && !parse_u64(tk.t[5], &req->cas))) {
+  if (!valid_key(req->key) || !parse_argument_u64(tk.t[2], &flags) || !parse_argument_i64(tk.t[3], &req->exptime) ||
+      !parse_argument_i64(tk.t[4], &len) || len < 0 || (cas && !parse_argument_u64(tk.t[5], &req->cas))) {
     return err(kBadFormat, linelen);
   }
   req->client_flags = static_cast<uint32_t>(flags);  // memcached 1.6 keeps the low 32 bits
@@ -87,7 +89,7 @@ ParseResult parse_get(std::string_view line, std::size_t linelen, const Tokens& 
   const bool touch = cmd == Cmd::kGat || cmd == Cmd::kGats;
   const std::size_t first = touch ? 2 : 1;
   if (tk.n <= first) return err(kError, linelen);
-  if (touch && !parse_i64(tk.t[1], &req->exptime)) return err(kBadExptime, linelen);
+  if (touch && !parse_argument_i64(tk.t[1], &req->exptime)) return err(kBadExptime, linelen);
   // Keys run from the first key token to the end of the line (there may be
   // more of them than tokenize() keeps).
   const std::size_t start = static_cast<std::size_t>(tk.t[first].data() - line.data());
@@ -139,32 +141,32 @@ std::string_view parse_meta_flags(const Tokens& tk, std::size_t from, Cmd cmd, R
         if (m.token.size() > kMaxOpaqueLen) return kOpaqueTooLong;
         break;
       case 'T':
-        if (!parse_i64(m.token, &req->exptime)) return bad_number;
+        if (!parse_argument_i64(m.token, &req->exptime)) return bad_number;
         req->has_exptime = true;
         break;
       case 'C':
-        if (!parse_u64(m.token, &req->cas)) return bad_number;
+        if (!parse_argument_u64(m.token, &req->cas)) return bad_number;
         req->has_cas = true;
         break;
       case 'F': {
         uint64_t v = 0;
-        if (!parse_u64(m.token, &v) || v > UINT32_MAX) return kBadFormat;
+        if (!parse_argument_u64(m.token, &v) || v > UINT32_MAX) return kBadFormat;
         req->client_flags = static_cast<uint32_t>(v);
         break;
       }
       case 'N':
-        if (!parse_i64(m.token, &req->vivify_ttl)) return bad_number;
+        if (!parse_argument_i64(m.token, &req->vivify_ttl)) return bad_number;
         req->has_vivify = true;
         break;
       case 'R':
-        if (!parse_i64(m.token, &req->recache_ttl)) return bad_number;
+        if (!parse_argument_i64(m.token, &req->recache_ttl)) return bad_number;
         req->has_recache = true;
         break;
       case 'J':
-        if (!parse_u64(m.token, &req->initial)) return bad_number;
+        if (!parse_argument_u64(m.token, &req->initial)) return bad_number;
         break;
       case 'D':
-        if (!parse_u64(m.token, &req->delta)) return bad_number;
+        if (!parse_argument_u64(m.token, &req->delta)) return bad_number;
         break;
       case 'M': {
         if (m.token.size() != 1) return arith ? kBadMaMode : kBadMsMode;
@@ -209,7 +211,7 @@ ParseResult parse_meta(std::string_view in, std::size_t linelen, const Tokens& t
   req->raw_key = tk.t[1];
   if (cmd == Cmd::kMetaSet) {
     int64_t len = 0;
-    if (tk.n < 3 || !parse_i64(tk.t[2], &len) || len < 0) return err(kBadFormat, linelen);
+    if (tk.n < 3 || !parse_argument_i64(tk.t[2], &len) || len < 0) return err(kBadFormat, linelen);
     if (req->raw_key.size() > kMaxKeyLen) return err(kBadFormat, linelen, static_cast<std::size_t>(len) + 2);
     const auto n = static_cast<std::size_t>(len);
     if (n > kMaxValueLen) return err(kTooLarge, linelen, n + 2);
@@ -246,7 +248,7 @@ std::string_view cmd_name(Cmd c) noexcept {
   return "?";
 }
 
-bool parse_u64(std::string_view s, uint64_t* v) noexcept {
+bool parse_argument_u64(std::string_view s, uint64_t* v) noexcept {
   if (s.empty() || s.size() > 20) return false;
   uint64_t r = 0;
   for (char c : s) {
@@ -259,14 +261,14 @@ bool parse_u64(std::string_view s, uint64_t* v) noexcept {
   return true;
 }
 
-bool parse_i64(std::string_view s, int64_t* v) noexcept {
+bool parse_argument_i64(std::string_view s, int64_t* v) noexcept {
   bool neg = false;
   if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
     neg = s[0] == '-';
     s.remove_prefix(1);
   }
   uint64_t u = 0;
-  if (!parse_u64(s, &u) || u > static_cast<uint64_t>(INT64_MAX)) return false;
+  if (!parse_argument_u64(s, &u) || u > static_cast<uint64_t>(INT64_MAX)) return false;
   *v = neg ? -static_cast<int64_t>(u) : static_cast<int64_t>(u);
   return true;
 }
@@ -280,16 +282,6 @@ bool KeyIter::next(std::string_view* key) noexcept {
   *key = rest_.substr(i, j - i);
   rest_.remove_prefix(j);
   return true;
-}
-
-uint32_t absolute_exptime(int64_t e, uint64_t now) noexcept {
-  if (e == 0) return 0;
-  if (e < 0) return 1;  // long past: expired at once
-  if (e <= 30 * 24 * 3600) {
-    const uint64_t t = now + static_cast<uint64_t>(e);
-    return t > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(t);
-  }
-  return e > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(e);
 }
 
 namespace {
@@ -351,26 +343,6 @@ void base64_encode(std::string_view in, std::string* out) {
   *out += kB64[(w >> 12) & 63];
   *out += rest == 2 ? kB64[(w >> 6) & 63] : '=';
   *out += '=';
-}
-
-bool decode_udp_header(std::string_view d, UdpHeader* h) noexcept {
-  if (d.size() < kUdpHeaderSize) return false;
-  auto u16 = [&](std::size_t o) {
-    return static_cast<uint16_t>((static_cast<uint8_t>(d[o]) << 8) | static_cast<uint8_t>(d[o + 1]));
-  };
-  h->request_id = u16(0);
-  h->seq = u16(2);
-  h->count = u16(4);
-  h->reserved = u16(6);
-  return true;
-}
-
-void encode_udp_header(const UdpHeader& h, uint8_t* out) noexcept {
-  const uint16_t v[4] = {h.request_id, h.seq, h.count, h.reserved};
-  for (int i = 0; i < 4; ++i) {
-    out[2 * i] = static_cast<uint8_t>(v[i] >> 8);
-    out[2 * i + 1] = static_cast<uint8_t>(v[i] & 0xff);
-  }
 }
 
 namespace {
@@ -441,27 +413,27 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
       if (tk.n != 3 && tk.n != 4) return err(kError, linelen);
       req->key = req->raw_key = tk.t[1];
       if (!valid_key(req->key)) return err(kBadFormat, linelen);
-      if (!parse_u64(tk.t[2], &req->delta)) return err(kBadDelta, linelen);
+      if (!parse_argument_u64(tk.t[2], &req->delta)) return err(kBadDelta, linelen);
       req->noreply = tk.n == 4 && tk.t[3] == "noreply";
       return ok(linelen);
     case Cmd::kTouch:
       if (tk.n != 3 && tk.n != 4) return err(kError, linelen);
       req->key = req->raw_key = tk.t[1];
       if (!valid_key(req->key)) return err(kBadFormat, linelen);
-      if (!parse_i64(tk.t[2], &req->exptime)) return err(kBadExptime, linelen);
+      if (!parse_argument_i64(tk.t[2], &req->exptime)) return err(kBadExptime, linelen);
       req->noreply = tk.n == 4 && tk.t[3] == "noreply";
       return ok(linelen);
     case Cmd::kFlushAll: {
       if (tk.n > 3) return err(kError, linelen);
       req->noreply = tk.t[tk.n - 1] == "noreply";
       const std::size_t args = tk.n - 1 - (req->noreply ? 1 : 0);
-      if (args == 1 && !parse_i64(tk.t[1], &req->number)) return err(kBadExptime, linelen);
+      if (args == 1 && !parse_argument_i64(tk.t[1], &req->number)) return err(kBadExptime, linelen);
       return ok(linelen);
     }
     case Cmd::kVerbosity:
       if (tk.n != 2 && tk.n != 3) return err(kError, linelen);
       req->noreply = tk.t[tk.n - 1] == "noreply";
-      if (!parse_i64(tk.t[1], &req->number)) return err(kBadFormat, linelen);
+      if (!parse_argument_i64(tk.t[1], &req->number)) return err(kBadFormat, linelen);
       return ok(linelen);
     case Cmd::kStats:
       req->stats_arg = tk.n > 1 ? tk.t[1] : std::string_view{};
@@ -474,18 +446,6 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
 }
 }  // namespace
 
-namespace {
-uint16_t be16(const char* p) { return static_cast<uint16_t>((static_cast<uint8_t>(p[0]) << 8) | static_cast<uint8_t>(p[1])); }
-uint32_t be32(const char* p) { return (uint32_t{be16(p)} << 16) | be16(p + 2); }
-void put16(std::string* o, uint16_t v) {
-  o->push_back(static_cast<char>(v >> 8));
-  o->push_back(static_cast<char>(v & 0xff));
-}
-void put32(std::string* o, uint32_t v) {
-  put16(o, static_cast<uint16_t>(v >> 16));
-  put16(o, static_cast<uint16_t>(v & 0xffff));
-}
-}  // namespace
 
 BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req, std::size_t* consumed) noexcept {
   if (in.empty()) return BinParse::kNeedMore;
@@ -494,13 +454,13 @@ BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req
   BinHeader& h = req->h;
   h.magic = static_cast<uint8_t>(in[0]);
   h.opcode = static_cast<uint8_t>(in[1]);
-  h.key_len = be16(in.data() + 2);
+  h.key_len = load_be16(in.data() + 2);
   h.extras_len = static_cast<uint8_t>(in[4]);
   h.data_type = static_cast<uint8_t>(in[5]);
-  h.status = be16(in.data() + 6);
-  h.body_len = be32(in.data() + 8);
-  h.opaque = be32(in.data() + 12);
-  h.cas = (uint64_t{be32(in.data() + 16)} << 32) | be32(in.data() + 20);
+  h.status = load_be16(in.data() + 6);
+  h.body_len = load_be32(in.data() + 8);
+  h.opaque = load_be32(in.data() + 12);
+  h.cas = load_be64(in.data() + 16);
   if (h.body_len > max_body || std::size_t{h.key_len} + h.extras_len > h.body_len || h.key_len > kMaxKeyLen) {
     return BinParse::kBad;
   }
@@ -529,16 +489,17 @@ std::string_view bin_status_message(BinStatus s) noexcept {
 }
 
 void append_binary_header(const BinHeader& h, std::string* o) {
-  o->push_back(static_cast<char>(h.magic));
-  o->push_back(static_cast<char>(h.opcode));
-  put16(o, h.key_len);
-  o->push_back(static_cast<char>(h.extras_len));
-  o->push_back(static_cast<char>(h.data_type));
-  put16(o, h.status);
-  put32(o, h.body_len);
-  put32(o, h.opaque);
-  put32(o, static_cast<uint32_t>(h.cas >> 32));
-  put32(o, static_cast<uint32_t>(h.cas & 0xffffffffu));
+  uint8_t b[kBinHeaderSize];
+  b[0] = h.magic;
+  b[1] = h.opcode;
+  store_be16(b + 2, h.key_len);
+  b[4] = h.extras_len;
+  b[5] = h.data_type;
+  store_be16(b + 6, h.status);
+  store_be32(b + 8, h.body_len);
+  store_be32(b + 12, h.opaque);
+  store_be64(b + 16, h.cas);
+  o->append(reinterpret_cast<const char*>(b), sizeof(b));
 }
 
 }  // namespace ferrite::proto::mc

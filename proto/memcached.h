@@ -1,8 +1,9 @@
 // memcached's text protocol (classic and meta commands) as pure functions
-// over bytes: parse one request from the front of a buffer, and the UDP
-// frame header. No sockets, no index: server/memcached/ executes what
-// this decodes. Semantics and reply strings follow memcached 1.6's
-// protocol.txt (docs/memcached.md lists what Ferrite does differently).
+// over bytes: parse one request from the front of a buffer; the binary
+// protocol's header. The UDP frame header is in memcached_udp.h (included).
+// No sockets, no index: server/memcached/ executes what this decodes.
+// Semantics and reply strings follow memcached 1.6's protocol.txt
+// (docs/memcached.md lists what Ferrite does differently).
 //
 // A request is a command line ending in "\n" (usually "\r\n"), tokens
 // separated by spaces; storage commands (set, add, ..., ms) carry a data
@@ -20,19 +21,22 @@
 #include <string>
 #include <string_view>
 
+#include "common/limits.h"
+#include "proto/exptime.h"
+#include "proto/memcached_udp.h"
+
 namespace ferrite::proto::mc {
 
-inline constexpr std::size_t kMaxKeyLen = 250;
-inline constexpr std::size_t kMaxValueLen = 1u << 20;   // memcached's default item_size_max
+// memcached's limits are ours (KEY_MAX_LENGTH, the default item_size_max).
+using limits::kMaxKeyLen;
+using limits::kMaxValueLen;
 inline constexpr std::size_t kMaxLineLen = 64u << 10;   // longer lines: error, connection closed
 inline constexpr std::size_t kMaxOpaqueLen = 32;
 inline constexpr std::size_t kMaxMetaFlags = 24;
-inline constexpr std::size_t kUdpHeaderSize = 8;
-inline constexpr std::size_t kUdpMaxPayload = 1400;     // reply bytes per datagram after the header
 // Largest reply to one UDP request (before framing): a larger one is not
 // built; the request is answered "SERVER_ERROR reply too large for UDP".
 // One item of kMaxValueLen fits with room to spare.
-inline constexpr std::size_t kUdpMaxReply = 2u << 20;
+inline constexpr std::size_t kUdpMaxReply = 2 * kMaxValueLen;
 
 enum class Cmd : uint8_t {
   kGet, kGets, kGat, kGats,
@@ -120,52 +124,21 @@ class KeyIter {
   std::string_view rest_;
 };
 
-// memcached's exptime rule: 0 never; negative already expired; up to 30
-// days relative to now; beyond, an absolute unix time. Returns the absolute
-// unix time for the index (0 = never, 1 = long past).
-uint32_t absolute_exptime(int64_t exptime, uint64_t now_unix) noexcept;
+// memcached's exptime rule (proto/exptime.h).
+using proto::absolute_exptime;
 
 // Standard base64 (RFC 4648, with padding). decode returns false on bad
 // input or if the result does not fit out_cap.
 bool base64_decode(std::string_view in, char* out, std::size_t out_cap, std::size_t* out_len) noexcept;
 void base64_encode(std::string_view in, std::string* out);
 
-// Parses a decimal u64 the way memcached's numeric arguments must look:
-// digits only, no sign, no overflow.
-bool parse_u64(std::string_view s, uint64_t* v) noexcept;
-bool parse_i64(std::string_view s, int64_t* v) noexcept;
+// Parses a command argument the way memcached's numeric arguments must
+// look: digits only, no sign, no overflow (the _i64 form allows one sign).
+// Not the rule for a stored counter (index/worker.cc parse_counter_value).
+bool parse_argument_u64(std::string_view s, uint64_t* v) noexcept;
+bool parse_argument_i64(std::string_view s, int64_t* v) noexcept;
 
-// UDP frame header: four big-endian u16.
-struct UdpHeader {
-  uint16_t request_id = 0;
-  uint16_t seq = 0;
-  uint16_t count = 1;
-  uint16_t reserved = 0;
-};
-bool decode_udp_header(std::string_view dgram, UdpHeader* h) noexcept;
-void encode_udp_header(const UdpHeader& h, uint8_t* out) noexcept;  // writes kUdpHeaderSize bytes
-
-// Cuts a reply into datagrams of at most kUdpHeaderSize + max_payload
-// bytes, each with the request id and seq/count filled in, and calls
-// emit(span of bytes) for each. An empty reply emits nothing. Returns the
-// number of datagrams, 0 if more than 65535 would be needed.
-template <typename Emit>
-std::size_t udp_fragment(uint16_t request_id, std::string_view reply, std::size_t max_payload, std::string* scratch,
-                         Emit&& emit) {
-  if (reply.empty() || max_payload == 0) return 0;
-  const std::size_t n = (reply.size() + max_payload - 1) / max_payload;
-  if (n > 65535) return 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t off = i * max_payload;
-    const std::size_t len = reply.size() - off < max_payload ? reply.size() - off : max_payload;
-    scratch->resize(kUdpHeaderSize + len);
-    UdpHeader h{request_id, static_cast<uint16_t>(i), static_cast<uint16_t>(n), 0};
-    encode_udp_header(h, reinterpret_cast<uint8_t*>(scratch->data()));
-    scratch->replace(kUdpHeaderSize, len, reply.data() + off, len);
-    emit(std::string_view(*scratch));
-  }
-  return n;
-}
+// The UDP frame header and udp_fragment: proto/memcached_udp.h.
 
 // memcached's binary protocol (deprecated upstream; spoken on TCP so that
 // binary clients and memccapable's binary tests work): 24-byte big-endian

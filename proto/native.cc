@@ -8,16 +8,16 @@ namespace ferrite::proto {
 Result decode_header(std::span<const uint8_t> d, Header* h, std::span<const uint8_t>* payload) noexcept {
   if (d.size() < kHeaderSize || d.size() > kMaxDatagram) return Result::kMalformed;
   const uint8_t* p = d.data();
-  if (load_u16(p) != kMagic || p[2] != kVersion) return Result::kMalformed;
+  if (load_le16(p) != kMagic || p[2] != kVersion) return Result::kMalformed;
   const uint8_t type = p[3];
   if (type < 1 || type > 5) return Result::kMalformed;
   h->type = static_cast<MsgType>(type);
-  h->frag_index = load_u16(p + 4);
-  h->frag_count = load_u16(p + 6);
-  h->msg_len = load_u32(p + 8);
-  h->frag_offset = load_u32(p + 12);
-  h->request_id = load_u64(p + 16);
-  h->cookie = load_u64(p + 24);
+  h->frag_index = load_le16(p + 4);
+  h->frag_count = load_le16(p + 6);
+  h->msg_len = load_le32(p + 8);
+  h->frag_offset = load_le32(p + 12);
+  h->request_id = load_le64(p + 16);
+  h->cookie = load_le64(p + 24);
   const std::size_t plen = d.size() - kHeaderSize;
   if (h->frag_count == 0 || h->frag_count > kMaxFragments || h->frag_index >= h->frag_count) return Result::kMalformed;
   if (h->msg_len > kMaxMessage) return Result::kMalformed;
@@ -28,15 +28,15 @@ Result decode_header(std::span<const uint8_t> d, Header* h, std::span<const uint
 }
 
 void encode_header(const Header& h, uint8_t* p) noexcept {
-  store_u16(p, kMagic);
+  store_le16(p, kMagic);
   p[2] = kVersion;
   p[3] = static_cast<uint8_t>(h.type);
-  store_u16(p + 4, h.frag_index);
-  store_u16(p + 6, h.frag_count);
-  store_u32(p + 8, h.msg_len);
-  store_u32(p + 12, h.frag_offset);
-  store_u64(p + 16, h.request_id);
-  store_u64(p + 24, h.cookie);
+  store_le16(p + 4, h.frag_index);
+  store_le16(p + 6, h.frag_count);
+  store_le32(p + 8, h.msg_len);
+  store_le32(p + 12, h.frag_offset);
+  store_le64(p + 16, h.request_id);
+  store_le64(p + 24, h.cookie);
 }
 
 RequestReader::Next RequestReader::next(RequestOp* op) noexcept {
@@ -44,14 +44,14 @@ RequestReader::Next RequestReader::next(RequestOp* op) noexcept {
   if (static_cast<std::size_t>(end_ - p_) < kOpHeaderSize) return Next::kMalformed;
   const uint8_t code = p_[0];
   const uint8_t klen = p_[1];
-  const uint32_t vlen = load_u32(p_ + 4);
+  const uint32_t vlen = load_le32(p_ + 4);
   const std::size_t avail = static_cast<std::size_t>(end_ - p_) - kOpHeaderSize;
   if (static_cast<uint64_t>(klen) + vlen > avail) return Next::kMalformed;
   op->opcode = static_cast<Opcode>(code);
-  op->op_flags = load_u16(p_ + 2);
-  op->client_flags = load_u32(p_ + 8);
-  op->exptime = load_u32(p_ + 12);
-  op->arg = load_u64(p_ + 16);
+  op->op_flags = load_le16(p_ + 2);
+  op->client_flags = load_le32(p_ + 8);
+  op->exptime = load_le32(p_ + 12);
+  op->arg = load_le64(p_ + 16);
   const char* kp = reinterpret_cast<const char*>(p_ + kOpHeaderSize);
   op->key = std::string_view(kp, klen);
   op->value = std::string_view(kp + klen, vlen);
@@ -68,11 +68,11 @@ void append_request_op(std::vector<uint8_t>* body, const RequestOp& op) {
   uint8_t* p = body->data() + at;
   p[0] = static_cast<uint8_t>(op.opcode);
   p[1] = static_cast<uint8_t>(std::min<std::size_t>(op.key.size(), 255));
-  store_u16(p + 2, op.op_flags);
-  store_u32(p + 4, static_cast<uint32_t>(op.value.size()));
-  store_u32(p + 8, op.client_flags);
-  store_u32(p + 12, op.exptime);
-  store_u64(p + 16, op.arg);
+  store_le16(p + 2, op.op_flags);
+  store_le32(p + 4, static_cast<uint32_t>(op.value.size()));
+  store_le32(p + 8, op.client_flags);
+  store_le32(p + 12, op.exptime);
+  store_le64(p + 16, op.arg);
   if (p[1] != 0) std::memcpy(p + kOpHeaderSize, op.key.data(), p[1]);
   if (!op.value.empty()) std::memcpy(p + kOpHeaderSize + p[1], op.value.data(), op.value.size());
   body->resize(at + kOpHeaderSize + p[1] + op.value.size());
@@ -86,24 +86,24 @@ void append_response_op(std::vector<uint8_t>* out, const ResponseOp& op) {
   uint8_t* p = out->data() + at;
   p[0] = static_cast<uint8_t>(op.opcode);
   p[1] = static_cast<uint8_t>(op.status);
-  store_u16(p + 2, op.index);
-  store_u32(p + 4, static_cast<uint32_t>(op.value.size()));
-  store_u32(p + 8, op.client_flags);
-  store_u32(p + 12, 0);
-  store_u64(p + 16, op.version);
+  store_le16(p + 2, op.index);
+  store_le32(p + 4, static_cast<uint32_t>(op.value.size()));
+  store_le32(p + 8, op.client_flags);
+  store_le32(p + 12, 0);
+  store_le64(p + 16, op.version);
   if (!op.value.empty()) std::memcpy(p + kOpHeaderSize, op.value.data(), op.value.size());
 }
 
 Result ResponseReader::next(ResponseOp* op) noexcept {
   if (p_ == end_) return Result::kNotFound;
   if (static_cast<std::size_t>(end_ - p_) < kOpHeaderSize) return Result::kMalformed;
-  const uint32_t vlen = load_u32(p_ + 4);
+  const uint32_t vlen = load_le32(p_ + 4);
   if (vlen > static_cast<std::size_t>(end_ - p_) - kOpHeaderSize) return Result::kMalformed;
   op->opcode = static_cast<Opcode>(p_[0]);
-  op->status = static_cast<Status>(p_[1]);
-  op->index = load_u16(p_ + 2);
-  op->client_flags = load_u32(p_ + 8);
-  op->version = load_u64(p_ + 16);
+  op->status = static_cast<OpStatus>(p_[1]);
+  op->index = load_le16(p_ + 2);
+  op->client_flags = load_le32(p_ + 8);
+  op->version = load_le64(p_ + 16);
   op->value = std::string_view(reinterpret_cast<const char*>(p_ + kOpHeaderSize), vlen);
   p_ += kOpHeaderSize + vlen;
   return Result::kOk;
@@ -112,10 +112,10 @@ Result ResponseReader::next(ResponseOp* op) noexcept {
 void append_scan_entry(std::string* out, const ScanEntry& e) {
   uint8_t h[kScanEntryHeader];
   h[0] = static_cast<uint8_t>(e.key.size());
-  store_u32(h + 1, static_cast<uint32_t>(e.value.size()));
-  store_u32(h + 5, e.flags);
-  store_u32(h + 9, e.exptime);
-  store_u64(h + 13, e.version);
+  store_le32(h + 1, static_cast<uint32_t>(e.value.size()));
+  store_le32(h + 5, e.flags);
+  store_le32(h + 9, e.exptime);
+  store_le64(h + 13, e.version);
   out->append(reinterpret_cast<const char*>(h), sizeof(h));
   out->append(e.key);
   out->append(e.value);
@@ -129,10 +129,10 @@ bool read_scan_page(std::string_view page, std::vector<ScanEntry>* out) {
     if (left < kScanEntryHeader) return false;
     ScanEntry e;
     const std::size_t klen = p[0];
-    const uint32_t vlen = load_u32(p + 1);
-    e.flags = load_u32(p + 5);
-    e.exptime = load_u32(p + 9);
-    e.version = load_u64(p + 13);
+    const uint32_t vlen = load_le32(p + 1);
+    e.flags = load_le32(p + 5);
+    e.exptime = load_le32(p + 9);
+    e.version = load_le64(p + 13);
     if (klen + static_cast<uint64_t>(vlen) > left - kScanEntryHeader) return false;
     e.key = std::string_view(reinterpret_cast<const char*>(p + kScanEntryHeader), klen);
     e.value = std::string_view(reinterpret_cast<const char*>(p + kScanEntryHeader + klen), vlen);

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/endian.h"
+#include "common/limits.h"
 #include "common/result.h"
 
 namespace ferrite::proto {
@@ -25,10 +27,11 @@ inline constexpr std::size_t kHeaderSize = 32;
 inline constexpr std::size_t kOpHeaderSize = 24;
 inline constexpr std::size_t kMaxDatagram = 65507;
 inline constexpr std::size_t kDefaultDatagram = 1472;
-inline constexpr std::size_t kMaxMessage = 2u << 20;
+inline constexpr std::size_t kMaxMessage = 2 * limits::kMaxValueLen;  // a largest item and its headers fit
 inline constexpr uint16_t kMaxFragments = 1024;
-inline constexpr std::size_t kMaxKey = 250;
-inline constexpr std::size_t kMaxValue = 1u << 20;
+// The native protocol carries the store's item limits unchanged.
+inline constexpr std::size_t kMaxKey = limits::kMaxKeyLen;
+inline constexpr std::size_t kMaxValue = limits::kMaxValueLen;
 
 enum class MsgType : uint8_t { kRequest = 1, kResponse = 2, kHello = 3, kCookie = 4, kError = 5 };
 
@@ -53,7 +56,9 @@ void append_scan_entry(std::string* out, const ScanEntry& e);
 // Reads entries from a page; false if the page is malformed.
 bool read_scan_page(std::string_view page, std::vector<ScanEntry>* out);
 
-enum class Status : uint8_t {
+// The outcome of one op, a byte in each response op. Named apart from
+// ferrite::Status (common/status.h), which carries setup-path errors.
+enum class OpStatus : uint8_t {
   kOk = 0, kNotFound = 1, kExists = 2, kNotStored = 3, kCasMismatch = 4, kOutOfMemory = 5,
   kTooLarge = 6, kBadKey = 7, kNotNumeric = 8, kMalformed = 9, kUnknownOpcode = 10,
 };
@@ -112,7 +117,7 @@ void append_request_op(std::vector<uint8_t>* body, const RequestOp& op);
 
 struct ResponseOp {
   Opcode opcode = Opcode::kNoop;
-  Status status = Status::kOk;
+  OpStatus status = OpStatus::kOk;
   uint16_t index = 0;
   uint32_t client_flags = 0;
   uint64_t version = 0;
@@ -163,14 +168,6 @@ class Reassembly {
   std::size_t fragments_ = 0;
 };
 
-// ---- little-endian helpers ----
-inline uint16_t load_u16(const uint8_t* p) noexcept { uint16_t v; std::memcpy(&v, p, 2); return v; }
-inline uint32_t load_u32(const uint8_t* p) noexcept { uint32_t v; std::memcpy(&v, p, 4); return v; }
-inline uint64_t load_u64(const uint8_t* p) noexcept { uint64_t v; std::memcpy(&v, p, 8); return v; }
-inline void store_u16(uint8_t* p, uint16_t v) noexcept { std::memcpy(p, &v, 2); }
-inline void store_u32(uint8_t* p, uint32_t v) noexcept { std::memcpy(p, &v, 4); }
-inline void store_u64(uint8_t* p, uint64_t v) noexcept { std::memcpy(p, &v, 8); }
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format is little-endian; so is this host");
 
 template <typename Emit>
 std::size_t fragment(Header h, std::span<const uint8_t> body, std::size_t max_dgram, std::vector<uint8_t>* scratch,

@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "recovery/journal.h"
 #include "recovery/pfsim.h"
@@ -160,8 +161,8 @@ std::unique_ptr<Runner> make_server_runner(const Options& o);
 
 // ---- helpers shared by the runners (crashtest_util.cc) ----
 
-double ms_since(const struct timespec& t0) noexcept;
-struct timespec now_mono() noexcept;
+// Milliseconds since t0_ns, a mono_now_ns() reading (common/clock.h).
+double ms_since(uint64_t t0_ns) noexcept;
 
 // Reads the crashed pool at path with the offline checker; fills
 // out->check_* and the leak fields. A pool the checker cannot open at all is a
@@ -180,7 +181,7 @@ Status finish_power_failure(const std::string& shadow, const std::string& pool, 
 // (--corrupt-acked) and run_checker; out->check_ms counts from t_check.
 Status crash_image_and_check(const std::string& shadow, const std::string& pool, const Options& o,
                              bool power_failed, uint64_t seed, const std::vector<JRecord>& recs,
-                             std::mt19937_64& rng, const struct timespec& t_check, CycleOutcome* out);
+                             std::mt19937_64& rng, uint64_t t_check, CycleOutcome* out);
 
 // Test-only (--corrupt-acked): picks a key whose last op in recs is an
 // acknowledged set and flips one byte of that value wherever it occurs in

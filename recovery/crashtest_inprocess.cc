@@ -63,11 +63,6 @@ struct Shared {
   std::atomic<uint64_t> first_burst_ns;  // ... when its first burst returned (0: none yet)
 };
 
-uint64_t mono_ns() {
-  const struct timespec t = now_mono();
-  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
-
 class InProcessRunner final : public Runner {
  public:
   explicit InProcessRunner(const Options& o)
@@ -167,7 +162,7 @@ void InProcessRunner::child_main(int ready_fd, uint64_t seed) {
     (*idx)->wait_repaired();
     start_sim();
   }
-  shared_->ready_ns.store(mono_ns());
+  shared_->ready_ns.store(mono_now_ns());
   ready_fd_ = ready_fd;
   if (::write(ready_fd, "r", 1) != 1) fail("ready pipe");
 
@@ -273,7 +268,7 @@ void InProcessRunner::writer(index::Index& idx, unsigned t, uint64_t seed, std::
     }
     if (!journal.flush().is_ok()) ::_exit(12);
     if (shared_->bursts.fetch_add(1, std::memory_order_relaxed) == 0) {
-      shared_->first_burst_ns.store(mono_ns());
+      shared_->first_burst_ns.store(mono_now_ns());
       if (::write(ready_fd_, "w", 1) != 1) ::_exit(13);
     }
     done += b;
@@ -285,7 +280,7 @@ void InProcessRunner::writer(index::Index& idx, unsigned t, uint64_t seed, std::
 // Writes every key once, in order, from worker 0 with the background cleaner
 // running (setup; no crash): the pool is full from the first cycle on.
 Status InProcessRunner::preload(index::Index& idx, std::vector<JRecord>* recs) {
-  const struct timespec t0 = now_mono();
+  const uint64_t t0 = mono_now_ns();
   index::Worker& w = idx.worker(0);
   constexpr uint32_t kBurst = 32;
   std::vector<std::string> keys(kBurst), vals(kBurst);
@@ -334,7 +329,7 @@ Status InProcessRunner::preload(index::Index& idx, std::vector<JRecord>* recs) {
 // timeout or EOF (*timed_out tells which, if given).
 bool read_byte(int fd, int timeout_ms, bool* timed_out = nullptr) {
   pollfd pfd{fd, POLLIN, 0};
-  const struct timespec t0 = now_mono();
+  const uint64_t t0 = mono_now_ns();
   if (timed_out != nullptr) *timed_out = false;
   for (;;) {
     const int left = timeout_ms - static_cast<int>(ms_since(t0));
@@ -375,7 +370,7 @@ Status InProcessRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* ou
   shared_->ready_ns.store(0);
   shared_->first_burst_ns.store(0);
   for (const std::string& j : journals_) ::unlink(j.c_str());
-  const struct timespec t_start = now_mono();
+  const uint64_t t_start = mono_now_ns();
 
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return Status::io_error("pipe");
@@ -419,7 +414,7 @@ Status InProcessRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* ou
   if (shared_->ready_ns.load() != 0 && shared_->first_burst_ns.load() != 0) {
     out->start_ms = static_cast<double>(shared_->first_burst_ns.load() - shared_->ready_ns.load()) / 1e6;
   }
-  const struct timespec t_check = now_mono();
+  const uint64_t t_check = mono_now_ns();
   out->no_space = shared_->no_space.load() - no_space0;
   out->live_full = shared_->live_full.load() - live_full0;
   out->bad_reads = shared_->bad_reads.load() - bad_reads0;
@@ -452,7 +447,7 @@ Status InProcessRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* ou
   FERRITE_RETURN_IF_ERROR(crash_image_and_check(shadow_, pool_, o_, o_.pf != Pf::kOff && shared_->sim_started.load() != 0,
                                                 seed, recs, rng, t_check, out));
   if (!out->recovery_error.empty()) return Status::ok();
-  const struct timespec t_verify = now_mono();
+  const uint64_t t_verify = mono_now_ns();
   Status s = recover_and_verify(n, recs, out);
   out->verify_ms = ms_since(t_verify);
   return s;
@@ -463,7 +458,7 @@ Status InProcessRunner::recover_and_verify(uint64_t n, const std::vector<JRecord
     if (r.type == JType::kIssue) ++out->issued;
     else ++out->acked;
   }
-  const struct timespec t0 = now_mono();
+  const uint64_t t0 = mono_now_ns();
   auto pool = pmem::Pool::open(pool_);
   if (!pool) {
     out->recovery_error = "reopen: " + pool.status().to_string();

@@ -178,7 +178,7 @@ bool ServerRunner::start_server(double* ready_ms, std::string* err) {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::fflush(nullptr);
-  const struct timespec t0 = now_mono();
+  const uint64_t t0 = mono_now_ns();
   const pid_t pid = ::fork();
   if (pid < 0) {
     *err = fmt::format("fork: {}", std::strerror(errno));
@@ -269,21 +269,21 @@ void ServerRunner::writer(unsigned t, uint64_t seed, Shared* sh, Journal* journa
     // next batch goes on (the same socket: the server sees them in order).
     if (!s.is_ok() || replies.size() != b) continue;
     for (std::size_t i = 0; i < b; ++i) {
-      const proto::Status r = replies[i].status;
+      const proto::OpStatus r = replies[i].status;
       if (ops[i].opcode == proto::Opcode::kGet) {
         uint32_t vid = 0;
         uint64_t vseq = 0;
-        if (r == proto::Status::kOk ? !parse_campaign_value(replies[i].value, o_.value_min, o_.value_max, &vid, &vseq) ||
+        if (r == proto::OpStatus::kOk ? !parse_campaign_value(replies[i].value, o_.value_min, o_.value_max, &vid, &vseq) ||
                                           vid != ids[i]
-                                    : r != proto::Status::kNotFound) {
+                                    : r != proto::OpStatus::kNotFound) {
           sh->bad_reads.fetch_add(1, std::memory_order_relaxed);
         }
         continue;
       }
       const bool del = ops[i].opcode == proto::Opcode::kDel;
-      if (r == proto::Status::kOk || (del && r == proto::Status::kNotFound)) {
+      if (r == proto::OpStatus::kOk || (del && r == proto::OpStatus::kNotFound)) {
         journal->ack(del ? JOp::kDel : JOp::kSet, ids[i], seqs[i]);
-      } else if (r == proto::Status::kOutOfMemory) {
+      } else if (r == proto::OpStatus::kOutOfMemory) {
         sh->no_space.fetch_add(1, std::memory_order_relaxed);
       }
     }
@@ -303,7 +303,7 @@ Status ServerRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) 
   // early, while the first writes are under way.
   const bool early = rng() % 100 < o_.early_kill_pct;
   const unsigned early_ms = static_cast<unsigned>(rng() % 150);
-  const struct timespec t_start = now_mono();
+  const uint64_t t_start = mono_now_ns();
   Shared sh;
   sh.next_seq.store(model_.max_seq() + 1);
   std::vector<Journal> journals(o_.workers);
@@ -336,7 +336,7 @@ Status ServerRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) 
   out->no_space = sh.no_space.load();
   out->bad_reads = sh.bad_reads.load();
   out->write_ms = ms_since(t_start);
-  const struct timespec t_check = now_mono();
+  const uint64_t t_check = mono_now_ns();
   if (!killed) return Status::internal(fmt::format("the server ended on its own before the kill (exit {})", code));
 
   std::vector<JRecord> recs;
@@ -349,7 +349,7 @@ Status ServerRunner::cycle(uint64_t n, std::mt19937_64& rng, CycleOutcome* out) 
   FERRITE_RETURN_IF_ERROR(
       crash_image_and_check(shadow_, pool_, o_, o_.pf != Pf::kOff, seed, recs, rng, t_check, out));
   if (!out->recovery_error.empty()) return Status::ok();
-  const struct timespec t_verify = now_mono();
+  const uint64_t t_verify = mono_now_ns();
   std::string err;
   double ms = 0;
   if (!start_server(&ms, &err)) {
@@ -390,10 +390,10 @@ void ServerRunner::verify(CycleOutcome* out, const std::vector<JRecord>& recs) {
       return;
     }
     for (uint32_t i = 0; i < b; ++i) {
-      if (replies[i].status == proto::Status::kOk) {
+      if (replies[i].status == proto::OpStatus::kOk) {
         values[first + i] = std::move(replies[i].value);
         ++out->keys_present;
-      } else if (replies[i].status != proto::Status::kNotFound) {
+      } else if (replies[i].status != proto::OpStatus::kNotFound) {
         out->recovery_error = fmt::format("get {}: {}", keys[i], client::status_name(replies[i].status));
         return;
       }
@@ -427,7 +427,7 @@ void ServerRunner::verify(CycleOutcome* out, const std::vector<JRecord>& recs) {
 }
 
 Status ServerRunner::preload() {
-  const struct timespec t0 = now_mono();
+  const uint64_t t0 = mono_now_ns();
   client::ClientOptions co;
   co.timeout_ms = 1000;
   co.attempts = 3;
@@ -458,11 +458,11 @@ Status ServerRunner::preload() {
     }
     for (uint32_t i = 0; i < b; ++i) {
       const uint32_t id = first + i;
-      if (replies[i].status == proto::Status::kOk) {
+      if (replies[i].status == proto::OpStatus::kOk) {
         journal.ack(JOp::kSet, id, preload_seq(id));
         ++preload_.acked;
         preload_.bytes += record_bytes(id, preload_seq(id), o_);
-      } else if (replies[i].status == proto::Status::kOutOfMemory) {
+      } else if (replies[i].status == proto::OpStatus::kOutOfMemory) {
         ++preload_.refused;
       } else {
         return Status::internal(fmt::format("preload: set {}: {}", keys[i], client::status_name(replies[i].status)));

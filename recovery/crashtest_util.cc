@@ -54,16 +54,7 @@ uint64_t acked_set_bytes(const std::vector<JRecord>& recs, const Options& o) {
   return n;
 }
 
-struct timespec now_mono() noexcept {
-  struct timespec t {};
-  ::clock_gettime(CLOCK_MONOTONIC, &t);
-  return t;
-}
-
-double ms_since(const struct timespec& t0) noexcept {
-  const struct timespec t = now_mono();
-  return static_cast<double>(t.tv_sec - t0.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec - t0.tv_nsec) / 1e6;
-}
+double ms_since(uint64_t t0_ns) noexcept { return static_cast<double>(mono_now_ns() - t0_ns) / 1e6; }
 
 namespace {
 
@@ -127,7 +118,7 @@ void recheck_leaks(const std::string& path, CycleOutcome* out) {
 
 Status crash_image_and_check(const std::string& shadow, const std::string& pool, const Options& o,
                              bool power_failed, uint64_t seed, const std::vector<JRecord>& recs,
-                             std::mt19937_64& rng, const struct timespec& t_check, CycleOutcome* out) {
+                             std::mt19937_64& rng, uint64_t t_check, CycleOutcome* out) {
   if (power_failed) FERRITE_RETURN_IF_ERROR(finish_power_failure(shadow, pool, o.pf, seed ^ 0x9f));
   if (o.corrupt_acked) {
     auto k = corrupt_one_acked(pool, recs, o, rng);

@@ -55,6 +55,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "common/histogram.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "recovery/crashtest.h"
 
@@ -82,7 +84,7 @@ struct Totals {
   uint64_t corrupted = 0;
   uint64_t leaks = 0, leak_bytes = 0, leak_cycles = 0, leaks_after_recovery = 0;
   std::map<std::string, uint64_t> leak_classes;
-  std::vector<double> recovery_ms, start_ms;
+  Histogram recovery_ns, start_ns;  // per cycle
   double write_ms = 0, check_ms = 0, verify_ms = 0;
 
   void add(const CycleOutcome& c) {
@@ -127,8 +129,8 @@ struct Totals {
     for (const auto& [cls, n] : c.leak_classes) leak_classes[cls] += n;
     recovery_failures += c.recovery_error.empty() ? 0 : 1;
     corrupted += c.corrupted_key.empty() ? 0 : 1;
-    if (c.recovery_ms >= 0) recovery_ms.push_back(c.recovery_ms);
-    if (c.start_ms >= 0) start_ms.push_back(c.start_ms);
+    if (c.recovery_ms >= 0) recovery_ns.record(static_cast<uint64_t>(c.recovery_ms * 1e6));
+    if (c.start_ms >= 0) start_ns.record(static_cast<uint64_t>(c.start_ms * 1e6));
     write_ms += c.write_ms;
     check_ms += c.check_ms;
     verify_ms += c.verify_ms;
@@ -139,12 +141,7 @@ struct Totals {
   }
 };
 
-double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size())));
-  return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
-}
+double ms_of(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 std::string si(uint64_t n) {
   if (n >= 10'000'000) return fmt::format("{:.1f}M", static_cast<double>(n) / 1e6);
@@ -328,8 +325,8 @@ int main(int argc, char** argv) {
   }
   if (o.cycles == 0) return usage("--cycles must be at least 1");
   if (o.keys == 0) return usage("--keys must be at least 1");
-  if (o.value_min == 0 || o.value_max < o.value_min || o.value_max > (1u << 20)) {
-    return usage("need 1 <= --value-min <= --value-max <= 1048576");
+  if (o.value_min == 0 || o.value_max < o.value_min || o.value_max > limits::kMaxValueLen) {
+    return usage(fmt::format("need 1 <= --value-min <= --value-max <= {}", limits::kMaxValueLen));
   }
   // Threads that flush while the simulator runs: the writers, the cleaner
   // (in-process) or housekeeping thread (server), and a spare; in-process
@@ -362,7 +359,7 @@ int main(int argc, char** argv) {
   Totals t;
   Progress progress(o);
   std::mt19937_64 rng(o.seed);
-  const struct timespec t0 = now_mono();
+  const uint64_t t0 = mono_now_ns();
   int rc = 0;
   std::string stop_reason;
   if (Status s = runner->setup(); !s.is_ok()) {
@@ -521,14 +518,13 @@ int main(int argc, char** argv) {
   }
   out += fmt::format("  recovery failures   {}\n", t.recovery_failures);
   if (o.corrupt_acked) out += fmt::format("  test damage         {} value(s) corrupted on purpose\n", t.corrupted);
-  out += fmt::format("  recovery ms         p50 {:.2f}  p99 {:.2f}  max {:.2f}  ({})\n", percentile(t.recovery_ms, 0.5),
-                     percentile(t.recovery_ms, 0.99),
-                     t.recovery_ms.empty() ? 0.0 : *std::max_element(t.recovery_ms.begin(), t.recovery_ms.end()),
+  out += fmt::format("  recovery ms         p50 {:.2f}  p99 {:.2f}  max {:.2f}  ({})\n", ms_of(t.recovery_ns.percentile(0.5)),
+                     ms_of(t.recovery_ns.percentile(0.99)), ms_of(t.recovery_ns.max()),
                      o.mode == Mode::kServer ? "restart of ferrited until the first get is answered"
                                              : "pool + index open until the first get is answered");
-  if (!t.start_ms.empty()) {
+  if (t.start_ns.count() != 0) {
     out += fmt::format("  first write ms      p50 {:.2f}  p99 {:.2f}  (writers started until the first write was acknowledged)\n",
-                       percentile(t.start_ms, 0.5), percentile(t.start_ms, 0.99));
+                       ms_of(t.start_ns.percentile(0.5)), ms_of(t.start_ns.percentile(0.99)));
   }
   const double nc = static_cast<double>(std::max<uint64_t>(1, t.cycles));
   out += fmt::format("  per cycle (mean)    write+kill {:.0f} ms, power-fail image+check {:.0f} ms, recover+verify {:.0f} ms\n",

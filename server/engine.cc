@@ -9,14 +9,16 @@
 #include <chrono>
 #include <charconv>
 
+#include "common/clock.h"
 #include "common/hash.h"
+#include "proto/exptime.h"
 #include "server/reassembly.h"
 
 namespace ferrite::server {
 namespace {
 
 using proto::Opcode;
-using proto::Status;
+using proto::OpStatus;
 
 struct PeerKey {
   uint64_t addr;  // ip << 16 | port
@@ -28,19 +30,19 @@ struct PeerKeyHash {
 };
 uint64_t peer_addr(const sockaddr_in& p) { return (uint64_t{ntohl(p.sin_addr.s_addr)} << 16) | ntohs(p.sin_port); }
 
-Status to_status(Result r) {
+OpStatus to_status(Result r) {
   switch (r) {
-    case Result::kOk: return Status::kOk;
-    case Result::kNotFound: return Status::kNotFound;
-    case Result::kExists: return Status::kExists;
-    case Result::kNotStored: return Status::kNotStored;
-    case Result::kCasMismatch: return Status::kCasMismatch;
-    case Result::kNoSpace: return Status::kOutOfMemory;
-    case Result::kLiveFull: return Status::kOutOfMemory;
-    case Result::kTooLarge: return Status::kTooLarge;
-    case Result::kBadKey: return Status::kBadKey;
-    case Result::kNotNumeric: return Status::kNotNumeric;
-    default: return Status::kMalformed;
+    case Result::kOk: return OpStatus::kOk;
+    case Result::kNotFound: return OpStatus::kNotFound;
+    case Result::kExists: return OpStatus::kExists;
+    case Result::kNotStored: return OpStatus::kNotStored;
+    case Result::kCasMismatch: return OpStatus::kCasMismatch;
+    case Result::kNoSpace: return OpStatus::kOutOfMemory;
+    case Result::kLiveFull: return OpStatus::kOutOfMemory;
+    case Result::kTooLarge: return OpStatus::kTooLarge;
+    case Result::kBadKey: return OpStatus::kBadKey;
+    case Result::kNotNumeric: return OpStatus::kNotNumeric;
+    default: return OpStatus::kMalformed;
   }
 }
 
@@ -58,18 +60,6 @@ index::OpCode to_index_op(Opcode c) {
     case Opcode::kDel: return index::OpCode::kDel;
     default: return index::OpCode::kGet;
   }
-}
-
-uint64_t unix_now() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
-
-// memcached's rule: up to 30 days is relative, beyond is an absolute time.
-uint32_t absolute_exptime(uint32_t e, uint64_t now) {
-  if (e == 0) return 0;
-  if (e <= 30u * 24 * 3600) return static_cast<uint32_t>(now + e);
-  return e;
 }
 
 constexpr uint8_t kNoOverride = 0xff;
@@ -149,7 +139,7 @@ struct Engine::WorkerState {
   PartialTable partial{64};  // sized from EngineOptions::max_partial by the constructor
   std::chrono::steady_clock::time_point last_sweep{};
   bool swept = false;  // the first idle call sweeps (the steady clock's zero is boot, not "long ago")
-  uint64_t burst_unix = 0;   // unix_now() for this burst, 0 = not read yet
+  uint64_t burst_unix = 0;   // unix_now_s() for this burst, 0 = not read yet
   uint32_t idle_calls = 0;   // on_idle reads the clock on every 32nd call
   // Recent replies for retries: a direct-mapped cache of dup_window slots
   // keyed by (source, request id). A slot's buffer keeps its capacity, so
@@ -174,7 +164,7 @@ struct Engine::WorkerState {
 const EngineStats& Engine::stats(unsigned worker) const { return *workers_[worker]->stats; }
 
 Engine::Engine(index::Index& idx, const EngineOptions& opts)
-    : idx_(idx), opts_(opts), cookies_(opts.cookie_rotation), start_unix_(unix_now()) {
+    : idx_(idx), opts_(opts), cookies_(opts.cookie_rotation), start_unix_(unix_now_s()) {
   for (unsigned w = 0; w < idx.workers(); ++w) {
     auto ws = std::make_unique<WorkerState>();
     ws->worker = &idx.worker(w);
@@ -323,17 +313,17 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
     }
     WorkerState::Entry e{rop.opcode, rop.op_flags, static_cast<uint16_t>(rd.index() - 1), kNoOverride, -1, 0};
     if (next == proto::RequestReader::Next::kUnknownOpcode) {
-      e.override_status = static_cast<uint8_t>(Status::kUnknownOpcode);
+      e.override_status = static_cast<uint8_t>(OpStatus::kUnknownOpcode);
       bump(st.unknown_opcode, 1);
       ws.entries.push_back(e);
       break;  // the rest of the message is not executed
     }
     bump(st.ops, 1);
     if (next == proto::RequestReader::Next::kTooLarge) {
-      e.override_status = static_cast<uint8_t>(Status::kTooLarge);
+      e.override_status = static_cast<uint8_t>(OpStatus::kTooLarge);
       bump(st.too_large, 1);
     } else if (rop.opcode == Opcode::kStats || rop.opcode == Opcode::kNoop || rop.opcode == Opcode::kScan) {
-      e.override_status = static_cast<uint8_t>(Status::kOk);
+      e.override_status = static_cast<uint8_t>(OpStatus::kOk);
       e.arg = rop.arg;
     } else {
       index::Op op;
@@ -343,8 +333,8 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
       op.flags = rop.client_flags;
       // The wall clock is read once per burst, and only if an op needs it
       // (a clock read costs more than a GET's index work on some VMs).
-      if (rop.exptime != 0 && ws.burst_unix == 0) ws.burst_unix = unix_now();
-      op.exptime = absolute_exptime(rop.exptime, ws.burst_unix);
+      if (rop.exptime != 0 && ws.burst_unix == 0) ws.burst_unix = unix_now_s();
+      op.exptime = proto::absolute_exptime(rop.exptime, ws.burst_unix);
       // arg is the expected version of cas only (docs/protocol.md); on other
       // writes a non-zero Op::cas would make the index compare it.
       op.cas = rop.opcode == Opcode::kCas ? rop.arg : 0;
@@ -448,11 +438,11 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
       rop.index = e.index;
       std::string num;
       if (e.override_status != kNoOverride) {
-        rop.status = static_cast<Status>(e.override_status);
-        if (e.opcode == Opcode::kStats && rop.status == Status::kOk) {
+        rop.status = static_cast<OpStatus>(e.override_status);
+        if (e.opcode == Opcode::kStats && rop.status == OpStatus::kOk) {
           ws.stats_value = stats_text();
           rop.value = ws.stats_value;
-        } else if (e.opcode == Opcode::kScan && rop.status == Status::kOk) {
+        } else if (e.opcode == Opcode::kScan && rop.status == OpStatus::kOk) {
           // One page of a dump: ~48 KiB of entries, so the reply stays in the
           // duplicate-reply window (retries of a page are answered from it).
           ws.scan_value.clear();
@@ -484,7 +474,7 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
           }
         }
       }
-      if ((e.op_flags & proto::kOpQuiet) != 0 && rop.status == Status::kOk) continue;
+      if ((e.op_flags & proto::kOpQuiet) != 0 && rop.status == OpStatus::kOk) continue;
       proto::append_response_op(&ws.body, rop);
     }
     if (proto::fragment(r, ws.body, opts_.max_datagram, &ws.scratch,
@@ -512,7 +502,7 @@ void Engine::finish_burst(WorkerState& ws, net::TxQueue& out) {
 
 void Engine::register_stats() {
   stats::Registry& r = registry_;
-  r.gauge("uptime", "seconds since the engine started", [this] { return unix_now() - start_unix_; });
+  r.gauge("uptime", "seconds since the engine started", [this] { return unix_now_s() - start_unix_; });
   r.gauge("workers", "index workers", [this] { return workers_.size(); });
   const stats::Workers<EngineStats> w{[this] { return workers_.size(); },
                                       [this](std::size_t i) -> const EngineStats& { return *workers_[i]->stats; }};

@@ -169,7 +169,7 @@ TEST_F(EngineFragments, FloodingSourceCannotStarveAnother) {
       proto::ResponseReader rd(payload);
       proto::ResponseOp rop;
       ASSERT_EQ(rd.next(&rop), Result::kOk);
-      if (rop.status == proto::Status::kOk) ++honest_ok;
+      if (rop.status == proto::OpStatus::kOk) ++honest_ok;
     }
     burst.clear();
     wire.clear();

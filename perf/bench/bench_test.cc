@@ -1,6 +1,7 @@
-// Unit tests of ferrite-bench's pieces: the latency histogram, the Zipf and
-// uniform key choice, the Poisson schedule, key formatting, memcached UDP
-// framing and reply parsing, the per-second timeline, CSV/JSON quoting and
+// Unit tests of ferrite-bench's pieces: the Zipf and uniform key choice,
+// the Poisson schedule, key formatting, memcached UDP requests and reply
+// parsing (the histogram and the frame header are tested in common/ and
+// proto/), the per-second timeline, CSV/JSON quoting and
 // the hit ratio.
 #include <gtest/gtest.h>
 
@@ -11,7 +12,6 @@
 #include <set>
 #include <string>
 
-#include "perf/bench/histogram.h"
 #include "perf/bench/memcache_udp.h"
 #include "perf/bench/runner.h"
 #include "perf/bench/timeline.h"
@@ -19,67 +19,6 @@
 
 namespace ferrite::bench {
 namespace {
-
-// ---- histogram ----
-
-TEST(Histogram, BucketsTileEveryValueWithBoundedError) {
-  for (std::size_t b = 0; b + 1 < Histogram::kBuckets; ++b) {
-    ASSERT_EQ(Histogram::bucket_high(b) + 1, Histogram::bucket_low(b + 1)) << b;
-  }
-  EXPECT_EQ(Histogram::bucket_high(Histogram::kBuckets - 1), UINT64_MAX);
-  EXPECT_EQ(Histogram::bucket_of(UINT64_MAX), Histogram::kBuckets - 1);
-  std::mt19937_64 rng(1);
-  for (int i = 0; i < 200000; ++i) {
-    const uint64_t v = rng() >> (rng() % 64);
-    const std::size_t b = Histogram::bucket_of(v);
-    ASSERT_LE(Histogram::bucket_low(b), v);
-    ASSERT_GE(Histogram::bucket_high(b), v);
-    if (v >= Histogram::kSub) {
-      const double width = static_cast<double>(Histogram::bucket_high(b) - Histogram::bucket_low(b)) + 1;
-      ASSERT_LE(width / static_cast<double>(Histogram::bucket_low(b)), 1.0 / 64 + 1e-12);
-    } else {
-      ASSERT_EQ(Histogram::bucket_low(b), v);  // exact below 64
-      ASSERT_EQ(Histogram::bucket_high(b), v);
-    }
-  }
-}
-
-TEST(Histogram, PercentilesOfKnownData) {
-  Histogram h;
-  EXPECT_EQ(h.percentile(0.99), 0u);
-  for (uint64_t v = 0; v < 64; ++v) h.record(v);
-  EXPECT_EQ(h.percentile(0.5), 31u);  // rank 32 of 0..63
-  EXPECT_EQ(h.percentile(1.0), 63u);
-  EXPECT_EQ(h.percentile(0.0), 0u);
-  h.reset();
-  for (uint64_t v = 1; v <= 1000000; ++v) h.record(v * 1000);  // 1 us .. 1 s
-  EXPECT_EQ(h.count(), 1000000u);
-  EXPECT_EQ(h.max(), 1000000000u);
-  EXPECT_EQ(h.min(), 1000u);
-  EXPECT_NEAR(h.mean(), 500000500.0, 1.0);
-  for (double q : {0.5, 0.9, 0.99, 0.999}) {
-    const double exact = q * 1e9;
-    const double got = static_cast<double>(h.percentile(q));
-    EXPECT_GE(got, exact) << q;  // never understated
-    EXPECT_LE(got, exact * (1 + 1.0 / 64)) << q;
-  }
-  EXPECT_EQ(h.percentile(1.0), 1000000000u);  // clamped to the real max
-}
-
-TEST(Histogram, MergeEqualsRecordingTogether) {
-  Histogram a, b, all;
-  std::mt19937_64 rng(2);
-  for (int i = 0; i < 10000; ++i) {
-    const uint64_t v = rng() % 5000000;
-    (i % 3 ? a : b).record(v);
-    all.record(v);
-  }
-  a.merge(b);
-  EXPECT_EQ(a.count(), all.count());
-  EXPECT_EQ(a.max(), all.max());
-  EXPECT_EQ(a.min(), all.min());
-  for (double q : {0.1, 0.5, 0.9, 0.99, 0.999}) EXPECT_EQ(a.percentile(q), all.percentile(q));
-}
 
 // ---- keys ----
 
@@ -198,26 +137,6 @@ TEST(Poisson, GapsAreExponentialAtTheRate) {
 }
 
 // ---- memcached UDP ----
-
-TEST(MemcacheUdp, FrameIsFourBigEndianU16) {
-  uint8_t b[8];
-  mc::encode_frame({0x1234, 0x0001, 0x0002, 0x0100}, b);
-  const uint8_t want[8] = {0x12, 0x34, 0x00, 0x01, 0x00, 0x02, 0x01, 0x00};
-  EXPECT_EQ(0, std::memcmp(b, want, 8));
-  mc::Frame f;
-  std::span<const uint8_t> payload;
-  ASSERT_TRUE(mc::decode_frame(std::span<const uint8_t>(b, 8), &f, &payload));
-  EXPECT_EQ(f.request_id, 0x1234);
-  EXPECT_EQ(f.seq, 1);
-  EXPECT_EQ(f.count, 2);
-  EXPECT_EQ(f.reserved, 0x0100);  // reported, not rejected (memaslap sends 0x0100)
-  EXPECT_TRUE(payload.empty());
-  EXPECT_FALSE(mc::decode_frame(std::span<const uint8_t>(b, 7), &f, &payload));
-  b[5] = 0;  // count 0
-  EXPECT_FALSE(mc::decode_frame(std::span<const uint8_t>(b, 8), &f, &payload));
-  b[5] = 1;  // seq 1 >= count 1
-  EXPECT_FALSE(mc::decode_frame(std::span<const uint8_t>(b, 8), &f, &payload));
-}
 
 TEST(MemcacheUdp, RequestsAreExactBytes) {
   std::vector<uint8_t> out;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/endian.h"
 #include "net/frame.h"
 #include "net/dpdk_guard.h"
 #include "perf/dpdk_port.h"
@@ -134,7 +135,7 @@ class DpdkUdp final : public Transport {
     if (len < fr::kUdpHeaders || f[12] != 0x08 || f[13] != 0x00) return o_.src_port;
     const std::size_t ihl = static_cast<std::size_t>(f[14] & 0x0f) * 4;
     if (ihl < fr::kIpHeader || len < fr::kEthHeader + ihl + fr::kUdpHeader) return o_.src_port;
-    const uint16_t port = static_cast<uint16_t>(f[fr::kEthHeader + ihl + 2] << 8 | f[fr::kEthHeader + ihl + 3]);
+    const uint16_t port = load_be16(f + fr::kEthHeader + ihl + 2);
     return port >= o_.src_port && static_cast<unsigned>(port - o_.src_port) < o_.flows ? port : o_.src_port;
   }
   void release() {

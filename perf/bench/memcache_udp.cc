@@ -6,18 +6,12 @@
 namespace ferrite::bench::mc {
 
 namespace {
-void put16(uint8_t* p, uint16_t v) noexcept {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-uint16_t get16(const uint8_t* p) noexcept { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-
 void append_text(std::vector<uint8_t>* out, std::string_view s) { out->insert(out->end(), s.begin(), s.end()); }
 
 void append_frame(std::vector<uint8_t>* out, uint16_t id) {
   const std::size_t at = out->size();
-  out->resize(at + kFrameSize);
-  encode_frame(Frame{id, 0, 1, 0}, out->data() + at);
+  out->resize(at + proto::mc::kUdpHeaderSize);
+  proto::mc::encode_udp_header(proto::mc::UdpHeader{id, 0, 1, 0}, out->data() + at);
 }
 
 void append_uint(std::vector<uint8_t>* out, uint64_t v) {
@@ -49,24 +43,6 @@ bool prefix_either(std::string_view a, std::string_view b) {
   return a.substr(0, n) == b.substr(0, n);
 }
 }  // namespace
-
-void encode_frame(const Frame& f, uint8_t* p) noexcept {
-  put16(p, f.request_id);
-  put16(p + 2, f.seq);
-  put16(p + 4, f.count);
-  put16(p + 6, f.reserved);
-}
-
-bool decode_frame(std::span<const uint8_t> d, Frame* f, std::span<const uint8_t>* payload) noexcept {
-  if (d.size() < kFrameSize) return false;
-  f->request_id = get16(d.data());
-  f->seq = get16(d.data() + 2);
-  f->count = get16(d.data() + 4);
-  f->reserved = get16(d.data() + 6);
-  if (f->count == 0 || f->seq >= f->count) return false;
-  *payload = d.subspan(kFrameSize);
-  return true;
-}
 
 void append_get(std::vector<uint8_t>* out, uint16_t id, std::string_view key) {
   append_frame(out, id);
@@ -138,7 +114,7 @@ ReplyKind parse_reply(std::string_view t, Reply* out) noexcept {
   return set(ReplyKind::kHit);
 }
 
-bool ReplyAssembler::add(const Frame& f, std::span<const uint8_t> payload) {
+bool ReplyAssembler::add(const proto::mc::UdpHeader& f, std::span<const uint8_t> payload) {
   if (f.count > kMaxReplyDatagrams) {
     ++rejected_;
     return false;

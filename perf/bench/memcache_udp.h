@@ -1,9 +1,8 @@
-// The memcached UDP protocol as memcached's clients speak it: every datagram
-// starts with an 8-byte frame header (request id, sequence number, datagram
-// count, reserved; big-endian u16 each), then text protocol bytes. Requests
-// fit one datagram; a reply may span several (seq 0..count-1).
+// The memcached UDP protocol as memcached's clients speak it: the frame
+// header (proto/memcached_udp.h), then text protocol bytes. Requests fit one
+// datagram; a reply may span several (seq 0..count-1).
 //
-// Pure functions over bytes plus a small reply assembler; no sockets.
+// Request builders, reply parsing and a small reply assembler; no sockets.
 // Thread safety: stateless functions; an assembler belongs to one thread.
 #pragma once
 
@@ -14,24 +13,12 @@
 #include <string_view>
 #include <vector>
 
+#include "proto/memcached_udp.h"
+
 namespace ferrite::bench::mc {
 
-inline constexpr std::size_t kFrameSize = 8;
-inline constexpr std::size_t kMaxReplyDatagram = 1400;  // memcached's UDP payload limit
 // Most datagrams one reply may span: a 1 MiB value at 1400 bytes each is ~750.
 inline constexpr uint16_t kMaxReplyDatagrams = 1024;
-
-struct Frame {
-  uint16_t request_id = 0;
-  uint16_t seq = 0;
-  uint16_t count = 1;
-  uint16_t reserved = 0;
-};
-
-void encode_frame(const Frame& f, uint8_t* out) noexcept;  // writes kFrameSize bytes
-// false if the datagram is shorter than a frame header or count is 0 or
-// seq >= count. The reserved field is reported, never checked.
-bool decode_frame(std::span<const uint8_t> dgram, Frame* out, std::span<const uint8_t>* payload) noexcept;
 
 // Appends a whole request datagram (frame + text): "get <key>\r\n".
 void append_get(std::vector<uint8_t>* out, uint16_t request_id, std::string_view key);
@@ -67,7 +54,7 @@ class ReplyAssembler {
   // (then text() is the reply). A datagram whose count disagrees with the
   // first one's or exceeds kMaxReplyDatagrams, or a duplicate, is ignored and
   // counted in rejected().
-  bool add(const Frame& f, std::span<const uint8_t> payload);
+  bool add(const proto::mc::UdpHeader& f, std::span<const uint8_t> payload);
   std::string_view text() const noexcept { return text_; }
   uint64_t rejected() const noexcept { return rejected_; }
   void reset();

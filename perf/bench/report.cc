@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <variant>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "perf/bench/timeline.h"
@@ -19,59 +22,94 @@ double round_to(double v, int digits) {
   return std::round(v * m) / m;
 }
 
+// One field of a result row. Text and counts print as they are; a measure
+// prints with `digits` decimals in CSV and is rounded to as many in JSON
+// (-1: as it is). A NaN measure is absent: an empty CSV field, JSON null.
+struct Field {
+  std::string_view name;  // JSON key; the CSV column name (latency fields add "_us")
+  std::variant<std::string_view, uint64_t, double, bool> value;
+  int digits = -1;
+  bool csv = true;        // false: JSON only
+  bool latency = false;   // JSON: inside "latency_us"
+};
+
+// The field list, written once: CSV order (which must not change, rows are
+// appended to older files), with the JSON-only fields among them.
+std::vector<Field> fields(const RunLabel& l, const RunConfig& c, const RunResult& r) {
+  const auto& h = r.latency;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  return {
+      {"label", l.label}, {"protocol", l.protocol}, {"mode", l.mode},
+      {"threads", uint64_t{l.threads}}, {"flows", uint64_t{l.flows}}, {"depth", uint64_t{c.depth}},
+      {"batch", uint64_t{c.batch}}, {"target_ops_per_s", c.mode == Mode::kOpen ? c.rate : 0.0, 0},
+      {"keys", c.keys}, {"key_size", uint64_t{c.key_size}}, {"value_size", uint64_t{c.value_size}},
+      {"get_ratio", c.get_ratio}, {"zipf", c.zipf_theta}, {"seconds", r.seconds, 3},
+      {"ops", r.ops_done}, {"ops_per_s", r.ops_per_s(), 0}, {"requests", r.requests_done}, {"lost", r.lost},
+      {"loss_pct", r.loss_ratio() * 100, 4}, {"send_failed", r.send_failed}, {"errors", r.errors},
+      {"get_hits", r.get_hits}, {"get_misses", r.get_misses}, {"sets_ok", r.sets_ok},
+      {"sets_failed", r.sets_failed},
+      {"stale", r.stale, -1, false}, {"cookie_refreshes", r.cookie_refreshes, -1, false},
+      {"backlog_dropped", r.backlog_dropped, -1, false}, {"fill_on_miss", c.fill_on_miss, -1, false},
+      {"fills", r.fills, -1, false},
+      {"p50", us(h.percentile(0.5)), 1, true, true}, {"p90", us(h.percentile(0.9)), 1, true, true},
+      {"p99", us(h.percentile(0.99)), 1, true, true}, {"p999", us(h.percentile(0.999)), 1, true, true},
+      {"max", us(h.max()), 1, true, true}, {"mean", h.mean() / 1000.0, 1, true, true},
+      {"max_send_lag_us", us(r.max_send_lag_ns), 1},
+      {"hit_ratio", r.hit_ratio() < 0 ? nan : r.hit_ratio(), 6},
+  };
+}
+
+std::string csv_value(const Field& f) {
+  if (const auto* s = std::get_if<std::string_view>(&f.value)) return csv_field(*s);
+  if (const auto* n = std::get_if<uint64_t>(&f.value)) return fmt::format("{}", *n);
+  if (const auto* b = std::get_if<bool>(&f.value)) return *b ? "1" : "0";
+  const double d = std::get<double>(f.value);
+  if (std::isnan(d)) return {};
+  return f.digits < 0 ? fmt::format("{}", d) : fmt::format("{:.{}f}", d, f.digits);
+}
+
+nlohmann::ordered_json json_value(const Field& f) {
+  if (const auto* s = std::get_if<std::string_view>(&f.value)) return std::string(*s);
+  if (const auto* n = std::get_if<uint64_t>(&f.value)) return *n;
+  if (const auto* b = std::get_if<bool>(&f.value)) return *b;
+  const double d = std::get<double>(f.value);
+  if (std::isnan(d)) return nullptr;
+  return f.digits < 0 ? d : round_to(d, f.digits);
+}
+
 }  // namespace
 
+std::string csv_header() {
+  std::string out;
+  for (const Field& f : fields(RunLabel{}, RunConfig{}, RunResult{})) {
+    if (!f.csv) continue;
+    out += f.name;
+    out += f.latency ? "_us," : ",";
+  }
+  out.back() = '\n';
+  return out;
+}
+
 std::string csv_row(const RunLabel& l, const RunConfig& c, const RunResult& r) {
-  const auto& h = r.latency;
-  const std::string hit = r.hit_ratio() < 0 ? std::string() : fmt::format("{:.6f}", r.hit_ratio());
-  return fmt::format(
-      "{},{},{},{},{},{},{},{:.0f},{},{},{},{},{},{:.3f},{},{:.0f},{},{},{:.4f},{},{},{},{},{},{},{:.1f},{:.1f},{:.1f},"
-      "{:.1f},{:.1f},{:.1f},{:.1f},{}\n",
-      csv_field(l.label), csv_field(l.protocol), csv_field(l.mode), l.threads, l.flows, c.depth, c.batch,
-      c.mode == Mode::kOpen ? c.rate : 0.0, c.keys, c.key_size, c.value_size, c.get_ratio, c.zipf_theta, r.seconds,
-      r.ops_done, r.ops_per_s(), r.requests_done, r.lost, r.loss_ratio() * 100, r.send_failed, r.errors, r.get_hits,
-      r.get_misses, r.sets_ok, r.sets_failed, us(h.percentile(0.5)), us(h.percentile(0.9)), us(h.percentile(0.99)),
-      us(h.percentile(0.999)), us(h.max()), h.mean() / 1000.0, us(r.max_send_lag_ns), hit);
+  std::string out;
+  for (const Field& f : fields(l, c, r)) {
+    if (!f.csv) continue;
+    out += csv_value(f);
+    out += ',';
+  }
+  out.back() = '\n';  // the list has CSV fields, so out ends in ','
+  return out;
 }
 
 std::string json_row(const RunLabel& l, const RunConfig& c, const RunResult& r) {
-  const auto& h = r.latency;
   nlohmann::ordered_json j;
-  j["label"] = l.label;
-  j["protocol"] = l.protocol;
-  j["mode"] = l.mode;
-  j["threads"] = l.threads;
-  j["flows"] = l.flows;
-  j["depth"] = c.depth;
-  j["batch"] = c.batch;
-  j["target_ops_per_s"] = std::round(c.mode == Mode::kOpen ? c.rate : 0.0);
-  j["keys"] = c.keys;
-  j["key_size"] = c.key_size;
-  j["value_size"] = c.value_size;
-  j["get_ratio"] = c.get_ratio;
-  j["zipf"] = c.zipf_theta;
-  j["seconds"] = round_to(r.seconds, 3);
-  j["ops"] = r.ops_done;
-  j["ops_per_s"] = std::round(r.ops_per_s());
-  j["requests"] = r.requests_done;
-  j["lost"] = r.lost;
-  j["loss_pct"] = round_to(r.loss_ratio() * 100, 4);
-  j["send_failed"] = r.send_failed;
-  j["errors"] = r.errors;
-  j["get_hits"] = r.get_hits;
-  j["get_misses"] = r.get_misses;
-  j["sets_ok"] = r.sets_ok;
-  j["sets_failed"] = r.sets_failed;
-  j["stale"] = r.stale;
-  j["cookie_refreshes"] = r.cookie_refreshes;
-  j["backlog_dropped"] = r.backlog_dropped;
-  j["fill_on_miss"] = c.fill_on_miss;
-  j["fills"] = r.fills;
-  j["hit_ratio"] = r.hit_ratio() < 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(round_to(r.hit_ratio(), 6));
-  j["latency_us"] = {{"p50", round_to(us(h.percentile(0.5)), 1)},    {"p90", round_to(us(h.percentile(0.9)), 1)},
-                     {"p99", round_to(us(h.percentile(0.99)), 1)},   {"p999", round_to(us(h.percentile(0.999)), 1)},
-                     {"max", round_to(us(h.max()), 1)},              {"mean", round_to(h.mean() / 1000.0, 1)}};
-  j["max_send_lag_us"] = round_to(us(r.max_send_lag_ns), 1);
+  for (const Field& f : fields(l, c, r)) {
+    if (f.latency) {
+      j["latency_us"][std::string(f.name)] = json_value(f);
+    } else {
+      j[std::string(f.name)] = json_value(f);
+    }
+  }
   // Bytes that are not UTF-8 (a --label from a Latin-1 shell) become U+FFFD
   // instead of an exception.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";

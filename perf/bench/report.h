@@ -1,5 +1,5 @@
 // ferrite-bench's machine-readable result rows: one CSV row (RFC 4180: every
-// text field through csv_field) under kCsvHeader, or one JSON object per line
+// text field through csv_field) under csv_header(), or one JSON object per line
 // written by nlohmann-json (any label, even with quotes, backslashes, control
 // characters or bytes that are not UTF-8, gives valid JSON; invalid UTF-8 is
 // replaced by U+FFFD).
@@ -20,11 +20,8 @@ struct RunLabel {
   unsigned threads = 1, flows = 1;
 };
 
-inline constexpr std::string_view kCsvHeader =
-    "label,protocol,mode,threads,flows,depth,batch,target_ops_per_s,keys,key_size,value_size,get_ratio,zipf,seconds,"
-    "ops,ops_per_s,requests,lost,loss_pct,send_failed,errors,get_hits,get_misses,sets_ok,sets_failed,p50_us,p90_us,"
-    "p99_us,p999_us,max_us,mean_us,max_send_lag_us,hit_ratio\n";
-
+// The CSV header line (with its "\n"); csv_row's fields in the same order.
+std::string csv_header();
 std::string csv_row(const RunLabel& l, const RunConfig& c, const RunResult& r);
 std::string json_row(const RunLabel& l, const RunConfig& c, const RunResult& r);
 

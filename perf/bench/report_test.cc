@@ -81,7 +81,8 @@ const std::string kNasty[] = {
 };
 
 TEST(Report, CsvRowReadsBackWithTheLabelAndEveryColumn) {
-  const std::size_t columns = csv_columns(kCsvHeader.substr(0, kCsvHeader.size() - 1));
+  const std::string header = csv_header();
+  const std::size_t columns = csv_columns(std::string_view(header).substr(0, header.size() - 1));
   ASSERT_EQ(columns, 33u);
   for (const std::string& label : kNasty) {
     RunLabel l{label, "native", "closed", 2, 8};

@@ -2,12 +2,13 @@
 #include "perf/bench/runner.h"
 
 #include <fmt/format.h>
-#include <time.h>
 
 #include <algorithm>
 #include <deque>
 #include <random>
 
+#include "common/clock.h"
+#include "common/limits.h"
 #include "perf/bench/memcache_udp.h"
 #include "perf/bench/workload.h"
 #include "proto/native.h"
@@ -16,19 +17,13 @@ namespace ferrite::bench {
 
 namespace {
 
-uint64_t now_ns() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 constexpr uint64_t kHelloId = ~uint64_t{0};
 constexpr std::size_t kMaxBacklog = 4u << 20;  // open loop: arrivals waiting for a free slot, all flows
 
 std::size_t request_size(const RunConfig& c) {
   if (c.protocol == Protocol::kMemcached) {
     // frame + "set " key " 0 0 " bytes "\r\n" value "\r\n"
-    return mc::kFrameSize + 4 + c.key_size + 5 + 20 + 2 + c.value_size + 2;
+    return proto::mc::kUdpHeaderSize + 4 + c.key_size + 5 + 20 + 2 + c.value_size + 2;
   }
   return proto::kHeaderSize + c.batch * (proto::kOpHeaderSize + c.key_size + c.value_size);
 }
@@ -74,7 +69,9 @@ void Progress::take(uint64_t* ops, uint64_t* lost, Histogram* h) {
 
 std::string check_config(const RunConfig& c) {
   if (c.keys == 0) return "keys must be >= 1";
-  if (c.key_size < 8 || c.key_size > 250) return "key size must be 8..250 bytes";
+  if (c.key_size < 8 || c.key_size > limits::kMaxKeyLen) {
+    return fmt::format("key size must be 8..{} bytes", limits::kMaxKeyLen);
+  }
   if (c.batch == 0 || c.batch > 1024) return "ops per datagram must be 1..1024";
   if (c.protocol == Protocol::kMemcached && c.batch != 1) {
     return "the memcached UDP protocol carries one op per request (--batch 1)";
@@ -358,19 +355,19 @@ struct Runner::Impl {
       }
       ++seen;
       if (s.is_get[op.index]) {
-        if (op.status == proto::Status::kOk) {
+        if (op.status == proto::OpStatus::kOk) {
           if (op.value.size() == c.value_size) {
             ++r.get_hits;
           } else {
             ++r.errors;
           }
-        } else if (op.status == proto::Status::kNotFound) {
+        } else if (op.status == proto::OpStatus::kNotFound) {
           ++r.get_misses;
           note_miss(f, s, op.index);
         } else {
           ++r.errors;
         }
-      } else if (op.status == proto::Status::kOk) {
+      } else if (op.status == proto::OpStatus::kOk) {
         ++r.sets_ok;
       } else {
         ++r.sets_failed;
@@ -382,9 +379,9 @@ struct Runner::Impl {
 
   void on_memcached(unsigned fi, std::span<const uint8_t> d, uint64_t now) {
     Flow& f = flows[fi];
-    mc::Frame fr;
+    proto::mc::UdpHeader fr;
     std::span<const uint8_t> payload;
-    if (!mc::decode_frame(d, &fr, &payload)) {
+    if (!proto::mc::decode_udp_reply(d, &fr, &payload)) {
       ++r.errors;
       return;
     }
@@ -484,8 +481,8 @@ struct Runner::Impl {
         (void)t.send(fi, std::span<const iovec>(&v, 1));
       }
       if (all) return Status::ok();
-      const uint64_t until = now_ns() + 100000000ull;
-      while (now_ns() < until) {
+      const uint64_t until = mono_now_ns() + 100000000ull;
+      while (mono_now_ns() < until) {
         auto rx = t.recv(64);
         for (const auto& d : rx) {
           proto::Header rh;
@@ -504,7 +501,7 @@ struct Runner::Impl {
   }
 
   RunResult run() {
-    const uint64_t start = now_ns();
+    const uint64_t start = mono_now_ns();
     const uint64_t warm_end = start + static_cast<uint64_t>(c.warmup_s * 1e9);
     uint64_t issue_end = warm_end + static_cast<uint64_t>(c.duration_s * 1e9);
     const uint64_t timeout_ns = static_cast<uint64_t>(c.timeout_ms) * 1000000ull;
@@ -528,7 +525,7 @@ struct Runner::Impl {
     bool issuing = true;
     const std::size_t burst = 64;
     for (;;) {
-      uint64_t now = now_ns();
+      uint64_t now = mono_now_ns();
       if (!in_window && now >= warm_end) {
         in_window = true;
         window_start = now;
@@ -601,7 +598,7 @@ struct Runner::Impl {
       auto rx = t.recv(burst);
       if (!rx.empty()) {
         busy = true;
-        now = now_ns();
+        now = mono_now_ns();
         for (const auto& d : rx) {
           if (d.bytes.empty()) {
             ++r.errors;  // truncated

@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "perf/bench/histogram.h"
+#include "common/histogram.h"
 #include "perf/bench/timeline.h"
 #include "perf/bench/transport.h"
 

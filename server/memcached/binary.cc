@@ -4,6 +4,7 @@
 //
 // Thread safety: every function runs on the thread owning the McContext it
 // is given.
+#include "common/endian.h"
 #include "server/memcached/engine.h"
 #include "server/memcached/internal.h"
 
@@ -16,18 +17,18 @@ using proto::mc::BinStatus;
 namespace {
 
 namespace bin {
-// Big-endian fields of the packet body (extras).
-uint32_t be32(std::string_view s, std::size_t o) {
-  return (uint32_t{static_cast<uint8_t>(s[o])} << 24) | (uint32_t{static_cast<uint8_t>(s[o + 1])} << 16) |
-         (uint32_t{static_cast<uint8_t>(s[o + 2])} << 8) | uint32_t{static_cast<uint8_t>(s[o + 3])};
-}
-uint64_t be64(std::string_view s, std::size_t o) { return (uint64_t{be32(s, o)} << 32) | be32(s, o + 4); }
+// Big-endian fields of the packet body (extras), over common/endian.h.
+uint32_t be32(std::string_view s, std::size_t o) { return load_be32(s.data() + o); }
+uint64_t be64(std::string_view s, std::size_t o) { return load_be64(s.data() + o); }
 void put32(std::string* o, uint32_t v) {
-  for (int i = 3; i >= 0; --i) o->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  char b[4];
+  store_be32(b, v);
+  o->append(b, sizeof b);
 }
 void put64(std::string* o, uint64_t v) {
-  put32(o, static_cast<uint32_t>(v >> 32));
-  put32(o, static_cast<uint32_t>(v & 0xffffffffu));
+  char b[8];
+  store_be64(b, v);
+  o->append(b, sizeof b);
 }
 }  // namespace bin
 
@@ -95,7 +96,7 @@ struct McEngine::BinReply {
 };
 
 void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::string* out, bool* close) {
-  BinReply rp{r, out, cx.stats_, unix_now()};
+  BinReply rp{r, out, cx.stats_, unix_now_s()};
   switch (rp.op()) {
     case BinOp::kGet: case BinOp::kGetQ: case BinOp::kGetK: case BinOp::kGetKQ:
     case BinOp::kGat: case BinOp::kGatQ: case BinOp::kGatK: case BinOp::kGatKQ:

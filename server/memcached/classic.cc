@@ -21,7 +21,7 @@ constexpr std::size_t kMaxStagedKeys = 32;
 
 void McEngine::exec_get(McContext& cx, const Request& r, std::string* out) {
   const bool touch = r.cmd == Cmd::kGat || r.cmd == Cmd::kGats;
-  const uint32_t exptime = touch ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
+  const uint32_t exptime = touch ? proto::mc::absolute_exptime(r.exptime, unix_now_s()) : 0;
   get_keys(cx, r.cmd, exptime, r.keys, out);
 }
 
@@ -154,7 +154,7 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
   op.key = r.key;
   op.value = r.data;
   op.flags = r.client_flags;
-  op.exptime = proto::mc::absolute_exptime(r.exptime, unix_now());
+  op.exptime = proto::mc::absolute_exptime(r.exptime, unix_now_s());
   op.cas = r.cas;
   const Result res = cx.worker_->execute_one(op);
   inc(cx.stats_.cmd_set);
@@ -235,7 +235,7 @@ Result McEngine::arith_or_create(McContext& cx, index::Op& op, bool create, uint
 }
 
 void McEngine::exec_touch(McContext& cx, const Request& r, std::string* out) {
-  index::Op op = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, unix_now()));
+  index::Op op = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, unix_now_s()));
   const Result res = cx.worker_->execute_one(op);
   carry_token(op);
   count_touch(cx.stats_, res);

@@ -17,7 +17,7 @@
 namespace ferrite::server {
 using namespace mc_detail;
 
-McEngine::McEngine(index::Index& idx, McOptions opts) : idx_(idx), opts_(std::move(opts)), start_unix_(unix_now()) {
+McEngine::McEngine(index::Index& idx, McOptions opts) : idx_(idx), opts_(std::move(opts)), start_unix_(unix_now_s()) {
   if (opts_.udp_max_payload == 0 || opts_.udp_max_payload > proto::mc::kUdpMaxPayload) {
     opts_.udp_max_payload = proto::mc::kUdpMaxPayload;
   }
@@ -106,7 +106,7 @@ void McEngine::on_idle(McContext& cx) {
 
 void McEngine::maybe_delayed_flush(McContext& cx) {
   uint64_t at = flush_at_.load(std::memory_order_relaxed);
-  if (at == 0 || unix_now() < at) return;
+  if (at == 0 || unix_now_s() < at) return;
   if (flush_at_.compare_exchange_strong(at, 0, std::memory_order_relaxed)) flush(cx);
 }
 
@@ -143,7 +143,7 @@ void McEngine::execute(McContext& cx, const Request& r, std::string* out, bool* 
     case Cmd::kIncr: case Cmd::kDecr: exec_arith(cx, r, out); return;
     case Cmd::kTouch: exec_touch(cx, r, out); return;
     case Cmd::kFlushAll:
-      flush_all(cx, r.number, unix_now());
+      flush_all(cx, r.number, unix_now_s());
       if (!r.noreply) crlf(out, "OK");
       return;
     case Cmd::kVersion:

@@ -8,11 +8,11 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "server/memcached/engine.h"
 
@@ -22,11 +22,6 @@ using proto::mc::Cmd;
 using proto::mc::MetaMode;
 using proto::mc::Parse;
 using proto::mc::Request;
-
-inline uint64_t unix_now() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-}
 
 inline void inc(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 

@@ -85,7 +85,7 @@ void meta_get_reply(const Request& r, const index::Op& g, std::string_view value
 
 void McEngine::exec_meta_get(McContext& cx, const Request& r, std::string* out) {
   inc(cx.stats_.cmd_meta);
-  const uint64_t now = unix_now();
+  const uint64_t now = unix_now_s();
   std::string& value = value_slot(cx);
   const uint32_t exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, now) : 0;
   index::Op& g = touch_get(cx, r.key, r.has_exptime, exptime, &value);
@@ -177,7 +177,7 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
   op.key = r.key;
   op.value = r.data;
   op.flags = r.client_flags;
-  op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
+  op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now_s()) : 0;
   op.cas = r.mode == MetaMode::kAdd ? 0 : r.cas;
   // I (invalidate): a C older than the item's version stores the value
   // anyway, marked stale, keeping the item's TTL and win token (memcached
@@ -227,7 +227,7 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
       // token); T sets the TTL then, as in memcached.
       op.code = index::OpCode::kInvalidate;
       op.set_exptime = r.has_exptime;
-      op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now()) : 0;
+      op.exptime = r.has_exptime ? proto::mc::absolute_exptime(r.exptime, unix_now_s()) : 0;
     }
     const Result res = cx.worker_->execute_one(op);
     count_delete(cx.stats_, res);  // a mismatch is a miss
@@ -244,7 +244,7 @@ void McEngine::exec_meta_delete(McContext& cx, const Request& r, std::string* ou
 
 void McEngine::exec_meta_arith(McContext& cx, const Request& r, std::string* out) {
   inc(cx.stats_.cmd_meta);
-  const uint64_t now = unix_now();
+  const uint64_t now = unix_now_s();
   const bool incr = r.mode != MetaMode::kDecr;
   index::Op op;
   op.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
@@ -312,7 +312,7 @@ void McEngine::exec_meta_debug(McContext& cx, const Request& r, std::string* out
   // memcached 1.6.18 prints exp as now - exptime (so a TTL of 100 shows
   // exp=-100; -1 when there is none), size as its item's size and cls as the
   // slab class that size falls in (memcached_item_size / memcached_slab_class).
-  const uint64_t now = unix_now();
+  const uint64_t now = unix_now_s();
   out->append("ME ");
   out->append(r.raw_key);
   out->append(" exp=");

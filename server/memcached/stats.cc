@@ -75,7 +75,7 @@ constexpr McCounter kFerriteCounters[] = {
 void McEngine::register_stats() {
   stats::Registry& r = registry_;
   r.gauge("pid", "process id", [] { return static_cast<uint64_t>(getpid()); });
-  r.section<uint64_t>([] { return unix_now(); })  // one clock read for both
+  r.section<uint64_t>([] { return unix_now_s(); })  // one clock read for both
       .gauge("uptime", "seconds since the memcached engine started", [this](uint64_t now) { return now - start_unix_; })
       .gauge("time", "unix time", [](uint64_t now) { return now; });
   r.text("version", "memcached version emulated", [] { return std::string(kMcVersion); });

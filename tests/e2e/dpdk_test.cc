@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "client/client.h"
+#include "common/endian.h"
+#include "proto/memcached_udp.h"
 #include "proto/native.h"
 #include "tests/util/stats.h"
 
@@ -32,7 +34,7 @@ namespace ferrite {
 namespace {
 
 using proto::Opcode;
-using proto::Status;
+using proto::OpStatus;
 
 std::string env(const char* name, const char* def) {
   const char* v = std::getenv(name);
@@ -112,38 +114,38 @@ TEST_F(DpdkTest, EveryOp) {
   };
   ASSERT_TRUE(c_->execute(ops, &r).is_ok());
   ASSERT_EQ(r.size(), ops.size());
-  EXPECT_EQ(r[0].status, Status::kOk);
+  EXPECT_EQ(r[0].status, OpStatus::kOk);
   EXPECT_EQ(r[1].value, "1");
   EXPECT_EQ(r[1].flags, 7u);
-  EXPECT_EQ(r[2].status, Status::kExists);
-  EXPECT_EQ(r[3].status, Status::kOk);
-  EXPECT_EQ(r[4].status, Status::kNotStored);
-  EXPECT_EQ(r[5].status, Status::kOk);
+  EXPECT_EQ(r[2].status, OpStatus::kExists);
+  EXPECT_EQ(r[3].status, OpStatus::kOk);
+  EXPECT_EQ(r[4].status, OpStatus::kNotStored);
+  EXPECT_EQ(r[5].status, OpStatus::kOk);
   EXPECT_EQ(r[8].value, "034");
   EXPECT_EQ(r[9].value, "42");
   EXPECT_EQ(r[10].value, "40");
-  EXPECT_EQ(r[11].status, Status::kOk);
-  EXPECT_EQ(r[12].status, Status::kOk);
-  EXPECT_EQ(r[13].status, Status::kNotFound);
-  EXPECT_EQ(r[14].status, Status::kNotFound);
-  EXPECT_EQ(r[15].status, Status::kOk);
+  EXPECT_EQ(r[11].status, OpStatus::kOk);
+  EXPECT_EQ(r[12].status, OpStatus::kOk);
+  EXPECT_EQ(r[13].status, OpStatus::kNotFound);
+  EXPECT_EQ(r[14].status, OpStatus::kNotFound);
+  EXPECT_EQ(r[15].status, OpStatus::kOk);
 
   client::Reply g;
   ASSERT_TRUE(c_->get("a", &g).is_ok());
   std::vector<proto::RequestOp> cas = {op(Opcode::kCas, "a", "new", g.version), op(Opcode::kCas, "a", "x", g.version)};
   ASSERT_TRUE(c_->execute(cas, &r).is_ok());
-  EXPECT_EQ(r[0].status, Status::kOk);
-  EXPECT_EQ(r[1].status, Status::kCasMismatch);
+  EXPECT_EQ(r[0].status, OpStatus::kOk);
+  EXPECT_EQ(r[1].status, OpStatus::kCasMismatch);
 
   // One-op calls and a scan over what is there.
-  EXPECT_EQ(*c_->set("one", "v1"), Status::kOk);
+  EXPECT_EQ(*c_->set("one", "v1"), OpStatus::kOk);
   uint64_t n = 0;
-  EXPECT_EQ(*c_->incr("ctr", 5, &n), Status::kNotFound);
-  EXPECT_EQ(*c_->set("ctr", "10"), Status::kOk);
-  EXPECT_EQ(*c_->incr("ctr", 5, &n), Status::kOk);
+  EXPECT_EQ(*c_->incr("ctr", 5, &n), OpStatus::kNotFound);
+  EXPECT_EQ(*c_->set("ctr", "10"), OpStatus::kOk);
+  EXPECT_EQ(*c_->incr("ctr", 5, &n), OpStatus::kOk);
   EXPECT_EQ(n, 15u);
-  EXPECT_EQ(*c_->del("one"), Status::kOk);
-  EXPECT_EQ(*c_->get("one", &g), Status::kNotFound);
+  EXPECT_EQ(*c_->del("one"), OpStatus::kOk);
+  EXPECT_EQ(*c_->get("one", &g), OpStatus::kNotFound);
   std::string page;
   std::vector<proto::ScanEntry> entries;
   uint64_t cursor = 0;
@@ -164,21 +166,22 @@ TEST_F(DpdkTest, EveryOp) {
 // back with the request id, replies leave from the memcached port, and the
 // store is the one the native protocol sees.
 std::string mc_udp(int fd, uint16_t req_id, const std::string& cmd) {
-  std::string d(8, '\0');
-  d[0] = static_cast<char>(req_id >> 8);
-  d[1] = static_cast<char>(req_id & 0xff);
-  d[5] = 1;     // one datagram
-  d[6] = 0x01;  // reserved, as memaslap sends it: ignored
+  std::string d(proto::mc::kUdpHeaderSize, '\0');
+  // reserved 0x0100, as memaslap sends it: ignored
+  proto::mc::encode_udp_header({req_id, 0, 1, 0x0100}, reinterpret_cast<uint8_t*>(d.data()));
   d += cmd;
   EXPECT_EQ(::send(fd, d.data(), d.size(), 0), static_cast<ssize_t>(d.size()));
   pollfd p{fd, POLLIN, 0};
   if (::poll(&p, 1, 2000) != 1) return "(no reply)";
   char buf[2048];
   const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-  if (n < 8) return "(short reply)";
-  EXPECT_EQ((static_cast<uint8_t>(buf[0]) << 8) | static_cast<uint8_t>(buf[1]), req_id);
-  EXPECT_EQ(buf[5], 1) << "one datagram";
-  return std::string(buf + 8, static_cast<std::size_t>(n - 8));
+  proto::mc::UdpHeader h;
+  if (n < 0 || !proto::mc::decode_udp_header(std::string_view(buf, static_cast<std::size_t>(n)), &h)) {
+    return "(short reply)";
+  }
+  EXPECT_EQ(h.request_id, req_id);
+  EXPECT_EQ(h.count, 1) << "one datagram";
+  return std::string(buf + proto::mc::kUdpHeaderSize, static_cast<std::size_t>(n) - proto::mc::kUdpHeaderSize);
 }
 
 TEST_F(DpdkTest, MemcachedUdpOnItsOwnPort) {
@@ -209,7 +212,7 @@ TEST_F(DpdkTest, OneMebibyteValue) {
   auto before = stats();
   auto s = c_->set("big", v);
   ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-  EXPECT_EQ(*s, Status::kOk);
+  EXPECT_EQ(*s, OpStatus::kOk);
   client::Reply r;
   auto g = c_->get("big", &r);
   ASSERT_TRUE(g.is_ok()) << g.status().to_string();
@@ -244,8 +247,8 @@ TEST_F(DpdkTest, ArpResolvesTheServerMac) {
 
 uint16_t inet_sum(const uint8_t* p, std::size_t n) {
   uint32_t s = 0;
-  for (std::size_t i = 0; i + 1 < n; i += 2) s += static_cast<uint32_t>((p[i] << 8) | p[i + 1]);
-  if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);
+  for (std::size_t i = 0; i + 1 < n; i += 2) s += load_be16(p + i);
+  if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);  // padded with a zero byte
   while (s >> 16) s = (s & 0xffff) + (s >> 16);
   return static_cast<uint16_t>(s);
 }
@@ -259,11 +262,11 @@ TEST_F(DpdkTest, IcmpEchoIsAnswered) {
   to.sin_addr.s_addr = ip4(kServerIp);
   int answered = 0;
   for (uint16_t seq = 1; seq <= 3; ++seq) {
-    uint8_t pkt[8 + 32] = {8, 0, 0, 0, 0x4f, 0x52, static_cast<uint8_t>(seq >> 8), static_cast<uint8_t>(seq)};
+    uint8_t pkt[8 + 32] = {8, 0, 0, 0, 0x4f, 0x52};  // echo request, id 0x4f52
+    store_be16(pkt + 6, seq);
     for (int i = 0; i < 32; ++i) pkt[8 + i] = static_cast<uint8_t>(i * 7);
     const uint16_t c = static_cast<uint16_t>(~inet_sum(pkt, sizeof(pkt)));
-    pkt[2] = static_cast<uint8_t>(c >> 8);
-    pkt[3] = static_cast<uint8_t>(c);
+    store_be16(pkt + 2, c);
     ASSERT_EQ(::sendto(fd, pkt, sizeof(pkt), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
               static_cast<ssize_t>(sizeof(pkt)));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -338,21 +341,17 @@ std::vector<uint8_t> udp_frame(const uint8_t* dst_mac, const uint8_t* src_mac, c
   uint8_t* ip = f.data() + 14;
   ip[0] = 0x45;
   const uint16_t tot = static_cast<uint16_t>(20 + 8 + payload.size());
-  ip[2] = static_cast<uint8_t>(tot >> 8);
-  ip[3] = static_cast<uint8_t>(tot);
+  store_be16(ip + 2, tot);
   ip[8] = 64;
   ip[9] = 17;
   const uint32_t s = ip4("10.77.0.2"), d = ip4(dst_ip);
   std::memcpy(ip + 12, &s, 4);
   std::memcpy(ip + 16, &d, 4);
   uint8_t* udp = ip + 20;
-  udp[0] = 0x9c;  // source port 40000
-  udp[1] = 0x40;
-  udp[2] = static_cast<uint8_t>(dport >> 8);
-  udp[3] = static_cast<uint8_t>(dport);
+  store_be16(udp, 40000);  // source port
+  store_be16(udp + 2, dport);
   const uint16_t ulen = static_cast<uint16_t>(8 + payload.size());
-  udp[4] = static_cast<uint8_t>(ulen >> 8);
-  udp[5] = static_cast<uint8_t>(ulen);
+  store_be16(udp + 4, ulen);
   std::memcpy(udp + 8, payload.data(), payload.size());
   // UDP checksum over the pseudo header, then the IP header checksum.
   std::vector<uint8_t> ph(12 + ulen);
@@ -363,19 +362,14 @@ std::vector<uint8_t> udp_frame(const uint8_t* dst_mac, const uint8_t* src_mac, c
   std::memcpy(ph.data() + 12, udp, ulen);
   uint16_t uc = static_cast<uint16_t>(~inet_sum(ph.data(), ph.size()));
   if (uc == 0) uc = 0xffff;
-  udp[6] = static_cast<uint8_t>(uc >> 8);
-  udp[7] = static_cast<uint8_t>(uc);
-  const uint16_t ic = static_cast<uint16_t>(~inet_sum(ip, 20));
-  ip[10] = static_cast<uint8_t>(ic >> 8);
-  ip[11] = static_cast<uint8_t>(ic);
+  store_be16(udp + 6, uc);
+  store_be16(ip + 10, static_cast<uint16_t>(~inet_sum(ip, 20)));
   return f;
 }
 
 void refill_ip_checksum(std::vector<uint8_t>& f) {
   f[24] = f[25] = 0;
-  const uint16_t ic = static_cast<uint16_t>(~inet_sum(f.data() + 14, 20));
-  f[24] = static_cast<uint8_t>(ic >> 8);
-  f[25] = static_cast<uint8_t>(ic);
+  store_be16(f.data() + 24, static_cast<uint16_t>(~inet_sum(f.data() + 14, 20)));
 }
 
 TEST_F(DpdkTest, MalformedFramesAreCountedPerReasonAndDropped) {
@@ -439,9 +433,9 @@ TEST_F(DpdkTest, MalformedFramesAreCountedPerReasonAndDropped) {
   EXPECT_GE(delta("cookie_replies"), 1u) << "the control frame was not served: the checks above prove nothing";
 
   // Still serving.
-  EXPECT_EQ(*c_->set("after-malformed", "ok"), Status::kOk);
+  EXPECT_EQ(*c_->set("after-malformed", "ok"), OpStatus::kOk);
   client::Reply r;
-  EXPECT_EQ(*c_->get("after-malformed", &r), Status::kOk);
+  EXPECT_EQ(*c_->get("after-malformed", &r), OpStatus::kOk);
   EXPECT_EQ(r.value, "ok");
 }
 

@@ -72,7 +72,7 @@ TEST(FragmentFlood, HonestLargeSetsSucceedDuringAFlood) {
   int ok = 0;
   for (int i = 0; i < 9; ++i) {
     auto st = honest->set("big" + std::to_string(i), value);
-    if (st.is_ok() && *st == proto::Status::kOk) ++ok;
+    if (st.is_ok() && *st == proto::OpStatus::kOk) ++ok;
   }
   const uint64_t flood_sent = sent.load();
   stop.store(true);

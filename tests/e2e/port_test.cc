@@ -138,7 +138,7 @@ void expect_first_serves(ServerProcess& first, const std::string& key, const std
     client::Reply r;
     auto st = c->get(key, &r);
     ASSERT_TRUE(st.is_ok()) << "client " << i;
-    EXPECT_EQ(*st, proto::Status::kOk) << "client " << i;
+    EXPECT_EQ(*st, proto::OpStatus::kOk) << "client " << i;
     EXPECT_EQ(r.value, value) << "client " << i;
     const std::string k2 = key + "-after-" + std::to_string(i);
     ASSERT_TRUE(c->set(k2, "x").is_ok());

@@ -29,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/endian.h"
+#include "proto/memcached_udp.h"
 #include "tests/e2e/server_harness.h"
 #include "tests/util/temp_path.h"
 
@@ -355,10 +357,8 @@ std::string udp_request(const LimitedServer& s, uint16_t id, const std::string& 
   timeval tv{10, 0};
   ::setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   const sockaddr_in a = s.addr();
-  std::string dg(8, '\0');
-  dg[0] = static_cast<char>(id >> 8);
-  dg[1] = static_cast<char>(id & 0xff);
-  dg[5] = 1;  // count 1
+  std::string dg(proto::mc::kUdpHeaderSize, '\0');
+  proto::mc::encode_udp_header({id, 0, 1, 0}, reinterpret_cast<uint8_t*>(dg.data()));
   dg += body;
   std::string r;
   if (::sendto(u, dg.data(), dg.size(), 0, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) ==
@@ -400,7 +400,7 @@ TEST(ReplyBounds, UdpRequestsForHugeRepliesGetAnErrorAndStayBounded) {
   const std::string r = udp_request(s, 10, "get b\r\n");
   ASSERT_GT(r.size(), 8u);
   EXPECT_EQ(r.substr(0, 4), std::string("\x00\x0a\x00\x00", 4));
-  EXPECT_EQ((static_cast<uint8_t>(r[4]) << 8) | static_cast<uint8_t>(r[5]), 750);
+  EXPECT_EQ(load_be16(r.data() + 4), 750);  // datagram count
 }
 
 TEST(ReplyBounds, NativeMessageOfManyBigGetsIsAnsweredTooLarge) {
@@ -428,8 +428,8 @@ TEST(ReplyBounds, NativeMessageOfManyBigGetsIsAnsweredTooLarge) {
   ASSERT_EQ(replies.size(), ops.size());
   std::size_t ok = 0, too_large = 0;
   for (const client::Reply& r : replies) {
-    if (r.status == proto::Status::kOk && r.value.size() == kBig) ++ok;
-    if (r.status == proto::Status::kTooLarge) ++too_large;
+    if (r.status == proto::OpStatus::kOk && r.value.size() == kBig) ++ok;
+    if (r.status == proto::OpStatus::kTooLarge) ++too_large;
   }
   EXPECT_EQ(ok, 1u);  // 2 MiB of reply holds one 1 MiB value and the headers
   EXPECT_EQ(too_large, ops.size() - 1);

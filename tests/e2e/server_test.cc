@@ -21,7 +21,7 @@ namespace ferrite {
 namespace {
 
 using proto::Opcode;
-using proto::Status;
+using proto::OpStatus;
 using testing::ServerProcess;
 
 using testing::parse_stats;
@@ -64,29 +64,29 @@ TEST_F(ServerTest, EveryOp) {
   };
   ASSERT_TRUE(c_->execute(ops, &r).is_ok());
   ASSERT_EQ(r.size(), ops.size());
-  EXPECT_EQ(r[0].status, Status::kOk);
+  EXPECT_EQ(r[0].status, OpStatus::kOk);
   EXPECT_EQ(r[1].value, "1");
   EXPECT_EQ(r[1].flags, 7u);
-  EXPECT_EQ(r[2].status, Status::kExists);
-  EXPECT_EQ(r[3].status, Status::kOk);
-  EXPECT_EQ(r[4].status, Status::kNotStored);
-  EXPECT_EQ(r[5].status, Status::kOk);
+  EXPECT_EQ(r[2].status, OpStatus::kExists);
+  EXPECT_EQ(r[3].status, OpStatus::kOk);
+  EXPECT_EQ(r[4].status, OpStatus::kNotStored);
+  EXPECT_EQ(r[5].status, OpStatus::kOk);
   EXPECT_EQ(r[8].value, "034");
   EXPECT_EQ(r[9].value, "42");
   EXPECT_EQ(r[10].value, "40");
-  EXPECT_EQ(r[11].status, Status::kOk);
-  EXPECT_EQ(r[12].status, Status::kOk);
-  EXPECT_EQ(r[13].status, Status::kNotFound);
-  EXPECT_EQ(r[14].status, Status::kNotFound);
-  EXPECT_EQ(r[15].status, Status::kOk);
+  EXPECT_EQ(r[11].status, OpStatus::kOk);
+  EXPECT_EQ(r[12].status, OpStatus::kOk);
+  EXPECT_EQ(r[13].status, OpStatus::kNotFound);
+  EXPECT_EQ(r[14].status, OpStatus::kNotFound);
+  EXPECT_EQ(r[15].status, OpStatus::kOk);
 
   // cas: with the version from a get, then with a stale one.
   client::Reply g;
   ASSERT_TRUE(c_->get("a", &g).is_ok());
   std::vector<proto::RequestOp> cas = {op(Opcode::kCas, "a", "new", g.version), op(Opcode::kCas, "a", "x", g.version)};
   ASSERT_TRUE(c_->execute(cas, &r).is_ok());
-  EXPECT_EQ(r[0].status, Status::kOk);
-  EXPECT_EQ(r[1].status, Status::kCasMismatch);
+  EXPECT_EQ(r[0].status, OpStatus::kOk);
+  EXPECT_EQ(r[1].status, OpStatus::kCasMismatch);
 }
 
 TEST_F(ServerTest, ValueSizes) {
@@ -95,7 +95,7 @@ TEST_F(ServerTest, ValueSizes) {
     for (std::size_t i = 0; i < n; i += 997) v[i] = static_cast<char>('a' + i % 26);
     auto s = c_->set("sz" + std::to_string(n), v);
     ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-    EXPECT_EQ(*s, Status::kOk);
+    EXPECT_EQ(*s, OpStatus::kOk);
     client::Reply r;
     auto g = c_->get("sz" + std::to_string(n), &r);
     ASSERT_TRUE(g.is_ok()) << n << ": " << g.status().to_string() << "\n" << *c_->stats();
@@ -103,7 +103,7 @@ TEST_F(ServerTest, ValueSizes) {
   }
   auto big = c_->set("toolarge", std::string((1u << 20) + 1, 'x'));
   ASSERT_TRUE(big.is_ok()) << big.status().to_string();
-  EXPECT_EQ(*big, Status::kTooLarge);
+  EXPECT_EQ(*big, OpStatus::kTooLarge);
 }
 
 TEST_F(ServerTest, ManyOpsPerDatagram) {
@@ -181,7 +181,7 @@ TEST_F(ServerTest, MalformedInputIsCountedAndServerKeepsServing) {
   // 3. header intact, body truncated (value length beyond the datagram): error reply.
   auto trunc = raw_request(2, ck, {op(Opcode::kSet, "x", "value")});
   trunc.resize(trunc.size() - 3);
-  proto::store_u32(trunc.data() + 8, static_cast<uint32_t>(trunc.size() - proto::kHeaderSize));  // msg_len consistent
+  ferrite::store_le32(trunc.data() + 8, static_cast<uint32_t>(trunc.size() - proto::kHeaderSize));  // msg_len consistent
   ASSERT_TRUE(c_->TEST_send_raw(trunc).is_ok());
   auto rep = c_->TEST_recv_raw(1000);
   ASSERT_TRUE(rep.is_ok());
@@ -200,14 +200,14 @@ TEST_F(ServerTest, MalformedInputIsCountedAndServerKeepsServing) {
   proto::ResponseOp r1, r2;
   ASSERT_EQ(rd.next(&r1), Result::kOk);
   ASSERT_EQ(rd.next(&r2), Result::kOk);
-  EXPECT_EQ(r1.status, Status::kOk);
-  EXPECT_EQ(r2.status, Status::kUnknownOpcode);
+  EXPECT_EQ(r1.status, OpStatus::kOk);
+  EXPECT_EQ(r2.status, OpStatus::kUnknownOpcode);
   // 5. oversized key (251 bytes): too_large, counted.
   std::string longkey(251, 'k');
   std::vector<client::Reply> rr;
   ASSERT_TRUE(c_->execute(std::vector<proto::RequestOp>{op(Opcode::kSet, longkey, "v")}, &rr).is_ok());
   ASSERT_EQ(rr.size(), 1u);
-  EXPECT_EQ(rr[0].status, Status::kTooLarge);
+  EXPECT_EQ(rr[0].status, OpStatus::kTooLarge);
   // 6. garbage of every length up to 100 bytes: never a crash.
   for (std::size_t n = 0; n < 100; ++n) {
     std::vector<uint8_t> g(n, static_cast<uint8_t>(n * 37));
@@ -238,7 +238,7 @@ TEST_F(ServerTest, UnprovenSourceGetsOnlyACookie) {
   EXPECT_EQ(h.type, proto::MsgType::kCookie);
   client::Reply r;
   ASSERT_TRUE(c_->get("spoof", &r).is_ok());
-  EXPECT_EQ(r.status, Status::kNotFound) << "nothing was executed";
+  EXPECT_EQ(r.status, OpStatus::kNotFound) << "nothing was executed";
 }
 
 TEST_F(ServerTest, DumpPagesThroughEveryKeyOnce) {
@@ -251,7 +251,7 @@ TEST_F(ServerTest, DumpPagesThroughEveryKeyOnce) {
     std::vector<client::Reply> r;
     ASSERT_TRUE(c_->execute(sets, &r).is_ok());
   }
-  ASSERT_EQ(*c_->del("dump-7"), Status::kOk);
+  ASSERT_EQ(*c_->del("dump-7"), OpStatus::kOk);
   std::map<std::string, int> seen;
   uint64_t cursor = 0, next = 0;
   bool done = false;
@@ -279,8 +279,8 @@ TEST(ServerRestart, SigtermKeepsEveryAcknowledgedWrite) {
   {
     auto c = server.client();
     ASSERT_NE(c, nullptr);
-    for (int i = 0; i < 2000; ++i) ASSERT_EQ(*c->set("r" + std::to_string(i), std::to_string(i * i)), Status::kOk);
-    ASSERT_EQ(*c->del("r7"), Status::kOk);
+    for (int i = 0; i < 2000; ++i) ASSERT_EQ(*c->set("r" + std::to_string(i), std::to_string(i * i)), OpStatus::kOk);
+    ASSERT_EQ(*c->del("r7"), OpStatus::kOk);
   }
   EXPECT_EQ(server.stop(SIGTERM), 0) << "graceful shutdown exits 0";
   ASSERT_TRUE(server.start());
@@ -290,7 +290,7 @@ TEST(ServerRestart, SigtermKeepsEveryAcknowledgedWrite) {
     client::Reply r;
     ASSERT_TRUE(c->get("r" + std::to_string(i), &r).is_ok());
     if (i == 7) {
-      EXPECT_EQ(r.status, Status::kNotFound);
+      EXPECT_EQ(r.status, OpStatus::kNotFound);
     } else {
       ASSERT_EQ(r.value, std::to_string(i * i)) << i;
     }
@@ -304,7 +304,7 @@ TEST(ServerRestart, SigkillKeepsEveryAcknowledgedWrite) {
   {
     auto c = server.client();
     ASSERT_NE(c, nullptr);
-    for (int i = 0; i < 2000; ++i) ASSERT_EQ(*c->set("k" + std::to_string(i), "v" + std::to_string(i)), Status::kOk);
+    for (int i = 0; i < 2000; ++i) ASSERT_EQ(*c->set("k" + std::to_string(i), "v" + std::to_string(i)), OpStatus::kOk);
   }
   server.stop(SIGKILL);
   ASSERT_TRUE(server.start());
@@ -378,7 +378,7 @@ TEST(ServerMemcached, UdpTcpAndNativeShareTheStoreAcrossRestarts) {
   client::Reply r;
   auto st = c->get("k", &r);
   ASSERT_TRUE(st.is_ok());
-  EXPECT_EQ(*st, proto::Status::kOk);
+  EXPECT_EQ(*st, proto::OpStatus::kOk);
   EXPECT_EQ(r.value, "hello");
   EXPECT_EQ(r.flags, 42u);
   // After a clean restart the value and its flags are there.
@@ -393,7 +393,7 @@ TEST(ServerConfig, MaxDatagramSizesReplyDatagrams) {
   auto c = server.client();
   ASSERT_NE(c, nullptr);
   const std::string value(20000, 'm');
-  ASSERT_EQ(*c->set("big", value), Status::kOk);
+  ASSERT_EQ(*c->set("big", value), OpStatus::kOk);
   std::vector<uint8_t> body;
   proto::append_request_op(&body, op(Opcode::kGet, "big"));
   std::vector<uint8_t> dg(proto::kHeaderSize + body.size());
@@ -436,7 +436,7 @@ TEST(ServerCluster, ThreeServersKetamaSpreadAndReadBack) {
   }
   std::vector<client::Reply> r;
   ASSERT_TRUE((*cc)->execute(sets, &r).is_ok());
-  for (const auto& x : r) ASSERT_EQ(x.status, Status::kOk);
+  for (const auto& x : r) ASSERT_EQ(x.status, OpStatus::kOk);
   ASSERT_TRUE((*cc)->execute(gets, &r).is_ok());
   for (std::size_t i = 0; i < keys.size(); ++i) ASSERT_EQ(r[i].value, keys[i]);
   // Each server holds its share, and exactly the keys the ring gives it.

@@ -108,10 +108,10 @@ bool serves(uint16_t port, const std::string& key) {
   auto c = client::Client::connect("127.0.0.1", port, o);
   if (!c.is_ok()) return false;
   auto s = (*c)->set(key, "v-" + key);
-  if (!s.is_ok() || *s != proto::Status::kOk) return false;
+  if (!s.is_ok() || *s != proto::OpStatus::kOk) return false;
   client::Reply r;
   auto g = (*c)->get(key, &r);
-  return g.is_ok() && *g == proto::Status::kOk && r.value == "v-" + key;
+  return g.is_ok() && *g == proto::OpStatus::kOk && r.value == "v-" + key;
 }
 
 // Waits until the server on port answers a hello (bounded), or it exited.
@@ -210,20 +210,20 @@ TEST(CookieRotation, ClientsKeepWorkingAcrossRotations) {
   auto c = client::Client::connect("127.0.0.1", port, o);
   ASSERT_TRUE(c.is_ok());
   auto s = (*c)->set("k", "v");
-  ASSERT_TRUE(s.is_ok() && *s == proto::Status::kOk);
+  ASSERT_TRUE(s.is_ok() && *s == proto::OpStatus::kOk);
   const auto until = std::chrono::steady_clock::now() + 3500ms;
   int gets = 0;
   while (std::chrono::steady_clock::now() < until) {
     client::Reply r;
     auto g = (*c)->get("k", &r);
-    ASSERT_TRUE(g.is_ok() && *g == proto::Status::kOk) << "get " << gets;
+    ASSERT_TRUE(g.is_ok() && *g == proto::OpStatus::kOk) << "get " << gets;
     ++gets;
     std::this_thread::sleep_for(300ms);
   }
   std::this_thread::sleep_for(3s);  // > 2 periods idle: the cookie has expired
   client::Reply r;
   auto g = (*c)->get("k", &r);
-  ASSERT_TRUE(g.is_ok() && *g == proto::Status::kOk);
+  ASSERT_TRUE(g.is_ok() && *g == proto::OpStatus::kOk);
   EXPECT_EQ(r.value, "v");
   auto st = (*c)->stats();
   ASSERT_TRUE(st.is_ok());

@@ -112,7 +112,7 @@ struct Soak {
         return;
       }
       for (std::size_t i = 0; i < ks.size(); ++i) {
-        if (replies[i].status == proto::Status::kOk) {
+        if (replies[i].status == proto::OpStatus::kOk) {
           ++acked[ks[i]];
           sets_ok.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -154,12 +154,12 @@ struct Soak {
       ASSERT_EQ(replies.size(), ops.size());
       for (std::size_t i = 0; i < ops.size(); ++i) {
         const uint64_t k = base + i;
-        if (replies[i].status == proto::Status::kNotFound) {
+        if (replies[i].status == proto::OpStatus::kNotFound) {
           ++*absent;
           continue;
         }
         ++*present;
-        if (replies[i].status != proto::Status::kOk || acked[k] == 0 || replies[i].value != value_of(k, acked[k])) {
+        if (replies[i].status != proto::OpStatus::kOk || acked[k] == 0 || replies[i].value != value_of(k, acked[k])) {
           if (++*wrong == 1) {
             *first_wrong = fmt::format("{}: acked seq {}, read status {} value {:.24}", key_of(k), acked[k],
                                        static_cast<int>(replies[i].status), replies[i].value);

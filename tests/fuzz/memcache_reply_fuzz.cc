@@ -20,11 +20,12 @@ bool inside(std::string_view part, std::string_view whole) {
 void memcache_reply_one_input(const uint8_t* data, std::size_t size) {
   using namespace ferrite::bench;
   const std::span<const uint8_t> d(data, size);
-  mc::Frame f;
+  proto::mc::UdpHeader f;
   std::span<const uint8_t> payload;
-  const bool framed = mc::decode_frame(d, &f, &payload);
+  const bool framed = proto::mc::decode_udp_reply(d, &f, &payload);
   if (framed) {
-    check(size >= mc::kFrameSize && f.count >= 1 && f.seq < f.count && payload.size() == size - mc::kFrameSize);
+    check(size >= proto::mc::kUdpHeaderSize && f.count >= 1 && f.seq < f.count &&
+          payload.size() == size - proto::mc::kUdpHeaderSize);
     mc::ReplyAssembler a;
     const bool whole = a.add(f, payload);
     check(whole == (f.count == 1));

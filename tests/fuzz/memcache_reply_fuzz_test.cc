@@ -17,9 +17,9 @@ std::vector<uint8_t> valid_reply(std::mt19937_64& rng) {
   static const char* texts[] = {"VALUE key:000001 0 5\r\nhello\r\nEND\r\n", "VALUE k 3 0 77\r\n\r\nEND\r\n",
                                 "END\r\n", "STORED\r\n", "NOT_STORED\r\n", "SERVER_ERROR oom\r\n", "ERROR\r\n"};
   const std::string t = texts[rng() % 7];
-  std::vector<uint8_t> d(bench::mc::kFrameSize);
+  std::vector<uint8_t> d(proto::mc::kUdpHeaderSize);
   const uint16_t count = static_cast<uint16_t>(1 + rng() % 3);
-  bench::mc::encode_frame({static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng() % count), count, 0}, d.data());
+  proto::mc::encode_udp_header({static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng() % count), count, 0}, d.data());
   d.insert(d.end(), t.begin(), t.end());
   return d;
 }
@@ -39,8 +39,8 @@ TEST(MemcacheReplyFuzz, RandomAndMutatedInputs) {
     }
     fuzz::memcache_reply_one_input(d.data(), d.size());
     // The text path on its own, without a frame.
-    if (d.size() > bench::mc::kFrameSize) {
-      fuzz::memcache_reply_one_input(d.data() + bench::mc::kFrameSize, d.size() - bench::mc::kFrameSize);
+    if (d.size() > proto::mc::kUdpHeaderSize) {
+      fuzz::memcache_reply_one_input(d.data() + proto::mc::kUdpHeaderSize, d.size() - proto::mc::kUdpHeaderSize);
     }
   }
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "common/endian.h"
 #include "proto/memcached.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
@@ -137,11 +138,11 @@ TEST(McParse, Base64AndNumbers) {
   ASSERT_TRUE(mc::base64_decode(e, buf, sizeof(buf), &n));
   EXPECT_EQ(std::string_view(buf, n), "\x01\xff hello");
   uint64_t v = 0;
-  EXPECT_TRUE(mc::parse_u64("18446744073709551615", &v));
+  EXPECT_TRUE(mc::parse_argument_u64("18446744073709551615", &v));
   EXPECT_EQ(v, UINT64_MAX);
-  EXPECT_FALSE(mc::parse_u64("18446744073709551616", &v));
-  EXPECT_FALSE(mc::parse_u64("-1", &v));
-  EXPECT_FALSE(mc::parse_u64("", &v));
+  EXPECT_FALSE(mc::parse_argument_u64("18446744073709551616", &v));
+  EXPECT_FALSE(mc::parse_argument_u64("-1", &v));
+  EXPECT_FALSE(mc::parse_argument_u64("", &v));
   EXPECT_EQ(mc::absolute_exptime(0, 1000), 0u);
   EXPECT_EQ(mc::absolute_exptime(-1, 1000), 1u);
   EXPECT_EQ(mc::absolute_exptime(100, 1000), 1100u);
@@ -922,7 +923,7 @@ TEST_F(McTest, BinaryCompareAndWrite) {
     std::string out;
     bool close = false;
     (void)mc_->process_binary(*cx_, pkt, &out, &close);
-    return out.size() >= 24 ? (static_cast<int>(static_cast<uint8_t>(out[6])) << 8) | static_cast<uint8_t>(out[7]) : -1;
+    return out.size() >= mc::kBinHeaderSize ? int{load_be16(out.data() + 6)} : -1;  // the status field
   };
   const std::string no_extras;
   const std::string incr_extras(std::string("\0\0\0\0\0\0\0\x01", 8) + std::string(8, '\0') + std::string(4, '\xff'));

@@ -1,7 +1,10 @@
-// Log-linear latency histogram: exact below 64 ns-units, then 64 sub-buckets
-// per power of two (relative error under 1.6%), every uint64 value fits.
-// Percentiles report the bucket's upper bound clamped to the observed max,
-// so they never understate a latency.
+// The one latency histogram every perf tool (ferrite-bench, server_bench,
+// index_bench, recovery_bench, dpdk_loadgen, ferrite-crashtest) records into
+// and takes percentiles from. Log-linear: exact below 64 units, then 64
+// sub-buckets per power of two (relative error under 1.6%); every uint64
+// value fits, so there is no cap on what it can hold. Percentiles report
+// the bucket's upper bound clamped to the observed min and max, so they never
+// understate a latency. Units are the caller's (the tools record ns).
 //
 // Thread safety: a Histogram belongs to one thread; merge() copies of them.
 #pragma once
@@ -10,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace ferrite::bench {
+namespace ferrite {
 
 class Histogram {
  public:
@@ -55,4 +58,4 @@ class Histogram {
   uint64_t min_ = UINT64_MAX;
 };
 
-}  // namespace ferrite::bench
+}  // namespace ferrite

@@ -1,10 +1,10 @@
 // Log-linear latency histogram (see histogram.h).
-#include "perf/bench/histogram.h"
+#include "common/histogram.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace ferrite::bench {
+namespace ferrite {
 
 uint64_t Histogram::bucket_low(std::size_t b) noexcept {
   if (b < kSub) return b;
@@ -49,4 +49,4 @@ uint64_t Histogram::percentile(double q) const noexcept {
   return max();
 }
 
-}  // namespace ferrite::bench
+}  // namespace ferrite
