@@ -18,29 +18,25 @@
 
 #include "proto/memcached.h"
 #include "server/memcached.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
 namespace {
 
-using testing::TempPath;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 namespace mc = proto::mc;
 
-class McTest : public ::testing::Test {
+class McTest : public testing::PoolIndexTest {
  protected:
+  McTest() : PoolIndexTest("mc") {}
   void SetUp() override {
-    auto p = pmem::Pool::create(path_.str(), 64u << 20, 2u << 20);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
+    ASSERT_NO_FATAL_FAILURE(create_pool());
     open_engine();
   }
   // Index and engine over pool_ (SetUp, and after a restart).
   void open_engine() {
-    auto i = index::Index::open(*pool_, {.workers = 4});
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
+    ASSERT_NO_FATAL_FAILURE(open_index({.workers = 4}));
     auto c = parse_cidr("127.0.0.0/8");
     ASSERT_TRUE(c.is_ok());
     mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
@@ -48,8 +44,7 @@ class McTest : public ::testing::Test {
   }
   void TearDown() override {
     mc_.reset();
-    idx_.reset();
-    pool_.reset();
+    PoolIndexTest::TearDown();
   }
   // Feeds in, returns every reply; *closed tells whether the connection ended.
   std::string run(std::string_view in, bool* closed = nullptr) {
@@ -84,9 +79,6 @@ class McTest : public ::testing::Test {
     return pos == std::string::npos ? 0 : std::stoull(line.substr(pos + 1));
   }
 
-  TempPath path_{"mc"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<index::Index> idx_;
   std::unique_ptr<McEngine> mc_;
   McContext* cx_ = nullptr;
 };
@@ -550,10 +542,7 @@ TEST_F(McTest, StaleItemsStayStaleAcrossARestart) {
   mc_.reset();
   idx_.reset();
   pool_->mark_clean_on_close();
-  pool_.reset();
-  auto p = pmem::Pool::open(path_.str());
-  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-  pool_ = std::move(p).value();
+  ASSERT_NO_FATAL_FAILURE(open_pool());
   EXPECT_NE(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u);
   open_engine();
   // Stale is durable; win tokens are DRAM state, so one more is handed out.
