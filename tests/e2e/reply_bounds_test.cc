@@ -58,9 +58,9 @@ class LimitedServer : public testing::ServerProcess {
  public:
   LimitedServer(rlim_t as_limit, rlim_t nofile_limit)
       : ServerProcess(testing::ServerOptions{
+            .memcached = true,
             .extra = {"--set", "server.pin_cores=false"},
             .pool_size = "192MiB",
-            .memcached = true,
             .limits = {.address_space = as_limit, .open_files = nofile_limit},
             .capture_stderr = true,
             // Ports are picked free and may be taken before the server binds

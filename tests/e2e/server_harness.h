@@ -146,9 +146,9 @@ class FerritedProcess {
 
 // How a ServerProcess runs ferrited.
 struct ServerOptions {
-  std::vector<std::string> extra;  // more ferrited arguments
-  std::string pool_size = "256MiB";
   bool memcached = false;          // memcached UDP and TCP on one more free port
+  std::vector<std::string> extra{};  // more ferrited arguments
+  std::string pool_size = "256MiB";
   ProcessLimits limits{};
   bool capture_stderr = false;     // stderr in a file (log()) instead of the test's
   // Tries on fresh ports when the server exits during start (a picked port
@@ -160,7 +160,7 @@ struct ServerOptions {
 class ServerProcess {
  public:
   explicit ServerProcess(std::vector<std::string> extra = {}, std::string pool_size = "256MiB")
-      : ServerProcess(ServerOptions{.extra = std::move(extra), .pool_size = std::move(pool_size)}) {}
+      : ServerProcess(ServerOptions{.memcached = false, .extra = std::move(extra), .pool_size = std::move(pool_size)}) {}
   explicit ServerProcess(ServerOptions o) : o_(std::move(o)) { pick_ports(); }
   ~ServerProcess() { stop(SIGKILL); }
 

@@ -53,9 +53,14 @@ class Scenarios : public ::testing::TestWithParam<testing::Scenario> {
     ASSERT_TRUE(server_.start()) << "ferrited did not start (is $FERRITED set?)";
   }
   void run(testing::KvTransport& t) { GetParam().run(t, testing::Keys("")); }
-  const uint16_t mport_ = testing::free_udp_port();
-  ServerProcess server_{{"--set", "server.memcached_udp_port=" + std::to_string(mport_), "--set",
-                         "server.memcached_tcp_port=" + std::to_string(mport_)}};
+  template <typename Wire>
+  void run_memcached() {
+    Wire wire(htonl(INADDR_LOOPBACK), server_.memcached_port());
+    ASSERT_TRUE(wire.ok());
+    testing::McTransport t(&wire);
+    run(t);
+  }
+  ServerProcess server_{testing::ServerOptions{.memcached = true}};
 };
 
 TEST_P(Scenarios, Native) {
@@ -67,18 +72,12 @@ TEST_P(Scenarios, Native) {
 
 TEST_P(Scenarios, MemcachedTcp) {
   if (GetParam().needs_scan) GTEST_SKIP() << "memcached has no scan";
-  testing::McTcpWire wire(htonl(INADDR_LOOPBACK), mport_);
-  ASSERT_TRUE(wire.ok());
-  testing::McTransport t(&wire);
-  run(t);
+  run_memcached<testing::McTcpWire>();
 }
 
 TEST_P(Scenarios, MemcachedUdp) {
   if (GetParam().needs_scan) GTEST_SKIP() << "memcached has no scan";
-  testing::McUdpWire wire(htonl(INADDR_LOOPBACK), mport_);
-  ASSERT_TRUE(wire.ok());
-  testing::McTransport t(&wire);
-  run(t);
+  run_memcached<testing::McUdpWire>();
 }
 
 INSTANTIATE_TEST_SUITE_P(KernelUdp, Scenarios, ::testing::ValuesIn(testing::scenarios()), testing::scenario_name);
@@ -309,20 +308,15 @@ std::string mc_tcp(uint16_t port, const std::string& req) {
 }
 
 TEST(ServerMemcached, UdpTcpAndNativeShareTheStoreAcrossRestarts) {
-  const uint16_t mport = testing::free_udp_port();
-  const std::vector<std::string> args = {"--set", "server.memcached_udp_port=" + std::to_string(mport), "--set",
-                                         "server.memcached_tcp_port=" + std::to_string(mport)};
-  ServerProcess server(args);
+  ServerProcess server(testing::ServerOptions{.memcached = true});
   ASSERT_TRUE(server.start());
+  const uint16_t mport = server.memcached_port();
   EXPECT_EQ(mc_tcp(mport, "set k 42 0 5\r\nhello\r\n"), "STORED\r\n");
   // UDP: frame header (request id 7, seq 0, count 1, reserved 0x0100 as memaslap sends).
   const int u = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(mport);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const sockaddr_in a = testing::loopback_addr(mport);
   const std::string req = std::string("\x00\x07\x00\x00\x00\x01\x01\x00", 8) + "get k\r\n";
-  ASSERT_EQ(::sendto(u, req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)),
+  ASSERT_EQ(::sendto(u, req.data(), req.size(), 0, reinterpret_cast<const sockaddr*>(&a), sizeof(a)),
             static_cast<ssize_t>(req.size()));
   timeval tv{5, 0};
   ::setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));

@@ -89,13 +89,23 @@ class NativeTransport final : public KvTransport {
   client::Client* c_;
 };
 
-// Sends one memcached request and returns its whole reply ("" on timeout).
-// complete(bytes) tells when the reply bytes so far are a whole reply.
+// A connected socket that carries memcached requests. exchange() sends one
+// and returns its whole reply ("" on timeout); complete(bytes) tells when the
+// reply bytes so far are a whole reply.
 class McWire {
  public:
-  virtual ~McWire() = default;
+  virtual ~McWire() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  McWire(const McWire&) = delete;
+  McWire& operator=(const McWire&) = delete;
+  bool ok() const { return fd_ >= 0; }
   virtual std::string exchange(const std::string& request, bool (*complete)(std::string_view)) = 0;
   virtual std::size_t max_value() const = 0;
+
+ protected:
+  explicit McWire(int fd) : fd_(fd) {}
+  int fd_;
 };
 
 inline bool wait_readable(int fd, int timeout_ms) {
@@ -106,11 +116,7 @@ inline bool wait_readable(int fd, int timeout_ms) {
 // memcached over one TCP connection.
 class McTcpWire final : public McWire {
  public:
-  McTcpWire(uint32_t ip_be, uint16_t port) : fd_(connect_socket(SOCK_STREAM, ip_be, port)) {}
-  ~McTcpWire() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool ok() const { return fd_ >= 0; }
+  McTcpWire(uint32_t ip_be, uint16_t port) : McWire(connect_socket(SOCK_STREAM, ip_be, port)) {}
   std::string exchange(const std::string& req, bool (*complete)(std::string_view)) override {
     if (::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return "";
     std::string r;
@@ -124,20 +130,13 @@ class McTcpWire final : public McWire {
     return r;
   }
   std::size_t max_value() const override { return std::size_t{1} << 20; }
-
- private:
-  int fd_;
 };
 
 // memcached over UDP: one request datagram with the frame header, the reply
 // joined from its datagrams in sequence order.
 class McUdpWire final : public McWire {
  public:
-  McUdpWire(uint32_t ip_be, uint16_t port) : fd_(connect_socket(SOCK_DGRAM, ip_be, port)) {}
-  ~McUdpWire() override {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool ok() const { return fd_ >= 0; }
+  McUdpWire(uint32_t ip_be, uint16_t port) : McWire(connect_socket(SOCK_DGRAM, ip_be, port)) {}
   std::string exchange(const std::string& req, bool (*complete)(std::string_view)) override {
     const uint16_t id = ++request_id_;
     std::string d(8, '\0');
@@ -168,7 +167,6 @@ class McUdpWire final : public McWire {
   std::size_t max_value() const override { return 1024; }
 
  private:
-  int fd_;
   uint16_t request_id_ = 0;
 };
 
