@@ -240,7 +240,8 @@ TEST(NativeFragments, FragmentAndReassembleInAnyOrder) {
   std::vector<uint8_t> scratch;
   std::vector<std::vector<uint8_t>> dgrams;
   const std::size_t n =
-      fragment(h, body, kDefaultDatagram, &scratch, [&](std::span<const uint8_t> d) { dgrams.emplace_back(d.begin(), d.end()); });
+      fragment(h, body, kDefaultDatagram, &scratch,
+               [&](std::span<const uint8_t> d) { dgrams.emplace_back(d.begin(), d.end()); });
   const std::size_t per = kDefaultDatagram - kHeaderSize;
   ASSERT_EQ(n, (body.size() + per - 1) / per);
   ASSERT_EQ(dgrams.size(), n);

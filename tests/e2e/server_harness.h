@@ -160,7 +160,8 @@ struct ServerOptions {
 class ServerProcess {
  public:
   explicit ServerProcess(std::vector<std::string> extra = {}, std::string pool_size = "256MiB")
-      : ServerProcess(ServerOptions{.memcached = false, .extra = std::move(extra), .pool_size = std::move(pool_size)}) {}
+      : ServerProcess(
+            ServerOptions{.memcached = false, .extra = std::move(extra), .pool_size = std::move(pool_size)}) {}
   explicit ServerProcess(ServerOptions o) : o_(std::move(o)) { pick_ports(); }
   ~ServerProcess() { stop(SIGKILL); }
 
@@ -216,11 +217,13 @@ class ServerProcess {
   }
   bool start_once() {
     if (std::getenv("FERRITED") == nullptr) return false;
-    std::vector<std::string> args = {"--pool", pool_.str(), "--pool-size", o_.pool_size, "--port", std::to_string(port_),
+    std::vector<std::string> args = {"--pool", pool_.str(), "--pool-size", o_.pool_size,
+                                     "--port", std::to_string(port_),
                                      "--log-level", "warn"};
     if (mport_ != 0) {
       for (const char* proto : {"udp", "tcp"}) {
-        args.insert(args.end(), {"--set", std::string("server.memcached_") + proto + "_port=" + std::to_string(mport_)});
+        const std::string key = std::string("server.memcached_") + proto + "_port=";
+        args.insert(args.end(), {"--set", key + std::to_string(mport_)});
       }
     }
     args.insert(args.end(), o_.extra.begin(), o_.extra.end());

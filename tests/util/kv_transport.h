@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "proto/memcached.h"
 #include "proto/native.h"
 #include "tests/util/loopback.h"
 
@@ -139,10 +140,8 @@ class McUdpWire final : public McWire {
   McUdpWire(uint32_t ip_be, uint16_t port) : McWire(connect_socket(SOCK_DGRAM, ip_be, port)) {}
   std::string exchange(const std::string& req, bool (*complete)(std::string_view)) override {
     const uint16_t id = ++request_id_;
-    std::string d(8, '\0');
-    d[0] = static_cast<char>(id >> 8);
-    d[1] = static_cast<char>(id & 0xff);
-    d[5] = 1;  // one datagram
+    std::string d(proto::mc::kUdpHeaderSize, '\0');
+    proto::mc::encode_udp_header({id, 0, 1, 0}, reinterpret_cast<uint8_t*>(d.data()));
     d += req;
     if (::send(fd_, d.data(), d.size(), 0) != static_cast<ssize_t>(d.size())) return "";
     std::map<uint16_t, std::string> parts;
@@ -151,13 +150,11 @@ class McUdpWire final : public McWire {
     while (parts.size() < count) {
       if (!wait_readable(fd_, 2000)) return "";
       const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n < 8) return "";
-      const auto u16 = [&](int at) {
-        return static_cast<uint16_t>((static_cast<uint8_t>(buf[at]) << 8) | static_cast<uint8_t>(buf[at + 1]));
-      };
-      if (u16(0) != id) continue;  // a late reply to an earlier request
-      count = u16(4);
-      parts[u16(2)] = std::string(buf + 8, static_cast<std::size_t>(n - 8));
+      proto::mc::UdpHeader h;
+      if (n <= 0 || !proto::mc::decode_udp_header(std::string_view(buf, static_cast<std::size_t>(n)), &h)) return "";
+      if (h.request_id != id) continue;  // a late reply to an earlier request
+      count = h.count;
+      parts[h.seq] = std::string(buf, static_cast<std::size_t>(n)).substr(proto::mc::kUdpHeaderSize);
     }
     std::string r;
     for (auto& [seq, p] : parts) r += p;

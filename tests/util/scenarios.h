@@ -131,7 +131,8 @@ inline void value_sizes(KvTransport& t, const Keys& k) {
   if (t.max_value() < proto::kMaxValue) return;  // the server's limit is past what this transport carries
   std::vector<OpReply> r;
   const std::string big(proto::kMaxValue + 1, 'x');
-  const std::vector<proto::RequestOp> too_large = {op(Opcode::kSet, k("toolarge"), big), op(Opcode::kGet, k("toolarge"))};
+  const std::string key = k("toolarge");
+  const std::vector<proto::RequestOp> too_large = {op(Opcode::kSet, key, big), op(Opcode::kGet, key)};
   ASSERT_TRUE(t.run(too_large, &r));
   EXPECT_EQ(r[0].status, Status::kTooLarge);
   EXPECT_EQ(r[1].status, Status::kNotFound);
