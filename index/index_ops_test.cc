@@ -11,39 +11,32 @@
 #include <set>
 
 #include "index/index.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::index {
 namespace {
 
-using testing::TempPath;
 
 std::atomic<uint32_t> g_now{1000000};
 uint32_t fake_clock() { return g_now.load(); }
 
-class IndexTest : public ::testing::Test {
+class IndexTest : public testing::PoolIndexTest {
  protected:
+  IndexTest() : PoolIndexTest("idx") {}
   void SetUp() override { open(/*create=*/true); }
+  // The index again; with create, over a fresh pool; else over pool_, or
+  // the pool file reopened if pool_ is closed.
   void open(bool create, std::size_t size = 256u << 20, std::size_t seg = 2u << 20) {
     idx_.reset();
     if (create) {
-      pool_.reset();
-      ::unlink(path_.c_str());
-      auto p = pmem::Pool::create(path_.str(), size, seg);
-      ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-      pool_ = std::move(p).value();
+      ASSERT_NO_FATAL_FAILURE(create_pool(size, seg));
     } else if (!pool_) {
-      auto p = pmem::Pool::open(path_.str());
-      ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-      pool_ = std::move(p).value();
+      ASSERT_NO_FATAL_FAILURE(open_pool());
     }
-    auto i = Index::open(*pool_, {.workers = 2, .clock = fake_clock});
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
+    open_index({.workers = 2, .clock = fake_clock});
   }
   void reopen_pool() {
-    idx_.reset();
-    pool_.reset();
+    close_all();
     open(false);
   }
   Worker& w() { return idx_->worker(0); }
@@ -67,10 +60,6 @@ class IndexTest : public ::testing::Test {
     o.value = v;
     return o;
   }
-
-  TempPath path_{"idx"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<Index> idx_;
 };
 
 TEST_F(IndexTest, SetGetOverwriteFlags) {
@@ -383,7 +372,6 @@ TEST_F(IndexTest, ReopenAfterCleanCloseKeepsEverything) {
   }
   const uint64_t count = idx_->count();
   reopen_pool();
-  EXPECT_TRUE(pool_->opened_after_clean_shutdown() || true);
   EXPECT_EQ(idx_->count(), count);
   for (int i = 0; i < 5000; ++i) {
     const std::string k = "c" + std::to_string(i);

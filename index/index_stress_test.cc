@@ -13,12 +13,11 @@
 #include <thread>
 
 #include "index/index.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::index {
 namespace {
 
-using testing::TempPath;
 
 double scale() {
   const char* s = std::getenv("FERRITE_STRESS_SCALE");
@@ -26,28 +25,37 @@ double scale() {
 }
 int scaled(int n) { return std::max(1, static_cast<int>(n * scale())); }
 
-struct Fixture {
-  explicit Fixture(std::size_t size, unsigned workers = 3) {
-    auto p = pmem::Pool::create(path.str(), size, 2u << 20);
-    EXPECT_TRUE(p.is_ok()) << p.status().to_string();
-    pool = std::move(p).value();
-    auto i = Index::open(*pool, {.workers = workers});
-    EXPECT_TRUE(i.is_ok()) << i.status().to_string();
-    idx = std::move(i).value();
+class IndexStress : public testing::PoolIndexTest {
+ protected:
+  IndexStress() : PoolIndexTest("stress") {}
+  void open(std::size_t size, unsigned workers = 3) {
+    ASSERT_NO_FATAL_FAILURE(create_pool(size));
+    open_index({.workers = workers});
   }
-  TempPath path{"stress"};
-  std::unique_ptr<pmem::Pool> pool;
-  std::unique_ptr<Index> idx;
+  // Runs body(0) and body(1) on two threads and waits for both.
+  template <typename Body>
+  static void on_two_threads(const Body& body) {
+    std::thread a(body, 0), b(body, 1);
+    a.join();
+    b.join();
+  }
+  // The value of key, read with worker 0 ("<not found>" etc. if none).
+  std::string value_of(std::string_view key) {
+    std::string out;
+    Op g = Op::get(key, &out);
+    const Result r = idx_->worker(0).execute_one(g);
+    return r == Result::kOk ? out : "<" + std::string(result_name(r)) + ">";
+  }
 };
 
 // Each thread owns a key range and checks every result against its own
 // sequential model, while the other thread's writes split shared segments.
-TEST(IndexStress, DisjointKeysMatchSequentialModel) {
-  Fixture f(512u << 20);
+TEST_F(IndexStress, DisjointKeysMatchSequentialModel) {
+  ASSERT_NO_FATAL_FAILURE(open(512u << 20));
   const int iters = std::max(4000, scaled(20000));  // enough filler to split segments at any scale
   std::atomic<int> failures{0};
   auto body = [&](unsigned tid) {
-    Worker& w = f.idx->worker(tid);
+    Worker& w = idx_->worker(tid);
     std::mt19937_64 rng(tid * 7919 + 1);
     std::map<std::string, std::string> model;
     std::vector<std::string> keys, vals(16), outs(16);
@@ -98,21 +106,19 @@ TEST(IndexStress, DisjointKeysMatchSequentialModel) {
     }
     w.quiesce();
   };
-  std::thread a(body, 0), b(body, 1);
-  a.join();
-  b.join();
+  on_two_threads(body);
   EXPECT_EQ(failures.load(), 0);
-  EXPECT_GT(f.idx->stats().splits, 0u);
+  EXPECT_GT(idx_->stats().splits, 0u);
 }
 
-TEST(IndexStress, RacingAddsOfTheSameKeysLeaveNoDuplicates) {
-  Fixture f(256u << 20);
+TEST_F(IndexStress, RacingAddsOfTheSameKeysLeaveNoDuplicates) {
+  ASSERT_NO_FATAL_FAILURE(open(256u << 20));
   const int n = scaled(50000);
   std::vector<std::string> keys(n);
   for (int i = 0; i < n; ++i) keys[i] = "race-" + std::to_string(i);
   std::atomic<int> wins{0};
   auto body = [&](unsigned tid) {
-    Worker& w = f.idx->worker(tid);
+    Worker& w = idx_->worker(tid);
     const std::string val = "from" + std::to_string(tid);
     std::vector<Op> ops(8);
     for (int i = 0; i < n; i += 8) {
@@ -136,10 +142,10 @@ TEST(IndexStress, RacingAddsOfTheSameKeysLeaveNoDuplicates) {
   b.join();
   c.join();
   EXPECT_EQ(wins.load(), n) << "exactly one add wins per key";
-  EXPECT_EQ(f.idx->count(), static_cast<uint64_t>(n));
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(n));
   std::set<std::string> seen;
   uint64_t visits = 0;
-  ASSERT_TRUE(f.idx->scan([&](std::string_view k, std::string_view, uint32_t, uint32_t, uint64_t) {
+  ASSERT_TRUE(idx_->scan([&](std::string_view k, std::string_view, uint32_t, uint32_t, uint64_t) {
     ++visits;
     seen.emplace(k);
   }).is_ok());
@@ -147,13 +153,13 @@ TEST(IndexStress, RacingAddsOfTheSameKeysLeaveNoDuplicates) {
   EXPECT_EQ(seen.size(), static_cast<std::size_t>(n));
 }
 
-TEST(IndexStress, ConcurrentIncrIsLinearizable) {
-  Fixture f(64u << 20);
+TEST_F(IndexStress, ConcurrentIncrIsLinearizable) {
+  ASSERT_NO_FATAL_FAILURE(open(64u << 20));
   Op s = Op::set("ctr", "0");
-  ASSERT_EQ(f.idx->worker(0).execute_one(s), Result::kOk);
+  ASSERT_EQ(idx_->worker(0).execute_one(s), Result::kOk);
   const int n = scaled(20000);
   auto body = [&](unsigned tid) {
-    Worker& w = f.idx->worker(tid);
+    Worker& w = idx_->worker(tid);
     for (int i = 0; i < n; ++i) {
       Op o;
       o.code = OpCode::kIncr;
@@ -163,13 +169,8 @@ TEST(IndexStress, ConcurrentIncrIsLinearizable) {
     }
     w.quiesce();
   };
-  std::thread a(body, 0), b(body, 1);
-  a.join();
-  b.join();
-  std::string out;
-  Op g = Op::get("ctr", &out);
-  ASSERT_EQ(f.idx->worker(0).execute_one(g), Result::kOk);
-  EXPECT_EQ(out, std::to_string(2 * n));
+  on_two_threads(body);
+  EXPECT_EQ(value_of("ctr"), std::to_string(2 * n));
 }
 
 // Two workers race compare-and-write on one key: each round both read the
@@ -177,10 +178,10 @@ TEST(IndexStress, ConcurrentIncrIsLinearizable) {
 // the op kinds: incr, set, append, touch). Exactly one must win each round, the loser must see
 // kCasMismatch with the winner's version, and the value must show exactly
 // the winners' writes.
-TEST(IndexStress, RacingCompareAndWriteHasOneWinnerPerRound) {
-  Fixture f(256u << 20);
+TEST_F(IndexStress, RacingCompareAndWriteHasOneWinnerPerRound) {
+  ASSERT_NO_FATAL_FAILURE(open(256u << 20));
   Op s = Op::set("ck", "0");
-  ASSERT_EQ(f.idx->worker(0).execute_one(s), Result::kOk);
+  ASSERT_EQ(idx_->worker(0).execute_one(s), Result::kOk);
   const int rounds = scaled(1000);  // ~48 MB of log
   std::atomic<int> arrived{0};
   std::atomic<uint64_t> round_version{0};
@@ -195,7 +196,7 @@ TEST(IndexStress, RacingCompareAndWriteHasOneWinnerPerRound) {
     }
   };
   auto body = [&](unsigned tid) {
-    Worker& w = f.idx->worker(tid);
+    Worker& w = idx_->worker(tid);
     int g = 0;
     for (int r = 0; r < rounds; ++r) {
       if (tid == 0) {
@@ -251,18 +252,16 @@ TEST(IndexStress, RacingCompareAndWriteHasOneWinnerPerRound) {
       w.quiesce();
     }
   };
-  std::thread a(body, 0), b(body, 1);
-  a.join();
-  b.join();
+  on_two_threads(body);
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(wins[0].load() + wins[1].load(), rounds);
 }
 
-TEST(IndexStress, ConcurrentSetsOfOneKeyLeaveOneOfTheValues) {
-  Fixture f(64u << 20);
+TEST_F(IndexStress, ConcurrentSetsOfOneKeyLeaveOneOfTheValues) {
+  ASSERT_NO_FATAL_FAILURE(open(64u << 20));
   const int n = scaled(20000);
   auto body = [&](unsigned tid) {
-    Worker& w = f.idx->worker(tid);
+    Worker& w = idx_->worker(tid);
     const std::string v = "writer" + std::to_string(tid);
     for (int i = 0; i < n; ++i) {
       Op o = Op::set("hot", v);
@@ -270,21 +269,17 @@ TEST(IndexStress, ConcurrentSetsOfOneKeyLeaveOneOfTheValues) {
     }
     w.quiesce();
   };
-  std::thread a(body, 0), b(body, 1);
-  a.join();
-  b.join();
-  std::string out;
-  Op g = Op::get("hot", &out);
-  ASSERT_EQ(f.idx->worker(0).execute_one(g), Result::kOk);
+  on_two_threads(body);
+  const std::string out = value_of("hot");
   EXPECT_TRUE(out == "writer0" || out == "writer1") << out;
-  EXPECT_EQ(f.idx->count(), 1u);
+  EXPECT_EQ(idx_->count(), 1u);
 }
 
 // Grows from empty to millions of keys (5M at scale 1) while a reader checks
 // every key the writer has acknowledged.
-TEST(IndexStress, Growth5MWithReaders) {
+TEST_F(IndexStress, Growth5MWithReaders) {
   const int n = scaled(5000000);
-  Fixture f(std::max<std::size_t>(512u << 20, static_cast<std::size_t>(n) * 140));
+  ASSERT_NO_FATAL_FAILURE(open(std::max<std::size_t>(512u << 20, static_cast<std::size_t>(n) * 140)));
   std::atomic<int> acked{0};
   std::atomic<bool> done{false};
   std::atomic<uint64_t> bad{0}, reads{0};
@@ -294,7 +289,7 @@ TEST(IndexStress, Growth5MWithReaders) {
     return std::string(b, 16);
   };
   std::thread writer([&] {
-    Worker& w = f.idx->worker(0);
+    Worker& w = idx_->worker(0);
     std::vector<std::string> ks(32);
     std::vector<Op> ops(32);
     for (int i = 0; i < n; i += 32) {
@@ -311,7 +306,7 @@ TEST(IndexStress, Growth5MWithReaders) {
     done = true;
   });
   std::thread reader([&] {
-    Worker& w = f.idx->worker(1);
+    Worker& w = idx_->worker(1);
     std::mt19937_64 rng(5);
     std::string out;
     while (!done.load()) {
@@ -329,13 +324,13 @@ TEST(IndexStress, Growth5MWithReaders) {
   reader.join();
   EXPECT_EQ(bad.load(), 0u) << "an acknowledged key was missing or wrong during growth";
   EXPECT_GT(reads.load(), 1000u);
-  EXPECT_EQ(f.idx->count(), static_cast<uint64_t>(n));
-  IndexStats st = f.idx->stats();
+  EXPECT_EQ(idx_->count(), static_cast<uint64_t>(n));
+  IndexStats st = idx_->stats();
   EXPECT_GT(st.splits, static_cast<uint64_t>(n / 4000));
 }
 
-TEST(IndexStress, CleanerBesideWritersAndReaders) {
-  Fixture f(256u << 20);
+TEST_F(IndexStress, CleanerBesideWritersAndReaders) {
+  ASSERT_NO_FATAL_FAILURE(open(256u << 20));
   const int rounds = std::max(4, scaled(30));  // sealed segments with dead data at any scale
   const int keys = 2000;
   std::atomic<bool> done{false};
@@ -343,7 +338,7 @@ TEST(IndexStress, CleanerBesideWritersAndReaders) {
   std::vector<std::string> names(keys);
   for (int i = 0; i < keys; ++i) names[i] = "c" + std::to_string(i);
   std::thread writer([&] {
-    Worker& w = f.idx->worker(0);
+    Worker& w = idx_->worker(0);
     for (int r = 0; r < rounds; ++r) {
       const std::string v = std::string(500, static_cast<char>('a' + r % 26));
       for (int i = 0; i < keys; ++i) {
@@ -355,7 +350,7 @@ TEST(IndexStress, CleanerBesideWritersAndReaders) {
     done = true;
   });
   std::thread reader([&] {
-    Worker& w = f.idx->worker(1);
+    Worker& w = idx_->worker(1);
     std::string out;
     std::mt19937 rng(3);
     while (!done.load()) {
@@ -367,19 +362,19 @@ TEST(IndexStress, CleanerBesideWritersAndReaders) {
   });
   uint64_t cleaned = 0;
   while (!done.load()) {
-    cleaned += f.idx->clean({.max_live_ratio = 0.7, .max_segments = 8}).segments_cleaned;
+    cleaned += idx_->clean({.max_live_ratio = 0.7, .max_segments = 8}).segments_cleaned;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   writer.join();
   reader.join();
-  cleaned += f.idx->clean({.max_live_ratio = 0.7, .max_segments = 1000}).segments_cleaned;
+  cleaned += idx_->clean({.max_live_ratio = 0.7, .max_segments = 1000}).segments_cleaned;
   EXPECT_EQ(bad.load(), 0u);
   EXPECT_GT(cleaned, 0u);
   const std::string last(500, static_cast<char>('a' + (rounds - 1) % 26));
   std::string out;
   for (int i = 0; i < keys; ++i) {
     Op g = Op::get(names[i], &out);
-    ASSERT_EQ(f.idx->worker(0).execute_one(g), Result::kOk);
+    ASSERT_EQ(idx_->worker(0).execute_one(g), Result::kOk);
     ASSERT_TRUE(out == last) << i;
   }
 }

@@ -22,12 +22,11 @@
 #include "index/slot.h"
 #include "index/table.h"
 #include "pmem/segment.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::index {
 namespace {
 
-using testing::TempPath;
 
 std::string key(int i) { return "key-" + std::to_string(i); }
 std::string value(int i) { return "value-" + std::to_string(i) + "-0123456789abcdef"; }
@@ -100,27 +99,19 @@ void expect_chain_exact(pmem::Pool& pool, const std::string& what) {
   EXPECT_EQ(chain, logs) << what;
 }
 
-class RecoveryTest : public ::testing::Test {
+class RecoveryTest : public testing::PoolIndexTest {
  protected:
+  RecoveryTest() : PoolIndexTest("recovery") {}
   void SetUp() override {
-    auto p = pmem::Pool::create(path_.str(), 256u << 20, 2u << 20);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
+    ASSERT_NO_FATAL_FAILURE(create_pool(256u << 20));
     open_index();
   }
-  void open_index(IndexOptions o = {.workers = 2}) {
-    auto i = Index::open(*pool_, o);
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
-  }
+  void open_index(IndexOptions o = {.workers = 2}) { PoolIndexTest::open_index(o); }
   // Crash: neither index nor pool closed cleanly; then the pool alone.
   void crash_and_open_pool() {
     idx_->TEST_abandon();
     idx_.reset();
-    pool_.reset();
-    auto p = pmem::Pool::open(path_.str());
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
+    open_pool();
   }
   void crash_and_reopen(IndexOptions o = {.workers = 2}) {
     crash_and_open_pool();
@@ -129,10 +120,7 @@ class RecoveryTest : public ::testing::Test {
   void clean_reopen(IndexOptions o = {.workers = 2}) {
     idx_.reset();
     pool_->mark_clean_on_close();
-    pool_.reset();
-    auto p = pmem::Pool::open(path_.str());
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
+    ASSERT_NO_FATAL_FAILURE(open_pool());
     open_index(o);
   }
   // Writes keys [from, to) in bursts with worker w.
@@ -171,10 +159,6 @@ class RecoveryTest : public ::testing::Test {
     EXPECT_TRUE(idx_->scan([&](std::string_view, std::string_view, uint32_t, uint32_t, uint64_t) { ++n; }).is_ok());
     return n;
   }
-
-  TempPath path_{"recovery"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<Index> idx_;
 };
 
 constexpr int kKeys = 60000;  // ~45 table segments
@@ -437,9 +421,7 @@ TEST_F(RecoveryTest, CleanOpenWithoutAUsableLogChainEnumeratesSegments) {
       }
       p.value()->mark_clean_on_close();
     }
-    auto p = pmem::Pool::open(path_.str());
-    ASSERT_TRUE(p.is_ok());
-    pool_ = std::move(p).value();
+    ASSERT_NO_FATAL_FAILURE(open_pool());
     open_index();
     EXPECT_EQ(idx_->TEST_open_enumerations(), 1u) << variant;
     const IndexStats st = idx_->stats();

@@ -14,12 +14,11 @@
 
 #include "index/index.h"
 #include "pmem/segment.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::index {
 namespace {
 
-using testing::TempPath;
 
 constexpr std::size_t kValueLen = 1000;
 constexpr uint64_t kRecord = (24 + 16 + kValueLen + 7) / 8 * 8;  // 16-byte keys (key_of)
@@ -40,37 +39,24 @@ std::string value_of(uint64_t i, uint64_t seq) {
   return v;
 }
 
-class SpaceTest : public ::testing::Test {
+class SpaceTest : public testing::PoolIndexTest {
  protected:
+  SpaceTest() : PoolIndexTest("space") {}
+  // An index with these space options, or why not (tests of refused options).
   StatusOr<std::unique_ptr<Index>> open_index(const SpaceOptions& so, unsigned workers = 2) {
     IndexOptions o;
     o.workers = workers;
     o.space = so;
     return Index::open(*pool_, o);
   }
-  void create(std::size_t size, std::size_t seg) {
-    idx_.reset();
-    pool_.reset();
-    ::unlink(path_.c_str());
-    auto p = pmem::Pool::create(path_.str(), size, seg);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
-  }
-  void open(const SpaceOptions& so) {
-    auto i = open_index(so);
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
-  }
+  void create(std::size_t size, std::size_t seg) { create_pool(size, seg); }
+  void open(const SpaceOptions& so) { PoolIndexTest::open_index({.workers = 2, .space = so}); }
   // Closes (cleanly, or like a crash) and opens the pool again, without the
   // background cleaner, so what is read is what the media holds.
   void reopen(bool crash) {
     if (crash) idx_->TEST_abandon();
-    idx_.reset();
-    pool_.reset();
-    auto p = pmem::Pool::open(path_.str());
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
-    open(SpaceOptions{});
+    ASSERT_NO_FATAL_FAILURE(open_pool());
+    ASSERT_NO_FATAL_FAILURE(open(SpaceOptions{}));
     idx_->wait_repaired();
   }
   Result set(unsigned w, uint64_t i, uint64_t seq) {
@@ -93,9 +79,6 @@ class SpaceTest : public ::testing::Test {
     return so;
   }
 
-  TempPath path_{"space"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<Index> idx_;
 };
 
 TEST_F(SpaceTest, CapacityIsWhatThePoolCanHold) {

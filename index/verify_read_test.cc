@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "index/index.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::index {
 namespace {
@@ -36,30 +36,24 @@ bool flip_in_file(const std::string& path, std::string_view needle) {
   return at != std::string_view::npos;
 }
 
-class VerifyReadTest : public ::testing::Test {
+class VerifyReadTest : public testing::PoolIndexTest {
  protected:
+  VerifyReadTest() : PoolIndexTest("verify") {}
   void open_all(bool create) {
-    auto p = create ? pmem::Pool::create(path_.str(), 64u << 20, 2u << 20) : pmem::Pool::open(path_.str());
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
-    auto i = Index::open(*pool_, {.workers = 1});
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
+    if (create) {
+      ASSERT_NO_FATAL_FAILURE(create_pool());
+    } else {
+      ASSERT_NO_FATAL_FAILURE(open_pool());
+    }
+    open_index({.workers = 1});
   }
-  void close_clean() {
-    idx_.reset();
-    pool_.reset();
-  }
+  void close_clean() { close_all(); }
   Result run(Op op) { return idx_->worker(0).execute_one(op); }
   std::string get(std::string_view k, Result* r) {
     std::string out;
     *r = run(Op::get(k, &out));
     return out;
   }
-
-  testing::TempPath path_{"verify"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<Index> idx_;
 };
 
 TEST_F(VerifyReadTest, FlippedValueAfterCleanCloseIsAMissNotWrongBytes) {

@@ -16,34 +16,15 @@
 #include <thread>
 
 #include "net/kernel_backend.h"
+#include "tests/util/loopback.h"
 
 namespace ferrite::net {
 namespace {
 
 using namespace std::chrono_literals;
 
-int bound_socket(int type, uint16_t port, bool reuseport) {
-  const int fd = ::socket(AF_INET, type, 0);
-  const int one = 1;
-  if (reuseport) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-  if (type == SOCK_STREAM) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-uint16_t port_of(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
+using testing::bind_loopback;
+using testing::port_of;
 
 // A lock name of our own: ports are per pid, so parallel runs do not meet
 // (the lock is only a name; nothing binds this port).
@@ -55,11 +36,11 @@ class NullHandler : public PacketHandler {
 };
 
 TEST(PortClaim, ProbeSeesAReuseportGroupTheKernelWouldLetUsJoin) {
-  const int group = bound_socket(SOCK_DGRAM, 0, /*reuseport=*/true);
+  const int group = bind_loopback(SOCK_DGRAM, 0, /*reuseport=*/true);
   ASSERT_GE(group, 0);
   const uint16_t port = port_of(group);
   // Why the probe exists: the kernel lets a second reuseport socket of this uid join.
-  const int joiner = bound_socket(SOCK_DGRAM, port, /*reuseport=*/true);
+  const int joiner = bind_loopback(SOCK_DGRAM, port, /*reuseport=*/true);
   EXPECT_GE(joiner, 0);
   if (joiner >= 0) ::close(joiner);
   const Status st = probe_port_free(PortProto::kUdp, "127.0.0.1", port, "test UDP port (x.y)");
@@ -72,7 +53,7 @@ TEST(PortClaim, ProbeSeesAReuseportGroupTheKernelWouldLetUsJoin) {
 }
 
 TEST(PortClaim, ProbeSeesATcpListenerButNotTheUdpPortOfTheSameNumber) {
-  const int l = bound_socket(SOCK_STREAM, 0, false);
+  const int l = bind_loopback(SOCK_STREAM, 0, false);
   ASSERT_GE(l, 0);
   ASSERT_EQ(::listen(l, 4), 0);
   const uint16_t port = port_of(l);
@@ -118,7 +99,7 @@ TEST(PortClaim, SecondBackendOnAPortIsRefusedAndTheFirstKeepsItsGroup) {
 
 TEST(PortClaim, BackendBindsOnlyUnderTheLock) {
   NullHandler h;
-  const int pick = bound_socket(SOCK_DGRAM, 0, false);
+  const int pick = bind_loopback(SOCK_DGRAM, 0, false);
   const uint16_t port = port_of(pick);
   ::close(pick);
   auto held = PortBindLock::acquire(PortProto::kUdp, port, "x", 0ms);

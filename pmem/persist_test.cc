@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "pmem/pool.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 extern char** environ;
 
@@ -128,18 +128,15 @@ TEST(PersisterMsync, MsyncModeWithoutForceFlag) {
   EXPECT_THAT(err, HasSubstr("PMEM_IS_PMEM_FORCE=1"));
 }
 
-class TxTest : public ::testing::Test {
+class TxTest : public testing::PoolTest {
  protected:
+  TxTest() : PoolTest("tx") {}
   void SetUp() override {
-    auto p = Pool::create(path_.str(), 32u << 20);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
+    ASSERT_NO_FATAL_FAILURE(create_pool(32u << 20, kDefaultSegmentSize));
     word_ = reinterpret_cast<uint64_t*>(pool_->root()->reserved);
     *word_ = 1;
     pool_->persister().persist(word_, 8);
   }
-  TempPath path_{"tx"};
-  std::unique_ptr<Pool> pool_;
   uint64_t* word_ = nullptr;
 };
 

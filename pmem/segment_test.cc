@@ -8,25 +8,17 @@
 #include <cstring>
 #include <set>
 
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::pmem {
 namespace {
 
-using testing::TempPath;
-
 constexpr std::size_t kSeg = 1u << 20;
 
-class SegmentTest : public ::testing::Test {
+class SegmentTest : public testing::PoolTest {
  protected:
-  void SetUp() override { reopen_fresh(); }
-  void reopen_fresh() {
-    auto p = Pool::create(path_.str(), 32u << 20, kSeg);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
-  }
-  TempPath path_{"seg"};
-  std::unique_ptr<Pool> pool_;
+  SegmentTest() : PoolTest("seg") {}
+  void SetUp() override { create_pool(32u << 20, kSeg); }
 };
 
 TEST_F(SegmentTest, AllocateGivesZeroedSegmentWithHeader) {

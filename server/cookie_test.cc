@@ -17,7 +17,7 @@
 #include "index/index.h"
 #include "server/cookie.h"
 #include "server/engine.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -99,20 +99,13 @@ TEST(CookieAttack, RecoversTheKeyOfTheOldXxh3CookieAndForgesEveryVictim) {
   EXPECT_EQ(forged, 1000);  // the attack works: the old cookie proved nothing
 }
 
-class EngineCookie : public ::testing::Test {
+class EngineCookie : public testing::PoolIndexTest {
  protected:
+  EngineCookie() : PoolIndexTest("cookie_test") {}
   void SetUp() override {
-    ::unlink(path_.c_str());
-    auto p = pmem::Pool::create(path_.str(), 64u << 20, 2u << 20);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
-    auto i = index::Index::open(*pool_, {.workers = 1, .background_repair = false});
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
+    create_pool();
+    open_index({.workers = 1, .background_repair = false});
   }
-  testing::TempPath path_{"cookie_test"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<index::Index> idx_;
 };
 
 TEST_F(EngineCookie, TheSameAttackForgesNothingAgainstTheRealCookie) {

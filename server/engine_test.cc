@@ -16,8 +16,8 @@
 #include "index/index.h"
 #include "proto/native.h"
 #include "server/engine.h"
+#include "tests/util/pool_fixture.h"
 #include "tests/util/stats.h"
-#include "tests/util/temp_path.h"
 
 namespace ferrite::server {
 namespace {
@@ -25,16 +25,12 @@ namespace {
 std::atomic<uint32_t> g_now{2000000};
 uint32_t fake_clock() { return g_now.load(); }
 
-class EngineIdleSweep : public ::testing::Test {
+class EngineIdleSweep : public testing::PoolIndexTest {
  protected:
+  EngineIdleSweep() : PoolIndexTest("engine_test") {}
   void SetUp() override {
-    ::unlink(path_.c_str());
-    auto p = pmem::Pool::create(path_.str(), 64u << 20, 2u << 20);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
-    auto i = index::Index::open(*pool_, {.workers = 1, .clock = fake_clock, .background_repair = false});
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
+    create_pool();
+    open_index({.workers = 1, .clock = fake_clock, .background_repair = false});
   }
   // n keys expiring 5 s from now, then the clock moves past them.
   void set_expiring(int n) {
@@ -45,10 +41,6 @@ class EngineIdleSweep : public ::testing::Test {
     }
     g_now += 6;
   }
-
-  testing::TempPath path_{"engine_test"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<index::Index> idx_;
 };
 
 TEST_F(EngineIdleSweep, IdleWorkerExpiresKeysInSmallSteps) {

@@ -1,9 +1,10 @@
 // End-to-end test of the DPDK backend, run INSIDE the network namespace made
 // by tests/e2e/dpdk_e2e_test.sh, where ferrited serves on a net_tap port:
 // the kernel side of the tap ($FERRITE_DPDK_IFACE, 10.77.0.2) talks to the
-// DPDK side ($FERRITE_DPDK_IP). Every op through the client library, ARP
-// resolution, ICMP echo, a 1 MiB value, and malformed frames sent with a raw
-// socket, each counted under its drop reason while the server keeps serving.
+// DPDK side ($FERRITE_DPDK_IP). The shared scenarios (tests/util/scenarios.h)
+// through the client library and memcached UDP, ARP resolution, ICMP echo,
+// a 1 MiB value, and malformed frames sent with a raw socket, each counted
+// under its drop reason while the server keeps serving.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <linux/if_packet.h>
@@ -28,6 +29,7 @@
 #include "common/endian.h"
 #include "proto/memcached_udp.h"
 #include "proto/native.h"
+#include "tests/util/scenarios.h"
 #include "tests/util/stats.h"
 
 namespace ferrite {
@@ -46,17 +48,8 @@ const uint16_t kPort = static_cast<uint16_t>(std::stoi(env("FERRITE_DPDK_PORT", 
 const std::string kIface = env("FERRITE_DPDK_IFACE", "ftap0");
 const uint16_t kMcPort = static_cast<uint16_t>(std::stoi(env("FERRITE_DPDK_MC_PORT", "0")));
 
+using testing::op;
 using testing::parse_stats;
-
-proto::RequestOp op(Opcode c, std::string_view k, std::string_view v = {}, uint64_t arg = 0, uint32_t flags = 0) {
-  proto::RequestOp o;
-  o.opcode = c;
-  o.key = k;
-  o.value = v;
-  o.arg = arg;
-  o.client_flags = flags;
-  return o;
-}
 
 uint32_t ip4(const std::string& s) {
   in_addr a{};
@@ -102,64 +95,30 @@ TEST_F(DpdkTest, StatsShowThePortAndItsQueues) {
   }
 }
 
-TEST_F(DpdkTest, EveryOp) {
-  std::vector<client::Reply> r;
-  std::vector<proto::RequestOp> ops = {
-      op(Opcode::kSet, "a", "1", 0, 7),  op(Opcode::kGet, "a"),           op(Opcode::kAdd, "a", "x"),
-      op(Opcode::kAdd, "b", "2"),       op(Opcode::kReplace, "zz", "x"), op(Opcode::kReplace, "b", "3"),
-      op(Opcode::kAppend, "b", "4"),    op(Opcode::kPrepend, "b", "0"), op(Opcode::kGet, "b"),
-      op(Opcode::kIncr, "a", {}, 41),   op(Opcode::kDecr, "a", {}, 2),  op(Opcode::kTouch, "a"),
-      op(Opcode::kDel, "b"),            op(Opcode::kDel, "b"),          op(Opcode::kGet, "b"),
-      op(Opcode::kNoop, {}),
-  };
-  ASSERT_TRUE(c_->execute(ops, &r).is_ok());
-  ASSERT_EQ(r.size(), ops.size());
-  EXPECT_EQ(r[0].status, OpStatus::kOk);
-  EXPECT_EQ(r[1].value, "1");
-  EXPECT_EQ(r[1].flags, 7u);
-  EXPECT_EQ(r[2].status, OpStatus::kExists);
-  EXPECT_EQ(r[3].status, OpStatus::kOk);
-  EXPECT_EQ(r[4].status, OpStatus::kNotStored);
-  EXPECT_EQ(r[5].status, OpStatus::kOk);
-  EXPECT_EQ(r[8].value, "034");
-  EXPECT_EQ(r[9].value, "42");
-  EXPECT_EQ(r[10].value, "40");
-  EXPECT_EQ(r[11].status, OpStatus::kOk);
-  EXPECT_EQ(r[12].status, OpStatus::kOk);
-  EXPECT_EQ(r[13].status, OpStatus::kNotFound);
-  EXPECT_EQ(r[14].status, OpStatus::kNotFound);
-  EXPECT_EQ(r[15].status, OpStatus::kOk);
+// The scenario list (tests/util/scenarios.h) through the DPDK backend: the
+// native protocol, and memcached over UDP on its own port. Both share the
+// server's store, so each transport's keys have their own prefix.
+class DpdkScenarios : public ::testing::TestWithParam<testing::Scenario> {};
 
-  client::Reply g;
-  ASSERT_TRUE(c_->get("a", &g).is_ok());
-  std::vector<proto::RequestOp> cas = {op(Opcode::kCas, "a", "new", g.version), op(Opcode::kCas, "a", "x", g.version)};
-  ASSERT_TRUE(c_->execute(cas, &r).is_ok());
-  EXPECT_EQ(r[0].status, OpStatus::kOk);
-  EXPECT_EQ(r[1].status, OpStatus::kCasMismatch);
-
-  // One-op calls and a scan over what is there.
-  EXPECT_EQ(*c_->set("one", "v1"), OpStatus::kOk);
-  uint64_t n = 0;
-  EXPECT_EQ(*c_->incr("ctr", 5, &n), OpStatus::kNotFound);
-  EXPECT_EQ(*c_->set("ctr", "10"), OpStatus::kOk);
-  EXPECT_EQ(*c_->incr("ctr", 5, &n), OpStatus::kOk);
-  EXPECT_EQ(n, 15u);
-  EXPECT_EQ(*c_->del("one"), OpStatus::kOk);
-  EXPECT_EQ(*c_->get("one", &g), OpStatus::kNotFound);
-  std::string page;
-  std::vector<proto::ScanEntry> entries;
-  uint64_t cursor = 0;
-  bool done = false;
-  std::map<std::string, std::string> seen;
-  for (int pages = 0; !done && pages < 1000; ++pages) {
-    ASSERT_TRUE(c_->scan(cursor, &page, &entries, &cursor, &done).is_ok());
-    for (const auto& e : entries) seen[std::string(e.key)] = std::string(e.value);
-  }
-  EXPECT_TRUE(done);
-  EXPECT_EQ(seen["a"], "new");
-  EXPECT_EQ(seen["ctr"], "15");
-  EXPECT_EQ(seen.count("one"), 0u);
+TEST_P(DpdkScenarios, Native) {
+  client::ClientOptions o;
+  o.timeout_ms = 300;
+  auto c = client::Client::connect(kServerIp, kPort, o);
+  ASSERT_TRUE(c.is_ok()) << "no answer from ferrited on " << kServerIp << ":" << kPort;
+  testing::NativeTransport t(c->get());
+  GetParam().run(t, testing::Keys("native-"));
 }
+
+TEST_P(DpdkScenarios, MemcachedUdp) {
+  if (kMcPort == 0) GTEST_SKIP() << "FERRITE_DPDK_MC_PORT not set";
+  if (GetParam().needs_scan) GTEST_SKIP() << "memcached has no scan";
+  testing::McUdpWire wire(ip4(kServerIp), kMcPort);
+  ASSERT_TRUE(wire.ok());
+  testing::McTransport t(&wire);
+  GetParam().run(t, testing::Keys("mc-udp-"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Dpdk, DpdkScenarios, ::testing::ValuesIn(testing::scenarios()), testing::scenario_name);
 
 // memcached's UDP protocol on its own port, served by the same DPDK workers
 // (net::DpdkBackendOptions::second_handler): the 8-byte frame header comes

@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -38,87 +37,36 @@ using testing::ServerProcess;
 using testing::TempPath;
 using Clock = std::chrono::steady_clock;
 
-// A ferrited started with stderr in a file, for the tests that expect it to fail.
-class Ferrited {
- public:
-  explicit Ferrited(std::vector<std::string> extra) {
-    const char* bin = std::getenv("FERRITED");
-    std::vector<std::string> args = {bin != nullptr ? bin : "/nonexistent", "--pool", pool_.str(), "--pool-size",
-                                     "64MiB", "--log-level", "warn"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    started_ = Clock::now();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int fd = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (fd >= 0) ::dup2(fd, 2);
-      ::execve(argv[0], argv.data(), environ);
-      ::_exit(127);
-    }
-  }
-  ~Ferrited() { kill(); }
+// The pool path of a Ferrited: a base, so it exists before ferrited starts.
+struct FerritedPool {
+  TempPath pool_{"port-pool"};
+};
 
-  // Waits up to `limit` for the process to exit; true if it did.
-  bool wait_exit(std::chrono::milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (pid_ > 0 && Clock::now() < deadline) {
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        took_ = Clock::now() - started_;
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return pid_ <= 0;
-  }
-  bool running() {
-    if (pid_ <= 0) return false;
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      return false;
-    }
-    return true;
-  }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-  int code() const { return code_; }
-  double seconds() const { return std::chrono::duration<double>(took_).count(); }
-  std::string err() const {
-    std::ifstream f(err_.str());
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+// A ferrited started with stderr in a file, for the tests that expect it to fail.
+class Ferrited : private FerritedPool, public testing::FerritedProcess {
+ public:
+  explicit Ferrited(const std::vector<std::string>& extra) : FerritedProcess(args(pool_, extra)) {}
+  bool running() { return alive(); }
+  int code() const { return exit_code(); }
+  double seconds() const { return seconds_to_exit(); }
+  std::string err() const { return log(); }
   bool pool_exists() const {
     struct stat sb;
     return ::stat(pool_.c_str(), &sb) == 0;
   }
 
  private:
-  TempPath pool_{"port-pool"};
-  TempPath err_{"port-err"};
-  pid_t pid_ = -1;
-  int code_ = -1;
-  Clock::time_point started_;
-  Clock::duration took_{};
+  static std::vector<std::string> args(const TempPath& pool, const std::vector<std::string>& extra) {
+    std::vector<std::string> a = {"--pool", pool.str(), "--pool-size", "64MiB", "--log-level", "warn"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
 };
 
 // The second server must be refused: exit within 5 s, non-zero, the message
 // naming the port and its role, its pool never created.
 void expect_refused(Ferrited& second, uint16_t port, const std::string& role) {
-  ASSERT_TRUE(second.wait_exit(std::chrono::seconds(5)))
+  ASSERT_TRUE(second.wait_exit(std::chrono::seconds(5)).has_value())
       << "the second ferrited is still running on port " << port << ": it joined the port";
   EXPECT_NE(second.code(), 0);
   const std::string err = second.err();
@@ -185,20 +133,7 @@ TEST(PortExclusive, MemcachedUdpAndTcpPortsAreExclusiveToo) {
 }
 
 // A socket of some other program bound to 127.0.0.1:port.
-int bind_udp(uint16_t port, bool reuseport) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  const int one = 1;
-  if (reuseport) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+int bind_udp(uint16_t port, bool reuseport) { return testing::bind_loopback(SOCK_DGRAM, port, reuseport); }
 
 TEST(PortExclusive, PortHeldByAnotherProgramIsRefused) {
   for (const bool reuseport : {false, true}) {
@@ -231,8 +166,8 @@ TEST(PortExclusive, TwoStartedTogetherExactlyOneServes) {
     Ferrited& loser = ra ? b : a;
     EXPECT_NE(loser.code(), 0);
     EXPECT_NE(loser.err().find("address in use"), std::string::npos) << loser.err();
-    a.kill();
-    b.kill();
+    a.kill(SIGKILL);
+    b.kill(SIGKILL);
   }
 }
 

@@ -5,8 +5,8 @@
 // nor running out of file descriptors makes the server spin (CPU time of the
 // server process read from /proc/<pid>/stat over a bounded interval).
 //
-// Each test starts its own server (fork + setrlimit + exec, stderr to a file)
-// and stops it by PID; every loop is bounded in count and time; traffic goes
+// Each test starts its own server (testing::ServerProcess: rlimits, stderr
+// to a file) and stops it by PID; every loop is bounded in count and time; traffic goes
 // to loopback only.
 #include <gtest/gtest.h>
 
@@ -15,7 +15,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,8 +32,6 @@
 #include "proto/memcached_udp.h"
 #include "tests/e2e/server_harness.h"
 #include "tests/util/temp_path.h"
-
-extern char** environ;
 
 namespace ferrite {
 namespace {
@@ -57,115 +54,30 @@ using ferrite::Status;
 constexpr std::size_t kBig = 1u << 20;  // memcached's largest value
 
 // ferrited with memcached UDP and TCP on one port, optional rlimits, stderr
-// captured.
-class LimitedServer {
+// captured (testing::ServerProcess), and what these tests read of it.
+class LimitedServer : public testing::ServerProcess {
  public:
-  LimitedServer(rlim_t as_limit, rlim_t nofile_limit) : as_(as_limit), nofile_(nofile_limit) {}
-  ~LimitedServer() { stop(); }
+  LimitedServer(rlim_t as_limit, rlim_t nofile_limit)
+      : ServerProcess(testing::ServerOptions{
+            .memcached = true,
+            .extra = {"--set", "server.pin_cores=false"},
+            .pool_size = "192MiB",
+            .limits = {.address_space = as_limit, .open_files = nofile_limit},
+            .capture_stderr = true,
+            // Ports are picked free and may be taken before the server binds
+            // them (by another test's connection: ferrited then refuses them
+            // at once), so a server that exits during start is tried again.
+            .start_attempts = 5,
+            .start_timeout_ms = 20000,
+        }) {}
 
-  // Ports are picked free and may be taken before the server binds them
-  // (by another test's connection: ferrited then refuses them at once), so
-  // a server that exits during start is tried again on other ports.
-  bool start() {
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      if (start_once()) return true;
-      if (pid_ > 0) return false;  // alive but not answering: a real failure
-    }
-    return false;
-  }
-
-  bool start_once() {
-    const char* bin = std::getenv("FERRITED");
-    if (bin == nullptr) return false;
-    mport_ = testing::free_udp_port();
-    do {
-      nport_ = testing::free_udp_port();
-    } while (nport_ == mport_);
-    std::vector<std::string> args = {bin, "--pool", pool_.str(), "--pool-size", "192MiB", "--port", std::to_string(nport_),
-                                     "--log-level", "warn", "--set", "server.pin_cores=false",
-                                     "--set", "server.memcached_udp_port=" + std::to_string(mport_),
-                                     "--set", "server.memcached_tcp_port=" + std::to_string(mport_)};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (fd >= 0) ::dup2(fd, 2);
-      if (as_ != 0) {
-        rlimit r{as_, as_};
-        ::setrlimit(RLIMIT_AS, &r);
-      }
-      if (nofile_ != 0) {
-        rlimit r{nofile_, nofile_};
-        ::setrlimit(RLIMIT_NOFILE, &r);
-      }
-      ::execve(bin, argv.data(), environ);
-      ::_exit(127);
-    }
-    const auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (Clock::now() < deadline) {
-      const int c = connect_tcp();
-      if (c >= 0) {
-        ::close(c);
-        return true;
-      }
-      if (!alive()) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
-
-  bool alive() {
-    if (pid_ <= 0) return false;
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    for (int i = 0; i < 100 && ::waitpid(pid_, &st, WNOHANG) == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (::waitpid(pid_, &st, WNOHANG) == 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &st, 0);
-    }
-    pid_ = -1;
-  }
-
-  uint16_t native_port() const { return nport_; }
-
-  int connect_tcp() const {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a = addr();
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-  }
-  sockaddr_in addr() const {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(mport_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-  }
+  uint16_t native_port() const { return port(); }
+  int connect_tcp() const { return testing::connect_loopback_tcp(memcached_port()); }
+  sockaddr_in addr() const { return testing::loopback_addr(memcached_port()); }
 
   // VmRSS / VmHWM in KiB.
   uint64_t status_kib(const std::string& field) const {
-    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
+    std::ifstream f("/proc/" + std::to_string(pid()) + "/status");
     std::string line;
     while (std::getline(f, line)) {
       if (line.rfind(field + ":", 0) == 0) return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10);
@@ -174,7 +86,7 @@ class LimitedServer {
   }
   // utime + stime in seconds.
   double cpu_seconds() const {
-    std::ifstream f("/proc/" + std::to_string(pid_) + "/stat");
+    std::ifstream f("/proc/" + std::to_string(pid()) + "/stat");
     std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     const std::size_t close = s.rfind(')');
     if (close == std::string::npos) return -1;
@@ -190,18 +102,6 @@ class LimitedServer {
     }
     return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
   }
-  std::string log() const {
-    std::ifstream f(log_.str());
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  }
-
- private:
-  rlim_t as_, nofile_;
-  testing::TempPath pool_{"bounds"};
-  testing::TempPath log_{"bounds_log"};
-  uint16_t mport_ = 0;
-  uint16_t nport_ = 0;
-  pid_t pid_ = -1;
 };
 
 bool send_all(int fd, const std::string& s) {

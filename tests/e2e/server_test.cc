@@ -1,6 +1,7 @@
 // End-to-end over loopback: a real ferrited process, the client library and
-// raw datagrams. Every op, value sizes, batches, retries, malformed input,
-// restart durability and the allowlist.
+// raw datagrams. The shared scenarios (tests/util/scenarios.h) over the
+// native protocol and memcached's TCP and UDP ports; batches, retries,
+// malformed input, restart durability and the allowlist.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -15,6 +16,7 @@
 #include "client/cluster.h"
 #include "proto/native.h"
 #include "tests/e2e/server_harness.h"
+#include "tests/util/scenarios.h"
 #include "tests/util/stats.h"
 
 namespace ferrite {
@@ -22,19 +24,10 @@ namespace {
 
 using proto::Opcode;
 using proto::OpStatus;
+using testing::op;
 using testing::ServerProcess;
 
 using testing::parse_stats;
-
-proto::RequestOp op(Opcode c, std::string_view k, std::string_view v = {}, uint64_t arg = 0, uint32_t flags = 0) {
-  proto::RequestOp o;
-  o.opcode = c;
-  o.key = k;
-  o.value = v;
-  o.arg = arg;
-  o.client_flags = flags;
-  return o;
-}
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -52,59 +45,42 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<client::Client> c_;
 };
 
-TEST_F(ServerTest, EveryOp) {
-  std::vector<client::Reply> r;
-  std::vector<proto::RequestOp> ops = {
-      op(Opcode::kSet, "a", "1", 0, 7),  op(Opcode::kGet, "a"),           op(Opcode::kAdd, "a", "x"),
-      op(Opcode::kAdd, "b", "2"),       op(Opcode::kReplace, "zz", "x"), op(Opcode::kReplace, "b", "3"),
-      op(Opcode::kAppend, "b", "4"),    op(Opcode::kPrepend, "b", "0"), op(Opcode::kGet, "b"),
-      op(Opcode::kIncr, "a", {}, 41),   op(Opcode::kDecr, "a", {}, 2),  op(Opcode::kTouch, "a"),
-      op(Opcode::kDel, "b"),            op(Opcode::kDel, "b"),          op(Opcode::kGet, "b"),
-      op(Opcode::kNoop, {}),
-  };
-  ASSERT_TRUE(c_->execute(ops, &r).is_ok());
-  ASSERT_EQ(r.size(), ops.size());
-  EXPECT_EQ(r[0].status, OpStatus::kOk);
-  EXPECT_EQ(r[1].value, "1");
-  EXPECT_EQ(r[1].flags, 7u);
-  EXPECT_EQ(r[2].status, OpStatus::kExists);
-  EXPECT_EQ(r[3].status, OpStatus::kOk);
-  EXPECT_EQ(r[4].status, OpStatus::kNotStored);
-  EXPECT_EQ(r[5].status, OpStatus::kOk);
-  EXPECT_EQ(r[8].value, "034");
-  EXPECT_EQ(r[9].value, "42");
-  EXPECT_EQ(r[10].value, "40");
-  EXPECT_EQ(r[11].status, OpStatus::kOk);
-  EXPECT_EQ(r[12].status, OpStatus::kOk);
-  EXPECT_EQ(r[13].status, OpStatus::kNotFound);
-  EXPECT_EQ(r[14].status, OpStatus::kNotFound);
-  EXPECT_EQ(r[15].status, OpStatus::kOk);
-
-  // cas: with the version from a get, then with a stale one.
-  client::Reply g;
-  ASSERT_TRUE(c_->get("a", &g).is_ok());
-  std::vector<proto::RequestOp> cas = {op(Opcode::kCas, "a", "new", g.version), op(Opcode::kCas, "a", "x", g.version)};
-  ASSERT_TRUE(c_->execute(cas, &r).is_ok());
-  EXPECT_EQ(r[0].status, OpStatus::kOk);
-  EXPECT_EQ(r[1].status, OpStatus::kCasMismatch);
-}
-
-TEST_F(ServerTest, ValueSizes) {
-  for (std::size_t n : {std::size_t{0}, std::size_t{1024}, std::size_t{1} << 20}) {
-    std::string v(n, 'q');
-    for (std::size_t i = 0; i < n; i += 997) v[i] = static_cast<char>('a' + i % 26);
-    auto s = c_->set("sz" + std::to_string(n), v);
-    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-    EXPECT_EQ(*s, OpStatus::kOk);
-    client::Reply r;
-    auto g = c_->get("sz" + std::to_string(n), &r);
-    ASSERT_TRUE(g.is_ok()) << n << ": " << g.status().to_string() << "\n" << *c_->stats();
-    EXPECT_EQ(r.value, v) << n;
+// The scenario list (tests/util/scenarios.h), each against its own ferrited:
+// the native protocol over kernel UDP, and memcached over TCP and UDP.
+class Scenarios : public ::testing::TestWithParam<testing::Scenario> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.start()) << "ferrited did not start (is $FERRITED set?)";
   }
-  auto big = c_->set("toolarge", std::string((1u << 20) + 1, 'x'));
-  ASSERT_TRUE(big.is_ok()) << big.status().to_string();
-  EXPECT_EQ(*big, OpStatus::kTooLarge);
+  void run(testing::KvTransport& t) { GetParam().run(t, testing::Keys("")); }
+  template <typename Wire>
+  void run_memcached() {
+    Wire wire(htonl(INADDR_LOOPBACK), server_.memcached_port());
+    ASSERT_TRUE(wire.ok());
+    testing::McTransport t(&wire);
+    run(t);
+  }
+  ServerProcess server_{testing::ServerOptions{.memcached = true}};
+};
+
+TEST_P(Scenarios, Native) {
+  auto c = server_.client();
+  ASSERT_NE(c, nullptr);
+  testing::NativeTransport t(c.get());
+  run(t);
 }
+
+TEST_P(Scenarios, MemcachedTcp) {
+  if (GetParam().needs_scan) GTEST_SKIP() << "memcached has no scan";
+  run_memcached<testing::McTcpWire>();
+}
+
+TEST_P(Scenarios, MemcachedUdp) {
+  if (GetParam().needs_scan) GTEST_SKIP() << "memcached has no scan";
+  run_memcached<testing::McUdpWire>();
+}
+
+INSTANTIATE_TEST_SUITE_P(KernelUdp, Scenarios, ::testing::ValuesIn(testing::scenarios()), testing::scenario_name);
 
 TEST_F(ServerTest, ManyOpsPerDatagram) {
   std::vector<std::string> keys, vals;
@@ -326,43 +302,21 @@ TEST(ServerConfig, RefusesABadMemcachedPort) {
 // memcached protocol (issue 7) in a real ferrited: UDP and TCP on one port
 // number, the native protocol beside them, and values (with their flags)
 // that survive a restart.
-std::string mc_tcp(uint16_t port, const std::string& req, const std::string& until) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string r;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-    char buf[4096];
-    while (!r.ends_with(until)) {
-      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      r.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  return r;
+std::string mc_tcp(uint16_t port, const std::string& req) {
+  testing::McTcpWire wire(htonl(INADDR_LOOPBACK), port);
+  return wire.ok() ? wire.exchange(req, testing::mc_reply::value) : "";
 }
 
 TEST(ServerMemcached, UdpTcpAndNativeShareTheStoreAcrossRestarts) {
-  const uint16_t mport = testing::free_udp_port();
-  const std::vector<std::string> args = {"--set", "server.memcached_udp_port=" + std::to_string(mport), "--set",
-                                         "server.memcached_tcp_port=" + std::to_string(mport)};
-  ServerProcess server(args);
+  ServerProcess server(testing::ServerOptions{.memcached = true});
   ASSERT_TRUE(server.start());
-  EXPECT_EQ(mc_tcp(mport, "set k 42 0 5\r\nhello\r\n", "\r\n"), "STORED\r\n");
+  const uint16_t mport = server.memcached_port();
+  EXPECT_EQ(mc_tcp(mport, "set k 42 0 5\r\nhello\r\n"), "STORED\r\n");
   // UDP: frame header (request id 7, seq 0, count 1, reserved 0x0100 as memaslap sends).
   const int u = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(mport);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const sockaddr_in a = testing::loopback_addr(mport);
   const std::string req = std::string("\x00\x07\x00\x00\x00\x01\x01\x00", 8) + "get k\r\n";
-  ASSERT_EQ(::sendto(u, req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)),
+  ASSERT_EQ(::sendto(u, req.data(), req.size(), 0, reinterpret_cast<const sockaddr*>(&a), sizeof(a)),
             static_cast<ssize_t>(req.size()));
   timeval tv{5, 0};
   ::setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -384,7 +338,7 @@ TEST(ServerMemcached, UdpTcpAndNativeShareTheStoreAcrossRestarts) {
   // After a clean restart the value and its flags are there.
   EXPECT_EQ(server.stop(SIGTERM), 0);
   ASSERT_TRUE(server.start());
-  EXPECT_EQ(mc_tcp(mport, "get k\r\n", "END\r\n"), "VALUE k 42 5\r\nhello\r\nEND\r\n");
+  EXPECT_EQ(mc_tcp(mport, "get k\r\n"), "VALUE k 42 5\r\nhello\r\nEND\r\n");
 }
 
 TEST(ServerConfig, MaxDatagramSizesReplyDatagrams) {

@@ -14,7 +14,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,8 +32,6 @@
 #include "tests/e2e/server_harness.h"
 #include "tests/util/temp_path.h"
 
-extern char** environ;
-
 namespace ferrite::testing {
 namespace {
 
@@ -43,64 +40,7 @@ using ::testing::Not;
 using namespace std::chrono_literals;
 
 // One ferrited run: argv after the binary, stderr captured in a file.
-class Proc {
- public:
-  explicit Proc(std::vector<std::string> args) {
-    const char* bin = std::getenv("FERRITED");
-    if (bin == nullptr) return;
-    args.insert(args.begin(), bin);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int fd = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (fd >= 0) ::dup2(fd, STDERR_FILENO);
-      ::execve(bin, argv.data(), environ);
-      ::_exit(127);
-    }
-  }
-  ~Proc() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      (void)wait_exit(10s);
-    }
-  }
-  bool started() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-  bool alive() {
-    if (pid_ <= 0) return false;
-    int st = 0;
-    const pid_t r = ::waitpid(pid_, &st, WNOHANG);
-    if (r == pid_) {
-      status_ = st;
-      pid_ = -1;
-      return false;
-    }
-    return r == 0;
-  }
-  // The wait status once the process exited within `limit`, else nullopt.
-  std::optional<int> wait_exit(std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (alive()) {
-      if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
-      std::this_thread::sleep_for(10ms);
-    }
-    return status_;
-  }
-  std::string log() const {
-    std::ifstream f(err_.str());
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
-
- private:
-  TempPath err_{"signals-stderr"};
-  pid_t pid_ = -1;
-  std::optional<int> status_;
-};
+using Proc = FerritedProcess;
 
 bool serves(uint16_t port, const std::string& key) {
   client::ClientOptions o;

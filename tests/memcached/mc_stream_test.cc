@@ -17,22 +17,19 @@
 
 #include "proto/memcached.h"
 #include "server/memcached/udp.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
 namespace {
 
 namespace mc = proto::mc;
 
-class McStreamTest : public ::testing::Test {
+class McStreamTest : public testing::PoolIndexTest {
  protected:
+  McStreamTest() : PoolIndexTest("mcstream") {}
   void SetUp() override {
-    auto p = pmem::Pool::create(path_.str(), 96u << 20, 2u << 20);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
-    auto i = index::Index::open(*pool_, {.workers = 3});
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
+    ASSERT_NO_FATAL_FAILURE(create_pool(96u << 20));
+    ASSERT_NO_FATAL_FAILURE(open_index({.workers = 3}));
     auto c = parse_cidr("127.0.0.0/8");
     ASSERT_TRUE(c.is_ok());
     mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}, .udp_max_reply = 64u << 10});
@@ -40,8 +37,7 @@ class McStreamTest : public ::testing::Test {
   }
   void TearDown() override {
     mc_.reset();
-    idx_.reset();
-    pool_.reset();
+    PoolIndexTest::TearDown();
   }
   std::string unbounded(std::string_view in) {
     std::string out;
@@ -81,9 +77,6 @@ class McStreamTest : public ::testing::Test {
     }
   }
 
-  testing::TempPath path_{"mcstream"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<index::Index> idx_;
   std::unique_ptr<McEngine> mc_;
   McContext* cx_ = nullptr;
 };

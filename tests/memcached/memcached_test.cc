@@ -20,29 +20,25 @@
 #include "proto/memcached.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
-#include "tests/util/temp_path.h"
+#include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
 namespace {
 
-using testing::TempPath;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 namespace mc = proto::mc;
 
-class McTest : public ::testing::Test {
+class McTest : public testing::PoolIndexTest {
  protected:
+  McTest() : PoolIndexTest("mc") {}
   void SetUp() override {
-    auto p = pmem::Pool::create(path_.str(), 64u << 20, 2u << 20);
-    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-    pool_ = std::move(p).value();
+    ASSERT_NO_FATAL_FAILURE(create_pool());
     open_engine();
   }
   // Index and engine over pool_ (SetUp, and after a restart).
   void open_engine() {
-    auto i = index::Index::open(*pool_, {.workers = 4});
-    ASSERT_TRUE(i.is_ok()) << i.status().to_string();
-    idx_ = std::move(i).value();
+    ASSERT_NO_FATAL_FAILURE(open_index({.workers = 4}));
     auto c = parse_cidr("127.0.0.0/8");
     ASSERT_TRUE(c.is_ok());
     mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
@@ -50,8 +46,7 @@ class McTest : public ::testing::Test {
   }
   void TearDown() override {
     mc_.reset();
-    idx_.reset();
-    pool_.reset();
+    PoolIndexTest::TearDown();
   }
   // Feeds in, returns every reply; *closed tells whether the connection ended.
   std::string run(std::string_view in, bool* closed = nullptr) {
@@ -86,98 +81,11 @@ class McTest : public ::testing::Test {
     return pos == std::string::npos ? 0 : std::stoull(line.substr(pos + 1));
   }
 
-  TempPath path_{"mc"};
-  std::unique_ptr<pmem::Pool> pool_;
-  std::unique_ptr<index::Index> idx_;
   std::unique_ptr<McEngine> mc_;
   McContext* cx_ = nullptr;
 };
 
-// ---- parser ----
-
-TEST(McParse, IncompleteRequestsWaitForMoreBytes) {
-  mc::Request r;
-  EXPECT_EQ(mc::parse_request("get a", &r).status, mc::Parse::kNeedMore);
-  EXPECT_EQ(mc::parse_request("set a 0 0 5\r\nhel", &r).status, mc::Parse::kNeedMore);
-  EXPECT_EQ(mc::parse_request("set a 0 0 5\r\nhello\r", &r).status, mc::Parse::kNeedMore);
-  auto res = mc::parse_request("set a 3 0 5\r\nhello\r\nget a\r\n", &r);
-  ASSERT_EQ(res.status, mc::Parse::kOk);
-  EXPECT_EQ(res.consumed, 20u);
-  EXPECT_EQ(r.key, "a");
-  EXPECT_EQ(r.data, "hello");
-  EXPECT_EQ(r.client_flags, 3u);
-}
-
-TEST(McParse, LineTooLongClosesTheConnection) {
-  mc::Request r;
-  std::string s(mc::kMaxLineLen, 'a');
-  auto res = mc::parse_request(s, &r);
-  EXPECT_EQ(res.status, mc::Parse::kError);
-  EXPECT_TRUE(res.close);
-  EXPECT_EQ(res.error, "CLIENT_ERROR line too long");
-}
-
-TEST(McParse, TooLargeValueIsSwallowed) {
-  mc::Request r;
-  auto res = mc::parse_request("set a 0 0 2000000\r\nxx", &r);
-  EXPECT_EQ(res.status, mc::Parse::kError);
-  EXPECT_EQ(res.error, "SERVER_ERROR object too large for cache");
-  EXPECT_EQ(res.consumed, 19u);
-  EXPECT_EQ(res.swallow, 2000002u);
-}
-
-TEST(McParse, Base64AndNumbers) {
-  char buf[16];
-  std::size_t n = 0;
-  ASSERT_TRUE(mc::base64_decode("YTI=", buf, sizeof(buf), &n));
-  EXPECT_EQ(std::string_view(buf, n), "a2");
-  EXPECT_FALSE(mc::base64_decode("a2", buf, sizeof(buf), &n));
-  EXPECT_FALSE(mc::base64_decode("YT=I", buf, sizeof(buf), &n));
-  std::string e;
-  mc::base64_encode("\x01\xff hello", &e);
-  ASSERT_TRUE(mc::base64_decode(e, buf, sizeof(buf), &n));
-  EXPECT_EQ(std::string_view(buf, n), "\x01\xff hello");
-  uint64_t v = 0;
-  EXPECT_TRUE(mc::parse_argument_u64("18446744073709551615", &v));
-  EXPECT_EQ(v, UINT64_MAX);
-  EXPECT_FALSE(mc::parse_argument_u64("18446744073709551616", &v));
-  EXPECT_FALSE(mc::parse_argument_u64("-1", &v));
-  EXPECT_FALSE(mc::parse_argument_u64("", &v));
-  EXPECT_EQ(mc::absolute_exptime(0, 1000), 0u);
-  EXPECT_EQ(mc::absolute_exptime(-1, 1000), 1u);
-  EXPECT_EQ(mc::absolute_exptime(100, 1000), 1100u);
-  EXPECT_EQ(mc::absolute_exptime(30 * 24 * 3600 + 1, 1000), 30u * 24 * 3600 + 1);
-}
-
-TEST(McParse, UdpHeaderAndFragments) {
-  uint8_t b[8];
-  mc::encode_udp_header({0x1234, 2, 3, 0x0100}, b);
-  mc::UdpHeader h;
-  ASSERT_TRUE(mc::decode_udp_header(std::string_view(reinterpret_cast<char*>(b), 8), &h));
-  EXPECT_EQ(h.request_id, 0x1234);
-  EXPECT_EQ(h.seq, 2);
-  EXPECT_EQ(h.count, 3);
-  EXPECT_EQ(h.reserved, 0x0100);
-  EXPECT_FALSE(mc::decode_udp_header("1234567", &h));
-  std::string reply(3001, 'x'), scratch, joined;
-  std::vector<mc::UdpHeader> hs;
-  EXPECT_EQ(mc::udp_fragment(7, reply, 1400, &scratch, [&](std::string_view d) {
-              mc::UdpHeader x;
-              ASSERT_TRUE(mc::decode_udp_header(d, &x));
-              EXPECT_LE(d.size(), 1408u);
-              hs.push_back(x);
-              joined += d.substr(8);
-            }),
-            3u);
-  ASSERT_EQ(hs.size(), 3u);
-  for (uint16_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(hs[i].request_id, 7);
-    EXPECT_EQ(hs[i].seq, i);
-    EXPECT_EQ(hs[i].count, 3);
-    EXPECT_EQ(hs[i].reserved, 0);
-  }
-  EXPECT_EQ(joined, reply);
-}
+// The parser alone: proto/memcached_test.cc.
 
 // ---- classic text commands ----
 
@@ -636,10 +544,7 @@ TEST_F(McTest, StaleItemsStayStaleAcrossARestart) {
   mc_.reset();
   idx_.reset();
   pool_->mark_clean_on_close();
-  pool_.reset();
-  auto p = pmem::Pool::open(path_.str());
-  ASSERT_TRUE(p.is_ok()) << p.status().to_string();
-  pool_ = std::move(p).value();
+  ASSERT_NO_FATAL_FAILURE(open_pool());
   EXPECT_NE(pool_->root()->incompat_features & pmem::kIncompatStaleRecords, 0u);
   open_engine();
   // Stale is durable; win tokens are DRAM state, so one more is handed out.
