@@ -116,7 +116,11 @@ uint64_t RecordLog::room() const noexcept {
 }
 
 void RecordLog::seal_retired_st() noexcept {
-  for (unsigned i = 0; i < nretired_; ++i) retired_[i]->use.store(kSegSealed, std::memory_order_release);
+  for (unsigned i = 0; i < nretired_; ++i) {
+    // head -> sealed (segtab.h): nothing else changes a head's state.
+    FERRITE_DCHECK(retired_[i]->use.load(std::memory_order_relaxed) == kSegHead);
+    retired_[i]->use.store(kSegSealed, std::memory_order_release);
+  }
   nretired_ = 0;
 }
 

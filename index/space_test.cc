@@ -1,7 +1,7 @@
 // Space management (index/space.h) in one process: capacity, option checks,
 // the live-data limit and its refusal, overwrites in a small pool with the
 // background cleaner, eviction (second chance for read keys, durable across
-// a crash).
+// a crash); death tests of the segment table's checks (segtab.h).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "index/index.h"
+#include "index/segtab.h"
 #include "pmem/segment.h"
 #include "tests/util/temp_path.h"
 
@@ -299,6 +300,33 @@ TEST_F(SpaceTest, LiveBytesSurviveCrashRepairCleanCloseAndReopen) {
   EXPECT_EQ(idx_->stats().log_bytes_live, kKeys * kRecord) << "after a clean close of the repaired pool";
   reopen(/*crash=*/false);
   EXPECT_EQ(idx_->stats().log_bytes_live, kKeys * kRecord) << "and again";
+}
+
+// The segment table's checks (segtab.h; FERRITE_CHECK: on in every build).
+// An entry is removed only by the cleaner that owns it (kSegCleaning), past
+// its grace period; a removal of any other entry aborts.
+TEST(LogSegTableDeathTest, RemoveOfAnEntryNotBeingCleanedAborts) {
+  constexpr uint64_t kSeg = 4u << 20;
+  LogSegTable t(16 * kSeg, kSeg);
+  const uint32_t id = t.add(kSeg, 0, kSegSealed, 0, 0, 1);
+  EXPECT_DEATH(t.remove(id), "check failed: off != 0 && .*== kSegCleaning");
+  t.at(id).use.store(kSegCleaning);
+  t.remove(id);
+  EXPECT_EQ(t.count(), 0u);
+  EXPECT_EQ(t.find(kSeg + 64), nullptr);
+}
+
+// At most two segments overlap a granule of segment_size bytes: a third
+// (overlapping segments: a corrupt registration) aborts instead of being
+// left out of find().
+TEST(LogSegTableDeathTest, AThirdSegmentInAGranuleAborts) {
+  constexpr uint64_t kSeg = 4u << 20;
+  LogSegTable t(16 * kSeg, kSeg);
+  const uint32_t a = t.add(kSeg, 0, kSegHead, 0, 0, 1);
+  const uint32_t b = t.add(2 * kSeg - 4096, 0, kSegHead, 0, 0, 2);
+  EXPECT_EQ(t.find(kSeg + 64), &t.at(a));
+  EXPECT_EQ(t.find(2 * kSeg), &t.at(b));
+  EXPECT_DEATH(t.add(kSeg + 4096, 0, kSegHead, 0, 0, 3), "check failed: placed");
 }
 
 }  // namespace
