@@ -554,8 +554,9 @@ std::size_t Worker::State::run(std::span<Op> ops) {
   // Fence before ack ("return" above): every op of the pass is published
   // and every write-back it issued (records, slots, dirty slots it read) is
   // fenced, so the caller may reply. And the worker goes offline holding no
-  // reference (QSBR Q3): no staged op keeps a Lookup into a segment.
-  FERRITE_DCHECK(staged_.empty() && retry_.empty() && published_.empty());
+  // reference (QSBR Q3): no staged op keeps a Lookup into a segment to use
+  // later (retry_ is scratch of publish_all, cleared before each use).
+  FERRITE_DCHECK(staged_.empty() && published_.empty());
   FERRITE_DCHECK(!batch_.pending());
   idx_.qsbr_.offline(id_);
   return stop;
