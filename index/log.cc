@@ -78,7 +78,11 @@ bool RecordLog::next_segment() noexcept {
     if (nretired_ < kMaxRetired) {
       retired_[nretired_++] = info_;
     } else {
-      info_->use.store(kSegSealed, std::memory_order_release);  // not reached: a burst spans < 16 segments
+      // A burst whose records span more than kMaxRetired segments (possible:
+      // 32 reassembled 2 MiB messages against 4 MiB segments). Sealed at
+      // once, so a cleaner may walk it before this burst publishes: the case
+      // seal_retired_st() exists for (log.h). Not yet handled otherwise.
+      info_->use.store(kSegSealed, std::memory_order_release);
     }
   }
   cur_ = pool_.ptr(*seg);
