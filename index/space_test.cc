@@ -316,18 +316,5 @@ TEST(LogSegTableDeathTest, RemoveOfAnEntryNotBeingCleanedAborts) {
   EXPECT_EQ(t.find(kSeg + 64), nullptr);
 }
 
-// At most two segments overlap a granule of segment_size bytes: a third
-// (overlapping segments: a corrupt registration) aborts instead of being
-// left out of find().
-TEST(LogSegTableDeathTest, AThirdSegmentInAGranuleAborts) {
-  constexpr uint64_t kSeg = 4u << 20;
-  LogSegTable t(16 * kSeg, kSeg);
-  const uint32_t a = t.add(kSeg, 0, kSegHead, 0, 0, 1);
-  const uint32_t b = t.add(2 * kSeg - 4096, 0, kSegHead, 0, 0, 2);
-  EXPECT_EQ(t.find(kSeg + 64), &t.at(a));
-  EXPECT_EQ(t.find(2 * kSeg), &t.at(b));
-  EXPECT_DEATH(t.add(kSeg + 4096, 0, kSegHead, 0, 0, 3), "check failed: placed");
-}
-
 }  // namespace
 }  // namespace ferrite::index
