@@ -178,17 +178,25 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st, bool evict) {
   flush_moves(moves_, st);
   log_.seal_retired_st();
   idx_.qsbr_.offline(qsbr_slot_);
+  // V is still ours: nothing else moves a segment out of kSegCleaning.
+  FERRITE_DCHECK(v.use.load(std::memory_order_relaxed) == kSegCleaning);
   if (out_of_room) {
     v.use.store(kSegSealed, std::memory_order_release);
     ++st->skipped_no_space;
     return false;
   }
-  // C4: free V once every worker has quiesced. V is still ours: nothing
-  // else moves a segment out of kSegCleaning.
-  FERRITE_DCHECK(v.use.load(std::memory_order_relaxed) == kSegCleaning);
+  // C4: free V once every worker has quiesced.
   const uint32_t id = idx_.segs_.id_of(&v);
   const bool empty = st->records_moved == moved_before;
   idx_.qsbr_.retire([this, voff, id, empty] {
+    // Past V's grace period: V's entry is still V's and still ours (no
+    // segment is reused while readers may hold it), and every op that
+    // touched V's records has finished, so its live count has settled: it
+    // is never negative (segtab.h).
+    const LogSegInfo& e = idx_.segs_.at(id);
+    FERRITE_CHECK(e.off.load(std::memory_order_relaxed) == voff);
+    FERRITE_DCHECK(e.use.load(std::memory_order_relaxed) == kSegCleaning);
+    FERRITE_DCHECK(e.live.load(std::memory_order_relaxed) >= 0);
     FERRITE_CRASH_POINT(crash::kCleanerBeforeFree);
     // One transaction: unlinked from the log chain, any log head naming V
     // cleared, freed (IndexImpl::release_log_segment).

@@ -21,7 +21,9 @@
 // one thread at a time (_st). Lookups are lock-free; writers use CAS; growth
 // (segment split, directory doubling) happens while other workers serve.
 // Memory of superseded records and table segments is reclaimed only after
-// every worker has passed a quiescent state (end of execute(), or quiesce()).
+// every worker that was inside execute() when it was superseded has
+// returned: a worker holds references only during execute() (QSBR,
+// index/qsbr.h), so an idle worker never delays reclamation.
 #pragma once
 
 #include <cstdint>
@@ -289,8 +291,8 @@ class Worker {
   void execute(std::span<Op> ops);
   // Convenience for tests and tools: a burst of one.
   Result execute_one(Op& op) { execute(std::span<Op>(&op, 1)); return op.result; }
-  // Reports a quiescent state without executing (an idle worker calls this
-  // so reclamation is not held up).
+  // Reports a quiescent state without executing. execute() already returns
+  // quiescent, so an idle worker need not call this; it is harmless (_st).
   void quiesce();
   unsigned id() const;
 

@@ -150,6 +150,7 @@ class IndexImpl {
   LogSegTable segs_;
   Qsbr qsbr_;
   unsigned control_slot_;            // QSBR slot used by scan() (under scan_mu_); + 1: expiry sweep
+                                     // and the cleaner (both under clean_mu_)
   unsigned repair_qsbr_slot_;        // first of kMaxRepairThreads QSBR slots of the repair pass
   std::mutex scan_mu_;
   std::mutex dir_mu_;                // growth path only

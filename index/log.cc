@@ -78,7 +78,11 @@ bool RecordLog::next_segment() noexcept {
     if (nretired_ < kMaxRetired) {
       retired_[nretired_++] = info_;
     } else {
-      info_->use.store(kSegSealed, std::memory_order_release);  // not reached: a burst spans < 16 segments
+      // A burst whose records span more than kMaxRetired segments (possible:
+      // 32 reassembled 2 MiB messages against 4 MiB segments). Sealed at
+      // once, so a cleaner may walk it before this burst publishes: the case
+      // seal_retired_st() exists for (log.h). Not yet handled otherwise.
+      info_->use.store(kSegSealed, std::memory_order_release);
     }
   }
   cur_ = pool_.ptr(*seg);
@@ -116,7 +120,11 @@ uint64_t RecordLog::room() const noexcept {
 }
 
 void RecordLog::seal_retired_st() noexcept {
-  for (unsigned i = 0; i < nretired_; ++i) retired_[i]->use.store(kSegSealed, std::memory_order_release);
+  for (unsigned i = 0; i < nretired_; ++i) {
+    // head -> sealed (segtab.h): nothing else changes a head's state.
+    FERRITE_DCHECK(retired_[i]->use.load(std::memory_order_relaxed) == kSegHead);
+    retired_[i]->use.store(kSegSealed, std::memory_order_release);
+  }
   nretired_ = 0;
 }
 

@@ -22,6 +22,8 @@ std::size_t Qsbr::reclaim() {
     // A1: pairs with R1 in quiesce() and F1 in online() (seq_cst for F1).
     min_seen = std::min(min_seen, s.seen.load(std::memory_order_seq_cst));
   }
+  // Q1: an online slot's epoch was read from epoch_, which only grows.
+  FERRITE_DCHECK(min_seen == kOffline || min_seen <= epoch_.load(std::memory_order_relaxed));
   std::vector<std::function<void()>> ready;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -35,6 +37,8 @@ std::size_t Qsbr::reclaim() {
 }
 
 void Qsbr::drain_all() {
+  // Q4 without a grace period: only sound when no slot is online.
+  for (const Slot& s : slots_) FERRITE_DCHECK(s.seen.load(std::memory_order_relaxed) == kOffline);
   std::vector<std::pair<uint64_t, std::function<void()>>> all;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -19,6 +19,8 @@
 // FERRITE_QSBR_LITMUS_OLD=1 runs the same rounds with the release store
 // online() was before F1 and expects at least one (it is the proof that this
 // test can fail; timing dependent, so not part of the suite).
+//
+// At the end, death tests of Qsbr's debug-build checks (qsbr.h, Q1-Q4).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -155,6 +157,46 @@ TEST(QsbrLitmus, TheReleaseStoreOnlineWasWrong) {
               static_cast<unsigned long long>(o.rounds), static_cast<unsigned long long>(o.stale_pointer),
               static_cast<unsigned long long>(o.use_after_free));
   EXPECT_GT(o.use_after_free, 0u);
+}
+
+// Debug-build checks of the invariants in qsbr.h (Q1-Q4) fire when a
+// caller breaks them. FERRITE_DCHECK is compiled out under NDEBUG: skipped.
+#ifdef NDEBUG
+constexpr bool kDchecksOn = false;
+#else
+constexpr bool kDchecksOn = true;
+#endif
+
+TEST(QsbrChecksDeathTest, OnlineOfAnOnlineSlotAborts) {
+  if (!kDchecksOn) GTEST_SKIP() << "FERRITE_DCHECK is compiled out (NDEBUG)";
+  Qsbr q(1);
+  q.online(0);
+  EXPECT_DEATH(q.online(0), "check failed: was == kOffline");  // Q2
+  q.offline(0);
+  q.online(0);  // from offline, as run() does
+  q.offline(0);
+}
+
+TEST(QsbrChecksDeathTest, QuiesceOfAnOfflineSlotAborts) {
+  if (!kDchecksOn) GTEST_SKIP() << "FERRITE_DCHECK is compiled out (NDEBUG)";
+  Qsbr q(1);
+  EXPECT_DEATH(q.quiesce(0), "check failed: seen != kOffline");
+  q.online(0);
+  q.quiesce(0);
+  q.offline(0);
+}
+
+TEST(QsbrChecksDeathTest, DrainAllWhileASlotIsOnlineAborts) {
+  if (!kDchecksOn) GTEST_SKIP() << "FERRITE_DCHECK is compiled out (NDEBUG)";
+  Qsbr q(2);
+  int ran = 0;
+  q.online(1);
+  q.retire([&ran] { ++ran; });  // slot 1 may hold it
+  EXPECT_DEATH(q.drain_all(), "check failed: s\\.seen.* == kOffline");  // Q4
+  EXPECT_EQ(q.reclaim(), 0u);  // slot 1 has not quiesced since the retire
+  q.offline(1);
+  q.drain_all();
+  EXPECT_EQ(ran, 1);
 }
 
 }  // namespace

@@ -75,6 +75,9 @@ inline RecordHeader* write_record(char* dst, RecordKind kind, std::string_view k
                                   std::size_t spaces = 0) noexcept {
   auto* r = reinterpret_cast<RecordHeader*>(dst);
   const std::size_t vlen = v1.size() + v2.size() + spaces;
+  // The lengths fit their meta fields (8 and 21 bits): callers bound keys and
+  // values (index.h kMaxKeyLen, kMaxValueLen) before they append.
+  FERRITE_DCHECK(!key.empty() && key.size() <= 0xffu && vlen < (std::size_t{1} << kValueLenBits));
   r->meta = static_cast<uint32_t>(key.size()) | (static_cast<uint32_t>(vlen) << 8) |
             (static_cast<uint32_t>(kind) << 29);
   r->client_flags = flags;

@@ -2,16 +2,33 @@
 // cleaner. Maps a record offset to its segment in O(1) and keeps each
 // segment's live-byte count (bytes of records that index slots point at).
 //
-// Lookup: segments are segment_size + 64 bytes, so a granule of segment_size
-// bytes of the pool overlaps at most two segments; granule_[2g], [2g+1] hold
-// their ids + 1 (0 = none).
+// Lookup: a segment is registered over [off, off + segment_size), and a
+// granule of segment_size bytes of the pool has room for two of them:
+// granule_[2g], [2g+1] hold their ids + 1 (0 = none). Registered ranges run
+// up to 64 bytes past a segment's real end (pmem/segment.h: it starts up to
+// 64 bytes into its object), so a third can meet a granule: add() then
+// leaves it out of that granule. The e2e space_soak test (evict mode) shows
+// this happens; whether records of it can lie there (find() would miss
+// them: live-byte statistics only) is not yet established.
+//
+// Entry states (LogSegInfo::use): free -> head (a log appends to it) ->
+// sealed (cleanable; open registers every segment so, and a log that
+// resumes its head after a clean close makes it head again) -> cleaning (one
+// cleaner pass owns it) -> free by remove(), or back to sealed when the pass
+// ran out of room. An entry (its id, and its space in the pool) is reused
+// only after remove(), which the cleaner calls once the segment's QSBR grace
+// period has ended: no reader still holds one of its records.
 //
 // Thread safety: add() is called by a segment's allocating thread before any
 // record in it is published (so a reader that learned a record's offset
 // through a slot (acquire) sees the entry); remove() by the cleaner after the
 // segment's QSBR grace period. Live counts are relaxed atomics: statistics
 // that steer the cleaner, never correctness (the cleaner re-checks every
-// record against the index).
+// record against the index). A live count may dip below 0 for a moment (a
+// record's bytes are added just after the CAS that publishes it, so a
+// writer that replaces it at once can subtract first), but it is never
+// negative once no op that touched the segment's records runs: checked when
+// the cleaner frees the segment, past its grace period (cleaner.cc).
 #pragma once
 
 #include <atomic>
@@ -20,6 +37,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/cacheline.h"
 #include "pmem/segment.h"
 
 namespace ferrite::index {
@@ -50,7 +68,10 @@ class LogSegTable {
     std::lock_guard<std::mutex> lock(mu_);
     uint32_t id = 0;
     while (id < cap_ && infos_[id].off.load(std::memory_order_relaxed) != 0) ++id;
+    // cap_ entries hold every segment the pool can (pool_size / seg_size).
+    FERRITE_CHECK(id < cap_);
     LogSegInfo& e = infos_[id];
+    FERRITE_DCHECK(e.use.load(std::memory_order_relaxed) == kSegFree);
     e.owner = owner;
     e.seq.store(seq, std::memory_order_relaxed);
     e.live.store(live, std::memory_order_relaxed);
@@ -67,9 +88,11 @@ class LogSegTable {
     return id;
   }
 
+  // The caller owns the entry (kSegCleaning) and its grace period has ended.
   void remove(uint32_t id) {
     std::lock_guard<std::mutex> lock(mu_);
     const uint64_t off = infos_[id].off.load(std::memory_order_relaxed);
+    FERRITE_CHECK(off != 0 && infos_[id].use.load(std::memory_order_relaxed) == kSegCleaning);
     for (uint64_t g = off / seg_size_; g <= (off + seg_size_ - 1) / seg_size_ && g < cap_; ++g) {
       for (int k = 0; k < 2; ++k) {
         uint32_t v = id + 1;

@@ -1,7 +1,7 @@
 // Space management (index/space.h) in one process: capacity, option checks,
 // the live-data limit and its refusal, overwrites in a small pool with the
 // background cleaner, eviction (second chance for read keys, durable across
-// a crash).
+// a crash); death tests of the segment table's checks (segtab.h).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "index/index.h"
+#include "index/segtab.h"
 #include "pmem/segment.h"
 #include "tests/util/pool_fixture.h"
 
@@ -282,6 +283,20 @@ TEST_F(SpaceTest, LiveBytesSurviveCrashRepairCleanCloseAndReopen) {
   EXPECT_EQ(idx_->stats().log_bytes_live, kKeys * kRecord) << "after a clean close of the repaired pool";
   reopen(/*crash=*/false);
   EXPECT_EQ(idx_->stats().log_bytes_live, kKeys * kRecord) << "and again";
+}
+
+// The segment table's checks (segtab.h; FERRITE_CHECK: on in every build).
+// An entry is removed only by the cleaner that owns it (kSegCleaning), past
+// its grace period; a removal of any other entry aborts.
+TEST(LogSegTableDeathTest, RemoveOfAnEntryNotBeingCleanedAborts) {
+  constexpr uint64_t kSeg = 4u << 20;
+  LogSegTable t(16 * kSeg, kSeg);
+  const uint32_t id = t.add(kSeg, 0, kSegSealed, 0, 0, 1);
+  EXPECT_DEATH(t.remove(id), "check failed: off != 0 && .*== kSegCleaning");
+  t.at(id).use.store(kSegCleaning);
+  t.remove(id);
+  EXPECT_EQ(t.count(), 0u);
+  EXPECT_EQ(t.find(kSeg + 64), nullptr);
 }
 
 }  // namespace

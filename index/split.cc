@@ -64,7 +64,9 @@ bool place(TableSegment* s, uint64_t h, uint64_t w) noexcept {
 }
 
 // Undoes S2 for a split that could not publish: S serves again as it was.
+// S is ours (splitting, or retired by a publication that rolled back).
 void unfreeze(TableSegment* s) noexcept {
+  FERRITE_DCHECK(s->state.load(std::memory_order_relaxed) != kSegNormal);
   for (auto& b : s->buckets) {
     for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
   }
@@ -154,6 +156,9 @@ Result IndexImpl::split(TableSegment* s) noexcept {
   }
   FERRITE_CRASH_POINT(crash::kSplitAfterFreeze);
   const unsigned d = s->local_depth;
+  // Extendible hashing: a segment's local depth is at most the global depth,
+  // and S serves exactly the hashes whose top d bits are its prefix.
+  FERRITE_DCHECK(d <= dir()->depth && (d == 0 || (s->prefix >> d) == 0));
   // Compact at the same depth (k = 0) when dropping tombstones frees at least
   // a quarter of the slots; otherwise grow. A compaction that does not make
   // room is followed by a real split (no tombstones left), so growth always
@@ -161,7 +166,13 @@ Result IndexImpl::split(TableSegment* s) noexcept {
   constexpr std::size_t kSlots = kBucketsPerSegment * kSlotsPerBucket;
   unsigned k = (tombstones * 4 >= kSlots) ? 0 : 1;
   std::vector<uint64_t> hashes(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) hashes[i] = hash_key(record(entries[i])->key());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    hashes[i] = hash_key(record(entries[i])->key());
+    // Every live entry of S is a key S serves (its top d hash bits are S's
+    // prefix): the directory routes no other key to S. O(1) per entry, on
+    // the split path only.
+    FERRITE_DCHECK(d == 0 || (hashes[i] >> (64 - d)) == s->prefix);
+  }
 
   std::vector<TableSegment*> succ;
   for (;; ++k) {
@@ -193,6 +204,9 @@ Result IndexImpl::split(TableSegment* s) noexcept {
     for (std::size_t i = 0; i < entries.size() && ok; ++i) {
       // Successor c serves the k hash bits right below S's d prefix bits.
       const uint64_t c = k == 0 ? 0 : (hashes[i] << d) >> (64 - k);
+      // The entry lands in the successor that serves its hash: the top d + k
+      // bits are that successor's prefix.
+      FERRITE_DCHECK(d + k == 0 || (hashes[i] >> (64 - (d + k))) == succ[c]->prefix);
       ok = place(succ[c], hashes[i], entries[i]);
     }
     if (ok) break;
@@ -215,6 +229,13 @@ Result IndexImpl::split(TableSegment* s) noexcept {
     const uint64_t span = 1ull << (g - d);          // entries S covers
     const uint64_t first = s->prefix << (g - d);
     const uint64_t per = span >> k;                 // entries per successor
+    // After the doubling, d + k <= G, and S's 2^(G-d) consecutive entries
+    // from first all name S (only S's split changes them, and S is frozen
+    // and ours). O(entries of S), under dir_mu_ on the split path.
+    FERRITE_DCHECK(d + k <= g && per >= 1);
+    for (uint64_t j = 0; j < span; ++j) {
+      FERRITE_DCHECK(dr->seg[first + j].load(std::memory_order_relaxed) == pool_.off(s).raw());
+    }
     s->state.store(kSegRetired, std::memory_order_release);  // before the switch (see above)
     Status st = pool_.transact([&](pmem::Tx& tx) {
       tx.add_range(&dr->seg[first], span * sizeof(uint64_t));

@@ -24,7 +24,8 @@
 //     atomic<u64> seg[1 << G];    // POff<TableSegment>; entry j serves hashes whose top G bits are j
 //   };
 //   struct TableSegment {         // pmemobj object, 64-byte aligned inside it
-//     u64 magic; u32 local_depth; atomic<u32> state;  // state is volatile in meaning (reset at open)
+//     u64 magic; u32 local_depth; atomic<u32> state;  // state is volatile in meaning (reset by
+//                                 // the segment's crash repair, repair.cc)
 //     u64 prefix;                 // top local_depth hash bits this segment serves
 //     u64 obj_off;                // libpmemobj object holding it (for free)
 //     atomic<u64> repaired;       // volatile in meaning: == this session's repair epoch once
@@ -34,14 +35,16 @@
 //     Bucket buckets[256];        // 16 KiB
 //   };
 // A key probes four buckets in a fixed order (probe_slot): its two choices
-// b1 (hash bits 0..7) and b2 (bits 8..15), each followed by its neighbour,
-// kProbeSlots = 32 slots. Insertion takes the FIRST empty slot of that sequence by CAS, and
+// b1 (hash bits 0..7) and b2 (bits 8..15; b1 ^ 1 if they are equal), each
+// followed by its neighbour, kProbeSlots = 32 slots. Insertion takes the FIRST empty slot of that sequence by CAS, and
 // a slot never returns to empty while its segment lives, so:
 //   Invariant T1: a key occupies at most one slot of a segment (two inserters
 //     of the same key race for the same first empty slot; the loser re-scans
 //     and finds the key).
 //   Invariant T2: a lookup may stop at the first empty slot of the sequence.
-// Deletion sets the tombstone bit in the key's slot; splits drop such slots.
+// Deletion sets the tombstone bit in the key's slot; splits drop such slots,
+// and the cleaner turns them into dead tombstones (slot.h) when it frees the
+// record's log segment.
 #pragma once
 
 #include <atomic>

@@ -1,7 +1,8 @@
 // Verify-on-read (issue 15): a record whose bytes changed on media after a
 // clean shutdown (no crash repair runs then) is never served nor copied into
 // a new record; the read is counted and the key answered as a miss.
-// Single-threaded test; one pool file per test under /dev/shm.
+// Single-threaded test; one pool file per test under /dev/shm. Also the
+// death test of write_record's debug-build check (record.h).
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <string_view>
 
 #include "index/index.h"
+#include "index/record.h"
 #include "tests/util/pool_fixture.h"
 
 namespace ferrite::index {
@@ -97,6 +99,23 @@ TEST_F(VerifyReadTest, FlippedValueAfterCleanCloseIsAMissNotWrongBytes) {
   EXPECT_EQ(get("bad", &r), "fresh");
   EXPECT_EQ(r, Result::kOk);
   EXPECT_EQ(idx_->stats().read_bad_records, 4u);
+}
+
+// write_record's debug-build check: the key and value lengths fit their
+// meta fields (record.h); compiled out under NDEBUG, so skipped there.
+TEST(RecordChecksDeathTest, AKeyLongerThanItsFieldAborts) {
+#ifdef NDEBUG
+  GTEST_SKIP() << "FERRITE_DCHECK is compiled out (NDEBUG)";
+#endif
+  alignas(8) static char buf[512];
+  const std::string too_long(256, 'k');
+  EXPECT_DEATH(write_record(buf, RecordKind::kValue, too_long, "v", {}, 0, 0, 1),
+               "check failed: .*key\\.size\\(\\) <= 0xffu");
+  const std::string longest(255, 'k');
+  const RecordHeader* r = write_record(buf, RecordKind::kValue, longest, "v", {}, 0, 0, 1);
+  EXPECT_EQ(r->key(), longest);
+  EXPECT_EQ(r->value(), "v");
+  EXPECT_TRUE(record_valid(r, sizeof(buf)));
 }
 
 }  // namespace

@@ -302,6 +302,14 @@ bool Worker::State::try_publish(Staged& st) noexcept {
   const uint64_t word = slot::make(static_cast<uint64_t>(reinterpret_cast<const char*>(st.rec) - idx_.base_),
                                    slot::tag_of(st.h), tomb);
   uint64_t expected = st.lk.value;
+  // Writers never CAS a frozen slot (slot.h, moved bit): find_for_write()
+  // returned a slot of a segment no split has frozen, so a CAS of it either
+  // fails (frozen since) or lands in the live segment.
+  FERRITE_DCHECK(!slot::is_moved(expected));
+  // A delete names the record the slot already names (record.h, slot.h): the
+  // cleaner relies on no other op publishing a word for a record it did not
+  // just write (cleaner.cc).
+  FERRITE_DCHECK(!tomb || slot::rec_off(word) == slot::rec_off(expected));
   // W2 / R2: pairs with A3 in find(); the record is durable (P1) already.
   if (!st.lk.slot->compare_exchange_strong(expected, word | slot::kDirty, std::memory_order_acq_rel,
                                            std::memory_order_acquire)) {
@@ -465,6 +473,9 @@ void Worker::State::execute(std::span<Op> ops) {
     const std::size_t stopped = from + run(ops.subspan(from));
     if (stopped == ops.size()) break;
     FERRITE_CHECK(may_wait_ && ops[stopped].result == Result::kNoSpace);
+    // The worker waits offline (QSBR Q3): it holds nothing the cleaner's
+    // grace periods must wait for.
+    FERRITE_DCHECK(idx_.qsbr_.is_offline(id_));
     if (deadline == std::chrono::steady_clock::time_point{}) {
       deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(idx_.space_->options().max_wait_ms);
     }
@@ -540,6 +551,13 @@ std::size_t Worker::State::run(std::span<Op> ops) {
     batch_.commit();
     read_needs_fence_ = false;
   }
+  // Fence before ack ("return" above): every op of the pass is published
+  // and every write-back it issued (records, slots, dirty slots it read) is
+  // fenced, so the caller may reply. And the worker goes offline holding no
+  // reference (QSBR Q3): no staged op keeps a Lookup into a segment to use
+  // later (retry_ is scratch of publish_all, cleared before each use).
+  FERRITE_DCHECK(staged_.empty() && published_.empty());
+  FERRITE_DCHECK(!batch_.pending());
   idx_.qsbr_.offline(id_);
   return stop;
 }

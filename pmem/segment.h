@@ -1,5 +1,6 @@
 // Segments: fixed-size (RootHeader::segment_size, 4 MiB by default) blocks of
-// the pool that the record logs and the index tables are carved from.
+// the pool that the record logs are carved from (the index's table segments
+// and directory are libpmemobj objects of their own, index/table.h).
 // Allocated and freed in libpmemobj transactions: rare (once per 4 MiB of
 // writes), so the ~1 us transaction cost never lands on a request.
 //
@@ -8,15 +9,18 @@
 //   with libpmemobj's 16-byte header it fills whole 256 KiB chunks), zeroed on
 //   allocation unless the caller opts out. The segment starts at the object's
 //   first 64-byte boundary (every line we flush is then the segment's own), so
-//   its size is at most segment_size - 64:
+//   its size is segment_size - 64 to segment_size - 16 (libpmemobj's objects
+//   are 16-byte aligned):
 //   struct SegmentHeader {   // first 64 bytes of the segment
 //     u64 magic;             // kSegmentMagic
 //     u32 kind;              // SegmentKind: who owns the bytes after the header
 //     u32 owner;             // e.g. worker id for a log segment
 //     u64 seq;               // pool-wide allocation sequence (RootHeader::segment_seq)
-//     u64 size;              // usable bytes from the header on (<= segment_size - 64)
+//     u64 size;              // usable bytes from the header on (>= segment_size - 64)
 //     u64 obj_off;           // offset of the libpmemobj object holding it
-//     u64 user[3];           // owner's fields (e.g. log tail hint)
+//     u64 user[3];           // owner's fields; a log segment's: live bytes and tail
+//                            // (exact after a clean close), the log chain's next
+//                            // link (index/log_chain.h)
 //   };
 //   u8 data[size - 64];      // owner's payload, zero at allocation
 //
@@ -25,7 +29,9 @@
 //    segment_seq bump; nothing leaked.
 //  - after commit: the segment exists with a complete header (persisted
 //    before commit) and is found again by for_each_segment().
-// Ownership is therefore never lost: recovery enumerates segments by type.
+// Ownership is therefore never lost: an owner links its segments in the
+// same transaction (in_tx; the index's log chain, index/log_chain.h), and
+// for_each_segment() finds them all by type when no such list is usable.
 //
 // Thread safety: allocate()/release() may run from any thread (each is one
 // transaction; segment_seq is bumped under the allocator's mutex, control path).

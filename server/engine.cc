@@ -358,6 +358,8 @@ void Engine::start_message(WorkerState& ws, const sockaddr_in& peer, const proto
 
 void Engine::execute_bounded(WorkerState& ws) {
   EngineStats& st = *ws.stats;
+  // Every op belongs to exactly one message (start_message pushes both).
+  FERRITE_DCHECK(ws.op_msg.size() == ws.ops.size());
   if (ws.values.size() < ws.ops.size()) ws.values.resize(ws.ops.size());
   for (std::size_t i = 0; i < ws.ops.size(); ++i) {
     if (ws.ops[i].code == index::OpCode::kGet) ws.ops[i].out_value = &ws.values[i];
@@ -380,6 +382,8 @@ void Engine::execute_bounded(WorkerState& ws) {
       if (ws.ops[end].code == index::OpCode::kGet) ++gets;
       ++end;
     }
+    // Each sub-burst runs at least one op and at most kGetsPerExecute gets.
+    FERRITE_DCHECK(end > begin && gets <= kGetsPerExecute);
     for (std::size_t i = begin; i < end; ++i) {
       if (ws.ops[i].code == index::OpCode::kGet && ws.msg_full[ws.op_msg[i]] != 0) ws.ops[i].out_value = nullptr;
     }
