@@ -315,7 +315,8 @@ TEST(McBinary, HeaderRoundTripsAndLengthsAreChecked) {
   ASSERT_EQ(p.size(), mc::kBinHeaderSize + 16);
   mc::BinRequest r;
   std::size_t used = 0;
-  ASSERT_EQ(mc::parse_binary(p + "next", 1024, &r, &used), mc::BinParse::kOk);
+  const std::string in = p + "next";  // r views into it
+  ASSERT_EQ(mc::parse_binary(in, 1024, &r, &used), mc::BinParse::kOk);
   EXPECT_EQ(used, p.size());
   EXPECT_EQ(r.h.opcode, 0x01);
   EXPECT_EQ(r.h.opaque, 0xa1b2c3d4u);

@@ -141,8 +141,10 @@ inline void value_sizes(KvTransport& t, const Keys& k) {
 // A scan sees what is stored and not what was deleted.
 inline void scan_sees_the_store(KvTransport& t, const Keys& k) {
   std::vector<OpReply> r;
-  const std::vector<proto::RequestOp> ops = {op(Opcode::kSet, k("s1"), "one"), op(Opcode::kSet, k("s2"), "two"),
-                                             op(Opcode::kSet, k("s3"), "three"), op(Opcode::kDel, k("s2"))};
+  // The ops hold views: the keys live here for the whole call.
+  const std::string s1 = k("s1"), s2 = k("s2"), s3 = k("s3");
+  const std::vector<proto::RequestOp> ops = {op(Opcode::kSet, s1, "one"), op(Opcode::kSet, s2, "two"),
+                                             op(Opcode::kSet, s3, "three"), op(Opcode::kDel, s2)};
   ASSERT_TRUE(t.run(ops, &r));
   std::map<std::string, std::string> seen;
   ASSERT_TRUE(t.scan_all(&seen));
