@@ -50,6 +50,73 @@ void tokenize(std::string_view line, Tokens* out) {
   }
 }
 
+// memcached 1.6.18 reads the numbers of its classic commands with strtol,
+// strtoul and strtoull (util.c, safe_strto*). These follow the same rules,
+// so that malformed numbers get memcached's answers: optional leading
+// whitespace and one sign, decimal digits, then the token's end or
+// whitespace; beyond the 64-bit type: refused.
+bool is_c_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+// The sign and magnitude of s as strtoull reads it.
+bool c_number(std::string_view s, bool* neg, uint64_t* mag) {
+  std::size_t i = 0;
+  while (i < s.size() && is_c_space(s[i])) ++i;
+  *neg = i < s.size() && s[i] == '-';
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  const std::size_t first = i;
+  uint64_t v = 0;
+  bool over = false;
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+    const auto d = static_cast<uint64_t>(s[i] - '0');
+    over = over || v > (UINT64_MAX - d) / 10;
+    v = v * 10 + d;
+  }
+  if (i == first || over || (i < s.size() && !is_c_space(s[i]))) return false;
+  *mag = v;
+  return true;
+}
+
+// safe_strtol: a long, then stored in an int32_t (its low 32 bits).
+bool c_int32(std::string_view s, int64_t* v) {
+  bool neg = false;
+  uint64_t mag = 0;
+  if (!c_number(s, &neg, &mag) || mag > (neg ? uint64_t{1} << 63 : uint64_t{INT64_MAX})) return false;
+  const uint64_t l = neg ? 0 - mag : mag;
+  *v = static_cast<int32_t>(static_cast<uint32_t>(l));
+  return true;
+}
+
+// safe_strtoull: strtoull's wrap-around, refused if negative as a signed
+// number and written with a '-'.
+bool c_uint64(std::string_view s, uint64_t* v) {
+  bool neg = false;
+  uint64_t mag = 0;
+  if (!c_number(s, &neg, &mag)) return false;
+  const uint64_t l = neg ? 0 - mag : mag;
+  if (static_cast<int64_t>(l) < 0 && s.find('-') != std::string_view::npos) return false;
+  *v = l;
+  return true;
+}
+
+// safe_strtoul: the same, then stored in 32 bits (client flags 2^32 read as 0).
+bool c_uint32(std::string_view s, uint32_t* v) {
+  uint64_t l = 0;
+  if (!c_uint64(s, &l)) return false;
+  *v = static_cast<uint32_t>(l);
+  return true;
+}
+
+// A data block's length: memcached reads it as safe_strtol does and takes
+// 0 to INT_MAX - 2. It keeps the low 32 bits of a longer number, so that
+// "4294967300" reads as 4; Ferrite refuses those (docs/memcached.md).
+bool c_length(std::string_view s, std::size_t* n) {
+  bool neg = false;
+  uint64_t mag = 0;
+  if (!c_number(s, &neg, &mag) || (neg && mag != 0) || mag > uint64_t{INT32_MAX} - 2) return false;
+  *n = static_cast<std::size_t>(mag);
+  return true;
+}
+
 ParseResult ok(std::size_t consumed) { return ParseResult{Parse::kOk, consumed, {}, 0, false}; }
 ParseResult err(std::string_view e, std::size_t consumed, std::size_t swallow = 0) {
   return ParseResult{Parse::kError, consumed, e, swallow, false};
@@ -66,30 +133,48 @@ ParseResult take_data(std::string_view in, std::size_t linelen, std::size_t len,
   return ok(linelen + len + 2);
 }
 
+// A storage command refused with error e: its data block of n bytes is
+// swallowed (memcached's way to stay in sync), or, beyond kMaxSwallow, the
+// connection closes.
+ParseResult refuse_block(std::string_view e, std::size_t linelen, std::size_t n) {
+  if (n > kMaxSwallow) {
+    ParseResult r = err(e, linelen);
+    r.close = true;
+    return r;
+  }
+  return err(e, linelen, n + 2);
+}
+
+ParseResult refuse_too_large(std::size_t linelen, std::size_t n) {
+  ParseResult r = refuse_block(kTooLarge, linelen, n);
+  r.too_large = true;
+  return r;
+}
+
 ParseResult parse_storage(std::string_view in, std::size_t linelen, const Tokens& tk, Cmd cmd, Request* req) {
   const bool cas = cmd == Cmd::kCas;
   const std::size_t base = cas ? 6 : 5;
   if (tk.n != base && tk.n != base + 1) return err(kError, linelen);
   req->key = req->raw_key = tk.t[1];
-  uint64_t flags = 0;
-  int64_t len = 0;
-  if (!valid_key(req->key) || !parse_argument_u64(tk.t[2], &flags) || !parse_argument_i64(tk.t[3], &req->exptime) ||
-      !parse_argument_i64(tk.t[4], &len) || len < 0 || (cas && !parse_argument_u64(tk.t[5], &req->cas))) {
+  std::size_t n = 0;
+  // memcached 1.6.18 refuses all of these alike, and swallows nothing: the
+  // data block is read as the next command line.
+  if (!valid_key(req->key) || !c_uint32(tk.t[2], &req->client_flags) || !c_int32(tk.t[3], &req->exptime) ||
+      !c_length(tk.t[4], &n) || (cas && !c_uint64(tk.t[5], &req->cas))) {
     return err(kBadFormat, linelen);
   }
-  req->client_flags = static_cast<uint32_t>(flags);  // memcached 1.6 keeps the low 32 bits
   req->has_cas = cas;
   req->noreply = tk.n == base + 1 && tk.t[base] == "noreply";
-  const auto n = static_cast<std::size_t>(len);
-  if (n > kMaxValueLen) return err(kTooLarge, linelen, n + 2);
+  if (n > kMaxValueLen) return refuse_too_large(linelen, n);
   return take_data(in, linelen, n, req);
 }
 
 ParseResult parse_get(std::string_view line, std::size_t linelen, const Tokens& tk, Cmd cmd, Request* req) {
   const bool touch = cmd == Cmd::kGat || cmd == Cmd::kGats;
   const std::size_t first = touch ? 2 : 1;
-  if (tk.n <= first) return err(kError, linelen);
-  if (touch && !parse_argument_i64(tk.t[1], &req->exptime)) return err(kBadExptime, linelen);
+  if (tk.n < 2) return err(kError, linelen);
+  if (touch && !c_int32(tk.t[1], &req->exptime)) return err(kBadExptime, linelen);
+  if (tk.n <= first) return ok(linelen);  // "gat 10": no key, memcached answers END
   // Keys run from the first key token to the end of the line (there may be
   // more of them than tokenize() keeps).
   const std::size_t start = static_cast<std::size_t>(tk.t[first].data() - line.data());
@@ -210,13 +295,13 @@ ParseResult parse_meta(std::string_view in, std::size_t linelen, const Tokens& t
   if (tk.n < 2) return err(cmd == Cmd::kMetaDebug ? kBadFormat : kError, linelen);
   req->raw_key = tk.t[1];
   if (cmd == Cmd::kMetaSet) {
-    int64_t len = 0;
-    if (tk.n < 3 || !parse_argument_i64(tk.t[2], &len) || len < 0) return err(kBadFormat, linelen);
-    if (req->raw_key.size() > kMaxKeyLen) return err(kBadFormat, linelen, static_cast<std::size_t>(len) + 2);
-    const auto n = static_cast<std::size_t>(len);
-    if (n > kMaxValueLen) return err(kTooLarge, linelen, n + 2);
-    if (std::string_view e = parse_meta_flags(tk, 3, cmd, req); !e.empty()) return err(e, linelen, n + 2);
-    if (!meta_key(req)) return err(kBadKeyDecode, linelen, n + 2);
+    // memcached 1.6.18's order: the key's and the length's errors swallow
+    // nothing, the flags' errors swallow the data block, too large last.
+    std::size_t n = 0;
+    if (req->raw_key.size() > kMaxKeyLen || tk.n < 3 || !c_length(tk.t[2], &n)) return err(kBadFormat, linelen);
+    if (std::string_view e = parse_meta_flags(tk, 3, cmd, req); !e.empty()) return refuse_block(e, linelen, n);
+    if (!meta_key(req)) return refuse_block(kBadKeyDecode, linelen, n);
+    if (n > kMaxValueLen) return refuse_too_large(linelen, n);
     return take_data(in, linelen, n, req);
   }
   if (req->raw_key.size() > kMaxKeyLen) return err(kBadFormat, linelen);
@@ -238,6 +323,25 @@ constexpr CmdName kCmds[] = {
     {"mg", Cmd::kMetaGet},        {"ms", Cmd::kMetaSet},        {"md", Cmd::kMetaDelete},   {"ma", Cmd::kMetaArith},
     {"mn", Cmd::kMetaNoop},       {"me", Cmd::kMetaDebug},
 };
+
+// memcached 1.6.18 closes the connection, without a reply, on a line whose
+// command it does not know at all (the line falls through its whole
+// dispatch: not a name it answers, even with ERROR; this list is the
+// memcached 1.6.18 installed here, with extstore and TLS) and whose last token
+// (of the first 23, its MAX_TOKENS) starts with "HTTP/": a browser, or an
+// HTTP request sent to the cache port by someone else's hand.
+bool looks_like_http(const Tokens& tk) {
+  const std::string_view name = tk.t[0];
+  if (name.size() < 2 || (name[0] == 'm' && name.size() == 2)) return false;
+  if (std::string_view("gsacidt").find(name[0]) != std::string_view::npos) return false;
+  for (std::string_view known :
+       {"replace", "prepend", "bget", "flush_all", "version", "quit", "lru_crawler", "watch", "verbosity", "lru",
+        "extstore", "refresh_certs"}) {
+    if (name == known) return false;
+  }
+  const std::size_t last = (tk.n < 23 ? tk.n : 23) - 1;
+  return tk.t[last].starts_with("HTTP/");
+}
 
 }  // namespace
 
@@ -373,7 +477,13 @@ ParseResult parse_request(std::string_view in, Request* req) noexcept {
       break;
     }
   }
-  if (found == nullptr) return err(kError, linelen);
+  if (found == nullptr) {
+    if (!looks_like_http(tk)) return err(kError, linelen);
+    ParseResult r = err({}, linelen);
+    r.close = true;
+    r.http = true;
+    return r;
+  }
   const Cmd cmd = found->cmd;
   req->cmd = cmd;
   ParseResult res = parse_line(in, linelen, line, tk, cmd, req);
@@ -413,28 +523,32 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
       if (tk.n != 3 && tk.n != 4) return err(kError, linelen);
       req->key = req->raw_key = tk.t[1];
       if (!valid_key(req->key)) return err(kBadFormat, linelen);
-      if (!parse_argument_u64(tk.t[2], &req->delta)) return err(kBadDelta, linelen);
+      if (!c_uint64(tk.t[2], &req->delta)) return err(kBadDelta, linelen);
       req->noreply = tk.n == 4 && tk.t[3] == "noreply";
       return ok(linelen);
     case Cmd::kTouch:
       if (tk.n != 3 && tk.n != 4) return err(kError, linelen);
       req->key = req->raw_key = tk.t[1];
       if (!valid_key(req->key)) return err(kBadFormat, linelen);
-      if (!parse_argument_i64(tk.t[2], &req->exptime)) return err(kBadExptime, linelen);
+      if (!c_int32(tk.t[2], &req->exptime)) return err(kBadExptime, linelen);
       req->noreply = tk.n == 4 && tk.t[3] == "noreply";
       return ok(linelen);
     case Cmd::kFlushAll: {
       if (tk.n > 3) return err(kError, linelen);
       req->noreply = tk.t[tk.n - 1] == "noreply";
       const std::size_t args = tk.n - 1 - (req->noreply ? 1 : 0);
-      if (args == 1 && !parse_argument_i64(tk.t[1], &req->number)) return err(kBadExptime, linelen);
+      // memcached reads the first argument whenever there is one besides noreply.
+      if (args >= 1 && !c_int32(tk.t[1], &req->number)) return err(kBadExptime, linelen);
       return ok(linelen);
     }
-    case Cmd::kVerbosity:
+    case Cmd::kVerbosity: {
       if (tk.n != 2 && tk.n != 3) return err(kError, linelen);
       req->noreply = tk.t[tk.n - 1] == "noreply";
-      if (!parse_argument_i64(tk.t[1], &req->number)) return err(kBadFormat, linelen);
+      uint32_t level = 0;
+      if (!c_uint32(tk.t[1], &level)) return err(kBadFormat, linelen);
+      req->number = level;
       return ok(linelen);
+    }
     case Cmd::kStats:
       req->stats_arg = tk.n > 1 ? tk.t[1] : std::string_view{};
       return ok(linelen);
@@ -461,16 +575,17 @@ BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req
   h.body_len = load_be32(in.data() + 8);
   h.opaque = load_be32(in.data() + 12);
   h.cas = load_be64(in.data() + 16);
-  if (h.body_len > max_body || std::size_t{h.key_len} + h.extras_len > h.body_len || h.key_len > kMaxKeyLen) {
-    return BinParse::kBad;
-  }
-  if (in.size() < kBinHeaderSize + h.body_len) return BinParse::kNeedMore;
-  const std::string_view body = in.substr(kBinHeaderSize, h.body_len);
+  const std::size_t head = std::size_t{h.extras_len} + h.key_len;
+  if (head > h.body_len || h.key_len > kMaxKeyLen) return BinParse::kBad;
+  const bool too_large = h.body_len > max_body;
+  const std::size_t take = too_large ? head : h.body_len;
+  if (in.size() < kBinHeaderSize + take) return BinParse::kNeedMore;
+  const std::string_view body = in.substr(kBinHeaderSize, take);
   req->extras = body.substr(0, h.extras_len);
   req->key = body.substr(h.extras_len, h.key_len);
-  req->value = body.substr(std::size_t{h.extras_len} + h.key_len);
-  *consumed = kBinHeaderSize + h.body_len;
-  return BinParse::kOk;
+  req->value = body.substr(head);
+  *consumed = kBinHeaderSize + take;
+  return too_large ? BinParse::kTooLarge : BinParse::kOk;
 }
 
 std::string_view bin_status_message(BinStatus s) noexcept {

@@ -31,6 +31,11 @@ namespace ferrite::proto::mc {
 using limits::kMaxKeyLen;
 using limits::kMaxValueLen;
 inline constexpr std::size_t kMaxLineLen = 64u << 10;   // longer lines: error, connection closed
+// A storage command refused for its length has its data block swallowed
+// (memcached's way to keep the stream in sync) up to this length; a longer
+// one (no memcached item can be larger: its -I stops at 1 GiB) closes the
+// connection instead, so no length makes Ferrite discard gigabytes.
+inline constexpr std::size_t kMaxSwallow = 1u << 30;
 inline constexpr std::size_t kMaxOpaqueLen = 32;
 inline constexpr std::size_t kMaxMetaFlags = 24;
 // Largest reply to one UDP request (before framing): a larger one is not
@@ -105,6 +110,14 @@ struct ParseResult {
   std::size_t swallow = 0;   // data block of a refused storage command still to discard
   bool close = false;        // the connection cannot continue (line too long)
   bool quiet = false;        // the line ended in "noreply": memcached sends no error either
+  // A storage command (classic or ms) refused because its data block is
+  // larger than kMaxValueLen: req->cmd, req->key (and ms's req->mode) are
+  // set, so the engine can unlink the old value as memcached does.
+  bool too_large = false;
+  // The line looks like HTTP (memcached 1.6.18's rule: a command it does
+  // not know whose last token starts with "HTTP/"): close (TCP) or drop
+  // (UDP) without a reply byte; `error` is empty.
+  bool http = false;
 };
 
 // Parses the request at the front of in. Never reads past in; never trusts
@@ -186,9 +199,12 @@ struct BinRequest {
   BinHeader h;
   std::string_view extras, key, value;
 };
-enum class BinParse : uint8_t { kOk, kNeedMore, kBad };
+// kTooLarge: the body is beyond max_body but the packet can be framed; its
+// header, extras and key are decoded (value empty, *consumed covers them),
+// and the rest of the body, body_len - extras - key bytes, is still to come.
+enum class BinParse : uint8_t { kOk, kNeedMore, kBad, kTooLarge };
 // Decodes one request packet at the front of in: kBad if the magic is not a
-// request's, the lengths do not add up, or the body is beyond max_body.
+// request's or the lengths do not add up.
 BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req, std::size_t* consumed) noexcept;
 void append_binary_header(const BinHeader& h, std::string* out);
 

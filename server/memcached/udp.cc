@@ -80,7 +80,9 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
     bound.resumable = false;
     const std::size_t used = mc_.process(cx, body, &reply, &swallow, &close, &bound);
     if (used < body.size() && !close && swallow == 0 && !bound.too_large) inc(st.udp_incomplete);  // cut short: ignored
-    send(d, h.request_id, reply, bound.too_large);
+    // A request that closes a TCP connection (quit, a line that looks like
+    // HTTP) makes memcached drop the datagram's whole reply.
+    if (!close) send(d, h.request_id, reply, bound.too_large);
     if (reply.capacity() > kKeptValueCapacity) std::string().swap(reply);
   }
   finish();
