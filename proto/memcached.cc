@@ -25,6 +25,8 @@ constexpr std::string_view kOpaqueTooLong = "CLIENT_ERROR opaque token too long"
 constexpr std::string_view kBadKeyDecode = "CLIENT_ERROR error decoding key";
 constexpr std::string_view kBadMsMode = "CLIENT_ERROR invalid mode for ms M token";
 constexpr std::string_view kBadMaMode = "CLIENT_ERROR invalid mode for ma M token";
+constexpr std::string_view kFlagsTooLong = "CLIENT_ERROR options flags too long";
+constexpr std::string_view kFlagsAreTooLong = "CLIENT_ERROR options flags are too long";  // mg's wording
 
 constexpr std::size_t kMaxTokens = 32;
 
@@ -290,6 +292,10 @@ bool meta_key(Request* req) {
   return true;
 }
 
+// memcached 1.6.18 refuses a meta command of 20 tokens or more (its
+// MFLAG_MAX_OPT_LENGTH counts a terminal token too).
+bool too_many_meta_tokens(const Tokens& tk) { return tk.overflow || tk.n + 1 > 20; }
+
 ParseResult parse_meta(std::string_view in, std::size_t linelen, const Tokens& tk, Cmd cmd, Request* req) {
   if (cmd == Cmd::kMetaNoop) return ok(linelen);
   if (tk.n < 2) return err(cmd == Cmd::kMetaDebug ? kBadFormat : kError, linelen);
@@ -298,13 +304,18 @@ ParseResult parse_meta(std::string_view in, std::size_t linelen, const Tokens& t
     // memcached 1.6.18's order: the key's and the length's errors swallow
     // nothing, the flags' errors swallow the data block, too large last.
     std::size_t n = 0;
-    if (req->raw_key.size() > kMaxKeyLen || tk.n < 3 || !c_length(tk.t[2], &n)) return err(kBadFormat, linelen);
+    if (req->raw_key.size() > kMaxKeyLen || tk.n < 3) return err(kBadFormat, linelen);
+    if (too_many_meta_tokens(tk)) return err(kFlagsTooLong, linelen);
+    if (!c_length(tk.t[2], &n)) return err(kBadFormat, linelen);
     if (std::string_view e = parse_meta_flags(tk, 3, cmd, req); !e.empty()) return refuse_block(e, linelen, n);
     if (!meta_key(req)) return refuse_block(kBadKeyDecode, linelen, n);
     if (n > kMaxValueLen) return refuse_too_large(linelen, n);
     return take_data(in, linelen, n, req);
   }
   if (req->raw_key.size() > kMaxKeyLen) return err(kBadFormat, linelen);
+  if (cmd != Cmd::kMetaDebug && too_many_meta_tokens(tk)) {
+    return err(cmd == Cmd::kMetaGet ? kFlagsAreTooLong : kFlagsTooLong, linelen);
+  }
   if (std::string_view e = parse_meta_flags(tk, 2, cmd, req); !e.empty()) return err(e, linelen);
   if (!meta_key(req)) return err(kBadKeyDecode, linelen);
   return ok(linelen);
@@ -504,7 +515,9 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
       return parse_get(line, linelen, tk, cmd, req);
     default: break;
   }
-  if (tk.overflow) return err(kBadFormat, linelen);
+  // More tokens than any classic command takes: memcached's token-count
+  // checks answer ERROR (version and quit ignore them; meta: parse_meta).
+  if (tk.overflow && cmd != Cmd::kVersion && cmd != Cmd::kQuit && cmd < Cmd::kMetaGet) return err(kError, linelen);
   switch (cmd) {
     case Cmd::kSet: case Cmd::kAdd: case Cmd::kReplace: case Cmd::kAppend: case Cmd::kPrepend: case Cmd::kCas:
       return parse_storage(in, linelen, tk, cmd, req);
