@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/endian.h"
+#include "proto/mc_numbers.h"
 
 namespace ferrite::proto::mc {
 namespace {
@@ -52,73 +53,6 @@ void tokenize(std::string_view line, Tokens* out) {
   }
 }
 
-// memcached 1.6.18 reads the numbers of its classic commands with strtol,
-// strtoul and strtoull (util.c, safe_strto*). These follow the same rules,
-// so that malformed numbers get memcached's answers: optional leading
-// whitespace and one sign, decimal digits, then the token's end or
-// whitespace; beyond the 64-bit type: refused.
-bool is_c_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-
-// The sign and magnitude of s as strtoull reads it.
-bool c_number(std::string_view s, bool* neg, uint64_t* mag) {
-  std::size_t i = 0;
-  while (i < s.size() && is_c_space(s[i])) ++i;
-  *neg = i < s.size() && s[i] == '-';
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-  const std::size_t first = i;
-  uint64_t v = 0;
-  bool over = false;
-  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
-    const auto d = static_cast<uint64_t>(s[i] - '0');
-    over = over || v > (UINT64_MAX - d) / 10;
-    v = v * 10 + d;
-  }
-  if (i == first || over || (i < s.size() && !is_c_space(s[i]))) return false;
-  *mag = v;
-  return true;
-}
-
-// safe_strtol: a long, then stored in an int32_t (its low 32 bits).
-bool c_int32(std::string_view s, int64_t* v) {
-  bool neg = false;
-  uint64_t mag = 0;
-  if (!c_number(s, &neg, &mag) || mag > (neg ? uint64_t{1} << 63 : uint64_t{INT64_MAX})) return false;
-  const uint64_t l = neg ? 0 - mag : mag;
-  *v = static_cast<int32_t>(static_cast<uint32_t>(l));
-  return true;
-}
-
-// safe_strtoull: strtoull's wrap-around, refused if negative as a signed
-// number and written with a '-'.
-bool c_uint64(std::string_view s, uint64_t* v) {
-  bool neg = false;
-  uint64_t mag = 0;
-  if (!c_number(s, &neg, &mag)) return false;
-  const uint64_t l = neg ? 0 - mag : mag;
-  if (static_cast<int64_t>(l) < 0 && s.find('-') != std::string_view::npos) return false;
-  *v = l;
-  return true;
-}
-
-// safe_strtoul: the same, then stored in 32 bits (client flags 2^32 read as 0).
-bool c_uint32(std::string_view s, uint32_t* v) {
-  uint64_t l = 0;
-  if (!c_uint64(s, &l)) return false;
-  *v = static_cast<uint32_t>(l);
-  return true;
-}
-
-// A data block's length: memcached reads it as safe_strtol does and takes
-// 0 to INT_MAX - 2. It keeps the low 32 bits of a longer number, so that
-// "4294967300" reads as 4; Ferrite refuses those (docs/memcached.md).
-bool c_length(std::string_view s, std::size_t* n) {
-  bool neg = false;
-  uint64_t mag = 0;
-  if (!c_number(s, &neg, &mag) || (neg && mag != 0) || mag > uint64_t{INT32_MAX} - 2) return false;
-  *n = static_cast<std::size_t>(mag);
-  return true;
-}
-
 ParseResult ok(std::size_t consumed) { return ParseResult{Parse::kOk, consumed, {}, 0, false}; }
 ParseResult err(std::string_view e, std::size_t consumed, std::size_t swallow = 0) {
   return ParseResult{Parse::kError, consumed, e, swallow, false};
@@ -161,8 +95,8 @@ ParseResult parse_storage(std::string_view in, std::size_t linelen, const Tokens
   std::size_t n = 0;
   // memcached 1.6.18 refuses all of these alike, and swallows nothing: the
   // data block is read as the next command line.
-  if (!valid_key(req->key) || !c_uint32(tk.t[2], &req->client_flags) || !c_int32(tk.t[3], &req->exptime) ||
-      !c_length(tk.t[4], &n) || (cas && !c_uint64(tk.t[5], &req->cas))) {
+  if (!valid_key(req->key) || !read_uint32(tk.t[2], &req->client_flags) || !read_int32(tk.t[3], &req->exptime) ||
+      !read_length(tk.t[4], &n) || (cas && !read_uint64(tk.t[5], &req->cas))) {
     return err(kBadFormat, linelen);
   }
   req->has_cas = cas;
@@ -175,7 +109,7 @@ ParseResult parse_get(std::string_view line, std::size_t linelen, const Tokens& 
   const bool touch = cmd == Cmd::kGat || cmd == Cmd::kGats;
   const std::size_t first = touch ? 2 : 1;
   if (tk.n < 2) return err(kError, linelen);
-  if (touch && !c_int32(tk.t[1], &req->exptime)) return err(kBadExptime, linelen);
+  if (touch && !read_int32(tk.t[1], &req->exptime)) return err(kBadExptime, linelen);
   if (tk.n <= first) return ok(linelen);  // "gat 10": no key, memcached answers END
   // Keys run from the first key token to the end of the line (there may be
   // more of them than tokenize() keeps).
@@ -306,7 +240,7 @@ ParseResult parse_meta(std::string_view in, std::size_t linelen, const Tokens& t
     std::size_t n = 0;
     if (req->raw_key.size() > kMaxKeyLen || tk.n < 3) return err(kBadFormat, linelen);
     if (too_many_meta_tokens(tk)) return err(kFlagsTooLong, linelen);
-    if (!c_length(tk.t[2], &n)) return err(kBadFormat, linelen);
+    if (!read_length(tk.t[2], &n)) return err(kBadFormat, linelen);
     if (std::string_view e = parse_meta_flags(tk, 3, cmd, req); !e.empty()) return refuse_block(e, linelen, n);
     if (!meta_key(req)) return refuse_block(kBadKeyDecode, linelen, n);
     if (n > kMaxValueLen) return refuse_too_large(linelen, n);
@@ -361,31 +295,6 @@ std::string_view cmd_name(Cmd c) noexcept {
     if (n.cmd == c) return n.name;
   }
   return "?";
-}
-
-bool parse_argument_u64(std::string_view s, uint64_t* v) noexcept {
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t r = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (r > (UINT64_MAX - d) / 10) return false;
-    r = r * 10 + d;
-  }
-  *v = r;
-  return true;
-}
-
-bool parse_argument_i64(std::string_view s, int64_t* v) noexcept {
-  bool neg = false;
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
-    neg = s[0] == '-';
-    s.remove_prefix(1);
-  }
-  uint64_t u = 0;
-  if (!parse_argument_u64(s, &u) || u > static_cast<uint64_t>(INT64_MAX)) return false;
-  *v = neg ? -static_cast<int64_t>(u) : static_cast<int64_t>(u);
-  return true;
 }
 
 bool KeyIter::next(std::string_view* key) noexcept {
@@ -536,14 +445,14 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
       if (tk.n != 3 && tk.n != 4) return err(kError, linelen);
       req->key = req->raw_key = tk.t[1];
       if (!valid_key(req->key)) return err(kBadFormat, linelen);
-      if (!c_uint64(tk.t[2], &req->delta)) return err(kBadDelta, linelen);
+      if (!read_uint64(tk.t[2], &req->delta)) return err(kBadDelta, linelen);
       req->noreply = tk.n == 4 && tk.t[3] == "noreply";
       return ok(linelen);
     case Cmd::kTouch:
       if (tk.n != 3 && tk.n != 4) return err(kError, linelen);
       req->key = req->raw_key = tk.t[1];
       if (!valid_key(req->key)) return err(kBadFormat, linelen);
-      if (!c_int32(tk.t[2], &req->exptime)) return err(kBadExptime, linelen);
+      if (!read_int32(tk.t[2], &req->exptime)) return err(kBadExptime, linelen);
       req->noreply = tk.n == 4 && tk.t[3] == "noreply";
       return ok(linelen);
     case Cmd::kFlushAll: {
@@ -551,14 +460,14 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
       req->noreply = tk.t[tk.n - 1] == "noreply";
       const std::size_t args = tk.n - 1 - (req->noreply ? 1 : 0);
       // memcached reads the first argument whenever there is one besides noreply.
-      if (args >= 1 && !c_int32(tk.t[1], &req->number)) return err(kBadExptime, linelen);
+      if (args >= 1 && !read_int32(tk.t[1], &req->number)) return err(kBadExptime, linelen);
       return ok(linelen);
     }
     case Cmd::kVerbosity: {
       if (tk.n != 2 && tk.n != 3) return err(kError, linelen);
       req->noreply = tk.t[tk.n - 1] == "noreply";
       uint32_t level = 0;
-      if (!c_uint32(tk.t[1], &level)) return err(kBadFormat, linelen);
+      if (!read_uint32(tk.t[1], &level)) return err(kBadFormat, linelen);
       req->number = level;
       return ok(linelen);
     }

@@ -23,6 +23,7 @@
 
 #include "common/limits.h"
 #include "proto/exptime.h"
+#include "proto/mc_numbers.h"
 #include "proto/memcached_udp.h"
 
 namespace ferrite::proto::mc {
@@ -145,11 +146,7 @@ using proto::absolute_exptime;
 bool base64_decode(std::string_view in, char* out, std::size_t out_cap, std::size_t* out_len) noexcept;
 void base64_encode(std::string_view in, std::string* out);
 
-// Parses a command argument the way memcached's numeric arguments must
-// look: digits only, no sign, no overflow (the _i64 form allows one sign).
-// Not the rule for a stored counter (index/worker.cc parse_counter_value).
-bool parse_argument_u64(std::string_view s, uint64_t* v) noexcept;
-bool parse_argument_i64(std::string_view s, int64_t* v) noexcept;
+// Numeric arguments: proto/mc_numbers.h (included).
 
 // The UDP frame header and udp_fragment: proto/memcached_udp.h.
 

@@ -25,6 +25,7 @@
 #include "proto/memcached.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
+#include "tests/util/loopback.h"
 #include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
@@ -65,6 +66,7 @@ class McEdgesTest : public testing::PoolIndexTest {
     return out;
   }
   uint64_t stat(std::atomic<uint64_t> McStats::*f) const { return mc_->sum(f); }
+  // A connection to a McTcpServer over the engine (started on first use).
   int connect_tcp() {
     if (!srv_) {
       auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 2);
@@ -73,22 +75,7 @@ class McEdgesTest : public testing::PoolIndexTest {
       srv_ = std::move(s).value();
       srv_->start();
     }
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(srv_->port());
-    a.sin_addr.s_addr = htonl(0x7f000001);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-  }
-  static void send_all(int fd, std::string_view s) {
-    while (!s.empty()) {
-      const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      ASSERT_GT(n, 0);
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
+    return testing::connect_loopback_tcp(srv_->port(), 5);
   }
   // Reads n bytes (fewer if the peer closes or 5 s pass); *eof: the peer closed.
   static std::string read_n(int fd, std::size_t n, bool* eof = nullptr) {
@@ -113,6 +100,11 @@ class McEdgesTest : public testing::PoolIndexTest {
 };
 
 std::string value_of(std::size_t n) { return std::string(n, 'v'); }
+
+// Bytes sent, and memcached 1.6.18's reply to them.
+struct Exchange {
+  std::string_view in, reply;
+};
 
 // ---- a failed set leaves no stale value ----
 
@@ -179,10 +171,7 @@ TEST_F(McEdgesTest, OutOfMemorySetUnlinksTheOldValue) {
 // next command starts (a refused length swallows nothing: "abcd" is then
 // read as a command, ERROR).
 TEST_F(McEdgesTest, MalformedNumbersGetMemcachedsReplies) {
-  struct Case {
-    std::string_view in, reply;
-  };
-  const Case cases[] = {
+  const Exchange cases[] = {
       {"set k 0 0 -1\r\nabcd\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n"},
       {"set k 0 0 4294967295\r\nabcd\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n"},
       {"set k 0 0 2147483647\r\nabcd\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n"},
@@ -286,7 +275,7 @@ TEST_F(McEdgesTest, MalformedNumbersGetMemcachedsReplies) {
       {"ms k -1\r\nabcd\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n"},
       {"ms k 2147483647\r\nabcd\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n"},
   };
-  for (const Case& c : cases) EXPECT_EQ(run(c.in), c.reply) << c.in;
+  for (const Exchange& c : cases) EXPECT_EQ(run(c.in), c.reply) << c.in;
   // Keys beyond 250 bytes: refused before the length, nothing swallowed.
   const std::string long_key(mc::kMaxKeyLen + 1, 'k');
   EXPECT_EQ(run("ms " + long_key + " 4\r\nabcd\r\n"), "CLIENT_ERROR bad command line format\r\nERROR\r\n");
@@ -355,10 +344,7 @@ TEST_F(McEdgesTest, HttpLinesCloseWithoutAReply) {
   EXPECT_TRUE(closed);
   // memcached's answers to lines it dispatches (a command name it knows, a
   // one-letter name, or a last token not starting with "HTTP/").
-  struct Case {
-    std::string_view in, reply;
-  };
-  const Case kept[] = {
+  const Exchange kept[] = {
       {"get / HTTP/1.0\r\n", "END\r\n"},
       {"gets / HTTP/1.0\r\n", "END\r\n"},
       {"delete / HTTP/1.1\r\n", "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"},
@@ -373,7 +359,7 @@ TEST_F(McEdgesTest, HttpLinesCloseWithoutAReply) {
       {"debugtime HTTP/1.0\r\n", "ERROR\r\n"},
       {"set hy 0 0 16\r\nGET / HTTP/1.0\r\n\r\nget hy\r\n", "STORED\r\nVALUE hy 0 16\r\nGET / HTTP/1.0\r\n\r\nEND\r\n"},
   };
-  for (const Case& c : kept) {
+  for (const Exchange& c : kept) {
     EXPECT_EQ(run(std::string(c.in) + "mn\r\n", &closed), std::string(c.reply) + "MN\r\n") << c.in;
     EXPECT_FALSE(closed) << c.in;
   }
@@ -382,10 +368,10 @@ TEST_F(McEdgesTest, HttpLinesCloseWithoutAReply) {
   // docs/memcached.md).
   const int fd = connect_tcp();
   ASSERT_GE(fd, 0);
-  send_all(fd, "version\r\n");
+  ASSERT_TRUE(testing::send_all(fd, "version\r\n"));
   const std::string version = "VERSION " + std::string(kMcVersion) + "\r\n";
   EXPECT_EQ(read_n(fd, version.size()), version);
-  send_all(fd, "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(testing::send_all(fd, "GET / HTTP/1.0\r\nHost: x\r\n\r\n"));
   bool eof = false;
   EXPECT_EQ(read_n(fd, 1, &eof), "");
   EXPECT_TRUE(eof);
@@ -465,8 +451,10 @@ TEST_F(McEdgesTest, BinaryTooLargeIsAnsweredAndSwallowed) {
                          mc::BinOp::kPrepend}) {
       const bool append = op == mc::BinOp::kAppend || op == mc::BinOp::kPrepend;
       const bool unlinks = op == mc::BinOp::kSet || op == mc::BinOp::kSetQ;
-      send_all(fd, bin_packet(mc::BinOp::kSet, extras, "bk", "old", 1) + bin_packet(op, append ? "" : extras, "bk", value, 2) +
-                       bin_packet(mc::BinOp::kGet, "", "bk", "", 3) + bin_packet(mc::BinOp::kNoop, "", "", "", 4));
+      ASSERT_TRUE(testing::send_all(fd, bin_packet(mc::BinOp::kSet, extras, "bk", "old", 1) +
+                                            bin_packet(op, append ? "" : extras, "bk", value, 2) +
+                                            bin_packet(mc::BinOp::kGet, "", "bk", "", 3) +
+                                            bin_packet(mc::BinOp::kNoop, "", "", "", 4)));
       const std::string set_reply = read_n(fd, 24);
       ASSERT_EQ(set_reply.size(), 24u);
       EXPECT_EQ(load_be16(set_reply.data() + 6), 0);  // stored (its CAS is the index's)
@@ -484,9 +472,10 @@ TEST_F(McEdgesTest, BinaryTooLargeIsAnsweredAndSwallowed) {
     }
   }
   // A set with a CAS is a set: it unlinks too.
-  send_all(fd, bin_packet(mc::BinOp::kSet, extras, "bk", "old", 1) +
-                   bin_packet(mc::BinOp::kSet, extras, "bk", value_of(2u << 20), 2, 12345) +
-                   bin_packet(mc::BinOp::kGet, "", "bk", "", 3) + bin_packet(mc::BinOp::kNoop, "", "", "", 4));
+  ASSERT_TRUE(testing::send_all(fd, bin_packet(mc::BinOp::kSet, extras, "bk", "old", 1) +
+                                        bin_packet(mc::BinOp::kSet, extras, "bk", value_of(2u << 20), 2, 12345) +
+                                        bin_packet(mc::BinOp::kGet, "", "bk", "", 3) +
+                                        bin_packet(mc::BinOp::kNoop, "", "", "", 4)));
   (void)read_n(fd, 24);
   EXPECT_EQ(read_n(fd, kTooLargeHeader.size() + 10), kTooLargeHeader + "Too large.");
   EXPECT_EQ(read_n(fd, kNotFound.size()), kNotFound);
