@@ -98,19 +98,20 @@ std::size_t McEngine::process_binary(McContext& cx, std::string_view in, std::st
     std::size_t used = 0;
     const auto st = proto::mc::parse_binary(in.substr(done), proto::mc::kMaxValueLen + 1024, &rq, &used);
     if (st == proto::mc::BinParse::kNeedMore) break;
-    const std::size_t rest = rq.h.body_len - rq.extras.size() - rq.key.size();  // kTooLarge: still to come
+    const bool too_large = st == proto::mc::BinParse::kTooLarge;
+    const std::size_t rest = too_large ? rq.h.body_len - rq.extras.size() - rq.key.size() : 0;  // still to come
     // A storage packet too large to buffer is answered "too large" and its
     // value swallowed, as memcached does; any other cannot be framed here
     // (nor can a value beyond kMaxSwallow): the connection ends.
     if (st == proto::mc::BinParse::kBad ||
-        (st == proto::mc::BinParse::kTooLarge && (!bin_storage_shape(rq) || rest > proto::mc::kMaxSwallow))) {
+        (too_large && (!bin_storage_shape(rq) || rest > proto::mc::kMaxSwallow))) {
       inc(cx.stats_.client_errors);
       *close = true;
       done = in.size();
       break;
     }
     done += used;
-    if (st == proto::mc::BinParse::kTooLarge) {
+    if (too_large) {
       BinReply rp{rq, out, cx.stats_, unix_now_s()};
       bin_too_large(cx, rp);
       const std::size_t here = std::min(rest, in.size() - done);
@@ -191,7 +192,7 @@ void McEngine::bin_store(McContext& cx, BinReply& rp) {
   const BinOp op = rp.op();
   const proto::mc::BinRequest& r = rp.r;
   const bool quiet = op == BinOp::kSetQ || op == BinOp::kAddQ || op == BinOp::kReplaceQ;
-  const bool set = op == BinOp::kSet || op == BinOp::kSetQ;
+  const bool set = is_bin_set(op);
   const bool add = op == BinOp::kAdd || op == BinOp::kAddQ;
   if (!rp.shape(8, true, true)) return rp.error(BinStatus::kInvalid);
   if (r.value.size() > proto::mc::kMaxValueLen) return bin_too_large(cx, rp);

@@ -26,6 +26,7 @@
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
 #include "tests/util/loopback.h"
+#include "tests/util/mc_binary.h"
 #include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
@@ -415,20 +416,7 @@ TEST_F(McEdgesTest, HttpDatagramsGetNoReply) {
 
 // ---- binary protocol: a value too large ----
 
-std::string bin_packet(mc::BinOp op, std::string_view extras, std::string_view key, std::string_view value,
-                       uint32_t opaque, uint64_t cas = 0) {
-  mc::BinHeader h;
-  h.magic = mc::kBinRequestMagic;
-  h.opcode = static_cast<uint8_t>(op);
-  h.key_len = static_cast<uint16_t>(key.size());
-  h.extras_len = static_cast<uint8_t>(extras.size());
-  h.body_len = static_cast<uint32_t>(extras.size() + key.size() + value.size());
-  h.opaque = opaque;
-  h.cas = cas;
-  std::string s;
-  mc::append_binary_header(h, &s);
-  return s.append(extras).append(key).append(value);
-}
+using testing::bin_request;
 
 std::string bytes(std::initializer_list<int> b) {
   std::string s;
@@ -451,10 +439,10 @@ TEST_F(McEdgesTest, BinaryTooLargeIsAnsweredAndSwallowed) {
                          mc::BinOp::kPrepend}) {
       const bool append = op == mc::BinOp::kAppend || op == mc::BinOp::kPrepend;
       const bool unlinks = op == mc::BinOp::kSet || op == mc::BinOp::kSetQ;
-      ASSERT_TRUE(testing::send_all(fd, bin_packet(mc::BinOp::kSet, extras, "bk", "old", 1) +
-                                            bin_packet(op, append ? "" : extras, "bk", value, 2) +
-                                            bin_packet(mc::BinOp::kGet, "", "bk", "", 3) +
-                                            bin_packet(mc::BinOp::kNoop, "", "", "", 4)));
+      ASSERT_TRUE(testing::send_all(fd, bin_request(mc::BinOp::kSet, extras, "bk", "old", 1) +
+                                            bin_request(op, append ? "" : extras, "bk", value, 2) +
+                                            bin_request(mc::BinOp::kGet, "", "bk", "", 3) +
+                                            bin_request(mc::BinOp::kNoop, "", "", "", 4)));
       const std::string set_reply = read_n(fd, 24);
       ASSERT_EQ(set_reply.size(), 24u);
       EXPECT_EQ(load_be16(set_reply.data() + 6), 0);  // stored (its CAS is the index's)
@@ -472,10 +460,10 @@ TEST_F(McEdgesTest, BinaryTooLargeIsAnsweredAndSwallowed) {
     }
   }
   // A set with a CAS is a set: it unlinks too.
-  ASSERT_TRUE(testing::send_all(fd, bin_packet(mc::BinOp::kSet, extras, "bk", "old", 1) +
-                                        bin_packet(mc::BinOp::kSet, extras, "bk", value_of(2u << 20), 2, 12345) +
-                                        bin_packet(mc::BinOp::kGet, "", "bk", "", 3) +
-                                        bin_packet(mc::BinOp::kNoop, "", "", "", 4)));
+  ASSERT_TRUE(testing::send_all(fd, bin_request(mc::BinOp::kSet, extras, "bk", "old", 1) +
+                                        bin_request(mc::BinOp::kSet, extras, "bk", value_of(2u << 20), 2, 12345) +
+                                        bin_request(mc::BinOp::kGet, "", "bk", "", 3) +
+                                        bin_request(mc::BinOp::kNoop, "", "", "", 4)));
   (void)read_n(fd, 24);
   EXPECT_EQ(read_n(fd, kTooLargeHeader.size() + 10), kTooLargeHeader + "Too large.");
   EXPECT_EQ(read_n(fd, kNotFound.size()), kNotFound);
@@ -492,18 +480,18 @@ TEST_F(McEdgesTest, BinaryUnframeablePacketsClose) {
   std::size_t swallow = 0;
   bool close = false;
   const std::string extras(8, '\0');
-  std::string huge = bin_packet(mc::BinOp::kSet, extras, "k", "", 1);
+  std::string huge = bin_request(mc::BinOp::kSet, extras, "k", "", 1);
   store_be32(huge.data() + 8, static_cast<uint32_t>(mc::kMaxSwallow + 10));  // body_len
   (void)mc_->process_binary(*cx_, huge, &out, &swallow, &close);
   EXPECT_TRUE(close);
   EXPECT_EQ(out, "");
-  std::string get = bin_packet(mc::BinOp::kGet, "", "k", "", 1);
+  std::string get = bin_request(mc::BinOp::kGet, "", "k", "", 1);
   store_be32(get.data() + 8, 2u << 20);
   close = false;
   (void)mc_->process_binary(*cx_, get, &out, &swallow, &close);
   EXPECT_TRUE(close);
   // A too-large set whose value is only partly there: answered, the rest to swallow.
-  std::string part = bin_packet(mc::BinOp::kSet, extras, "k", "xyz", 2);
+  std::string part = bin_request(mc::BinOp::kSet, extras, "k", "xyz", 2);
   store_be32(part.data() + 8, (2u << 20) + 9);
   close = false;
   out.clear();

@@ -20,6 +20,7 @@
 #include "proto/memcached.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
+#include "tests/util/mc_binary.h"
 #include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
@@ -746,23 +747,7 @@ TEST_F(McTcpTest, PipelinedPartialLargeAndQuit) {
 
 // Binary protocol packets (memccapable's binary tests exercise every opcode;
 // these check framing, a few replies and quiet variants).
-std::string bin_request(mc::BinOp opcode, std::string_view extras, std::string_view key, std::string_view value,
-                        uint32_t opaque, uint64_t cas = 0) {
-  mc::BinHeader h;
-  h.magic = mc::kBinRequestMagic;
-  h.opcode = static_cast<uint8_t>(opcode);
-  h.key_len = static_cast<uint16_t>(key.size());
-  h.extras_len = static_cast<uint8_t>(extras.size());
-  h.body_len = static_cast<uint32_t>(extras.size() + key.size() + value.size());
-  h.opaque = opaque;
-  h.cas = cas;
-  std::string s;
-  mc::append_binary_header(h, &s);
-  s.append(extras);
-  s.append(key);
-  s.append(value);
-  return s;
-}
+using testing::bin_request;
 
 TEST_F(McTest, BinaryProtocol) {
   std::string out;
