@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/endian.h"
+#include "proto/mc_numbers.h"
 
 namespace ferrite::proto::mc {
 namespace {
@@ -25,6 +26,8 @@ constexpr std::string_view kOpaqueTooLong = "CLIENT_ERROR opaque token too long"
 constexpr std::string_view kBadKeyDecode = "CLIENT_ERROR error decoding key";
 constexpr std::string_view kBadMsMode = "CLIENT_ERROR invalid mode for ms M token";
 constexpr std::string_view kBadMaMode = "CLIENT_ERROR invalid mode for ma M token";
+constexpr std::string_view kFlagsTooLong = "CLIENT_ERROR options flags too long";
+constexpr std::string_view kFlagsAreTooLong = "CLIENT_ERROR options flags are too long";  // mg's wording
 
 constexpr std::size_t kMaxTokens = 32;
 
@@ -66,30 +69,48 @@ ParseResult take_data(std::string_view in, std::size_t linelen, std::size_t len,
   return ok(linelen + len + 2);
 }
 
+// A storage command refused with error e: its data block of n bytes is
+// swallowed (memcached's way to stay in sync), or, beyond kMaxSwallow, the
+// connection closes.
+ParseResult refuse_block(std::string_view e, std::size_t linelen, std::size_t n) {
+  if (n > kMaxSwallow) {
+    ParseResult r = err(e, linelen);
+    r.close = true;
+    return r;
+  }
+  return err(e, linelen, n + 2);
+}
+
+ParseResult refuse_too_large(std::size_t linelen, std::size_t n) {
+  ParseResult r = refuse_block(kTooLarge, linelen, n);
+  r.too_large = true;
+  return r;
+}
+
 ParseResult parse_storage(std::string_view in, std::size_t linelen, const Tokens& tk, Cmd cmd, Request* req) {
   const bool cas = cmd == Cmd::kCas;
   const std::size_t base = cas ? 6 : 5;
   if (tk.n != base && tk.n != base + 1) return err(kError, linelen);
   req->key = req->raw_key = tk.t[1];
-  uint64_t flags = 0;
-  int64_t len = 0;
-  if (!valid_key(req->key) || !parse_argument_u64(tk.t[2], &flags) || !parse_argument_i64(tk.t[3], &req->exptime) ||
-      !parse_argument_i64(tk.t[4], &len) || len < 0 || (cas && !parse_argument_u64(tk.t[5], &req->cas))) {
+  std::size_t n = 0;
+  // memcached 1.6.18 refuses all of these alike, and swallows nothing: the
+  // data block is read as the next command line.
+  if (!valid_key(req->key) || !read_uint32(tk.t[2], &req->client_flags) || !read_int32(tk.t[3], &req->exptime) ||
+      !read_length(tk.t[4], &n) || (cas && !read_uint64(tk.t[5], &req->cas))) {
     return err(kBadFormat, linelen);
   }
-  req->client_flags = static_cast<uint32_t>(flags);  // memcached 1.6 keeps the low 32 bits
   req->has_cas = cas;
   req->noreply = tk.n == base + 1 && tk.t[base] == "noreply";
-  const auto n = static_cast<std::size_t>(len);
-  if (n > kMaxValueLen) return err(kTooLarge, linelen, n + 2);
+  if (n > kMaxValueLen) return refuse_too_large(linelen, n);
   return take_data(in, linelen, n, req);
 }
 
 ParseResult parse_get(std::string_view line, std::size_t linelen, const Tokens& tk, Cmd cmd, Request* req) {
   const bool touch = cmd == Cmd::kGat || cmd == Cmd::kGats;
   const std::size_t first = touch ? 2 : 1;
-  if (tk.n <= first) return err(kError, linelen);
-  if (touch && !parse_argument_i64(tk.t[1], &req->exptime)) return err(kBadExptime, linelen);
+  if (tk.n < 2) return err(kError, linelen);
+  if (touch && !read_int32(tk.t[1], &req->exptime)) return err(kBadExptime, linelen);
+  if (tk.n <= first) return ok(linelen);  // "gat 10": no key, memcached answers END
   // Keys run from the first key token to the end of the line (there may be
   // more of them than tokenize() keeps).
   const std::size_t start = static_cast<std::size_t>(tk.t[first].data() - line.data());
@@ -205,21 +226,30 @@ bool meta_key(Request* req) {
   return true;
 }
 
+// memcached 1.6.18 refuses a meta command of 20 tokens or more (its
+// MFLAG_MAX_OPT_LENGTH counts a terminal token too).
+bool too_many_meta_tokens(const Tokens& tk) { return tk.overflow || tk.n + 1 > 20; }
+
 ParseResult parse_meta(std::string_view in, std::size_t linelen, const Tokens& tk, Cmd cmd, Request* req) {
   if (cmd == Cmd::kMetaNoop) return ok(linelen);
   if (tk.n < 2) return err(cmd == Cmd::kMetaDebug ? kBadFormat : kError, linelen);
   req->raw_key = tk.t[1];
   if (cmd == Cmd::kMetaSet) {
-    int64_t len = 0;
-    if (tk.n < 3 || !parse_argument_i64(tk.t[2], &len) || len < 0) return err(kBadFormat, linelen);
-    if (req->raw_key.size() > kMaxKeyLen) return err(kBadFormat, linelen, static_cast<std::size_t>(len) + 2);
-    const auto n = static_cast<std::size_t>(len);
-    if (n > kMaxValueLen) return err(kTooLarge, linelen, n + 2);
-    if (std::string_view e = parse_meta_flags(tk, 3, cmd, req); !e.empty()) return err(e, linelen, n + 2);
-    if (!meta_key(req)) return err(kBadKeyDecode, linelen, n + 2);
+    // memcached 1.6.18's order: the key's and the length's errors swallow
+    // nothing, the flags' errors swallow the data block, too large last.
+    std::size_t n = 0;
+    if (req->raw_key.size() > kMaxKeyLen || tk.n < 3) return err(kBadFormat, linelen);
+    if (too_many_meta_tokens(tk)) return err(kFlagsTooLong, linelen);
+    if (!read_length(tk.t[2], &n)) return err(kBadFormat, linelen);
+    if (std::string_view e = parse_meta_flags(tk, 3, cmd, req); !e.empty()) return refuse_block(e, linelen, n);
+    if (!meta_key(req)) return refuse_block(kBadKeyDecode, linelen, n);
+    if (n > kMaxValueLen) return refuse_too_large(linelen, n);
     return take_data(in, linelen, n, req);
   }
   if (req->raw_key.size() > kMaxKeyLen) return err(kBadFormat, linelen);
+  if (cmd != Cmd::kMetaDebug && too_many_meta_tokens(tk)) {
+    return err(cmd == Cmd::kMetaGet ? kFlagsAreTooLong : kFlagsTooLong, linelen);
+  }
   if (std::string_view e = parse_meta_flags(tk, 2, cmd, req); !e.empty()) return err(e, linelen);
   if (!meta_key(req)) return err(kBadKeyDecode, linelen);
   return ok(linelen);
@@ -239,6 +269,25 @@ constexpr CmdName kCmds[] = {
     {"mn", Cmd::kMetaNoop},       {"me", Cmd::kMetaDebug},
 };
 
+// memcached 1.6.18 closes the connection, without a reply, on a line whose
+// command it does not know at all (the line falls through its whole
+// dispatch: not a name it answers, even with ERROR; this list is the
+// memcached 1.6.18 installed here, with extstore and TLS) and whose last token
+// (of the first 23, its MAX_TOKENS) starts with "HTTP/": a browser, or an
+// HTTP request sent to the cache port by someone else's hand.
+bool looks_like_http(const Tokens& tk) {
+  const std::string_view name = tk.t[0];
+  if (name.size() < 2 || (name[0] == 'm' && name.size() == 2)) return false;
+  if (std::string_view("gsacidt").find(name[0]) != std::string_view::npos) return false;
+  for (std::string_view known :
+       {"replace", "prepend", "bget", "flush_all", "version", "quit", "lru_crawler", "watch", "verbosity", "lru",
+        "extstore", "refresh_certs"}) {
+    if (name == known) return false;
+  }
+  const std::size_t last = (tk.n < 23 ? tk.n : 23) - 1;
+  return tk.t[last].starts_with("HTTP/");
+}
+
 }  // namespace
 
 std::string_view cmd_name(Cmd c) noexcept {
@@ -246,31 +295,6 @@ std::string_view cmd_name(Cmd c) noexcept {
     if (n.cmd == c) return n.name;
   }
   return "?";
-}
-
-bool parse_argument_u64(std::string_view s, uint64_t* v) noexcept {
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t r = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (r > (UINT64_MAX - d) / 10) return false;
-    r = r * 10 + d;
-  }
-  *v = r;
-  return true;
-}
-
-bool parse_argument_i64(std::string_view s, int64_t* v) noexcept {
-  bool neg = false;
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
-    neg = s[0] == '-';
-    s.remove_prefix(1);
-  }
-  uint64_t u = 0;
-  if (!parse_argument_u64(s, &u) || u > static_cast<uint64_t>(INT64_MAX)) return false;
-  *v = neg ? -static_cast<int64_t>(u) : static_cast<int64_t>(u);
-  return true;
 }
 
 bool KeyIter::next(std::string_view* key) noexcept {
@@ -373,7 +397,13 @@ ParseResult parse_request(std::string_view in, Request* req) noexcept {
       break;
     }
   }
-  if (found == nullptr) return err(kError, linelen);
+  if (found == nullptr) {
+    if (!looks_like_http(tk)) return err(kError, linelen);
+    ParseResult r = err({}, linelen);
+    r.close = true;
+    r.http = true;
+    return r;
+  }
   const Cmd cmd = found->cmd;
   req->cmd = cmd;
   ParseResult res = parse_line(in, linelen, line, tk, cmd, req);
@@ -394,7 +424,9 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
       return parse_get(line, linelen, tk, cmd, req);
     default: break;
   }
-  if (tk.overflow) return err(kBadFormat, linelen);
+  // More tokens than any classic command takes: memcached's token-count
+  // checks answer ERROR (version and quit ignore them; meta: parse_meta).
+  if (tk.overflow && cmd != Cmd::kVersion && cmd != Cmd::kQuit && cmd < Cmd::kMetaGet) return err(kError, linelen);
   switch (cmd) {
     case Cmd::kSet: case Cmd::kAdd: case Cmd::kReplace: case Cmd::kAppend: case Cmd::kPrepend: case Cmd::kCas:
       return parse_storage(in, linelen, tk, cmd, req);
@@ -413,28 +445,32 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
       if (tk.n != 3 && tk.n != 4) return err(kError, linelen);
       req->key = req->raw_key = tk.t[1];
       if (!valid_key(req->key)) return err(kBadFormat, linelen);
-      if (!parse_argument_u64(tk.t[2], &req->delta)) return err(kBadDelta, linelen);
+      if (!read_uint64(tk.t[2], &req->delta)) return err(kBadDelta, linelen);
       req->noreply = tk.n == 4 && tk.t[3] == "noreply";
       return ok(linelen);
     case Cmd::kTouch:
       if (tk.n != 3 && tk.n != 4) return err(kError, linelen);
       req->key = req->raw_key = tk.t[1];
       if (!valid_key(req->key)) return err(kBadFormat, linelen);
-      if (!parse_argument_i64(tk.t[2], &req->exptime)) return err(kBadExptime, linelen);
+      if (!read_int32(tk.t[2], &req->exptime)) return err(kBadExptime, linelen);
       req->noreply = tk.n == 4 && tk.t[3] == "noreply";
       return ok(linelen);
     case Cmd::kFlushAll: {
       if (tk.n > 3) return err(kError, linelen);
       req->noreply = tk.t[tk.n - 1] == "noreply";
       const std::size_t args = tk.n - 1 - (req->noreply ? 1 : 0);
-      if (args == 1 && !parse_argument_i64(tk.t[1], &req->number)) return err(kBadExptime, linelen);
+      // memcached reads the first argument whenever there is one besides noreply.
+      if (args >= 1 && !read_int32(tk.t[1], &req->number)) return err(kBadExptime, linelen);
       return ok(linelen);
     }
-    case Cmd::kVerbosity:
+    case Cmd::kVerbosity: {
       if (tk.n != 2 && tk.n != 3) return err(kError, linelen);
       req->noreply = tk.t[tk.n - 1] == "noreply";
-      if (!parse_argument_i64(tk.t[1], &req->number)) return err(kBadFormat, linelen);
+      uint32_t level = 0;
+      if (!read_uint32(tk.t[1], &level)) return err(kBadFormat, linelen);
+      req->number = level;
       return ok(linelen);
+    }
     case Cmd::kStats:
       req->stats_arg = tk.n > 1 ? tk.t[1] : std::string_view{};
       return ok(linelen);
@@ -461,16 +497,17 @@ BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req
   h.body_len = load_be32(in.data() + 8);
   h.opaque = load_be32(in.data() + 12);
   h.cas = load_be64(in.data() + 16);
-  if (h.body_len > max_body || std::size_t{h.key_len} + h.extras_len > h.body_len || h.key_len > kMaxKeyLen) {
-    return BinParse::kBad;
-  }
-  if (in.size() < kBinHeaderSize + h.body_len) return BinParse::kNeedMore;
-  const std::string_view body = in.substr(kBinHeaderSize, h.body_len);
+  const std::size_t head = std::size_t{h.extras_len} + h.key_len;
+  if (head > h.body_len || h.key_len > kMaxKeyLen) return BinParse::kBad;
+  const bool too_large = h.body_len > max_body;
+  const std::size_t take = too_large ? head : h.body_len;
+  if (in.size() < kBinHeaderSize + take) return BinParse::kNeedMore;
+  const std::string_view body = in.substr(kBinHeaderSize, take);
   req->extras = body.substr(0, h.extras_len);
   req->key = body.substr(h.extras_len, h.key_len);
-  req->value = body.substr(std::size_t{h.extras_len} + h.key_len);
-  *consumed = kBinHeaderSize + h.body_len;
-  return BinParse::kOk;
+  req->value = body.substr(head);
+  *consumed = kBinHeaderSize + take;
+  return too_large ? BinParse::kTooLarge : BinParse::kOk;
 }
 
 std::string_view bin_status_message(BinStatus s) noexcept {

@@ -23,6 +23,7 @@
 
 #include "common/limits.h"
 #include "proto/exptime.h"
+#include "proto/mc_numbers.h"
 #include "proto/memcached_udp.h"
 
 namespace ferrite::proto::mc {
@@ -31,6 +32,11 @@ namespace ferrite::proto::mc {
 using limits::kMaxKeyLen;
 using limits::kMaxValueLen;
 inline constexpr std::size_t kMaxLineLen = 64u << 10;   // longer lines: error, connection closed
+// A storage command refused for its length has its data block swallowed
+// (memcached's way to keep the stream in sync) up to this length; a longer
+// one (no memcached item can be larger: its -I stops at 1 GiB) closes the
+// connection instead, so no length makes Ferrite discard gigabytes.
+inline constexpr std::size_t kMaxSwallow = 1u << 30;
 inline constexpr std::size_t kMaxOpaqueLen = 32;
 inline constexpr std::size_t kMaxMetaFlags = 24;
 // Largest reply to one UDP request (before framing): a larger one is not
@@ -105,6 +111,14 @@ struct ParseResult {
   std::size_t swallow = 0;   // data block of a refused storage command still to discard
   bool close = false;        // the connection cannot continue (line too long)
   bool quiet = false;        // the line ended in "noreply": memcached sends no error either
+  // A storage command (classic or ms) refused because its data block is
+  // larger than kMaxValueLen: req->cmd, req->key (and ms's req->mode) are
+  // set, so the engine can unlink the old value as memcached does.
+  bool too_large = false;
+  // The line looks like HTTP (memcached 1.6.18's rule: a command it does
+  // not know whose last token starts with "HTTP/"): close (TCP) or drop
+  // (UDP) without a reply byte; `error` is empty.
+  bool http = false;
 };
 
 // Parses the request at the front of in. Never reads past in; never trusts
@@ -132,11 +146,7 @@ using proto::absolute_exptime;
 bool base64_decode(std::string_view in, char* out, std::size_t out_cap, std::size_t* out_len) noexcept;
 void base64_encode(std::string_view in, std::string* out);
 
-// Parses a command argument the way memcached's numeric arguments must
-// look: digits only, no sign, no overflow (the _i64 form allows one sign).
-// Not the rule for a stored counter (index/worker.cc parse_counter_value).
-bool parse_argument_u64(std::string_view s, uint64_t* v) noexcept;
-bool parse_argument_i64(std::string_view s, int64_t* v) noexcept;
+// Numeric arguments: proto/mc_numbers.h (included).
 
 // The UDP frame header and udp_fragment: proto/memcached_udp.h.
 
@@ -186,9 +196,12 @@ struct BinRequest {
   BinHeader h;
   std::string_view extras, key, value;
 };
-enum class BinParse : uint8_t { kOk, kNeedMore, kBad };
+// kTooLarge: the body is beyond max_body but the packet can be framed; its
+// header, extras and key are decoded (value empty, *consumed covers them),
+// and the rest of the body, body_len - extras - key bytes, is still to come.
+enum class BinParse : uint8_t { kOk, kNeedMore, kBad, kTooLarge };
 // Decodes one request packet at the front of in: kBad if the magic is not a
-// request's, the lengths do not add up, or the body is beyond max_body.
+// request's or the lengths do not add up.
 BinParse parse_binary(std::string_view in, std::size_t max_body, BinRequest* req, std::size_t* consumed) noexcept;
 void append_binary_header(const BinHeader& h, std::string* out);
 

@@ -212,10 +212,11 @@ TEST(McParse, OtherClassicCommands) {
   ASSERT_EQ(parse("verbosity 1\r\n", &r).status, mc::Parse::kOk);
   EXPECT_EQ(r.number, 1);
   for (const char* in : {"version\r\n", "quit\r\n", "mn\r\n"}) EXPECT_EQ(parse(in, &r).status, mc::Parse::kOk) << in;
-  // More tokens than the tokenizer keeps on a non-get line.
+  // More tokens than the tokenizer keeps on a non-get line: memcached 1.6.18
+  // answers ERROR (a wrong token count).
   std::string many = "delete k";
   for (int i = 0; i < 40; ++i) many += " x";
-  EXPECT_EQ(parse(many + "\r\n", &r).error, "CLIENT_ERROR bad command line format");
+  EXPECT_EQ(parse(many + "\r\n", &r).error, "ERROR");
 }
 
 TEST(McParse, MetaCommandsAndTheirFlags) {
@@ -263,9 +264,71 @@ TEST(McParse, MetaCommandsAndTheirFlags) {
   res = parse("ms k 2000000 T1\r\n", &r);
   EXPECT_EQ(res.error, "SERVER_ERROR object too large for cache");
   EXPECT_EQ(res.swallow, 2000002u);
+  // 20 tokens or more: memcached 1.6.18's error, before the flags are read.
   std::string flags = "mg k";
   for (std::size_t i = 0; i <= mc::kMaxMetaFlags; ++i) flags += " v";
-  EXPECT_EQ(parse(flags + "\r\n", &r).error, "CLIENT_ERROR bad command line format");
+  EXPECT_EQ(parse(flags + "\r\n", &r).error, "CLIENT_ERROR options flags are too long");
+}
+
+TEST(McParse, TooLargeCarriesTheKeyAndHugeLengthsClose) {
+  mc::Request r;
+  auto res = parse("set k 7 0 2000000\r\n", &r);
+  EXPECT_TRUE(res.too_large);
+  EXPECT_EQ(r.cmd, mc::Cmd::kSet);
+  EXPECT_EQ(r.key, "k");
+  EXPECT_EQ(res.swallow, 2000002u);
+  res = parse("ms YTI= 2000000 b MA\r\n", &r);
+  EXPECT_TRUE(res.too_large);
+  EXPECT_EQ(r.key, "a2") << "decoded";
+  EXPECT_EQ(r.mode, mc::MetaMode::kAppend);
+  // Up to kMaxSwallow swallowed; beyond, the connection closes.
+  res = parse("set k 0 0 " + std::to_string(mc::kMaxSwallow) + "\r\n", &r);
+  EXPECT_EQ(res.swallow, mc::kMaxSwallow + 2);
+  EXPECT_FALSE(res.close);
+  res = parse("set k 0 0 " + std::to_string(mc::kMaxSwallow + 1) + "\r\n", &r);
+  EXPECT_EQ(res.error, "SERVER_ERROR object too large for cache");
+  EXPECT_EQ(res.swallow, 0u);
+  EXPECT_TRUE(res.close);
+  EXPECT_FALSE(parse("set k 0 0 5\r\n", &r).too_large);
+}
+
+TEST(McParse, HttpLinesAreFlaggedNotAnswered) {
+  mc::Request r;
+  for (const char* in : {"GET / HTTP/1.0\r\n", "DELETE HTTP/1.1\r\n", "HTTP/1.1\r\n"}) {
+    const auto res = parse(in, &r);
+    EXPECT_EQ(res.status, mc::Parse::kError) << in;
+    EXPECT_TRUE(res.http && res.close) << in;
+    EXPECT_EQ(res.error, "") << in;
+    EXPECT_EQ(res.consumed, std::string_view(in).size()) << in;
+  }
+  for (const char* in : {"X HTTP/1.1\r\n", "gxt / HTTP/1.0\r\n", "lru HTTP/1.0\r\n", "POST / http/1.1\r\n"}) {
+    EXPECT_FALSE(parse(in, &r).http) << in;
+  }
+}
+
+// Classic commands read numbers as memcached's strtol/strtoul do.
+TEST(McParse, ClassicNumbersFollowMemcached) {
+  mc::Request r;
+  ASSERT_EQ(parse("set k 4294967297 4294967296 +2\r\nab\r\n", &r).status, mc::Parse::kOk);
+  EXPECT_EQ(r.client_flags, 1u) << "low 32 bits";
+  EXPECT_EQ(r.exptime, 0) << "low 32 bits of the long";
+  ASSERT_EQ(parse("set k -0 2147483648 \t2\t\r\nab\r\n", &r).status, mc::Parse::kOk);
+  EXPECT_EQ(r.exptime, INT32_MIN);
+  EXPECT_EQ(r.data, "ab");
+  ASSERT_EQ(parse("cas k 0 0 2 18446744073709551615\r\nab\r\n", &r).status, mc::Parse::kOk);
+  EXPECT_EQ(r.cas, UINT64_MAX);
+  ASSERT_EQ(parse("incr k +7\r\n", &r).status, mc::Parse::kOk);
+  EXPECT_EQ(r.delta, 7u);
+  ASSERT_EQ(parse("verbosity 4294967297\r\n", &r).status, mc::Parse::kOk);
+  EXPECT_EQ(r.number, 1);
+  ASSERT_EQ(parse("flush_all 7 x\r\n", &r).status, mc::Parse::kOk);
+  EXPECT_EQ(r.number, 7) << "read whenever an argument is there";
+  for (const char* in : {"set k 0 0 1x\r\n", "set k -1 0 1\r\n", "set k 0 9223372036854775808 1\r\n",
+                         "set k 0 0 2147483646\r\n", "set k 0 0 -4294967292\r\n", "set k 0 0 4294967300\r\n"}) {
+    const auto res = parse(in, &r);
+    EXPECT_EQ(res.error, "CLIENT_ERROR bad command line format") << in;
+    EXPECT_EQ(res.swallow, 0u) << in;
+  }
 }
 
 TEST(McParse, SignedNumbersAndBase64Capacity) {
@@ -330,7 +393,15 @@ TEST(McBinary, HeaderRoundTripsAndLengthsAreChecked) {
   EXPECT_EQ(mc::parse_binary("", 1024, &r, &used), mc::BinParse::kNeedMore);
   EXPECT_EQ(mc::parse_binary(bin_packet(mc::kBinResponseMagic, 3, 8, 16, "EEEEEEEEkeyvalue"), 1024, &r, &used),
             mc::BinParse::kBad) << "a response magic";
-  EXPECT_EQ(mc::parse_binary(p, 15, &r, &used), mc::BinParse::kBad) << "body beyond max_body";
+  // A body beyond max_body is framed: extras and key decoded, the value left
+  // to the caller (memcached answers "too large" and swallows it).
+  ASSERT_EQ(mc::parse_binary(p, 15, &r, &used), mc::BinParse::kTooLarge) << "body beyond max_body";
+  EXPECT_EQ(used, mc::kBinHeaderSize + 11);
+  EXPECT_EQ(r.extras, "EEEEEEEE");
+  EXPECT_EQ(r.key, "key");
+  EXPECT_EQ(r.value, "");
+  EXPECT_EQ(mc::parse_binary(p.substr(0, mc::kBinHeaderSize + 10), 15, &r, &used), mc::BinParse::kNeedMore)
+      << "the key is not all there";
   EXPECT_EQ(mc::parse_binary(bin_packet(mc::kBinRequestMagic, 9, 8, 16, ""), 1024, &r, &used), mc::BinParse::kBad)
       << "key and extras longer than the body";
   EXPECT_EQ(mc::parse_binary(bin_packet(mc::kBinRequestMagic, mc::kMaxKeyLen + 1, 0, 300, ""), 1024, &r, &used),

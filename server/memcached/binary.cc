@@ -32,32 +32,23 @@ void put64(std::string* o, uint64_t v) {
 }
 }  // namespace bin
 
-}  // namespace
+bool is_bin_set(BinOp op) { return op == BinOp::kSet || op == BinOp::kSetQ; }
 
-std::size_t McEngine::process_binary(McContext& cx, std::string_view in, std::string* out, bool* close,
-                                     McStream* stream) {
-  std::size_t done = 0;
-  *close = false;
-  maybe_delayed_flush(cx);
-  proto::mc::BinRequest rq;
-  while (done < in.size()) {
-    if (stream != nullptr && out->size() >= stream->out_limit) break;  // one packet answers one key
-    std::size_t used = 0;
-    const auto st = proto::mc::parse_binary(in.substr(done), proto::mc::kMaxValueLen + 1024, &rq, &used);
-    if (st == proto::mc::BinParse::kNeedMore) break;
-    if (st == proto::mc::BinParse::kBad) {  // cannot be framed: the connection ends
-      inc(cx.stats_.client_errors);
-      *close = true;
-      done = in.size();
-      break;
-    }
-    done += used;
-    exec_binary(cx, rq, out, close);
-    if (*close) break;
+// The parts set/add/replace (extras: flags, expiry) and append/prepend (no
+// extras) must have for memcached to read them as a write.
+bool bin_storage_shape(const proto::mc::BinRequest& r) {
+  if (r.key.empty()) return false;
+  switch (static_cast<BinOp>(r.h.opcode)) {
+    case BinOp::kSet: case BinOp::kSetQ: case BinOp::kAdd: case BinOp::kAddQ:
+    case BinOp::kReplace: case BinOp::kReplaceQ:
+      return r.extras.size() == 8;
+    case BinOp::kAppend: case BinOp::kAppendQ: case BinOp::kPrepend: case BinOp::kPrependQ:
+      return r.extras.empty();
+    default: return false;
   }
-  inc(cx.stats_.bytes_read, done);
-  return done;
 }
+
+}  // namespace
 
 // One request's reply: the response header echoes its opcode and opaque.
 struct McEngine::BinReply {
@@ -94,6 +85,47 @@ struct McEngine::BinReply {
     return r.extras.size() == extras && r.key.empty() != key && (value || r.value.empty());
   }
 };
+
+std::size_t McEngine::process_binary(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow,
+                                     bool* close, McStream* stream) {
+  std::size_t done = 0;
+  *swallow = 0;
+  *close = false;
+  maybe_delayed_flush(cx);
+  proto::mc::BinRequest rq;
+  while (done < in.size()) {
+    if (stream != nullptr && out->size() >= stream->out_limit) break;  // one packet answers one key
+    std::size_t used = 0;
+    const auto st = proto::mc::parse_binary(in.substr(done), proto::mc::kMaxValueLen + 1024, &rq, &used);
+    if (st == proto::mc::BinParse::kNeedMore) break;
+    const bool too_large = st == proto::mc::BinParse::kTooLarge;
+    const std::size_t rest = too_large ? rq.h.body_len - rq.extras.size() - rq.key.size() : 0;  // still to come
+    // A storage packet too large to buffer is answered "too large" and its
+    // value swallowed, as memcached does; any other cannot be framed here
+    // (nor can a value beyond kMaxSwallow): the connection ends.
+    if (st == proto::mc::BinParse::kBad ||
+        (too_large && (!bin_storage_shape(rq) || rest > proto::mc::kMaxSwallow))) {
+      inc(cx.stats_.client_errors);
+      *close = true;
+      done = in.size();
+      break;
+    }
+    done += used;
+    if (too_large) {
+      BinReply rp{rq, out, cx.stats_, unix_now_s()};
+      bin_too_large(cx, rp);
+      const std::size_t here = std::min(rest, in.size() - done);
+      done += here;
+      *swallow = rest - here;
+      if (*swallow != 0) break;
+      continue;
+    }
+    exec_binary(cx, rq, out, close);
+    if (*close) break;
+  }
+  inc(cx.stats_.bytes_read, done);
+  return done;
+}
 
 void McEngine::exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::string* out, bool* close) {
   BinReply rp{r, out, cx.stats_, unix_now_s()};
@@ -160,10 +192,10 @@ void McEngine::bin_store(McContext& cx, BinReply& rp) {
   const BinOp op = rp.op();
   const proto::mc::BinRequest& r = rp.r;
   const bool quiet = op == BinOp::kSetQ || op == BinOp::kAddQ || op == BinOp::kReplaceQ;
-  const bool set = op == BinOp::kSet || op == BinOp::kSetQ;
+  const bool set = is_bin_set(op);
   const bool add = op == BinOp::kAdd || op == BinOp::kAddQ;
   if (!rp.shape(8, true, true)) return rp.error(BinStatus::kInvalid);
-  if (r.value.size() > proto::mc::kMaxValueLen) return rp.error(BinStatus::kTooBig);
+  if (r.value.size() > proto::mc::kMaxValueLen) return bin_too_large(cx, rp);
   index::Op w;
   w.code = set ? index::OpCode::kSet : add ? index::OpCode::kAdd : index::OpCode::kReplace;
   if (r.h.cas != 0 && !add) w.code = index::OpCode::kCas;
@@ -178,9 +210,16 @@ void McEngine::bin_store(McContext& cx, BinReply& rp) {
     case Result::kOk: if (!quiet) rp.ok(w.out_version); return;
     case Result::kExists: case Result::kCasMismatch: return rp.error(BinStatus::kExists);
     case Result::kNotStored: case Result::kNotFound: return rp.error(BinStatus::kNotFound);
-    case Result::kTooLarge: return rp.error(BinStatus::kTooBig);
-    default: return rp.error(BinStatus::kNoMemory);
+    case Result::kTooLarge: return bin_too_large(cx, rp);
+    default:
+      if (is_oom(res)) refuse_store(cx, r.key, false, set);  // memcached unlinks on a failed set
+      return rp.error(BinStatus::kNoMemory);
   }
+}
+
+void McEngine::bin_too_large(McContext& cx, BinReply& rp) {
+  refuse_store(cx, rp.r.key, true, is_bin_set(rp.op()));
+  rp.error(BinStatus::kTooBig);  // quiet opcodes too: memcached answers their errors
 }
 
 void McEngine::bin_delete(McContext& cx, BinReply& rp) {
@@ -245,8 +284,11 @@ void McEngine::bin_concat(McContext& cx, BinReply& rp) {
   inc(cx.stats_.cmd_set);
   if (res == Result::kCasMismatch) return rp.error(BinStatus::kExists);
   if (res == Result::kNotStored || res == Result::kNotFound) return rp.error(BinStatus::kNotStored);
-  if (res == Result::kTooLarge) return rp.error(BinStatus::kTooBig);
-  if (res != Result::kOk) return rp.error(BinStatus::kNoMemory);
+  if (res == Result::kTooLarge) return bin_too_large(cx, rp);
+  if (res != Result::kOk) {
+    if (is_oom(res)) refuse_store(cx, rp.r.key, false, false);
+    return rp.error(BinStatus::kNoMemory);
+  }
   if (op == BinOp::kAppend || op == BinOp::kPrepend) rp.ok(w.out_version);
 }
 

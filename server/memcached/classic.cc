@@ -166,11 +166,21 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
     case Result::kCasMismatch: reply = "EXISTS"; break;
     default:
       inc(cx.stats_.out_of_memory);
+      if (is_oom(res)) refuse_store(cx, r.key, false, r.cmd == Cmd::kSet);
       if (!r.noreply) crlf(out, oom_text(res));  // noreply: memcached sends no error either
       return;
   }
   if (r.cmd == Cmd::kCas) count_cas(cx.stats_, res);
   if (!r.noreply) crlf(out, reply);
+}
+
+void McEngine::refuse_store(McContext& cx, std::string_view key, bool too_large, bool unlink) {
+  inc(too_large ? cx.stats_.store_too_large : cx.stats_.store_no_memory);
+  if (!unlink) return;
+  // The delete writes a tombstone: out of memory, it may find no room
+  // either, and then the old value stays (docs/memcached.md).
+  index::Op d = index::Op::del(key);
+  (void)cx.worker_->execute_one(d);
 }
 
 

@@ -76,7 +76,13 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
     if (pr.status == Parse::kNeedMore) break;
     done += pr.consumed;
     if (pr.status == Parse::kError) {
+      if (pr.http) {  // not memcached's protocol: no reply at all
+        inc(cx.stats_.http_refused);
+        *close = true;
+        break;
+      }
       inc(pr.error.starts_with("CLIENT_ERROR") ? cx.stats_.client_errors : cx.stats_.errors);
+      if (pr.too_large) refuse_store(cx, cx.req.key, true, cx.req.cmd == Cmd::kSet || cx.req.cmd == Cmd::kMetaSet);
       if (!pr.quiet) crlf(out, pr.error);
       if (pr.close) {
         *close = true;

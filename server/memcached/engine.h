@@ -60,6 +60,10 @@ struct alignas(kCacheLine) McStats {
       client_errors{0}, out_of_memory{0}, bytes_read{0}, bytes_written{0}, udp_requests{0}, udp_drop_multi{0},
       udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0}, udp_batched_requests{0},
       binary_connections{0}, udp_reply_too_large{0}, tcp_output_paused{0}, get_chunks_paused{0};
+  // Storage commands refused: value too large / out of memory (memcached's
+  // store_too_large, store_no_memory); lines that looked like HTTP (closed
+  // or dropped without a reply).
+  std::atomic<uint64_t> store_too_large{0}, store_no_memory{0}, http_refused{0};
 };
 
 struct McOptions {
@@ -117,9 +121,10 @@ class McEngine {
                       McStream* stream = nullptr);
 
   // The same for memcached's binary protocol (TCP connections whose first
-  // byte is 0x80). *close: quit, or a packet that cannot be framed.
-  std::size_t process_binary(McContext& cx, std::string_view in, std::string* out, bool* close,
-                             McStream* stream = nullptr);
+  // byte is 0x80). *swallow: the rest of the body of a packet refused as too
+  // large. *close: quit, or a packet that cannot be framed.
+  std::size_t process_binary(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow,
+                             bool* close, McStream* stream = nullptr);
 
   // Read batching for datagram transports: if every request in `in` is a
   // classic get or gets (complete, well formed), stages their index ops
@@ -177,6 +182,10 @@ class McEngine {
   // finish_gets' index burst: every staged op, values into cx.values.
   void execute_staged_gets(McContext& cx);
   void exec_storage(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // A write refused for its size or for lack of room: counted, and, if
+  // `unlink` (memcached's set, ms and binary set do it), the key's old value
+  // is deleted, so that a failed overwrite leaves no stale value behind.
+  void refuse_store(McContext& cx, std::string_view key, bool too_large, bool unlink);
   void exec_delete(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_arith(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_touch(McContext& cx, const proto::mc::Request& r, std::string* out);
@@ -203,6 +212,9 @@ class McEngine {
   void exec_binary(McContext& cx, const proto::mc::BinRequest& r, std::string* out, bool* close);
   void bin_get(McContext& cx, BinReply& rp);
   void bin_store(McContext& cx, BinReply& rp);
+  // A write refused as too large (whether its value was buffered or is
+  // being swallowed): "Too large.", and a set unlinks the old value.
+  void bin_too_large(McContext& cx, BinReply& rp);
   void bin_delete(McContext& cx, BinReply& rp);
   void bin_arith(McContext& cx, BinReply& rp);
   void bin_flush(McContext& cx, BinReply& rp);

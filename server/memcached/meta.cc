@@ -193,6 +193,7 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
     case Result::kCasMismatch: code = "EX"; break;
     default:
       inc(cx.stats_.out_of_memory);
+      if (is_oom(res)) refuse_store(cx, r.key, false, true);  // memcached: every mode
       crlf(out, oom_text(res));
       return;
   }

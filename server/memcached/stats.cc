@@ -48,6 +48,8 @@ constexpr McCounter kMcCounters[] = {
     {"cas_badval", &McStats::cas_badval, "cas refused: the CAS value did not match", true},
     {"touch_hits", &McStats::touch_hits, "touches of an existing key", true},
     {"touch_misses", &McStats::touch_misses, "touches of a missing key", true},
+    {"store_too_large", &McStats::store_too_large, "storage commands refused: value too large", true},
+    {"store_no_memory", &McStats::store_no_memory, "storage commands refused: out of memory", true},
     {"bytes_read", &McStats::bytes_read, "bytes read from clients", false},
     {"bytes_written", &McStats::bytes_written, "bytes sent to clients", false},
 };
@@ -68,6 +70,8 @@ constexpr McCounter kFerriteCounters[] = {
     {"ferrite_udp_reply_too_large", &McStats::udp_reply_too_large, "UDP replies refused: larger than udp_max_reply", false},
     {"ferrite_tcp_output_paused", &McStats::tcp_output_paused, "TCP reads paused: output over its bound", false},
     {"ferrite_get_chunks_paused", &McStats::get_chunks_paused, "multi-key gets paused between chunks", false},
+    {"ferrite_http_refused", &McStats::http_refused,
+     "lines that looked like HTTP: TCP connection closed, UDP datagram dropped, no reply", false},
 };
 
 }  // namespace

@@ -301,7 +301,7 @@ void McTcpServer::Loop::serve(Conn* c) {
     bool close = false;
     std::size_t swallow = 0;
     c->stream.out_limit = c->out_off + kMaxPendingOut;
-    const std::size_t used = c->binary ? mc().process_binary(cx(), c->in, &c->out, &close, &c->stream)
+    const std::size_t used = c->binary ? mc().process_binary(cx(), c->in, &c->out, &swallow, &close, &c->stream)
                                        : mc().process(cx(), c->in, &c->out, &swallow, &close, &c->stream);
     c->in.erase(0, used);
     c->swallow = swallow;

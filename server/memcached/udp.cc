@@ -78,9 +78,12 @@ void McUdpHandler::on_burst(unsigned worker, std::span<const net::Datagram> in, 
     McStream bound;
     bound.out_limit = max_reply;
     bound.resumable = false;
+    const uint64_t http_before = st.http_refused.load(std::memory_order_relaxed);
     const std::size_t used = mc_.process(cx, body, &reply, &swallow, &close, &bound);
     if (used < body.size() && !close && swallow == 0 && !bound.too_large) inc(st.udp_incomplete);  // cut short: ignored
-    send(d, h.request_id, reply, bound.too_large);
+    // A line that looks like HTTP (process() counted it on this context)
+    // makes memcached drop the datagram's whole reply; quit does not.
+    if (st.http_refused.load(std::memory_order_relaxed) == http_before) send(d, h.request_id, reply, bound.too_large);
     if (reply.capacity() > kKeptValueCapacity) std::string().swap(reply);
   }
   finish();

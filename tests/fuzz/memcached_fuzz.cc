@@ -40,7 +40,8 @@ std::size_t drain(std::string_view in) {
       std::string_view k;
       while (it.next(&k)) check(!k.empty() && k.size() <= mc::kMaxKeyLen && k.find(' ') == std::string_view::npos);
     } else {
-      check(!pr.error.empty());
+      check(pr.http ? pr.error.empty() && pr.close : !pr.error.empty());
+      check(pr.swallow <= mc::kMaxSwallow + 2 && (!pr.too_large || !r.key.empty()));
     }
     in.remove_prefix(pr.consumed);
     in.remove_prefix(std::min(pr.swallow, in.size()));
@@ -71,11 +72,17 @@ void memcached_one_input(const uint8_t* data, std::size_t size) {
     std::string_view rest = in;
     mc::BinRequest br;
     std::size_t used = 0;
-    while (mc::parse_binary(rest, 1u << 20, &br, &used) == mc::BinParse::kOk) {
+    for (;;) {
+      const mc::BinParse st = mc::parse_binary(rest, 64, &br, &used);
+      if (st != mc::BinParse::kOk && st != mc::BinParse::kTooLarge) break;
       check(used >= mc::kBinHeaderSize && used <= rest.size());
       check(br.extras.size() + br.key.size() + br.value.size() + mc::kBinHeaderSize == used);
       check(inside(br.key, rest) && inside(br.value, rest) && br.key.size() <= mc::kMaxKeyLen);
+      // Too large: only extras and key are taken, the rest of the body is still to come.
+      check(st == mc::BinParse::kOk ? used == mc::kBinHeaderSize + br.h.body_len
+                                    : br.value.empty() && br.h.body_len > 64);
       rest.remove_prefix(used);
+      if (st == mc::BinParse::kTooLarge) break;
     }
   }
   mc::UdpHeader h;

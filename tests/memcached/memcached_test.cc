@@ -20,6 +20,7 @@
 #include "proto/memcached.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
+#include "tests/util/mc_binary.h"
 #include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
@@ -746,36 +747,21 @@ TEST_F(McTcpTest, PipelinedPartialLargeAndQuit) {
 
 // Binary protocol packets (memccapable's binary tests exercise every opcode;
 // these check framing, a few replies and quiet variants).
-std::string bin_request(mc::BinOp opcode, std::string_view extras, std::string_view key, std::string_view value,
-                        uint32_t opaque, uint64_t cas = 0) {
-  mc::BinHeader h;
-  h.magic = mc::kBinRequestMagic;
-  h.opcode = static_cast<uint8_t>(opcode);
-  h.key_len = static_cast<uint16_t>(key.size());
-  h.extras_len = static_cast<uint8_t>(extras.size());
-  h.body_len = static_cast<uint32_t>(extras.size() + key.size() + value.size());
-  h.opaque = opaque;
-  h.cas = cas;
-  std::string s;
-  mc::append_binary_header(h, &s);
-  s.append(extras);
-  s.append(key);
-  s.append(value);
-  return s;
-}
+using testing::bin_request;
 
 TEST_F(McTest, BinaryProtocol) {
   std::string out;
   bool close = false;
+  std::size_t swallow = 0;
   const std::string extras_set("\x00\x00\x00\x07\x00\x00\x00\x00", 8);  // flags 7, no expiry
   std::string in = bin_request(mc::BinOp::kSet, extras_set, "bk", "bval", 1) + bin_request(mc::BinOp::kSetQ, extras_set, "bq", "x", 2) +
                    bin_request(mc::BinOp::kGet, "", "bk", "", 3) + bin_request(mc::BinOp::kGetQ, "", "missing", "", 4) +
                    bin_request(mc::BinOp::kGetK, "", "missing", "", 5) + bin_request(mc::BinOp::kNoop, "", "", "", 6);
   // Fed in two pieces: a packet cut in the middle waits for the rest.
   const std::size_t cut = 30;
-  std::size_t used = mc_->process_binary(*cx_, std::string_view(in).substr(0, cut), &out, &close);
+  std::size_t used = mc_->process_binary(*cx_, std::string_view(in).substr(0, cut), &out, &swallow, &close);
   EXPECT_EQ(used, 0u);
-  used = mc_->process_binary(*cx_, in, &out, &close);
+  used = mc_->process_binary(*cx_, in, &out, &swallow, &close);
   EXPECT_EQ(used, in.size());
   EXPECT_FALSE(close);
   // Replies: set (1), get hit (3), getk miss (5), noop (6); the quiet set (2) and getq miss (4) say nothing.
@@ -811,12 +797,12 @@ TEST_F(McTest, BinaryProtocol) {
   EXPECT_EQ(run("get bq\r\n"), "VALUE bq 7 1\r\nx\r\nEND\r\n");
   // Unknown opcode: status 0x81; a bad magic ends the connection.
   out.clear();
-  mc_->process_binary(*cx_, bin_request(static_cast<mc::BinOp>(0x7f), "", "", "", 9), &out, &close);
+  mc_->process_binary(*cx_, bin_request(static_cast<mc::BinOp>(0x7f), "", "", "", 9), &out, &swallow, &close);
   ASSERT_GE(out.size(), 24u);
   EXPECT_EQ(out[7], static_cast<char>(0x81));
   EXPECT_FALSE(close);
   out.clear();
-  mc_->process_binary(*cx_, std::string(24, 'x'), &out, &close);
+  mc_->process_binary(*cx_, std::string(24, 'x'), &out, &swallow, &close);
   EXPECT_TRUE(close);
 }
 
@@ -827,7 +813,8 @@ TEST_F(McTest, BinaryCompareAndWrite) {
   auto status_of = [&](const std::string& pkt) {
     std::string out;
     bool close = false;
-    (void)mc_->process_binary(*cx_, pkt, &out, &close);
+    std::size_t swallow = 0;
+    (void)mc_->process_binary(*cx_, pkt, &out, &swallow, &close);
     return out.size() >= mc::kBinHeaderSize ? int{load_be16(out.data() + 6)} : -1;  // the status field
   };
   const std::string no_extras;

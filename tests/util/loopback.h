@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <string_view>
 
 namespace ferrite::testing {
 
@@ -77,6 +78,16 @@ inline int connect_socket(int type, uint32_t ip_be, uint16_t port, int timeout_s
 // A TCP connection to 127.0.0.1:port with a receive timeout, or -1.
 inline int connect_loopback_tcp(uint16_t port, int timeout_s = 10) {
   return connect_socket(SOCK_STREAM, htonl(INADDR_LOOPBACK), port, timeout_s);
+}
+
+// Sends all of s on a connected socket; false if the connection failed.
+inline bool send_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    s.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
 }
 
 }  // namespace ferrite::testing
