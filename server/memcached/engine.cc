@@ -85,7 +85,7 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
     if (pr.status == Parse::kNeedMore) break;
     if (pr.status == Parse::kLongGet) {
       // Kept across calls on a resumable stream only; otherwise answered
-      // once its line is whole in the input (a datagram's always is).
+      // only once its whole line is in the input.
       const std::string_view rest = in.substr(done + pr.consumed);
       if (!s.resumable && rest.find('\n') == std::string_view::npos) break;
       start_long_get(cx, pr.error);
