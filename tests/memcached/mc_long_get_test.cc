@@ -30,6 +30,7 @@
 #include "server/memcached/tcp.h"
 #include "server/memcached/tcp_io.h"
 #include "server/memcached/udp.h"
+#include "tests/util/loopback.h"
 #include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
@@ -118,22 +119,9 @@ class McLongGetTest : public testing::PoolIndexTest {
   }
 
   int connect_tcp() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(srv_->port());
-    a.sin_addr.s_addr = htonl(0x7f000001);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const int fd = testing::connect_loopback_tcp(srv_->port());
+    EXPECT_GE(fd, 0);
     return fd;
-  }
-  static void send_all(int fd, std::string_view s) {
-    while (!s.empty()) {
-      const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      ASSERT_GT(n, 0);
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
   }
   // Sends s in writes of `step` bytes while a reader thread collects the
   // reply until it ends with `end` or the peer closes; *closed: it closed.
@@ -316,7 +304,7 @@ TEST_F(McLongGetTest, PausedAtTheOutputBoundMidLine) {
   }
   expect += "END\r\n";
   const int fd = connect_tcp();
-  std::thread sender([&] { send_all(fd, l + "\r\nmn\r\n"); });
+  std::thread sender([&] { EXPECT_TRUE(testing::send_all(fd, l + "\r\nmn\r\n")); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the output reach its bound
   std::string got;
   char buf[1 << 16];
@@ -436,8 +424,8 @@ TEST_F(McLongGetTest, AnEndlessGetLineStaysWithinTheInputBudget) {
   std::string chunk;
   for (int i = 0; chunk.size() < (1u << 20); ++i) chunk += " " + std::string(200, static_cast<char>('a' + i % 26)) + std::to_string(i);
   int fd = connect_tcp();
-  send_all(fd, "get");
-  for (int i = 0; i < 48; ++i) send_all(fd, chunk);  // 48 MiB of missing keys
+  ASSERT_TRUE(testing::send_all(fd, "get"));
+  for (int i = 0; i < 48; ++i) ASSERT_TRUE(testing::send_all(fd, chunk));  // 48 MiB of missing keys
   EXPECT_EQ(exchange(fd, "\r\nmn\r\n", 64, "MN\r\n"), "END\r\nMN\r\n");
   EXPECT_GE(stat("bytes_read"), 48u << 20);
   EXPECT_LE(stat("ferrite_tcp_input_peak"), window);

@@ -1,5 +1,6 @@
 // Test helper: IPv4 sockets on loopback (or a given address) for tests that
-// talk to servers or hold ports: free ports, bound sockets, connected ones.
+// talk to servers or hold ports: free ports, bound sockets, connected ones,
+// writing a whole buffer.
 // Return -1 where a socket could not be made; the caller closes what it gets.
 //
 // Thread safety: stateless functions.
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <string_view>
 
 namespace ferrite::testing {
 
@@ -77,6 +79,16 @@ inline int connect_socket(int type, uint32_t ip_be, uint16_t port, int timeout_s
 // A TCP connection to 127.0.0.1:port with a receive timeout, or -1.
 inline int connect_loopback_tcp(uint16_t port, int timeout_s = 10) {
   return connect_socket(SOCK_STREAM, htonl(INADDR_LOOPBACK), port, timeout_s);
+}
+
+// Writes all of s to a connected socket (blocking); false if it failed.
+inline bool send_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    s.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
 }
 
 }  // namespace ferrite::testing
