@@ -14,7 +14,6 @@ constexpr std::string_view kError = "ERROR";
 constexpr std::string_view kBadFormat = "CLIENT_ERROR bad command line format";
 constexpr std::string_view kBadChunk = "CLIENT_ERROR bad data chunk";
 constexpr std::string_view kTooLarge = "SERVER_ERROR object too large for cache";
-constexpr std::string_view kLineTooLong = "CLIENT_ERROR line too long";
 constexpr std::string_view kBadExptime = "CLIENT_ERROR invalid exptime argument";
 constexpr std::string_view kBadDelta = "CLIENT_ERROR invalid numeric delta argument";
 constexpr std::string_view kBadDeleteUsage = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
@@ -374,10 +373,13 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
                        Request* req);
 }  // namespace
 
+// A line with no "\n" in its first kMaxLineLen bytes: kLongGet or a silent close.
+ParseResult parse_long_line(std::string_view in, Request* req) noexcept;
+
 ParseResult parse_request(std::string_view in, Request* req) noexcept {
   const void* nlp = std::memchr(in.data(), '\n', in.size() < kMaxLineLen ? in.size() : kMaxLineLen);
   if (nlp == nullptr) {
-    if (in.size() >= kMaxLineLen) return ParseResult{Parse::kError, in.size(), kLineTooLong, 0, true};
+    if (in.size() >= kMaxLineLen) return parse_long_line(in, req);  // memcached_get_line.cc
     return need_more();
   }
   const std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(nlp) - in.data());

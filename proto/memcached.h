@@ -31,7 +31,11 @@ namespace ferrite::proto::mc {
 // memcached's limits are ours (KEY_MAX_LENGTH, the default item_size_max).
 using limits::kMaxKeyLen;
 using limits::kMaxValueLen;
-inline constexpr std::size_t kMaxLineLen = 64u << 10;   // longer lines: error, connection closed
+// Longer lines: a get-family line is answered while it arrives (a "long
+// get", parse_get_part); any other closes the connection, as memcached does.
+inline constexpr std::size_t kMaxLineLen = 64u << 10;
+// Spaces allowed before the command of a long get (memcached's 100).
+inline constexpr std::size_t kMaxLongGetIndent = 100;
 // A storage command refused for its length has its data block swallowed
 // (memcached's way to keep the stream in sync) up to this length; a longer
 // one (no memcached item can be larger: its -I stops at 1 GiB) closes the
@@ -102,6 +106,7 @@ enum class Parse : uint8_t {
   kOk,        // *req filled; consumed bytes form the request
   kNeedMore,  // the request is not complete yet (wait for more bytes)
   kError,     // error reply in `error`; drop consumed bytes, then `swallow` more
+  kLongGet,   // a get-family line with no "\n" in kMaxLineLen bytes: see GetLine
 };
 
 struct ParseResult {
@@ -109,8 +114,8 @@ struct ParseResult {
   std::size_t consumed = 0;
   std::string_view error;    // the reply line without "\r\n" (a string literal)
   std::size_t swallow = 0;   // data block of a refused storage command still to discard
-  bool close = false;        // the connection cannot continue (line too long)
-  bool quiet = false;        // the line ended in "noreply": memcached sends no error either
+  bool close = false;        // the connection cannot continue (a long line that is no get, a data block past kMaxSwallow, HTTP)
+  bool quiet = false;        // no reply: the line ended in "noreply", or it closes the connection
   // A storage command (classic or ms) refused because its data block is
   // larger than kMaxValueLen: req->cmd, req->key (and ms's req->mode) are
   // set, so the engine can unlink the old value as memcached does.
@@ -122,8 +127,37 @@ struct ParseResult {
 };
 
 // Parses the request at the front of in. Never reads past in; never trusts
-// a length before checking it.
+// a length before checking it. kLongGet: `consumed` covers the line's head
+// (command, and gat's exptime in req->exptime), req->cmd is the command,
+// `error` the error to answer at its first key if any (gat's exptime is no
+// number); the rest of the line goes to parse_get_part.
 ParseResult parse_request(std::string_view in, Request* req) noexcept;
+
+// A get/gets/gat/gats line longer than kMaxLineLen (a "long get", issue 17)
+// is answered while it arrives, so that a connection never holds it whole:
+// each piece's complete keys are answered, the partial last key stays in
+// the input for the next read. The reply is memcached's (VALUE lines in key
+// order, one END) except after an error: memcached answers a line holding a
+// key over kMaxKeyLen with the error alone; here the keys of the pieces
+// before it have been answered already, then comes the error, and the rest
+// of the line is discarded. The state of one long get line:
+struct GetLine {
+  Cmd cmd = Cmd::kGet;
+  int64_t exptime = 0;             // gat/gats, as sent
+  std::string_view deferred_error; // answered at the first key (a literal; gat's exptime is no number)
+  bool keys_seen = false;          // a key of the line has been seen
+  bool failed = false;             // an error was answered: the rest of the line is discarded
+};
+struct GetPart {
+  std::size_t consumed = 0;  // bytes of the line used (0: wait for more bytes)
+  std::string_view keys;     // complete keys to answer now, space separated (a view into in)
+  std::string_view error;    // the error to answer instead (a literal); then the line is discarded
+  bool end = false;          // the line ended here: END follows keys (unless it failed: no END)
+};
+// Reads the next piece of a long get line at the front of in (its head was
+// consumed by parse_request): looks at most kMaxLineLen bytes ahead, leaves
+// a partial key of at most kMaxKeyLen bytes unconsumed.
+GetPart parse_get_part(std::string_view in, GetLine* line) noexcept;
 
 // Iterates the keys of a get-family request.
 class KeyIter {

@@ -1,7 +1,7 @@
 // Unit tests of memcached's text protocol decoder (proto/memcached.h):
 // every classic and meta command parsed into a Request, incomplete input
 // waiting for more bytes, malformed lines and their memcached error strings,
-// the key, value and line limits, base64, numbers, exptime, the UDP frame
+// the key and value limits, base64, numbers, exptime, the UDP frame
 // header and reply fragmentation, and the binary protocol's packet header.
 // Pure functions: no sockets, no index (tests/memcached/memcached_test.cc
 // runs the commands against a real engine).
@@ -28,14 +28,7 @@ TEST(McParse, IncompleteRequestsWaitForMoreBytes) {
   EXPECT_EQ(r.client_flags, 3u);
 }
 
-TEST(McParse, LineTooLongClosesTheConnection) {
-  mc::Request r;
-  std::string s(mc::kMaxLineLen, 'a');
-  auto res = mc::parse_request(s, &r);
-  EXPECT_EQ(res.status, mc::Parse::kError);
-  EXPECT_TRUE(res.close);
-  EXPECT_EQ(res.error, "CLIENT_ERROR line too long");
-}
+// Lines longer than kMaxLineLen: proto/memcached_get_line_test.cc.
 
 TEST(McParse, TooLargeValueIsSwallowed) {
   mc::Request r;

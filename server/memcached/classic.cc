@@ -1,6 +1,7 @@
 // memcached's classic text commands that touch items (see engine.h):
 // get/gets/gat/gats answered a chunk of keys at a time within the output
-// bound (stream.h), the staging of classic gets of several UDP datagrams
+// bound (stream.h), long get lines answered piece by piece as they arrive
+// (proto::mc::GetLine), the staging of classic gets of several UDP datagrams
 // into one index burst (stage_gets / finish_gets), and the storage commands.
 //
 // Thread safety: every function runs on the thread owning the McContext it
@@ -22,10 +23,42 @@ constexpr std::size_t kMaxStagedKeys = 32;
 void McEngine::exec_get(McContext& cx, const Request& r, std::string* out) {
   const bool touch = r.cmd == Cmd::kGat || r.cmd == Cmd::kGats;
   const uint32_t exptime = touch ? proto::mc::absolute_exptime(r.exptime, unix_now_s()) : 0;
-  get_keys(cx, r.cmd, exptime, r.keys, out);
+  get_keys(cx, r.cmd, exptime, r.keys, true, out);
 }
 
-void McEngine::get_keys(McContext& cx, Cmd cmd, uint32_t exptime, std::string_view keys, std::string* out) {
+void McEngine::start_long_get(McContext& cx, std::string_view deferred_error) {
+  McStream& s = *cx.stream;
+  const bool touch = cx.req.cmd == Cmd::kGat || cx.req.cmd == Cmd::kGats;
+  s.long_get = true;
+  s.line = proto::mc::GetLine{cx.req.cmd, cx.req.exptime, deferred_error, false, false};
+  s.exptime = touch ? proto::mc::absolute_exptime(cx.req.exptime, unix_now_s()) : 0;
+}
+
+std::size_t McEngine::long_get(McContext& cx, std::string_view in, std::string* out) {
+  McStream& s = *cx.stream;
+  std::size_t done = 0;
+  while (s.long_get) {
+    if (out->size() >= s.out_limit) {
+      if (!s.resumable) s.too_large = true;
+      break;  // resumed by the next process() call
+    }
+    const proto::mc::GetPart p = proto::mc::parse_get_part(in.substr(done), &s.line);
+    done += p.consumed;
+    if (p.end) s.long_get = false;
+    if (!p.error.empty()) {
+      inc(p.error.starts_with("CLIENT_ERROR") ? cx.stats_.client_errors : cx.stats_.errors);
+      crlf(out, p.error);
+    } else if (!s.line.failed) {  // else the rest of a refused line: nothing to answer
+      get_keys(cx, s.line.cmd, s.exptime, p.keys, p.end, out);
+      if (s.paused || s.too_large) break;
+    }
+    if (p.consumed == 0) break;  // the partial key waits for more bytes
+  }
+  return done;
+}
+
+void McEngine::get_keys(McContext& cx, Cmd cmd, uint32_t exptime, std::string_view keys, bool end,
+                        std::string* out) {
   // kGetChunkKeys keys per index burst, the bound checked between bursts
   // (stream.h): the values in memory at once and the output past the
   // bound are at most a chunk's.
@@ -43,6 +76,7 @@ void McEngine::get_keys(McContext& cx, Cmd cmd, uint32_t exptime, std::string_vi
       s->cmd = cmd;
       s->exptime = exptime;
       s->keys.assign(it.rest());  // keys is never s->keys (process moved it out)
+      s->end = end;
       inc(cx.stats_.get_chunks_paused);
       return;
     }
@@ -60,7 +94,7 @@ void McEngine::get_keys(McContext& cx, Cmd cmd, uint32_t exptime, std::string_vi
     reply_items(cx, 0, cx.ops.size(), with_cas, out);
     release_values(cx);
   }
-  out->append("END\r\n");
+  if (end) out->append("END\r\n");
 }
 
 void McEngine::release_values(McContext& cx) {

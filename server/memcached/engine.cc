@@ -54,26 +54,44 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
   *swallow = 0;
   *close = false;
   maybe_delayed_flush(cx);
-  cx.stream = stream;
-  if (stream != nullptr && stream->paused) {
+  McStream unbounded;  // no stream: no bound, and nothing kept between calls
+  unbounded.resumable = false;
+  McStream& s = stream != nullptr ? *stream : unbounded;
+  cx.stream = &s;
+  if (s.paused) {
     // The rest of a get paused at the bound comes before anything behind it.
-    const std::string keys = std::move(stream->keys);
-    stream->paused = false;
-    get_keys(cx, stream->cmd, stream->exptime, keys, out);
-    if (stream->paused) {
+    const std::string keys = std::move(s.keys);
+    s.paused = false;
+    get_keys(cx, s.cmd, s.exptime, keys, s.end, out);
+    if (s.paused) {
       cx.stream = nullptr;
       return 0;
     }
   }
   while (done < in.size()) {
-    if (stream != nullptr && out->size() >= stream->out_limit) {
+    if (out->size() >= s.out_limit) {
       // Bound reached: no further request is parsed now (TCP resumes once
       // the output drained; UDP cannot, so the datagram is refused).
-      if (!stream->resumable) stream->too_large = true;
+      if (!s.resumable) s.too_large = true;
       break;
+    }
+    if (s.long_get) {
+      const std::size_t used = long_get(cx, in.substr(done), out);
+      done += used;
+      if (used == 0 || s.paused || s.too_large) break;
+      continue;
     }
     const proto::mc::ParseResult pr = proto::mc::parse_request(in.substr(done), &cx.req);
     if (pr.status == Parse::kNeedMore) break;
+    if (pr.status == Parse::kLongGet) {
+      // Kept across calls on a resumable stream only; otherwise answered
+      // only once its whole line is in the input.
+      const std::string_view rest = in.substr(done + pr.consumed);
+      if (!s.resumable && rest.find('\n') == std::string_view::npos) break;
+      start_long_get(cx, pr.error);
+      done += pr.consumed;
+      continue;
+    }
     done += pr.consumed;
     if (pr.status == Parse::kError) {
       if (pr.http) {  // not memcached's protocol: no reply at all
@@ -81,7 +99,7 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
         *close = true;
         break;
       }
-      inc(pr.error.starts_with("CLIENT_ERROR") ? cx.stats_.client_errors : cx.stats_.errors);
+      if (!pr.error.empty()) inc(pr.error.starts_with("CLIENT_ERROR") ? cx.stats_.client_errors : cx.stats_.errors);
       if (pr.too_large) refuse_store(cx, cx.req.key, true, cx.req.cmd == Cmd::kSet || cx.req.cmd == Cmd::kMetaSet);
       if (!pr.quiet) crlf(out, pr.error);
       if (pr.close) {
@@ -98,7 +116,7 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
     }
     execute(cx, cx.req, out, close);
     if (*close) break;
-    if (stream != nullptr && (stream->paused || stream->too_large)) break;
+    if (s.paused || s.too_large) break;
   }
   cx.stream = nullptr;
   inc(cx.stats_.bytes_read, done);

@@ -113,10 +113,10 @@ class McEngine {
   // to out. Returns how many bytes were consumed (a trailing incomplete
   // request is left). *swallow: bytes after the consumed ones that must be
   // discarded (the data of a refused storage command). *close: the
-  // connection must close (quit, line too long). Stops after a close.
-  // stream (optional): the output bound and a paused get (stream.h); a
-  // paused get is answered first, and process() stops parsing once out
-  // reaches stream->out_limit.
+  // connection must close (quit, a long line that is no get). Stops after a close.
+  // stream (optional): the output bound, a paused get and a long get line
+  // being read (stream.h); a paused get is answered first, and process()
+  // stops parsing once out reaches stream->out_limit.
   std::size_t process(McContext& cx, std::string_view in, std::string* out, std::size_t* swallow, bool* close,
                       McStream* stream = nullptr);
 
@@ -152,6 +152,13 @@ class McEngine {
   stats::Registry& stats_registry() noexcept { return registry_; }
   std::atomic<uint64_t> curr_connections{0}, total_connections{0}, rejected_connections{0};
   std::atomic<uint64_t> accept_paused{0};  // TCP accept paused: out of file descriptors (EMFILE/ENFILE)
+  // The most input bytes one TCP connection held (its budget: tcp_io.h).
+  std::atomic<uint64_t> tcp_input_peak{0};
+  void note_tcp_input(std::size_t held) noexcept {
+    uint64_t p = tcp_input_peak.load(std::memory_order_relaxed);
+    while (held > p && !tcp_input_peak.compare_exchange_weak(p, held, std::memory_order_relaxed)) {
+    }
+  }
   uint64_t sum(std::atomic<uint64_t> McStats::*f) const;
 
  private:
@@ -171,8 +178,15 @@ class McEngine {
 
   // classic.cc
   void exec_get(McContext& cx, const proto::mc::Request& r, std::string* out);
-  // Answers keys a chunk at a time, within cx.stream's bound (stream.h).
-  void get_keys(McContext& cx, proto::mc::Cmd cmd, uint32_t exptime, std::string_view keys, std::string* out);
+  // Answers keys a chunk at a time, within cx.stream's bound (stream.h),
+  // then END if `end`.
+  void get_keys(McContext& cx, proto::mc::Cmd cmd, uint32_t exptime, std::string_view keys, bool end,
+                std::string* out);
+  // A long get line (proto::mc::GetLine): its head was cx.req; the state
+  // goes to cx.stream. long_get answers the pieces of it at the front of in
+  // and returns the bytes used.
+  void start_long_get(McContext& cx, std::string_view deferred_error);
+  std::size_t long_get(McContext& cx, std::string_view in, std::string* out);
   // Replies ops [first, first + n) without the END line.
   void reply_items(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out);
   // Frees value buffers grown past kKeptValueCapacity.

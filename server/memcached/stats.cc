@@ -101,6 +101,8 @@ void McEngine::register_stats() {
   for (const McCounter& c : kFerriteCounters) r.counter(c.name, c.help, w.summed(c.field));
   r.counter("ferrite_tcp_accept_paused", "TCP accepts paused: out of file descriptors",
             [this] { return accept_paused.load(std::memory_order_relaxed); });
+  r.gauge("ferrite_tcp_input_peak", "most input bytes one TCP connection held (bounded by its budget)",
+          [this] { return tcp_input_peak.load(std::memory_order_relaxed); });
 }
 
 std::string McEngine::stats_lines() const { return stats::render_memcached(registry_.sample()); }

@@ -14,6 +14,13 @@
 // The output therefore exceeds out_limit by at most one chunk or one
 // single-item reply (kMaxValueLen plus its line).
 //
+// A get line longer than kMaxLineLen (a long get, proto::mc::GetLine) is
+// answered while it arrives: on a resumable stream its state is kept here
+// between process() calls, the front of the next input being more of its
+// keys (long_get); a paused piece of it ends without END (end). On a stream
+// that is not resumable (or none) a long get is answered only once its
+// whole line is in the input.
+//
 // Thread safety: a McStream belongs to one connection (or one datagram) and
 // is used by the one thread that serves it.
 #pragma once
@@ -42,8 +49,13 @@ struct McStream {
   // A paused get-family request: its command, expiry (gat) and the keys left.
   bool paused = false;
   proto::mc::Cmd cmd = proto::mc::Cmd::kGet;
-  uint32_t exptime = 0;
-  std::string keys;
+  uint32_t exptime = 0;  // absolute (also that of a long get)
+  std::string keys;      // at most one line's, or one piece of a long get (kMaxLineLen)
+  bool end = true;       // END follows the keys (false: a long get's next piece does)
+
+  // A long get being read: the input's front continues its line.
+  bool long_get = false;
+  proto::mc::GetLine line;
 };
 
 }  // namespace ferrite::server

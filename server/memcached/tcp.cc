@@ -128,7 +128,7 @@ class McTcpServer::Loop {
   McContext& cx() { return s_.cx_; }
   std::unordered_map<int, std::unique_ptr<Conn>> conns_;
   std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
-  std::vector<char> buf_ = std::vector<char>(256u << 10);
+  std::vector<char> buf_ = std::vector<char>(kReadChunk);
   AcceptGate gate_;
 };
 
@@ -215,9 +215,15 @@ void McTcpServer::Loop::on_conn(Conn* c, uint32_t evs) {
 bool McTcpServer::Loop::read_ready(Conn* c) {
   // Read while there is room for replies; what is read is served at once.
   while (c->pending() < kMaxPendingOut && !c->held && !c->closing && !c->eof) {
-    const ssize_t r = ::recv(c->fd, buf_.data(), buf_.size(), 0);
+    // Within the input budget: what serve() leaves is at most an incomplete
+    // request, which leaves room for a read (tcp_io.h); were it ever not
+    // so, the connection is closed rather than let grow.
+    const std::size_t room = kMaxConnInput - std::min(c->in.size(), kMaxConnInput);
+    if (room == 0) return false;
+    const ssize_t r = ::recv(c->fd, buf_.data(), std::min(buf_.size(), room), 0);
     if (r > 0) {
       c->in.append(buf_.data(), static_cast<std::size_t>(r));
+      mc().note_tcp_input(c->in.size());
       serve(c);
       if (!flush_out(c)) return false;
       continue;

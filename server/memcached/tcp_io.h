@@ -9,6 +9,7 @@
 //    output backlog: no EPOLLIN/EPOLLRDHUP while kMaxPendingOut bytes wait
 //    unsent (the client is not read, hence not served, until they drain).
 //  - trim: frees a drained buffer's memory beyond kKeptBuffer.
+//  - kMaxConnInput: the input a connection may hold (its input budget).
 //
 // Thread safety: used only by the McTcpServer thread.
 #pragma once
@@ -21,12 +22,27 @@
 #include <cstdint>
 #include <string>
 
+#include "proto/memcached.h"
+
 namespace ferrite::server {
 
 // Unsent reply bytes after which a TCP connection is neither read nor parsed.
 inline constexpr std::size_t kMaxPendingOut = 8u << 20;
 // Capacity a drained connection buffer keeps.
 inline constexpr std::size_t kKeptBuffer = 1u << 20;
+// Bytes one recv(2) reads at most.
+inline constexpr std::size_t kReadChunk = 256u << 10;
+// Input bytes a connection holds at most, whatever the client sends (issue
+// 17): the largest request kept whole until complete, a storage command (a
+// line of up to kMaxLineLen, its data block of kMaxValueLen and "\r\n"; a
+// binary packet is smaller), plus one read. A longer get line is answered
+// piece by piece as it arrives (proto::mc::GetLine: at most a partial key
+// stays), any other line longer than kMaxLineLen closes the connection, and
+// a connection over its output bound is not read: nothing else accumulates.
+// With the replies (kMaxPendingOut plus one chunk, stream.h) and a paused
+// get's keys (kMaxLineLen), this is a connection's memory budget.
+inline constexpr std::size_t kMaxConnInput =
+    proto::mc::kMaxLineLen + proto::mc::kMaxValueLen + 2 + kReadChunk;
 
 // Events for a connection with `pending` unsent bytes; held: serving stopped
 // at the output bound with requests (or a paused get) left, to be resumed

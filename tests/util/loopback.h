@@ -1,5 +1,6 @@
 // Test helper: IPv4 sockets on loopback (or a given address) for tests that
-// talk to servers or hold ports: free ports, bound sockets, connected ones.
+// talk to servers or hold ports: free ports, bound sockets, connected ones,
+// writing a whole buffer.
 // Return -1 where a socket could not be made; the caller closes what it gets.
 //
 // Thread safety: stateless functions.
