@@ -245,7 +245,11 @@ void McEngine::bin_concat(McContext& cx, BinReply& rp) {
   inc(cx.stats_.cmd_set);
   if (res == Result::kCasMismatch) return rp.error(BinStatus::kExists);
   if (res == Result::kNotStored || res == Result::kNotFound) return rp.error(BinStatus::kNotStored);
-  if (res == Result::kTooLarge) return rp.error(BinStatus::kTooBig);
+  // Too large: the data itself (too big, as memcached), or the joined value
+  // would pass the limit (memcached 1.6.18: "Not stored.").
+  if (res == Result::kTooLarge) {
+    return rp.error(w.value.size() > proto::mc::kMaxValueLen ? BinStatus::kTooBig : BinStatus::kNotStored);
+  }
   if (res != Result::kOk) return rp.error(BinStatus::kNoMemory);
   if (op == BinOp::kAppend || op == BinOp::kPrepend) rp.ok(w.out_version);
 }

@@ -164,6 +164,10 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
     case Result::kExists: case Result::kNotStored: reply = "NOT_STORED"; break;
     case Result::kNotFound: reply = "NOT_FOUND"; break;
     case Result::kCasMismatch: reply = "EXISTS"; break;
+    // The parser refused data past the value limit, so this is an append or
+    // prepend whose result would pass it: memcached 1.6.18 answers
+    // NOT_STORED (its allocation of the joined item fails), not out of memory.
+    case Result::kTooLarge: reply = "NOT_STORED"; break;
     default:
       inc(cx.stats_.out_of_memory);
       if (!r.noreply) crlf(out, oom_text(res));  // noreply: memcached sends no error either
