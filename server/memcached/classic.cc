@@ -83,6 +83,7 @@ void McEngine::reply_items(McContext& cx, std::size_t first, std::size_t n, bool
       continue;
     }
     count_get(cx.stats_, op.result == Result::kOk);
+    prefix_stats_.record_get(op.key, op.result == Result::kOk);  // stats detail
     if (op.result != Result::kOk) continue;
     out->append("VALUE ");
     out->append(op.key);
@@ -156,6 +157,7 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
   op.flags = r.client_flags;
   op.exptime = proto::mc::absolute_exptime(r.exptime, unix_now_s());
   op.cas = r.cas;
+  prefix_stats_.record_set(r.key);  // stats detail
   const Result res = cx.worker_->execute_one(op);
   inc(cx.stats_.cmd_set);
   std::string_view reply;
@@ -180,6 +182,7 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
 
 void McEngine::exec_delete(McContext& cx, const Request& r, std::string* out) {
   index::Op op = index::Op::del(r.key);
+  prefix_stats_.record_delete(r.key);  // stats detail
   const Result res = cx.worker_->execute_one(op);
   count_delete(cx.stats_, res);
   if (!r.noreply) crlf(out, res == Result::kOk ? "DELETED" : "NOT_FOUND");
