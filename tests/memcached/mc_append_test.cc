@@ -16,28 +16,24 @@
 #include <string>
 
 #include "server/memcached/tcp.h"
+#include "tests/memcached/mc_fixture.h"
 #include "tests/util/loopback.h"
-#include "tests/util/pool_fixture.h"
 
 namespace ferrite::server {
 namespace {
 
 constexpr std::size_t kPool = 32u << 20;
 
-class McAppendTest : public testing::PoolIndexTest {
+class McAppendTest : public testing::McEngineTest {
  protected:
-  McAppendTest() : PoolIndexTest("mcappend") {}
+  McAppendTest() : McEngineTest("mcappend") {}
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(create_pool(kPool));
     index::IndexOptions o;
     o.workers = 2;
     o.space.background_cleaner = true;  // as in ferrited
     o.space.max_wait_ms = 5000;         // a loaded test machine: a refusal must mean no room
-    ASSERT_NO_FATAL_FAILURE(open_index(o));
-    auto c = parse_cidr("127.0.0.0/8");
-    ASSERT_TRUE(c.is_ok());
-    mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
-    cx_ = &mc_->add_context(0);
+    ASSERT_NO_FATAL_FAILURE(open_engine(o));
     auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 1);
     ASSERT_TRUE(s.is_ok()) << s.status().to_string();
     srv_ = std::move(s).value();
@@ -48,34 +44,9 @@ class McAppendTest : public testing::PoolIndexTest {
   void TearDown() override {
     if (fd_ >= 0) ::close(fd_);
     srv_.reset();
-    mc_.reset();
-    PoolIndexTest::TearDown();
+    McEngineTest::TearDown();
   }
-  // In process, on context 0 (the requests of these tests fit one call).
-  std::string run(std::string_view in) {
-    std::string out;
-    std::size_t swallow = 0;
-    bool close = false;
-    EXPECT_EQ(mc_->process(*cx_, in, &out, &swallow, &close), in.size());
-    return out;
-  }
-  // Over TCP on fd: sends req, reads until the reply ends with end.
-  static std::string tcp_on(int fd, std::string_view req, std::string_view end) {
-    for (std::string_view s = req; !s.empty();) {
-      const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      if (n <= 0) return "(send failed)";
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
-    std::string r;
-    char buf[65536];
-    while (!r.ends_with(end)) {
-      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      r.append(buf, static_cast<std::size_t>(n));
-    }
-    return r;
-  }
-  std::string tcp(std::string_view req, std::string_view end) { return tcp_on(fd_, req, end); }
+  std::string tcp(std::string_view req, std::string_view end) { return testing::tcp_exchange(fd_, req, end); }
   std::string tcp_get(const std::string& key) { return tcp("get " + key + "\r\n", "END\r\n"); }
   static std::string value_reply(const std::string& key, const std::string& v) {
     return "VALUE " + key + " 0 " + std::to_string(v.size()) + "\r\n" + v + "\r\nEND\r\n";
@@ -84,8 +55,6 @@ class McAppendTest : public testing::PoolIndexTest {
     return std::string(cmd) + " " + key + " 0 0 " + std::to_string(data.size()) + "\r\n" + data + "\r\n";
   }
 
-  std::unique_ptr<McEngine> mc_;
-  McContext* cx_ = nullptr;
   std::unique_ptr<McTcpServer> srv_;
   int fd_ = -1;
 };
@@ -145,7 +114,7 @@ TEST_F(McAppendTest, AnAppendPastTheLimitIsNotStoredInEveryProtocol) {
     // A binary connection: its own TCP connection (the first byte decides).
     const int fd = testing::connect_loopback_tcp(srv_->port(), 10);
     ASSERT_GE(fd, 0);
-    EXPECT_EQ(tcp_on(fd, req, "Not stored."), resp) << "opcode " << static_cast<int>(op);
+    EXPECT_EQ(testing::tcp_exchange(fd, req, "Not stored."), resp) << "opcode " << static_cast<int>(op);
     ::close(fd);
   }
 }

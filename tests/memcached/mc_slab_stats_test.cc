@@ -12,39 +12,20 @@
 
 #include <string>
 
-#include "server/memcached/engine.h"
-#include "tests/util/pool_fixture.h"
+#include "tests/memcached/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
 
-class McSlabStatsTest : public testing::PoolIndexTest {
+class McSlabStatsTest : public testing::McEngineTest {
  protected:
-  McSlabStatsTest() : PoolIndexTest("mcslabs") {}
+  McSlabStatsTest() : McEngineTest("mcslabs") {}
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(create_pool());
-    open_engine();
+    ASSERT_NO_FATAL_FAILURE(open_engine(kWithClasses));
   }
-  // Index (with memcached's size classes, as ferrited opens it) and engine.
-  void open_engine() {
-    mc_.reset();
-    ASSERT_NO_FATAL_FAILURE(open_index({.workers = 1, .size_classes = memcached_size_classes()}));
-    auto c = parse_cidr("127.0.0.0/8");
-    ASSERT_TRUE(c.is_ok());
-    mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
-    cx_ = &mc_->add_context(0);
-  }
-  void TearDown() override {
-    mc_.reset();
-    PoolIndexTest::TearDown();
-  }
-  std::string run(std::string_view in) {
-    std::string out;
-    std::size_t swallow = 0;
-    bool close = false;
-    EXPECT_EQ(mc_->process(*cx_, in, &out, &swallow, &close), in.size());
-    return out;
-  }
+  // As ferrited opens its index: counting by memcached's size classes.
+  const index::IndexOptions kWithClasses{.workers = 1, .size_classes = memcached_size_classes()};
   static std::string set(const std::string& key, uint32_t flags, std::size_t n) {
     return "set " + key + " " + std::to_string(flags) + " 0 " + std::to_string(n) + "\r\n" + std::string(n, 'x') +
            "\r\n";
@@ -54,9 +35,6 @@ class McSlabStatsTest : public testing::PoolIndexTest {
     ASSERT_EQ(run(set("a", 0, 3) + set("bb", 5, 100) + set("c", 0, 2000) + set("d", 0, 2000)),
               "STORED\r\nSTORED\r\nSTORED\r\nSTORED\r\n");
   }
-
-  std::unique_ptr<McEngine> mc_;
-  McContext* cx_ = nullptr;
 };
 
 constexpr std::string_view kItems =
@@ -98,9 +76,10 @@ TEST_F(McSlabStatsTest, OverwritesDeletesAndAppendsMoveItemsBetweenClasses) {
 
 TEST_F(McSlabStatsTest, CountsSurviveARestart) {
   store_items();
+  mc_.reset();
   idx_.reset();  // a clean close (the census is saved with it)
   ASSERT_NO_FATAL_FAILURE(open_pool());
-  ASSERT_NO_FATAL_FAILURE(open_engine());
+  ASSERT_NO_FATAL_FAILURE(open_engine(kWithClasses));
   EXPECT_EQ(run("stats items\r\n"), kItems);
   EXPECT_TRUE(run("stats slabs\r\n").starts_with(kSlabs));
 }
@@ -141,12 +120,7 @@ TEST_F(McSlabStatsTest, SizesAndConns) {
 
 TEST_F(McSlabStatsTest, WithoutACensusNothingIsClaimed) {
   // An index opened without size classes counts nothing: both lists stay empty.
-  mc_.reset();
-  ASSERT_NO_FATAL_FAILURE(open_index({.workers = 1}));
-  auto c = parse_cidr("127.0.0.0/8");
-  ASSERT_TRUE(c.is_ok());
-  mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
-  cx_ = &mc_->add_context(0);
+  ASSERT_NO_FATAL_FAILURE(open_engine({.workers = 1}));
   store_items();
   EXPECT_EQ(run("stats items\r\n"), "END\r\n");
   EXPECT_EQ(run("stats slabs\r\n"), "END\r\n");
