@@ -37,8 +37,9 @@ class McEngineTest : public PoolIndexTest {
     cx_ = &mc_->add_context(0);
   }
   // Feeds in to context 0 (data blocks of refused commands swallowed, as
-  // the transports do); returns every reply.
-  std::string run(std::string_view in) {
+  // the transports do); returns every reply; *closed tells whether the
+  // connection ended.
+  std::string run(std::string_view in, bool* closed = nullptr) {
     std::string out;
     std::size_t swallow = 0;
     bool close = false;
@@ -49,6 +50,7 @@ class McEngineTest : public PoolIndexTest {
       done += std::min(swallow, in.size() - done);
       if (close || (used == 0 && swallow == 0)) break;
     }
+    if (closed) *closed = close;
     return out;
   }
 
