@@ -81,6 +81,7 @@ void Cleaner::flush_moves(std::vector<Move>& moves, CleanStats* st) {
             // (shared with the expiry sweep, both under clean_mu_).
             idx_.account_live(m.from, -static_cast<int64_t>(m.from->size()));
             idx_.counters_[idx_.opts_.workers].keys.fetch_sub(1, std::memory_order_relaxed);
+            idx_.census_->note_shared(idx_.opts_.workers, m.from, -1);
             if (m.kind == MoveKind::kEvict) {
               ++st->evicted;
               idx_.space_->evictions.fetch_add(1, std::memory_order_relaxed);
@@ -303,6 +304,7 @@ uint64_t IndexImpl::sweep_expired(uint64_t max_slots, bool wait) {
       batch.add(&w, sizeof(uint64_t));
       account_live(r, -static_cast<int64_t>(r->size()));
       counters_[opts_.workers].keys.fetch_sub(1, std::memory_order_relaxed);  // under clean_mu_
+      census_->note_shared(opts_.workers, r, -1);
       ++expired;
     }
   }

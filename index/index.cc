@@ -37,6 +37,7 @@ IndexImpl::IndexImpl(pmem::Pool& pool, const IndexOptions& opts)
       repair_qsbr_slot_(opts.workers + 2),
       counters_(opts.workers + 1) {  // + 1: the cleaner's and expiry sweep's own counter
   space_ = std::make_unique<Space>(*this, opts.space);
+  census_ = std::make_unique<Census>(opts.size_classes, opts.workers + 1);
 }
 
 IndexImpl::~IndexImpl() {
@@ -140,14 +141,23 @@ Status IndexImpl::open_or_create() {
   }
   FERRITE_RETURN_IF_ERROR(space_->validate());
   register_table_class();
-  if (pool_.root()->index_root == 0) FERRITE_RETURN_IF_ERROR(create_empty());
+  const bool fresh = pool_.root()->index_root == 0;
+  if (fresh) FERRITE_RETURN_IF_ERROR(create_empty());
   root_ = pool_.ptr(pmem::POff<IndexRoot>(pool_.root()->index_root));
   if (root_->magic != kIndexMagic) return Status::corruption("index root has a bad magic number");
   if (root_->version > kIndexVersion) {
     return Status::incompatible(fmt::format("index format {} is newer than this build's {}", root_->version,
                                             kIndexVersion));
   }
-  const bool clean = root_->clean == 1;
+  bool clean = root_->clean == 1;
+  // The item census (census.h) is exact after a clean close only if that
+  // close saved it; otherwise this open counts items as after a crash: every
+  // table segment's repair counts its records (the crash path, once).
+  if (clean && !fresh && !census_->load(pool_.root()->census, pool_.root()->open_count)) {
+    log_info("index: no item census saved by the last close for these size classes (a pool last closed by another "
+             "build or opened by a tool since, or closed without a census); items are counted by a repair pass");
+    clean = false;
+  }
   {
     // Unique to this open, also when an Index is opened again on the same
     // Pool (same open_count): see the epoch protocol in repair.cc.
@@ -320,6 +330,8 @@ void IndexImpl::close_clean() {
   save_segment_stats_nodrain();
   root_->key_count = count();
   pool_.persister().flush_nodrain(&root_->key_count, sizeof(root_->key_count));
+  census_->save(&pool_.root()->census, pool_.root()->open_count);
+  pool_.persister().flush_nodrain(&pool_.root()->census, sizeof(pmem::SizeCensus));
   // P-close: counters and tails durable before the clean flag says so.
   pool_.persister().fence();
   FERRITE_CRASH_POINT(crash::kCloseBeforeCleanFlag);
@@ -577,6 +589,7 @@ Status Index::scan(const std::function<void(std::string_view, std::string_view, 
   return impl_->scan(fn);
 }
 IndexStats Index::stats() const { return impl_->stats(); }
+std::vector<ClassCount> Index::item_census() const { return impl_->census_->totals(); }
 const SpaceOptions& Index::space_options() const { return impl_->space_->options(); }
 std::optional<uint64_t> Index::scan_page(
     uint64_t cursor, std::size_t max_bytes,

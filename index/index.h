@@ -33,6 +33,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/limits.h"
 #include "common/result.h"
@@ -131,6 +132,22 @@ struct SpaceOptions {
   uint32_t max_copy_mbps = 0;
 };
 
+// Item census by size class (census.h): an item's size is overhead + key +
+// value, + flags_bytes when its client flags are not 0; its class is the
+// first whose bound is >= that size, and sizes above the last bound count in
+// the last class. No bounds: no census (nothing counted, nothing saved).
+inline constexpr unsigned kMaxSizeClasses = 64;
+struct SizeClasses {
+  uint32_t overhead = 0;
+  uint32_t flags_bytes = 0;
+  std::vector<uint32_t> bounds;  // ascending, at most kMaxSizeClasses
+  uint64_t tag = 0;              // names the classing: a census saved under another is not used
+};
+struct ClassCount {
+  uint64_t items = 0;
+  uint64_t bytes = 0;  // the items' sizes (SizeClasses' measure), summed
+};
+
 struct IndexOptions {
   unsigned workers = 1;          // Worker contexts (1..63)
   uint32_t (*clock)() = nullptr; // unix seconds for expiry; null = system clock (tests inject)
@@ -144,6 +161,7 @@ struct IndexOptions {
   // (which repair what they touch themselves) win the CPU over the pass.
   int repair_nice = 10;
   SpaceOptions space{};
+  SizeClasses size_classes{};
 };
 
 struct IndexStats {
@@ -236,6 +254,9 @@ class Index {
   Status scan(const std::function<void(std::string_view key, std::string_view value, uint32_t flags,
                                        uint32_t exptime, uint64_t version)>& fn) const;
   IndexStats stats() const;
+  // Live items and bytes per size class (IndexOptions::size_classes), class
+  // 1 first; empty when no classes were given. O(classes x workers).
+  std::vector<ClassCount> item_census() const;
 
   // Paged scan for dump/export over the network: visits live keys whose hash
   // is >= cursor, in hash order, until about max_bytes of key+value have been

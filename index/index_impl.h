@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/cacheline.h"
+#include "index/census.h"
 #include "index/index.h"
 #include "index/log.h"
 #include "index/qsbr.h"
@@ -174,6 +175,9 @@ class IndexImpl {
   std::atomic<bool> stale_feature_{false};
   std::mutex feature_mu_;
   std::vector<WorkerCounters> counters_;
+  // Items per size class (census.h): slot w for worker w, slot workers for
+  // the cleaner and the expiry sweep (as counters_).
+  std::unique_ptr<Census> census_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // Table segments allocated and not freed (space accounting, space.h):
   // counted at open from the directory, + 1 per allocation (also one a

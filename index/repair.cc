@@ -171,6 +171,7 @@ void IndexImpl::repair_segment(TableSegment* s, bool lazy) noexcept {
 
   int64_t keys = 0;
   uint64_t bad = 0;
+  Census::Tally tally;  // items per size class (census.h)
   uint32_t changed_lines[kBucketsPerSegment / 32] = {};  // bit per bucket
   auto fix = [&](unsigned i, uint64_t w, uint64_t nw) {
     if (nw == w) return;
@@ -209,6 +210,7 @@ void IndexImpl::repair_segment(TableSegment* s, bool lazy) noexcept {
       ++bad;
     } else if (!slot::is_tombstone(nw)) {
       ++keys;
+      if (census_->enabled()) census_->tally(&tally, r);
       const uint32_t id = segs_.id_of(info);
       if (scratch.live[id] == 0) scratch.touched.push_back(id);
       scratch.live[id] += static_cast<int64_t>(r->size());
@@ -231,6 +233,7 @@ void IndexImpl::repair_segment(TableSegment* s, bool lazy) noexcept {
   }
   scratch.touched.clear();
   repaired_keys_.fetch_add(keys, std::memory_order_relaxed);
+  census_->add_repaired(tally);
   repair_left_.fetch_sub(1, std::memory_order_relaxed);
   (lazy ? repaired_lazy_ : repaired_bg_).fetch_add(1, std::memory_order_relaxed);
   (void)bad;

@@ -1,7 +1,8 @@
 // Space management (index/space.h) in one process: capacity, option checks,
 // the live-data limit and its refusal, overwrites in a small pool with the
-// background cleaner, eviction (second chance for read keys, durable across
-// a crash); death tests of the segment table's checks (segtab.h).
+// background cleaner, appends to one key up to the value limit, eviction
+// (second chance for read keys, durable across a crash); death tests of the
+// segment table's checks (segtab.h).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -195,6 +196,113 @@ TEST_F(SpaceTest, OverwritesInASmallPoolNeverFail) {
   for (uint64_t i = 0; i < keys; ++i) ASSERT_EQ(get(i), value_of(i, seq[i])) << i;
   reopen(/*crash=*/true);
   for (uint64_t i = 0; i < keys; ++i) ASSERT_EQ(get(i), value_of(i, seq[i])) << "after a crash: " << i;
+}
+
+// Appends and prepends to one key (issue 17): each writes a new record with
+// the whole value, so growing a value to 1 MiB in 1000-byte steps writes
+// ~0.5 GB for 1 MiB live. The cleaner must reclaim the dead versions as fast
+// as they are written: every op succeeds up to the value limit, and only an
+// append that would pass it is refused (kTooLarge; the value is unchanged).
+TEST_F(SpaceTest, AppendsToOneKeyUpToTheValueLimitNeverFail) {
+  create(64u << 20, 2u << 20);
+  open(managed());
+  constexpr std::size_t kChunk = 1000;
+  const std::string k = "append-key";
+  std::string want = "x";
+  Op s = Op::set(k, want);
+  ASSERT_EQ(idx_->worker(0).execute_one(s), Result::kOk);
+  uint64_t ops = 0;
+  while (want.size() + kChunk <= kMaxValueLen) {
+    const std::string piece(kChunk, static_cast<char>('a' + ops % 26));
+    Op a;
+    a.code = ops % 2 == 0 ? OpCode::kAppend : OpCode::kPrepend;
+    a.key = k;
+    a.value = piece;
+    ASSERT_EQ(idx_->worker(0).execute_one(a), Result::kOk) << "op " << ops << " at value length " << want.size();
+    want = ops % 2 == 0 ? want + piece : piece + want;
+    ++ops;
+    if (ops % 128 == 0) {
+      std::string got;
+      Op g = Op::get(k, &got);
+      ASSERT_EQ(idx_->worker(1).execute_one(g), Result::kOk);
+      ASSERT_EQ(got, want) << "after " << ops << " ops";
+    }
+  }
+  const std::string piece(kChunk, '!');
+  Op a;
+  a.code = OpCode::kAppend;
+  a.key = k;
+  a.value = piece;
+  EXPECT_EQ(idx_->worker(0).execute_one(a), Result::kTooLarge) << "an append past the value limit";
+  std::string got;
+  Op g = Op::get(k, &got);
+  ASSERT_EQ(idx_->worker(1).execute_one(g), Result::kOk);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(ops, (kMaxValueLen - 1) / kChunk);
+  idx_->TEST_stop_cleaner();
+  const IndexStats st = idx_->stats();
+  EXPECT_EQ(st.refused_live_full + st.refused_cleaner_behind, 0u);
+  EXPECT_GT(st.bytes_appended, 4 * st.capacity_bytes) << "the pool was not written over";
+  EXPECT_EQ(st.log_bytes_live, (24 + k.size() + want.size() + 7) / 8 * 8) << "only the last version is live";
+}
+
+// Sustained appends on two workers, each growing its own key to 1 MiB and
+// then deleting it or overwriting it with a short value, round after round:
+// many times the pool is appended while live data stays small, and no write
+// is refused.
+TEST_F(SpaceTest, SustainedAppendsWithDeletesAndOverwritesReclaimSpace) {
+  create(64u << 20, 2u << 20);
+  open(managed());
+  constexpr std::size_t kChunk = 8192;
+  const unsigned rounds = std::max(2u, static_cast<unsigned>(6 * scale()));
+  std::atomic<uint64_t> failed{0}, wrong{0};
+  auto writer = [&](unsigned w) {
+    const std::string k = "sustained-" + std::to_string(w);
+    for (unsigned r = 0; r < rounds; ++r) {
+      std::string want = std::to_string(r);
+      Op s = Op::set(k, want);
+      failed += idx_->worker(w).execute_one(s) != Result::kOk;
+      for (std::size_t i = 0; want.size() + kChunk <= kMaxValueLen; ++i) {
+        const std::string piece(kChunk, static_cast<char>('a' + (i + r) % 26));
+        Op a;
+        a.code = i % 3 == 0 ? OpCode::kPrepend : OpCode::kAppend;
+        a.key = k;
+        a.value = piece;
+        failed += idx_->worker(w).execute_one(a) != Result::kOk;
+        want = a.code == OpCode::kPrepend ? piece + want : want + piece;
+      }
+      std::string got;
+      Op g = Op::get(k, &got);
+      wrong += idx_->worker(w).execute_one(g) != Result::kOk || got != want;
+      Op end = r % 2 == 0 ? Op::del(k) : Op::set(k, "short");
+      failed += idx_->worker(w).execute_one(end) != Result::kOk;
+    }
+  };
+  std::thread t0(writer, 0), t1(writer, 1);
+  t0.join();
+  t1.join();
+  EXPECT_EQ(failed.load(), 0u);
+  EXPECT_EQ(wrong.load(), 0u);
+  idx_->TEST_stop_cleaner();
+  const IndexStats st = idx_->stats();
+  EXPECT_EQ(st.refused_live_full + st.refused_cleaner_behind, 0u);
+  EXPECT_GT(st.bytes_appended, 8 * st.capacity_bytes) << "the pool was not written over many times";
+  // What is left: each key as the last round ended it (absent or "short").
+  uint64_t live = 0;
+  for (unsigned w = 0; w < 2; ++w) {
+    std::string got;
+    const std::string k = "sustained-" + std::to_string(w);
+    Op g = Op::get(k, &got);
+    const Result r = idx_->worker(w).execute_one(g);
+    if ((rounds - 1) % 2 == 0) {
+      EXPECT_EQ(r, Result::kNotFound) << k;
+    } else {
+      ASSERT_EQ(r, Result::kOk) << k;
+      EXPECT_EQ(got, "short");
+      live += (24 + k.size() + got.size() + 7) / 8 * 8;
+    }
+  }
+  EXPECT_EQ(st.log_bytes_live, live);
 }
 
 TEST_F(SpaceTest, EvictionKeepsKeysThatAreReadAndDropsColdOnes) {

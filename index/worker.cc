@@ -325,6 +325,9 @@ bool Worker::State::try_publish(Staged& st) noexcept {
   // keys: written only by this worker, read racily by count(): no RMW needed.
   if (was_live && tomb) c.keys.store(c.keys.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   if (!was_live && !tomb) c.keys.store(c.keys.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // Items per size class (census.h): the replaced record out, the new one in.
+  if (was_live) idx_.census_->note_st(id_, st.lk.rec, -1);
+  if (!tomb) idx_.census_->note_st(id_, st.rec, +1);
   if (st.lk.found && !slot::is_tombstone(st.lk.value)) {
     idx_.account_live(st.lk.rec, -static_cast<int64_t>(st.lk.rec->size()));
   }

@@ -17,7 +17,16 @@
 //     u64 segment_size;              //  64      8   bytes per log segment
 //     u64 segment_seq;               //  72      8   last segment sequence number
 //     u64 index_root;                //  80      8   POff of the index's metadata (0 = none yet)
-//     u8  reserved[4096 - 88];       //  88          zero; later fields come from here
+//     SizeCensus census;             //  88   1048   items per size class, written by index/ at a
+//                                    //              clean close (index/census.h says when it is used)
+//     u8  reserved[4096 - 1136];     // 1136          zero; later fields come from here
+//   };
+//   struct SizeCensus {
+//     u64 stamp;                     // open_count of the session that wrote it; 0 = none
+//     u64 tag;                       // the classing it counts by (index::SizeClasses::tag)
+//     u64 classes;                   // entries used (<= 64)
+//     u64 items[64];                 // items per class
+//     u64 bytes[64];                 // their sizes, summed (by the classing's measure)
 //   };
 //
 // Compatibility rule: an opener refuses a pool whose format_major is newer
@@ -46,6 +55,16 @@ inline constexpr std::size_t kDefaultSegmentSize = 4ull << 20;
 // libpmemobj type numbers of our objects (pmemobj_type_num).
 inline constexpr uint64_t kTypeSegment = 0x5e6;
 
+inline constexpr std::size_t kCensusClasses = 64;
+struct SizeCensus {
+  uint64_t stamp;
+  uint64_t tag;
+  uint64_t classes;
+  uint64_t items[kCensusClasses];
+  uint64_t bytes[kCensusClasses];
+};
+static_assert(sizeof(SizeCensus) == 1048);
+
 struct RootHeader {
   uint64_t magic;
   uint32_t format_major;
@@ -59,9 +78,11 @@ struct RootHeader {
   uint64_t segment_size;
   uint64_t segment_seq;
   uint64_t index_root;
-  uint8_t reserved[kRootSize - 88];
+  SizeCensus census;
+  uint8_t reserved[kRootSize - 88 - sizeof(SizeCensus)];
 };
 static_assert(sizeof(RootHeader) == kRootSize, "root object is exactly 4 KiB");
 static_assert(offsetof(RootHeader, index_root) == 80);
+static_assert(offsetof(RootHeader, census) == 88);
 
 }  // namespace ferrite::pmem

@@ -475,6 +475,7 @@ ParseResult parse_line(std::string_view in, std::size_t linelen, std::string_vie
     }
     case Cmd::kStats:
       req->stats_arg = tk.n > 1 ? tk.t[1] : std::string_view{};
+      req->stats_arg2 = tk.n > 2 ? tk.t[2] : std::string_view{};
       return ok(linelen);
     case Cmd::kVersion: case Cmd::kQuit:
       return ok(linelen);

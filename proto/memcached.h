@@ -87,6 +87,7 @@ struct Request {
   int64_t number = 0;            // verbosity level, flush_all delay
   bool noreply = false;          // classic "noreply"; meta 'q' is in flags
   std::string_view stats_arg;    // stats: the first argument ("" for none)
+  std::string_view stats_arg2;   // stats: the second argument ("stats detail on")
   bool base64 = false;           // meta 'b'
   MetaMode mode = MetaMode::kSet;
   std::array<MetaFlag, kMaxMetaFlags> flags{};

@@ -30,6 +30,7 @@
 #include "pmem/pool.h"
 #include "server/config.h"
 #include "server/engine.h"
+#include "server/memcached/items.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
 #if defined(FERRITE_PFSIM) && FERRITE_PFSIM
@@ -138,6 +139,10 @@ int main(int argc, char** argv) {
   iopts.space.evict = cfg.pool.when_full == "evict";
   iopts.space.max_wait_ms = cfg.cleaner.max_wait_ms;
   iopts.space.max_copy_mbps = cfg.cleaner.max_copy_mbps;
+  // Items per memcached slab class (stats items / slabs), counted whether or
+  // not a memcached port is open: a session that did not count would leave
+  // the next one a recount (index/census.h).
+  iopts.size_classes = server::memcached_size_classes();
 #if defined(FERRITE_PFSIM) && FERRITE_PFSIM
   iopts.space.start_at_open = false;  // started once the simulator runs (below)
 #endif

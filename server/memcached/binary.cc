@@ -178,6 +178,7 @@ void McEngine::bin_get(McContext& cx, BinReply& rp) {
   const index::Op& g = touch_get(cx, r.key, touch, exptime, &value);
   if (touch) inc(cx.stats_.cmd_touch);
   count_get(cx.stats_, g.result == Result::kOk);
+  prefix_stats_.record_get(r.key, g.result == Result::kOk);  // stats detail
   const std::string_view key = with_key ? r.key : std::string_view{};
   if (g.result != Result::kOk) {
     if (!quiet) rp.respond(BinStatus::kNotFound, 0, {}, key, proto::mc::bin_status_message(BinStatus::kNotFound));
@@ -204,6 +205,7 @@ void McEngine::bin_store(McContext& cx, BinReply& rp) {
   w.flags = bin::be32(r.extras, 0);
   w.exptime = proto::mc::absolute_exptime(bin::be32(r.extras, 4), rp.now);
   w.cas = r.h.cas;
+  prefix_stats_.record_set(r.key);  // stats detail
   const Result res = cx.worker_->execute_one(w);
   inc(cx.stats_.cmd_set);
   switch (res) {
@@ -226,6 +228,7 @@ void McEngine::bin_delete(McContext& cx, BinReply& rp) {
   if (!rp.shape(0, true, false)) return rp.error(BinStatus::kInvalid);
   index::Op d = index::Op::del(rp.r.key);
   d.cas = rp.r.h.cas;  // 0: unconditional; else compared atomically by the index
+  prefix_stats_.record_delete(rp.r.key);  // stats detail
   const Result res = cx.worker_->execute_one(d);
   // memcached 1.6.18 answers "exists" to a delete with a CAS on an absent key too.
   if (res == Result::kCasMismatch || (res == Result::kNotFound && d.cas != 0)) return rp.error(BinStatus::kExists);
@@ -280,11 +283,17 @@ void McEngine::bin_concat(McContext& cx, BinReply& rp) {
   w.key = rp.r.key;
   w.value = rp.r.value;
   w.cas = rp.r.h.cas;  // compared atomically (index.h, Op::cas)
+  prefix_stats_.record_set(w.key);  // stats detail
   const Result res = cx.worker_->execute_one(w);
   inc(cx.stats_.cmd_set);
   if (res == Result::kCasMismatch) return rp.error(BinStatus::kExists);
   if (res == Result::kNotStored || res == Result::kNotFound) return rp.error(BinStatus::kNotStored);
-  if (res == Result::kTooLarge) return bin_too_large(cx, rp);
+  // Too large: the data itself (too big, as memcached), or the joined value
+  // would pass the limit (memcached 1.6.18: "Not stored.").
+  if (res == Result::kTooLarge) {
+    if (w.value.size() > proto::mc::kMaxValueLen) return bin_too_large(cx, rp);
+    return rp.error(BinStatus::kNotStored);
+  }
   if (res != Result::kOk) {
     if (is_oom(res)) refuse_store(cx, rp.r.key, false, false);
     return rp.error(BinStatus::kNoMemory);
@@ -295,11 +304,25 @@ void McEngine::bin_concat(McContext& cx, BinReply& rp) {
 // stat: one packet per counter, then an empty one.
 void McEngine::bin_stat(BinReply& rp) {
   const std::string_view key = rp.r.key;
+  auto respond = [&](std::string_view name, std::string_view value) { rp.respond(BinStatus::kOk, 0, {}, name, value); };
   if (key == "reset") {
     reset_stats();
   } else if (key.empty()) {
-    each_stat([&](std::string_view name, std::string_view value) { rp.respond(BinStatus::kOk, 0, {}, name, value); });
-  } else if (key != "settings" && key != "items" && key != "slabs" && key != "sizes" && key != "conns") {
+    each_stat(respond);
+  } else if (each_class_stat(key, respond)) {
+    // items, slabs, sizes: sent
+  } else if (key.starts_with("detail")) {
+    // memcached 1.6.18: "detail dump" is one packet "detailed" holding the
+    // text dump; "detail on" / "detail off" only the end packet.
+    const std::string_view arg = key.substr(6);
+    if (arg == " dump") {
+      respond("detailed", prefix_stats_.dump());
+    } else if (arg == " on" || arg == " off") {
+      prefix_stats_.set_enabled(arg == " on");
+    } else {
+      return rp.error(BinStatus::kNotFound);
+    }
+  } else if (key != "settings" && key != "conns") {
     return rp.error(BinStatus::kNotFound);
   }
   rp.ok();

@@ -117,6 +117,7 @@ void McEngine::reply_items(McContext& cx, std::size_t first, std::size_t n, bool
       continue;
     }
     count_get(cx.stats_, op.result == Result::kOk);
+    prefix_stats_.record_get(op.key, op.result == Result::kOk);  // stats detail
     if (op.result != Result::kOk) continue;
     out->append("VALUE ");
     out->append(op.key);
@@ -190,6 +191,7 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
   op.flags = r.client_flags;
   op.exptime = proto::mc::absolute_exptime(r.exptime, unix_now_s());
   op.cas = r.cas;
+  prefix_stats_.record_set(r.key);  // stats detail
   const Result res = cx.worker_->execute_one(op);
   inc(cx.stats_.cmd_set);
   std::string_view reply;
@@ -198,6 +200,10 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
     case Result::kExists: case Result::kNotStored: reply = "NOT_STORED"; break;
     case Result::kNotFound: reply = "NOT_FOUND"; break;
     case Result::kCasMismatch: reply = "EXISTS"; break;
+    // The parser refused data past the value limit, so this is an append or
+    // prepend whose result would pass it: memcached 1.6.18 answers
+    // NOT_STORED (its allocation of the joined item fails), not out of memory.
+    case Result::kTooLarge: reply = "NOT_STORED"; break;
     default:
       inc(cx.stats_.out_of_memory);
       if (is_oom(res)) refuse_store(cx, r.key, false, r.cmd == Cmd::kSet);
@@ -220,6 +226,7 @@ void McEngine::refuse_store(McContext& cx, std::string_view key, bool too_large,
 
 void McEngine::exec_delete(McContext& cx, const Request& r, std::string* out) {
   index::Op op = index::Op::del(r.key);
+  prefix_stats_.record_delete(r.key);  // stats detail
   const Result res = cx.worker_->execute_one(op);
   count_delete(cx.stats_, res);
   if (!r.noreply) crlf(out, res == Result::kOk ? "DELETED" : "NOT_FOUND");

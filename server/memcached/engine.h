@@ -21,6 +21,7 @@
 //   binary.cc   the binary protocol
 //   stats.cc    stats entries (the registry), stats text and reset
 //   items.cc    memcached's item sizes and slab classes (items.h)
+//   prefix_stats.cc  stats detail's per-prefix counts (prefix_stats.h)
 //
 // Thread safety: McEngine is shared; a McContext belongs to one thread;
 // counters are relaxed atomics summed by stats. flush_at_ is the one field
@@ -44,6 +45,7 @@
 #include "proto/memcached.h"
 #include "server/engine.h"
 #include "server/memcached/items.h"
+#include "server/memcached/prefix_stats.h"
 #include "server/memcached/stream.h"
 #include "server/memcached/win_tokens.h"
 
@@ -241,6 +243,13 @@ class McEngine {
   // Calls fn(name, value) for each entry of stats_lines(), in order (binary stat).
   void each_stat(const std::function<void(std::string_view name, std::string_view value)>& fn) const;
   void reset_stats();
+  // stats items / slabs / sizes: calls fn(name, value) per entry, in
+  // memcached 1.6.18's order (text and binary render them); false for any
+  // other section.
+  bool each_class_stat(std::string_view section,
+                       const std::function<void(std::string_view name, std::string_view value)>& fn) const;
+  // stats detail on|off|dump (text); binary: "detail on" etc. as its key.
+  void exec_stats_detail(std::string_view arg, std::string* out);
   void register_stats();  // the constructor's last step
   stats::Workers<McStats> stat_workers() const;  // the contexts' McStats
 
@@ -257,6 +266,7 @@ class McEngine {
   std::atomic<uint64_t> flush_at_{0};  // delayed flush_all deadline (unix seconds), 0 = none
   stats::Registry registry_;
   WinTokens tokens_;
+  PrefixStats prefix_stats_;  // stats detail (prefix_stats.h)
 };
 
 template <typename Emit>

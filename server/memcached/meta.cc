@@ -190,6 +190,9 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
     case Result::kOk: code = "HD"; break;
     case Result::kExists: case Result::kNotStored: code = "NS"; break;
     case Result::kNotFound: code = append_mode ? "NS" : "NF"; break;
+    // Only an append or prepend whose result would pass the value limit (the
+    // parser refused larger data): NS, as memcached 1.6.18 answers.
+    case Result::kTooLarge: code = "NS"; break;
     case Result::kCasMismatch: code = "EX"; break;
     default:
       inc(cx.stats_.out_of_memory);

@@ -1,6 +1,6 @@
 // memcached's stats (see engine.h): the STAT entries in McEngine's stats
-// registry (common/stats.h), stats settings and the empty per-class
-// answers, and stats reset. Text `stats` renders the registry as STAT lines,
+// registry (common/stats.h), stats settings, the per-class answers (stats
+// items, slabs, sizes) and stats detail, and stats reset. Text `stats` renders the registry as STAT lines,
 // binary stat sends one packet per entry; the counters are McStats (per
 // context, summed on read) and McEngine's connection counters. ferrited
 // includes the native engine's registry after these entries, prefixed
@@ -120,8 +120,20 @@ void McEngine::exec_stats(McContext& cx, const Request& r, std::string* out) {
     out->append("STAT num_threads ");
     append_num(out, contexts_.size());
     out->append("\r\nEND\r\n");
-  } else if (r.stats_arg == "items" || r.stats_arg == "slabs" || r.stats_arg == "sizes" || r.stats_arg == "conns") {
-    crlf(out, "END");  // no slab allocator, no per-class data
+  } else if (each_class_stat(r.stats_arg, [&](std::string_view name, std::string_view value) {
+               out->append("STAT ").append(name).append(" ").append(value).append("\r\n");
+             })) {
+    out->append("END\r\n");
+  } else if (r.stats_arg == "detail") {
+    exec_stats_detail(r.stats_arg2, out);
+  } else if (r.stats_arg == "conns") {
+    crlf(out, "END");  // connections are not listed (docs/memcached.md)
+  } else if (r.stats_arg == "sizes_enable" || r.stats_arg == "sizes_disable") {
+    // memcached's refusal (its reply when it cannot track sizes), ended with
+    // END where memcached 1.6.18 ends these two without it.
+    out->append(r.stats_arg == "sizes_enable" ? "STAT sizes_status error\r\nSTAT sizes_error not_supported\r\n"
+                                              : "STAT sizes_status disabled\r\n");
+    out->append("END\r\n");
   } else {
     inc(cx.stats_.errors);
     crlf(out, "ERROR");
@@ -129,10 +141,75 @@ void McEngine::exec_stats(McContext& cx, const Request& r, std::string* out) {
 }
 
 void McEngine::reset_stats() {
+  prefix_stats_.clear();  // as memcached's stats reset
   for (auto& c : contexts_) {
     for (const McCounter& k : kMcCounters) {
       if (k.reset) (c->stats_.*k.field).store(0, std::memory_order_relaxed);
     }
+  }
+}
+
+// ---- stats items / slabs / sizes, stats detail ----
+// Per size class from the index's item census (index/census.h: kept by every
+// write, saved at a clean close), by memcached's default classes (items.h).
+// Only what Ferrite can say is given (docs/memcached.md lists the rest):
+// items:<c>:number and items:<c>:mem_requested (memcached's item sizes,
+// summed) for classes holding items; <c>:chunk_size (the class's largest
+// item) and <c>:used_chunks (its items), active_slabs (classes holding
+// items) and total_malloced (bytes of the pool the index holds). sizes:
+// memcached's answer with its size histogram off.
+bool McEngine::each_class_stat(std::string_view section,
+                               const std::function<void(std::string_view name, std::string_view value)>& fn) const {
+  if (section == "sizes") {
+    fn("sizes_status", "disabled");
+    return true;
+  }
+  if (section != "items" && section != "slabs") return false;
+  const std::vector<index::ClassCount> census = idx_.item_census();
+  const std::span<const uint32_t> chunks = memcached_chunk_sizes();
+  if (census.size() != chunks.size()) return true;  // the index counts no classes: nothing to say
+  std::string name, value;
+  auto emit = [&](unsigned cls, std::string_view what, uint64_t v) {
+    name.clear();
+    if (section == "items") name.append("items:");
+    append_num(&name, cls);
+    name.append(":").append(what);
+    value.clear();
+    append_num(&value, v);
+    fn(name, value);
+  };
+  uint64_t active = 0;
+  for (unsigned c = 0; c < census.size(); ++c) {
+    if (census[c].items == 0) continue;
+    ++active;
+    if (section == "items") {
+      emit(c + 1, "number", census[c].items);
+      emit(c + 1, "mem_requested", census[c].bytes);
+    } else {
+      emit(c + 1, "chunk_size", chunks[c]);
+      emit(c + 1, "used_chunks", census[c].items);
+    }
+  }
+  if (section == "slabs") {
+    const index::IndexStats st = idx_.stats();
+    value.clear();
+    append_num(&value, active);
+    fn("active_slabs", value);
+    value.clear();
+    append_num(&value, st.capacity_bytes - std::min(st.capacity_bytes, st.free_bytes));
+    fn("total_malloced", value);
+  }
+  return true;
+}
+
+void McEngine::exec_stats_detail(std::string_view arg, std::string* out) {
+  if (arg == "on" || arg == "off") {
+    prefix_stats_.set_enabled(arg == "on");
+    crlf(out, "OK");
+  } else if (arg == "dump") {
+    out->append(prefix_stats_.dump());
+  } else {
+    crlf(out, "CLIENT_ERROR usage: stats detail on|off|dump");
   }
 }
 

@@ -1,0 +1,79 @@
+// Test helper for the memcached tests: McEngineTest, a pool and index
+// (PoolIndexTest) with a McEngine over them that allows loopback peers, one
+// context, and run() feeding it requests; tcp_exchange() for tests that talk
+// to a McTcpServer. Reports errors as gtest failures.
+//
+// Thread safety: the fixture belongs to the test thread.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "server/memcached/engine.h"
+#include "tests/util/pool_fixture.h"
+
+namespace ferrite::testing {
+
+class McEngineTest : public PoolIndexTest {
+ protected:
+  using PoolIndexTest::PoolIndexTest;
+  void TearDown() override {
+    mc_.reset();
+    PoolIndexTest::TearDown();
+  }
+  // The index (closing the engine and index open before), then the engine
+  // with one context.
+  void open_engine(const index::IndexOptions& io, server::McOptions mo = {}) {
+    mc_.reset();
+    ASSERT_NO_FATAL_FAILURE(open_index(io));
+    auto c = server::parse_cidr("127.0.0.0/8");
+    ASSERT_TRUE(c.is_ok());
+    mo.allow = {*c};
+    mc_ = std::make_unique<server::McEngine>(*idx_, mo);
+    cx_ = &mc_->add_context(0);
+  }
+  // Feeds in to context 0 (data blocks of refused commands swallowed, as
+  // the transports do); returns every reply; *closed tells whether the
+  // connection ended.
+  std::string run(std::string_view in, bool* closed = nullptr) {
+    std::string out;
+    std::size_t swallow = 0;
+    bool close = false;
+    std::size_t done = 0;
+    while (done < in.size()) {
+      const std::size_t used = mc_->process(*cx_, in.substr(done), &out, &swallow, &close);
+      done += used;
+      done += std::min(swallow, in.size() - done);
+      if (close || (used == 0 && swallow == 0)) break;
+    }
+    if (closed) *closed = close;
+    return out;
+  }
+
+  std::unique_ptr<server::McEngine> mc_;
+  server::McContext* cx_ = nullptr;
+};
+
+// Sends req on the connected socket fd, then reads until the reply ends
+// with `end` (or the socket's receive timeout passes, or the peer closes).
+inline std::string tcp_exchange(int fd, std::string_view req, std::string_view end) {
+  for (std::string_view s = req; !s.empty();) {
+    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) return "(send failed)";
+    s.remove_prefix(static_cast<std::size_t>(n));
+  }
+  std::string r;
+  char buf[65536];
+  while (!r.ends_with(end)) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    r.append(buf, static_cast<std::size_t>(n));
+  }
+  return r;
+}
+
+}  // namespace ferrite::testing
