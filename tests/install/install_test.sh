@@ -11,7 +11,8 @@
 #   unit       systemd-analyze verify on the installed ferrited.service
 #              (exit 77, skipped, without systemd-analyze).
 # Paths come from meson (tests/meson.build): FERRITE_BUILD_ROOT, MESON, CXX,
-# FERRITE_PREFIX and the FERRITE_*DIR install directories.
+# the FERRITE_*DIR install directories, FERRITE_MAN, FERRITE_BENCH and
+# FERRITE_SANITIZE (the build's b_sanitize).
 set -euo pipefail
 mode="${1:-client}"
 src=$(cd "$(dirname "$0")" && pwd)
@@ -85,8 +86,10 @@ fi
 export PKG_CONFIG_PATH="$libdir/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$dest"
 flags=$(pkg-config --cflags --libs ferrite-client) || fail "pkg-config ferrite-client"
 echo "pkg-config --cflags --libs ferrite-client: $flags"
+san=()  # an ASan/UBSan/TSan build installed an instrumented archive
+[ "${FERRITE_SANITIZE:-none}" != none ] && san=("-fsanitize=$FERRITE_SANITIZE")
 # shellcheck disable=SC2086  # flags are words
-"$CXX" -std=c++20 -o "$work/client_program" "$src/pkgconfig_client.cc" $flags ||
+"$CXX" -std=c++20 "${san[@]}" -o "$work/client_program" "$src/pkgconfig_client.cc" $flags ||
   fail "building a program against the installed ferrite-client.pc"
 
 # The installed ferrited, on its own port and pool.
