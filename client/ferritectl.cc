@@ -17,6 +17,7 @@
 #include <iostream>
 
 #include "client/client.h"
+#include "common/version.h"
 
 using namespace ferrite;
 
@@ -39,8 +40,9 @@ int main(int argc, char** argv) {
   CLI::App app{"ferritectl: talk to a ferrited server", "ferritectl"};
   std::string server = "127.0.0.1:11311";
   int timeout_ms = 200;
-  app.add_option("-s,--server", server, "server address HOST:PORT");
-  app.add_option("--timeout-ms", timeout_ms, "per-attempt timeout");
+  app.add_option("-s,--server", server, "server address HOST:PORT")->capture_default_str();
+  app.add_option("--timeout-ms", timeout_ms, "per-attempt timeout")->capture_default_str();
+  app.set_version_flag("--version", std::string("ferritectl ") + kVersion);
   app.require_subcommand(1);
   std::string key, value, file;
   uint32_t flags = 0, ttl = 0;

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/limits.h"
+#include "common/version.h"
 #include "perf/bench/report.h"
 #include "perf/bench/runner.h"
 #include "perf/bench/transport.h"
@@ -189,7 +190,9 @@ bool run_all(const Cli& cli, const RunConfig& cfg, bool show_progress, RunResult
 int main(int argc, char** argv) {
   Cli cli;
   RunConfig cfg;
-  CLI::App app{"ferrite-bench: load generator for ferrited (native) and memcached (UDP) over loopback or LAN"};
+  CLI::App app{"ferrite-bench: load generator for ferrited (native) and memcached (UDP) over loopback or LAN",
+               "ferrite-bench"};
+  app.set_version_flag("--version", fmt::format("ferrite-bench {}", ferrite::kVersion));
   app.add_option("--server", cli.server, "server IPv4 address");
   app.add_option("--port", cli.port, "server UDP port");
   app.add_option("--protocol", cli.protocol, "native | memcached")->check(CLI::IsMember({"native", "memcached"}));

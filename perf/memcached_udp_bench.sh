@@ -9,7 +9,7 @@
 #   perf/memcached_udp_bench.sh [seconds=10] [runs=3]
 #
 # Needs build/server/ferrited (scripts/build), memcached and memcaslap
-# (scripts/install-deps).
+# (scripts/install-deps bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}

@@ -69,7 +69,7 @@ DEPTH=8
 
 die() { echo "space_soak: $*" >&2; exit 2; }
 for b in "$FERRITED" "$FERRITECTL" "$BENCH"; do [ -x "$b" ] || die "$b missing (scripts/build)"; done
-command -v memcached >/dev/null || die "memcached missing (scripts/install-deps)"
+command -v memcached >/dev/null || die "memcached missing (scripts/install-deps bench)"
 command -v python3 >/dev/null || die "python3 missing"
 for p in "$PROTOCOL" "$HIT_PROTOCOL"; do
   case "$p" in memcached | native) ;; *) die "PROTOCOL and HIT_PROTOCOL: memcached or native" ;; esac
@@ -351,7 +351,7 @@ fi
 # ---- b. plot ----
 # Top: ops/s (every answered op, refused sets included) per share; bottom:
 # the sets the server accepted per second (ops/s x sets_ok / ops of each row).
-plot_note="not drawn: gnuplot missing (scripts/install-deps installs gnuplot-nox)"
+plot_note="not drawn: gnuplot missing (scripts/install-deps bench installs gnuplot-nox)"
 if command -v gnuplot >/dev/null; then
   plot_note="not drawn: no soak timeline"
   top=()

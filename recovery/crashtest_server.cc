@@ -93,16 +93,19 @@ class ServerRunner final : public Runner {
     if (!o_.ferrited.empty()) {
       bin_ = o_.ferrited;
     } else {
+      // The build tree (recovery/ beside server/), an installed prefix
+      // (bindir to sbindir, from meson.build), or this binary's own directory.
       const std::string dir = self_dir();
-      for (const std::string& c : {dir + "/../server/" + name, dir + "/" + name}) {
+      const std::string sbin = dir + "/" + FERRITE_SBIN_FROM_BIN;
+      for (const std::string& c : {dir + "/../server/" + name, sbin + "/" + name, dir + "/" + name}) {
         if (::access(c.c_str(), X_OK) == 0) {
           bin_ = c;
           break;
         }
       }
       if (bin_.empty()) {
-        return Status::not_found(fmt::format("{} not found next to this binary ({}/../server/ or {}/); use --ferrited",
-                                             name, dir, dir));
+        return Status::not_found(fmt::format("{} not found in {}/../server/, {}/ or {}/; use --ferrited", name, dir,
+                                             sbin, dir));
       }
     }
     if (::access(bin_.c_str(), X_OK) != 0) return Status::not_found(bin_ + " is not executable");

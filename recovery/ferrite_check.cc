@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/version.h"
 #include "recovery/check.h"
 
 namespace {
@@ -39,10 +40,15 @@ int main(int argc, char** argv) {
   auto* j = app.add_flag("--json", json, "print the report as one JSON object");
   app.add_flag("-q,--quiet", quiet, "print nothing; the exit code is the answer")->excludes(j);
   app.footer(kExitCodes);
+  const std::string version = std::string("ferrite-check ") + ferrite::kVersion;
+  app.set_version_flag("--version", version);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::printf("%s\n", version.c_str());
     return 0;
   } catch (const CLI::ParseError& e) {
     if (!quiet) std::fprintf(stderr, "ferrite-check: %s (see --help)\n", e.what());

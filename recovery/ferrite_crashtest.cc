@@ -58,6 +58,7 @@
 #include "common/histogram.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "recovery/crashtest.h"
 
 using namespace ferrite;
@@ -298,7 +299,8 @@ int main(int argc, char** argv) {
   app.add_option("--segment-size", segment_size, "log segment size of the new pool: a power of two, 2MiB..256MiB")
       ->capture_default_str();
   app.add_option("--ferrited", o.ferrited, "server mode: the server binary (default: ferrited, or ferrited-pfsim with "
-                                           "--pf, next to this binary)");
+                                           "--pf, found beside this binary: the build tree's server/, or the "
+                                           "installed sbin directory)");
   app.add_flag("--keep", o.keep, "keep the pool, journals and crash image after a failure (for ferrite-check)");
   app.add_flag("-q,--quiet", o.quiet, "no progress output");
   app.add_flag("-v,--verbose", o.verbose, "a line per cycle on stderr (acknowledged ops and bytes, refusals, the cleaner's "
@@ -306,6 +308,7 @@ int main(int argc, char** argv) {
   app.add_flag("--corrupt-acked", o.corrupt_acked,
                "TEST ONLY: damage one acknowledged value on media after each kill (the campaign must fail)")
       ->group("");  // hidden
+  app.set_version_flag("--version", fmt::format("ferrite-crashtest {}", ferrite::kVersion));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -19,6 +19,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "common/version.h"
+
 namespace ferrite::server {
 namespace {
 
@@ -380,8 +382,54 @@ std::string to_toml(const Config& c) {
   return out.str();
 }
 
+namespace {
+
+// "1GiB" for 1 << 30: the largest binary unit that divides the size.
+std::string size_text(uint64_t n) {
+  static const std::pair<const char*, unsigned> kUnits[] = {{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}};
+  for (const auto& [name, shift] : kUnits) {
+    if (n != 0 && n % (uint64_t{1} << shift) == 0) return fmt::format("{}{}", n >> shift, name);
+  }
+  return std::to_string(n);
+}
+
+// The text after the options in --help (and so in the man page, whose
+// sections help2man makes from the "Title:" lines).
+constexpr const char* kHelpFooter = R"(Configuration:
+  Every key of the config file can be set with --set section.key=value (the
+  value is TOML; a bare word is a string). The shortcut options above set one
+  key each; their defaults are those of the embedded configs/default.toml.
+  --print-config prints every key with its effective value, so
+  `ferrited --print-config` lists all defaults. See docs/operations.md.
+
+Environment:
+  PMEM_IS_PMEM_FORCE=1  treat the pool file as persistent memory (cache-line
+                        flushes instead of msync): needed for speed on a tmpfs
+                        (/dev/shm) or in tests; unnecessary on real pmem (a DAX
+                        file system), where libpmem detects it.
+  NOTIFY_SOCKET         set by systemd for a Type=notify unit: ferrited sends
+                        READY=1 once every port serves, STOPPING=1 on shutdown.
+
+Signals:
+  SIGTERM, SIGINT, SIGQUIT  stop gracefully (the pool is closed cleanly)
+  SIGHUP                    logged and ignored
+  SIGUSR1                   log the counters
+
+Exit status:
+  0 after a clean stop; 1 if the server could not start or failed (the
+  message says why); 2 for a usage or configuration error.
+)";
+
+}  // namespace
+
 StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   CLI::App app{"ferrited: the Ferrite key-value server", "ferrited"};
+  // --help shows each shortcut option's default: the embedded config's value.
+  auto embedded = parse_config(default_config_toml(), "the embedded default config");
+  const Config d = embedded ? *embedded : Config{};
+  auto dflt = [](std::string_view key, std::string_view what, const auto& v) {
+    return fmt::format("{}: {} (default: {})", key, what, v);
+  };
   // Each option's presence is its count(), never a sentinel value: "--port -1"
   // and "--bind ''" are values to validate, not "not given".
   std::string config_file;
@@ -389,20 +437,29 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   std::string bind, backend, pool, pool_size, log_level;
   int64_t port = 0, workers = 0;
   ParsedArgs out;
-  CLI::Option* o_config = app.add_option("-c,--config", config_file, "TOML config file (default: the embedded configs/default.toml)");
+  CLI::Option* o_config = app.add_option("-c,--config", config_file,
+                                         "TOML config file; keys it omits keep their defaults (default: none, the "
+                                         "embedded configs/default.toml)");
   app.add_option("--set", sets, "override any key: --set section.key=value (repeatable)");
-  CLI::Option* o_bind = app.add_option("--bind", bind, "server.bind");
-  CLI::Option* o_port = app.add_option("--port", port, "server.port");
-  CLI::Option* o_workers = app.add_option("--workers", workers, "server.workers");
-  CLI::Option* o_backend = app.add_option("--backend", backend, "server.backend");
-  CLI::Option* o_pool = app.add_option("--pool", pool, "pool.path");
-  CLI::Option* o_pool_size = app.add_option("--pool-size", pool_size, "pool.size");
-  CLI::Option* o_log_level = app.add_option("--log-level", log_level, "log.level");
+  CLI::Option* o_bind = app.add_option("--bind", bind, dflt("server.bind", "IPv4 address to serve on", d.server.bind));
+  CLI::Option* o_port = app.add_option("--port", port, dflt("server.port", "native protocol UDP port", d.server.port));
+  CLI::Option* o_workers = app.add_option("--workers", workers, dflt("server.workers", "worker threads", d.server.workers));
+  CLI::Option* o_backend = app.add_option("--backend", backend, dflt("server.backend", "kernel | dpdk", d.server.backend));
+  CLI::Option* o_pool = app.add_option("--pool", pool, dflt("pool.path", "the pool file, created on first start",
+                                                            d.pool.path));
+  CLI::Option* o_pool_size = app.add_option("--pool-size", pool_size,
+                                            dflt("pool.size", "size of a new pool, e.g. 4GiB", size_text(d.pool.size)));
+  CLI::Option* o_log_level = app.add_option("--log-level", log_level,
+                                            dflt("log.level", "debug | info | warn | error | off", d.log.level));
   bool no_evict = false, evict = false;
-  app.add_flag("-M,--no-evict", no_evict, "pool.when_full = \"error\" (memcached's -M: refuse writes when full)");
+  app.add_flag("-M,--no-evict", no_evict,
+               fmt::format("pool.when_full = \"error\" (memcached's -M: refuse writes when full; default: \"{}\")",
+                           d.pool.when_full));
   app.add_flag("--evict", evict, "pool.when_full = \"evict\" (memcached's default: evict cold keys when full)");
-  app.add_flag("--print-config", out.print_config, "print the effective configuration and exit");
-  app.set_version_flag("--version", "ferrited 0.1.0");
+  app.add_flag("--print-config", out.print_config, "print the effective configuration (every key) and exit");
+  const std::string version = fmt::format("ferrited {}", kVersion);
+  app.set_version_flag("--version", version);
+  app.footer(kHelpFooter);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -413,7 +470,7 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   } catch (const CLI::CallForVersion& e) {
     out.exit_now = true;
     out.exit_code = 0;
-    out.message = "ferrited 0.1.0\n";
+    out.message = version + "\n";
     return out;
   } catch (const CLI::ParseError& e) {
     return Status::invalid_argument(fmt::format("command line: {} (see --help)", e.what()));

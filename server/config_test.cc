@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "common/version.h"
 #include "server/engine.h"
 #include "tests/util/temp_path.h"
 
@@ -261,10 +262,15 @@ TEST(ConfigArgs, HelpVersionAndPrintConfig) {
   EXPECT_TRUE(h->exit_now);
   EXPECT_EQ(h->exit_code, 0);
   EXPECT_THAT(h->message, HasSubstr("--config"));
+  // Each shortcut shows its default: the embedded config's value.
+  auto d = parse_config(default_config_toml(), "embedded");
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_THAT(h->message, HasSubstr(fmt::format("native protocol UDP port (default: {})", d->server.port)));
+  EXPECT_THAT(h->message, HasSubstr(fmt::format("(default: {})", d->pool.path)));
   auto v = args({"--version"});
   ASSERT_TRUE(v.is_ok());
   EXPECT_TRUE(v->exit_now);
-  EXPECT_THAT(v->message, HasSubstr("ferrited"));
+  EXPECT_THAT(v->message, HasSubstr(std::string("ferrited ") + kVersion));
   auto p = args({"--print-config", "--port", "1234"});
   ASSERT_TRUE(p.is_ok());
   EXPECT_TRUE(p->print_config);

@@ -7,6 +7,8 @@
 // goes to stderr: nothing to reopen), SIGUSR1 logs the counters, SIGPIPE is
 // ignored (docs/operations.md, "Signals"). A startup failure once the index
 // is open closes it and the pool the same way, so the next start is clean.
+// Under a Type=notify systemd unit it reports READY=1 once every port serves
+// and STOPPING=1 when shutdown begins (server/notify.h).
 //
 // Threads: main() alone handles signals (they are blocked in every thread,
 // sigwait here); the housekeeping thread sweeps expired keys and rotates the
@@ -33,6 +35,7 @@
 #include "server/memcached/items.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
+#include "server/notify.h"
 #if defined(FERRITE_PFSIM) && FERRITE_PFSIM
 #include "server/pfsim_hook.h"  // test build ferrited-pfsim only
 #endif
@@ -288,6 +291,11 @@ int main(int argc, char** argv) {
     log_info("memcached protocol on tcp {}:{}", cfg.server.bind, mc_tcp_server->port());
   }
 
+  // Every port answers from here on: a Type=notify unit's start completes
+  // (server/notify.h; nothing without NOTIFY_SOCKET).
+  (void)server::notify_service_manager(fmt::format("READY=1\nSTATUS=serving udp {}:{}", use_dpdk ? cfg.dpdk.ip : cfg.server.bind,
+                                                   cfg.server.port));
+
   // Housekeeping: the expiry sweep, bounded per round. (Log cleaning is the
   // index's own cleaner thread, driven by free space: index/space.h.)
   std::atomic<bool> stopping{false};
@@ -315,6 +323,7 @@ int main(int argc, char** argv) {
     }
   }
   log_info("signal {} ({}) received: shutting down", sig, sig == SIGQUIT ? "SIGQUIT" : sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (void)server::notify_service_manager("STOPPING=1");
   stopping.store(true);
   house.join();
   // Workers finish their current burst and exit.
