@@ -166,7 +166,7 @@ Cell timed(unsigned threads, double seconds, uint64_t max_ops, Fn&& fn) {
 }
 
 enum class Wl { kGet, kSet, kMix90, kMix50 };
-constexpr Wl kWorkloads[] = {Wl::kGet, Wl::kSet, Wl::kMix90, Wl::kMix50};
+constexpr Wl kAllWorkloads[] = {Wl::kGet, Wl::kSet, Wl::kMix90, Wl::kMix50};
 const char* wl_name(Wl w) {
   switch (w) {
     case Wl::kGet: return "GET";
@@ -192,6 +192,8 @@ struct Run {
   const Config& cfg;
   double seconds;
   uint64_t max_ops = 50'000'000;
+  std::vector<int> bursts;  // ferrite's ops per execute(): 16 and/or 1
+  std::vector<Wl> workloads;  // timed after the load
   std::string value;
   std::vector<char> key_bytes;
   Zipf zipf;
@@ -232,7 +234,7 @@ void run_tbb(const Run& run, const char* name, std::vector<Row>* rows) {
   });
   const double bpk = static_cast<double>(rss_bytes() - rss0) / static_cast<double>(cfg.keys) - (kKeyLen + cfg.value);
   rows->push_back({name, "INSERT", ins, bpk, "(RSS)"});
-  for (Wl w : kWorkloads) {
+  for (Wl w : run.workloads) {
     Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
       std::mt19937_64 rng(t + 11);
       typename Traits::Out out{};
@@ -282,7 +284,7 @@ bool run_tbb_inline(const Run& run, std::vector<Row>* rows) {
 void ferrite_workloads(const Run& run, index::Index& idx, int burst, const char* name, std::atomic<uint64_t>* failed,
                        std::vector<Row>* rows) {
   const Config& cfg = run.cfg;
-  for (Wl w : kWorkloads) {
+  for (Wl w : run.workloads) {
     Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
       index::Worker& wk = idx.worker(t);
       std::mt19937_64 rng(t + 11);
@@ -356,8 +358,7 @@ void run_ferrite(const Run& run, std::vector<Row>* rows) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   });
-  ferrite_workloads(run, *idx, kBurst, "ferrite", &failed, rows);
-  ferrite_workloads(run, *idx, 1, "ferrite/1", &failed, rows);
+  for (int b : run.bursts) ferrite_workloads(run, *idx, b, b == kBurst ? "ferrite" : "ferrite/1", &failed, rows);
   stop_cleaner = true;
   cleaner.join();
   if (failed.load() != 0) {
@@ -392,7 +393,7 @@ void run_pmemobj_tx(const Run& run, uint64_t tx_max_keys, std::vector<Row>* rows
   const double bpk = static_cast<double>(tbl->allocated_bytes() - a0) / static_cast<double>(n) - (kKeyLen + cfg.value);
   rows->push_back({"pmemobj-tx", "INSERT" + label, ins, bpk, "(pool)"});
   Zipf zn(cfg.zipf ? n : 2, 0.99);
-  for (Wl w : kWorkloads) {
+  for (Wl w : run.workloads) {
     Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
       std::mt19937_64 rng(t + 11);
       std::string out;
@@ -419,12 +420,15 @@ void print_row(const Row& r, double tbb_mops) {
               r.cell.p99_ns, r.bytes_per_key >= 0 ? (std::to_string(static_cast<int>(r.bytes_per_key)) + " " + r.bytes_label).c_str() : "");
 }
 
-void run_config(const Config& cfg, const std::vector<std::string>& engines, double seconds, uint64_t tx_max_keys) {
+void run_config(const Config& cfg, const std::vector<std::string>& engines, double seconds, uint64_t tx_max_keys,
+                const std::vector<int>& bursts, const std::vector<Wl>& workloads) {
   std::printf("\n### %llu keys, %u thread(s), %s keys, 16-byte keys, %zu-byte values\n\n",
               static_cast<unsigned long long>(cfg.keys), cfg.threads, cfg.zipf ? "Zipf 0.99" : "uniform", cfg.value);
   std::printf("| engine | workload | Mops/s | vs TBB | p50 ns | p99 ns | bytes/key beyond key+value |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
-  const Run run(cfg, seconds);
+  Run run(cfg, seconds);
+  run.bursts = bursts;
+  run.workloads = workloads;
   std::vector<Row> rows;
   for (const std::string& eng : engines) {
     if (eng == "tbb") {
@@ -463,6 +467,8 @@ int main(int argc, char** argv) {
   double seconds = 2;
   uint64_t tx_max_keys = 1000000;
   bool full = false;
+  std::vector<int> bursts = {kBurst, 1};
+  std::vector<std::string> wl_names = {"GET", "SET", "MIX90", "MIX50"};
   app.add_option("--keys", keys, "key counts (default: 1000000 10000000)");
   app.add_option("--threads", threads, "thread counts (default: 1 2)");
   app.add_option("--dist", dists, "uniform and/or zipf (default: both)");
@@ -470,8 +476,16 @@ int main(int argc, char** argv) {
   app.add_option("--engines", engines, "ferrite tbb tbb-str pmemobj-tx");
   app.add_option("--seconds", seconds, "seconds per timed workload");
   app.add_option("--tx-max-keys", tx_max_keys, "load at most this many keys into the tx-per-op table (it is slow)");
+  app.add_option("--bursts", bursts, "ferrite's ops per execute(): 16 (ferrite) and/or 1 (ferrite/1)")
+      ->check(CLI::IsMember({kBurst, 1}));
+  app.add_option("--workloads", wl_names, "timed workloads after the load: GET SET MIX90 MIX50")
+      ->check(CLI::IsMember({"GET", "SET", "MIX90", "MIX50"}));
   app.add_flag("--full", full, "the whole matrix of issue 3 (1M/10M x 1/2 threads x uniform/zipf x 32/512 B)");
   CLI11_PARSE(app, argc, argv);
+  std::vector<Wl> workloads;
+  for (Wl w : kAllWorkloads) {
+    if (std::find(wl_names.begin(), wl_names.end(), wl_name(w)) != wl_names.end()) workloads.push_back(w);
+  }
 
   std::string cmd;
   for (int i = 0; i < argc; ++i) cmd += std::string(i ? " " : "") + argv[i];
@@ -498,12 +512,12 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(k), v);
             continue;
           }
-          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys);
+          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys, bursts, workloads);
         }
       }
     }
     if (!full && default_values && k == keys.front()) {
-      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys);
+      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys, bursts, workloads);
     }
   }
   return 0;
