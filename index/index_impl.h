@@ -268,7 +268,14 @@ class Worker::State {
   RecordLog log_;
   pmem::PersistBatch batch_;
   uint64_t next_version_ = 1;
-  uint64_t now_ = 0;  // unix seconds, read once per burst
+  // Unix seconds, read at most once per burst, on first use (burst_now()):
+  // only an op that meets a record with an expiry needs it, so a burst of
+  // gets of keys without TTL reads no clock. 0: not read yet in this burst.
+  uint64_t now_ = 0;
+  uint64_t burst_now() noexcept {
+    if (now_ == 0) now_ = idx_.now();
+    return now_;
+  }
   // The write that found no room, when a burst must wait for space
   // (execute); kNoSpace/kLiveFull: the refusal of the last wait, applied to
   // writes that still find no room.

@@ -33,7 +33,11 @@
 namespace ferrite::index {
 namespace {
 
-constexpr bool expired(const RecordHeader* r, uint64_t now) noexcept { return r->expiry != 0 && r->expiry <= now; }
+// now: the burst's clock, read only for a record that has an expiry.
+template <typename Now>
+bool expired(const RecordHeader* r, Now&& now) noexcept {
+  return r->expiry != 0 && r->expiry <= now();
+}
 
 // memcached's rule for incr/decr (its safe_strtoull over the value, which
 // strtoull reads up to the first non-digit): optional leading white space,
@@ -167,9 +171,8 @@ void Worker::State::note_read(const Lookup& lk, uint64_t h) noexcept {
 Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out,
                                         bool* tomb_out) noexcept {
   *tomb_out = false;
-  const uint64_t t = now_;
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
-  if (cur != nullptr && expired(cur, t)) cur = nullptr;
+  if (cur != nullptr && expired(cur, [this] { return burst_now(); })) cur = nullptr;
   // Verify-on-read: ops that hand the value to a client or copy it into a
   // new record check the record first, so a flipped bit is never served or
   // laundered into a record with a fresh checksum. A failing record is
@@ -369,9 +372,8 @@ void Worker::State::publish_all() noexcept {
         if (!depends_on_old) {
           // The record's content does not depend on the old value: recheck
           // the condition only (plan() without appending a new record).
-          const uint64_t t = now_;
           const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
-          if (cur != nullptr && cur->expiry != 0 && cur->expiry <= t) cur = nullptr;
+          if (cur != nullptr && expired(cur, [this] { return burst_now(); })) cur = nullptr;
           bool ok = true;
           switch (op.code) {
             case OpCode::kAdd: ok = cur == nullptr; if (!ok) { op.result = Result::kExists; op.out_version = cur->version; } break;
@@ -498,13 +500,19 @@ void Worker::State::execute(std::span<Op> ops) {
 
 std::size_t Worker::State::run(std::span<Op> ops) {
   idx_.qsbr_.online(id_);
-  now_ = idx_.now();  // one clock read per burst: expiry is decided at burst granularity
+  now_ = 0;  // one clock read per burst at most (burst_now): expiry is decided at burst granularity
   constexpr std::size_t kChunk = 64;
   uint64_t hashes[kChunk];
   std::size_t stop = ops.size();
   for (std::size_t base = 0; base < ops.size() && stop == ops.size(); base += kChunk) {
     std::span<Op> chunk = ops.subspan(base, std::min(kChunk, ops.size() - base));
-    prefetch(chunk, hashes);  // hints only: the lookups below re-read everything
+    // Hints only (the lookups below re-read everything); a lone op has no
+    // other lookup to overlap its misses with, so it only hashes.
+    if (chunk.size() > 1) {
+      prefetch(chunk, hashes);
+    } else {
+      hashes[0] = hash_key(chunk[0].key);
+    }
     for (std::size_t i = 0; i < chunk.size(); ++i) {
       Op& op = chunk[i];
       op.result = Result::kOk;

@@ -8,10 +8,18 @@
 //   PMEM_IS_PMEM_FORCE=1 build/perf/index_bench --keys 10000000 --threads 1 --dist uniform --value 32
 //
 // Workloads: INSERT (the load phase, fresh keys), GET, SET (update of
-// existing keys), MIX90 (90% get / 10% update), MIX50. Ferrite executes ops
-// in bursts of 16 through Worker::execute (as the server does); its per-op
-// latency is the burst's time divided by 16. TBB and the tx table run one op
-// at a time. Latency is sampled on 1 op (or burst) in 64. Bytes per key:
+// existing keys), MIX90 (90% get / 10% update), MIX50. Engines:
+//   ferrite     ops in bursts of 16 through Worker::execute (as the server
+//               batches a receive burst); per-op latency = burst time / 16
+//   ferrite/1   the same index, one op per execute() (a lone request)
+//   tbb         tbb::concurrent_hash_map<Key16, std::array<char, V>>: key
+//               and value inline in the node, as its users store fixed-size
+//               values (value sizes 32 and 512); the "vs TBB" peer
+//   tbb-str     the same map with std::string values (one more allocation,
+//               one more cache miss per lookup): the weaker peer of issue 3
+//   pmemobj-tx  a libpmemobj table, one transaction per write
+// TBB and the tx table run one op at a time; every engine copies a GET's
+// value out. Latency is sampled on 1 op (or burst) in 64. Bytes per key:
 // pool bytes allocated / keys - (key + value) for the persistent engines,
 // RSS growth / keys - (key + value) for TBB (labelled RSS).
 #include <tbb/concurrent_hash_map.h>
@@ -28,6 +36,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <span>
 #include <string>
 #include <sys/statvfs.h>
 #include <thread>
@@ -80,6 +89,12 @@ class Zipf {
   double theta_, zetan_, alpha_, eta_;
 };
 
+// Keeps the compiler from dropping the copies a GET loop makes into out.
+template <typename T>
+void benchmark_keep(const T& out) {
+  asm volatile("" : : "r"(&out) : "memory");
+}
+
 std::size_t rss_bytes() {
   std::ifstream f("/proc/self/statm");
   std::size_t pages = 0, rss = 0;
@@ -88,7 +103,7 @@ std::size_t rss_bytes() {
 }
 
 // TBB's key: 16 bytes inline (no heap string), its strongest natural form
-// for fixed-size keys; values are std::string as a variable-size value is.
+// for fixed-size keys.
 struct Key16 {
   std::array<char, kKeyLen> b{};
   Key16() = default;
@@ -151,6 +166,7 @@ Cell timed(unsigned threads, double seconds, uint64_t max_ops, Fn&& fn) {
 }
 
 enum class Wl { kGet, kSet, kMix90, kMix50 };
+constexpr Wl kAllWorkloads[] = {Wl::kGet, Wl::kSet, Wl::kMix90, Wl::kMix50};
 const char* wl_name(Wl w) {
   switch (w) {
     case Wl::kGet: return "GET";
@@ -169,214 +185,271 @@ struct Row {
   std::string bytes_label;
 };
 
-// ---- engines: load + run ----
-
-struct FerriteEngine {
-  std::string path;
-  std::unique_ptr<pmem::Pool> pool;
-  std::unique_ptr<index::Index> idx;
+// What every engine of one configuration shares: the keys (one flat array,
+// no per-key heap object, viewed as 16-byte string_views, so the harness
+// costs every engine the same), the key chooser, the value written.
+struct Run {
+  const Config& cfg;
+  double seconds;
+  uint64_t max_ops = 50'000'000;
+  std::vector<int> bursts;  // ferrite's ops per execute(): 16 and/or 1
+  std::vector<Wl> workloads;  // timed after the load
+  std::string value;
+  std::vector<char> key_bytes;
+  Zipf zipf;
+  Run(const Config& c, double secs) : cfg(c), seconds(secs), value(c.value, 'v'), zipf(c.zipf ? c.keys : 2, 0.99) {
+    key_bytes.resize(cfg.keys * kKeyLen);
+    for (uint64_t i = 0; i < cfg.keys; ++i) key_of(i).copy(key_bytes.data() + i * kKeyLen, kKeyLen);
+  }
+  std::string_view key_at(uint64_t i) const { return std::string_view(key_bytes.data() + i * kKeyLen, kKeyLen); }
+  uint64_t pick(std::mt19937_64& rng) const { return cfg.zipf ? zipf.next(rng) : rng() % cfg.keys; }
+  // True if the next op of workload w is a GET.
+  static bool is_get(Wl w, std::mt19937_64& rng) {
+    const double share = get_share(w);
+    return share >= 1.0 || (share > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < share);
+  }
 };
 
+// ---- engines: load, then every workload; each appends its rows ----
+
+// tbb::concurrent_hash_map<Key16, V>; traits give V's write and read-out:
+//   static void put(V&, std::string_view value); static void copy_out(const V&, Out*);
+template <typename V, typename Traits>
+void run_tbb(const Run& run, const char* name, std::vector<Row>* rows) {
+  using Map = tbb::concurrent_hash_map<Key16, V, Key16Hash>;
+  const Config& cfg = run.cfg;
+  const std::size_t rss0 = rss_bytes();
+  auto map = std::make_unique<Map>(cfg.keys);
+  Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
+    for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
+      const bool sample = (i & 63) == 0;
+      auto t0 = sample ? Clock::now() : Clock::time_point{};
+      typename Map::accessor a;
+      map->insert(a, Key16(run.key_at(i)));
+      Traits::put(a->second, run.value);
+      a.release();
+      if (sample) s->record(ns_since(t0));
+      ++*ops;
+    }
+  });
+  const double bpk = static_cast<double>(rss_bytes() - rss0) / static_cast<double>(cfg.keys) - (kKeyLen + cfg.value);
+  rows->push_back({name, "INSERT", ins, bpk, "(RSS)"});
+  for (Wl w : run.workloads) {
+    Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
+      std::mt19937_64 rng(t + 11);
+      typename Traits::Out out{};
+      while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
+        const std::string_view k = run.key_at(run.pick(rng));
+        const bool sample = (*ops & 63) == 0;
+        auto t0 = sample ? Clock::now() : Clock::time_point{};
+        if (Run::is_get(w, rng)) {
+          typename Map::const_accessor a;
+          if (map->find(a, Key16(k))) Traits::copy_out(a->second, &out);
+          benchmark_keep(out);
+        } else {
+          typename Map::accessor a;
+          map->insert(a, Key16(k));
+          Traits::put(a->second, run.value);
+        }
+        if (sample) s->record(ns_since(t0));
+        ++*ops;
+      }
+    });
+    rows->push_back({name, wl_name(w), c, -1, ""});
+  }
+}
+
+template <std::size_t N>
+struct InlineValue {
+  using Out = std::array<char, N>;
+  static void put(std::array<char, N>& v, std::string_view s) { std::memcpy(v.data(), s.data(), N); }
+  static void copy_out(const std::array<char, N>& v, Out* out) { std::memcpy(out->data(), v.data(), N); }
+};
+struct StringValue {
+  using Out = std::string;
+  static void put(std::string& v, std::string_view s) { v.assign(s); }
+  static void copy_out(const std::string& v, Out* out) { out->assign(v); }
+};
+
+// The inline peer exists for the value sizes it is compiled for.
+bool run_tbb_inline(const Run& run, std::vector<Row>* rows) {
+  switch (run.cfg.value) {
+    case 32: run_tbb<std::array<char, 32>, InlineValue<32>>(run, "tbb", rows); return true;
+    case 512: run_tbb<std::array<char, 512>, InlineValue<512>>(run, "tbb", rows); return true;
+    default: return false;
+  }
+}
+
+// Ferrite's timed workloads at one burst size (ops per execute()).
+void ferrite_workloads(const Run& run, index::Index& idx, int burst, const char* name, std::atomic<uint64_t>* failed,
+                       std::vector<Row>* rows) {
+  const Config& cfg = run.cfg;
+  for (Wl w : run.workloads) {
+    Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
+      index::Worker& wk = idx.worker(t);
+      std::mt19937_64 rng(t + 11);
+      std::string outs[kBurst];
+      index::Op batch[kBurst];
+      const std::span<index::Op> ops_of_burst(batch, static_cast<std::size_t>(burst));
+      uint64_t bursts = 0;
+      while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
+        for (int j = 0; j < burst; ++j) {
+          const std::string_view k = run.key_at(run.pick(rng));
+          batch[j] = Run::is_get(w, rng) ? index::Op::get(k, &outs[j]) : index::Op::set(k, run.value);
+        }
+        const bool sample = (bursts++ & 63) == 0;
+        auto t0 = sample ? Clock::now() : Clock::time_point{};
+        wk.execute(ops_of_burst);
+        if (sample) s->record(ns_since(t0, burst));
+        for (const index::Op& o : ops_of_burst) {
+          if (o.result != Result::kOk && o.result != Result::kNotFound) failed->fetch_add(1);
+        }
+        *ops += static_cast<uint64_t>(burst);
+      }
+      wk.quiesce();
+    });
+    rows->push_back({name, wl_name(w), c, -1, ""});
+  }
+}
+
+void run_ferrite(const Run& run, std::vector<Row>* rows) {
+  const Config& cfg = run.cfg;
+  const std::string path = "/dev/shm/ferrite-index-bench-" + std::to_string(getpid()) + ".pool";
+  ::unlink(path.c_str());
+  // Room for the keys three times over; the log cleaner runs beside the
+  // workload (as ferrited runs it) to keep overwritten space coming back.
+  const std::size_t need = static_cast<std::size_t>(cfg.keys) * (cfg.value + kKeyLen + 64) * 3 + (1024u << 20);
+  auto p = pmem::Pool::create(path, need);
+  if (!p) {
+    std::printf("| ferrite | - | skipped: %s |\n", p.status().to_string().c_str());
+    return;
+  }
+  std::unique_ptr<pmem::Pool> pool = std::move(p).value();
+  std::unique_ptr<index::Index> idx = index::Index::open(*pool, {.workers = cfg.threads}).value();
+  const std::size_t alloc0 = pool->allocated_bytes();
+  Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
+    index::Worker& w = idx->worker(t);
+    index::Op batch[kBurst];
+    int n = 0;
+    uint64_t bursts = 0;
+    auto flush = [&] {
+      const bool sample = (bursts++ & 63) == 0;
+      auto t0 = sample ? Clock::now() : Clock::time_point{};
+      w.execute(std::span<index::Op>(batch, static_cast<std::size_t>(n)));
+      if (sample) s->record(ns_since(t0, n));
+      *ops += static_cast<uint64_t>(n);
+      n = 0;
+    };
+    for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
+      batch[n++] = index::Op::set(run.key_at(i), run.value);
+      if (n == kBurst) flush();
+    }
+    if (n > 0) flush();
+    w.quiesce();
+  });
+  const double bpk = static_cast<double>(pool->allocated_bytes() - alloc0) / static_cast<double>(cfg.keys) -
+                     static_cast<double>(kKeyLen + cfg.value);
+  rows->push_back({"ferrite", "INSERT", ins, bpk, "(pool)"});
+  std::atomic<bool> stop_cleaner{false};
+  std::atomic<uint64_t> failed{0};
+  std::thread cleaner([&] {
+    while (!stop_cleaner.load()) {
+      (void)idx->clean({.max_live_ratio = 0.5, .max_segments = 4});
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  for (int b : run.bursts) ferrite_workloads(run, *idx, b, b == kBurst ? "ferrite" : "ferrite/1", &failed, rows);
+  stop_cleaner = true;
+  cleaner.join();
+  if (failed.load() != 0) {
+    std::printf("| ferrite | (!) %llu ops failed (pool full?): figures above are not valid |\n",
+                static_cast<unsigned long long>(failed.load()));
+  }
+  idx.reset();
+  pool.reset();
+  ::unlink(path.c_str());
+}
+
+void run_pmemobj_tx(const Run& run, uint64_t tx_max_keys, std::vector<Row>* rows) {
+  const Config& cfg = run.cfg;
+  const uint64_t n = std::min<uint64_t>(cfg.keys, tx_max_keys);
+  const std::string path = "/dev/shm/ferrite-txtable-bench-" + std::to_string(getpid()) + ".pool";
+  auto tbl = perf::PmemTxTable::create(path, static_cast<std::size_t>(n) * (cfg.value + 200) * 2 + (256u << 20), n);
+  if (!tbl) {
+    std::printf("| pmemobj-tx | - | skipped: cannot create pool |\n");
+    return;
+  }
+  const std::string label = n < cfg.keys ? " (" + std::to_string(n / 1000000) + "M keys)" : "";
+  const std::size_t a0 = tbl->allocated_bytes();
+  Cell ins = timed(cfg.threads, 1e9, n, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
+    for (uint64_t i = t; i < n; i += cfg.threads) {
+      const bool sample = (i & 63) == 0;
+      auto t0 = sample ? Clock::now() : Clock::time_point{};
+      tbl->put(run.key_at(i), run.value);
+      if (sample) s->record(ns_since(t0));
+      ++*ops;
+    }
+  });
+  const double bpk = static_cast<double>(tbl->allocated_bytes() - a0) / static_cast<double>(n) - (kKeyLen + cfg.value);
+  rows->push_back({"pmemobj-tx", "INSERT" + label, ins, bpk, "(pool)"});
+  Zipf zn(cfg.zipf ? n : 2, 0.99);
+  for (Wl w : run.workloads) {
+    Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
+      std::mt19937_64 rng(t + 11);
+      std::string out;
+      while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
+        const std::string_view k = run.key_at(cfg.zipf ? zn.next(rng) : rng() % n);
+        const bool sample = (*ops & 63) == 0;
+        auto t0 = sample ? Clock::now() : Clock::time_point{};
+        if (Run::is_get(w, rng)) {
+          (void)tbl->get(k, &out);
+        } else {
+          tbl->put(k, run.value);
+        }
+        if (sample) s->record(ns_since(t0));
+        ++*ops;
+      }
+    });
+    rows->push_back({"pmemobj-tx", std::string(wl_name(w)) + label, c, -1, ""});
+  }
+}
+
 void print_row(const Row& r, double tbb_mops) {
-  std::printf("| %-9s | %-6s | %8.3f | %6s | %8.0f | %8.0f | %s |\n", r.engine.c_str(), r.workload.c_str(), r.cell.mops,
+  std::printf("| %-10s | %-6s | %8.3f | %6s | %8.0f | %8.0f | %s |\n", r.engine.c_str(), r.workload.c_str(), r.cell.mops,
               tbb_mops > 0 ? (std::to_string(r.cell.mops / tbb_mops).substr(0, 5)).c_str() : "n/a", r.cell.p50_ns,
               r.cell.p99_ns, r.bytes_per_key >= 0 ? (std::to_string(static_cast<int>(r.bytes_per_key)) + " " + r.bytes_label).c_str() : "");
 }
 
-void run_config(const Config& cfg, const std::vector<std::string>& engines, double seconds, uint64_t tx_max_keys) {
+void run_config(const Config& cfg, const std::vector<std::string>& engines, double seconds, uint64_t tx_max_keys,
+                const std::vector<int>& bursts, const std::vector<Wl>& workloads) {
   std::printf("\n### %llu keys, %u thread(s), %s keys, 16-byte keys, %zu-byte values\n\n",
               static_cast<unsigned long long>(cfg.keys), cfg.threads, cfg.zipf ? "Zipf 0.99" : "uniform", cfg.value);
   std::printf("| engine | workload | Mops/s | vs TBB | p50 ns | p99 ns | bytes/key beyond key+value |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
-  const std::string value(cfg.value, 'v');
-  // Keys live in one flat array (no per-key heap object), viewed as 16-byte
-  // string_views, so the harness adds the same cost to every engine.
-  std::vector<char> key_bytes(cfg.keys * kKeyLen);
-  for (uint64_t i = 0; i < cfg.keys; ++i) key_of(i).copy(key_bytes.data() + i * kKeyLen, kKeyLen);
-  auto key_at = [&](uint64_t i) { return std::string_view(key_bytes.data() + i * kKeyLen, kKeyLen); };
-  Zipf zipf(cfg.zipf ? cfg.keys : 2, 0.99);
-  auto pick = [&](std::mt19937_64& rng) -> uint64_t { return cfg.zipf ? zipf.next(rng) : rng() % cfg.keys; };
-  const uint64_t max_ops = 50'000'000;
-  std::vector<Wl> wls = {Wl::kGet, Wl::kSet, Wl::kMix90, Wl::kMix50};
+  Run run(cfg, seconds);
+  run.bursts = bursts;
+  run.workloads = workloads;
   std::vector<Row> rows;
-  std::map<std::string, double> tbb_mops;  // workload -> TBB Mops/s
-
   for (const std::string& eng : engines) {
     if (eng == "tbb") {
-      using Map = tbb::concurrent_hash_map<Key16, std::string, Key16Hash>;
-      const std::size_t rss0 = rss_bytes();
-      auto map = std::make_unique<Map>(cfg.keys);
-      Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
-        for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
-          const bool sample = (i & 63) == 0;
-          auto t0 = sample ? Clock::now() : Clock::time_point{};
-          Map::accessor a;
-          map->insert(a, Key16(key_at(i)));
-          a->second = value;
-          a.release();
-          if (sample) s->record(ns_since(t0));
-          ++*ops;
-        }
-      });
-      const double bpk = static_cast<double>(rss_bytes() - rss0) / static_cast<double>(cfg.keys) - (kKeyLen + cfg.value);
-      rows.push_back({"tbb", "INSERT", ins, bpk, "(RSS)"});
-      tbb_mops["INSERT"] = ins.mops;
-      for (Wl w : wls) {
-        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
-          std::mt19937_64 rng(t + 11);
-          std::string out;
-          const double share = get_share(w);
-          while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
-            const std::string_view k = key_at(pick(rng));
-            const bool sample = (*ops & 63) == 0;
-            auto t0 = sample ? Clock::now() : Clock::time_point{};
-            if (share >= 1.0 || (share > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < share)) {
-              Map::const_accessor a;
-              if (map->find(a, Key16(k))) out = a->second;
-            } else {
-              Map::accessor a;
-              map->insert(a, Key16(k));
-              a->second = value;
-            }
-            if (sample) s->record(ns_since(t0));
-            ++*ops;
-          }
-        });
-        rows.push_back({"tbb", wl_name(w), c, -1, ""});
-        tbb_mops[wl_name(w)] = c.mops;
-      }
+      if (!run_tbb_inline(run, &rows)) std::printf("| tbb | - | no inline build for %zu-byte values: see tbb-str |\n", cfg.value);
+    } else if (eng == "tbb-str") {
+      run_tbb<std::string, StringValue>(run, "tbb-str", &rows);
     } else if (eng == "ferrite") {
-      FerriteEngine f;
-      f.path = "/dev/shm/ferrite-index-bench-" + std::to_string(getpid()) + ".pool";
-      ::unlink(f.path.c_str());
-      // Room for the keys three times over; the log cleaner runs beside the
-      // workload (as ferrited runs it) to keep overwritten space coming back.
-      const std::size_t need = static_cast<std::size_t>(cfg.keys) * (cfg.value + kKeyLen + 64) * 3 + (1024u << 20);
-      auto p = pmem::Pool::create(f.path, need);
-      if (!p) {
-        std::printf("| ferrite | - | skipped: %s |\n", p.status().to_string().c_str());
-        continue;
-      }
-      f.pool = std::move(p).value();
-      auto ix = index::Index::open(*f.pool, {.workers = cfg.threads});
-      f.idx = std::move(ix).value();
-      const std::size_t alloc0 = f.pool->allocated_bytes();
-      Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
-        index::Worker& w = f.idx->worker(t);
-        index::Op batch[kBurst];
-        int n = 0;
-        uint64_t bursts = 0;
-        auto flush = [&] {
-          const bool sample = (bursts++ & 63) == 0;
-          auto t0 = sample ? Clock::now() : Clock::time_point{};
-          w.execute(std::span<index::Op>(batch, static_cast<std::size_t>(n)));
-          if (sample) s->record(ns_since(t0, n));
-          *ops += static_cast<uint64_t>(n);
-          n = 0;
-        };
-        for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
-          batch[n++] = index::Op::set(key_at(i), value);
-          if (n == kBurst) flush();
-        }
-        if (n > 0) flush();
-        w.quiesce();
-      });
-      const double bpk = static_cast<double>(f.pool->allocated_bytes() - alloc0) / static_cast<double>(cfg.keys) -
-                         static_cast<double>(kKeyLen + cfg.value);
-      rows.push_back({"ferrite", "INSERT", ins, bpk, "(pool)"});
-      std::atomic<bool> stop_cleaner{false};
-      std::atomic<uint64_t> failed{0};
-      std::thread cleaner([&] {
-        while (!stop_cleaner.load()) {
-          (void)f.idx->clean({.max_live_ratio = 0.5, .max_segments = 4});
-          std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-      });
-      for (Wl w : wls) {
-        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
-          index::Worker& wk = f.idx->worker(t);
-          std::mt19937_64 rng(t + 11);
-          std::string outs[kBurst];
-          index::Op batch[kBurst];
-          const double share = get_share(w);
-          uint64_t bursts = 0;
-          while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
-            for (int j = 0; j < kBurst; ++j) {
-              const std::string_view k = key_at(pick(rng));
-              if (share >= 1.0 || (share > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < share)) {
-                batch[j] = index::Op::get(k, &outs[j]);
-              } else {
-                batch[j] = index::Op::set(k, value);
-              }
-            }
-            const bool sample = (bursts++ & 63) == 0;
-            auto t0 = sample ? Clock::now() : Clock::time_point{};
-            wk.execute(batch);
-            if (sample) s->record(ns_since(t0, kBurst));
-            for (const index::Op& o : batch) {
-              if (o.result != Result::kOk && o.result != Result::kNotFound) failed++;
-            }
-            *ops += kBurst;
-          }
-          wk.quiesce();
-        });
-        rows.push_back({"ferrite", wl_name(w), c, -1, ""});
-      }
-      stop_cleaner = true;
-      cleaner.join();
-      if (failed.load() != 0) {
-        std::printf("| ferrite | (!) %llu ops failed (pool full?): figures above are not valid |\n",
-                    static_cast<unsigned long long>(failed.load()));
-      }
-      f.idx.reset();
-      f.pool.reset();
-      ::unlink(f.path.c_str());
+      run_ferrite(run, &rows);
     } else if (eng == "pmemobj-tx") {
-      const uint64_t n = std::min<uint64_t>(cfg.keys, tx_max_keys);
-      const std::string path = "/dev/shm/ferrite-txtable-bench-" + std::to_string(getpid()) + ".pool";
-      auto tbl = perf::PmemTxTable::create(path, static_cast<std::size_t>(n) * (cfg.value + 200) * 2 + (256u << 20), n);
-      if (!tbl) {
-        std::printf("| pmemobj-tx | - | skipped: cannot create pool |\n");
-        continue;
-      }
-      const std::string label = n < cfg.keys ? " (" + std::to_string(n / 1000000) + "M keys)" : "";
-      const std::size_t a0 = tbl->allocated_bytes();
-      Cell ins = timed(cfg.threads, 1e9, n, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
-        for (uint64_t i = t; i < n; i += cfg.threads) {
-          const bool sample = (i & 63) == 0;
-          auto t0 = sample ? Clock::now() : Clock::time_point{};
-          tbl->put(key_at(i), value);
-          if (sample) s->record(ns_since(t0));
-          ++*ops;
-        }
-      });
-      const double bpk = static_cast<double>(tbl->allocated_bytes() - a0) / static_cast<double>(n) - (kKeyLen + cfg.value);
-      rows.push_back({"pmemobj-tx", "INSERT" + label, ins, bpk, "(pool)"});
-      Zipf zn(cfg.zipf ? n : 2, 0.99);
-      for (Wl w : wls) {
-        Cell c = timed(cfg.threads, seconds, max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
-          std::mt19937_64 rng(t + 11);
-          std::string out;
-          const double share = get_share(w);
-          while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
-            const std::string_view k = key_at(cfg.zipf ? zn.next(rng) : rng() % n);
-            const bool sample = (*ops & 63) == 0;
-            auto t0 = sample ? Clock::now() : Clock::time_point{};
-            if (share >= 1.0 || (share > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < share)) {
-              (void)tbl->get(k, &out);
-            } else {
-              tbl->put(k, value);
-            }
-            if (sample) s->record(ns_since(t0));
-            ++*ops;
-          }
-        });
-        rows.push_back({"pmemobj-tx", std::string(wl_name(w)) + label, c, -1, ""});
-      }
+      run_pmemobj_tx(run, tx_max_keys, &rows);
+    } else {
+      std::printf("| %s | - | unknown engine |\n", eng.c_str());
     }
   }
+  // "vs TBB": against the inline peer's row of the same workload.
+  std::map<std::string, double> tbb_mops;
   for (const Row& r : rows) {
-    std::string base = r.workload.substr(0, r.workload.find(' '));
+    if (r.engine == "tbb") tbb_mops[r.workload] = r.cell.mops;
+  }
+  for (const Row& r : rows) {
+    const std::string base = r.workload.substr(0, r.workload.find(' '));
     print_row(r, tbb_mops.count(base) ? tbb_mops[base] : 0);
   }
   std::fflush(stdout);
@@ -390,26 +463,37 @@ int main(int argc, char** argv) {
   std::vector<unsigned> threads;
   std::vector<std::string> dists;
   std::vector<std::size_t> values;
-  std::vector<std::string> engines = {"ferrite", "tbb", "pmemobj-tx"};
+  std::vector<std::string> engines = {"ferrite", "tbb", "tbb-str", "pmemobj-tx"};
   double seconds = 2;
   uint64_t tx_max_keys = 1000000;
   bool full = false;
+  std::vector<int> bursts = {kBurst, 1};
+  std::vector<std::string> wl_names = {"GET", "SET", "MIX90", "MIX50"};
   app.add_option("--keys", keys, "key counts (default: 1000000 10000000)");
   app.add_option("--threads", threads, "thread counts (default: 1 2)");
   app.add_option("--dist", dists, "uniform and/or zipf (default: both)");
   app.add_option("--value", values, "value sizes (default: 32; 512 at 1M keys)");
-  app.add_option("--engines", engines, "ferrite tbb pmemobj-tx");
+  app.add_option("--engines", engines, "ferrite tbb tbb-str pmemobj-tx");
   app.add_option("--seconds", seconds, "seconds per timed workload");
   app.add_option("--tx-max-keys", tx_max_keys, "load at most this many keys into the tx-per-op table (it is slow)");
+  app.add_option("--bursts", bursts, "ferrite's ops per execute(): 16 (ferrite) and/or 1 (ferrite/1)")
+      ->check(CLI::IsMember({kBurst, 1}));
+  app.add_option("--workloads", wl_names, "timed workloads after the load: GET SET MIX90 MIX50")
+      ->check(CLI::IsMember({"GET", "SET", "MIX90", "MIX50"}));
   app.add_flag("--full", full, "the whole matrix of issue 3 (1M/10M x 1/2 threads x uniform/zipf x 32/512 B)");
   CLI11_PARSE(app, argc, argv);
+  std::vector<Wl> workloads;
+  for (Wl w : kAllWorkloads) {
+    if (std::find(wl_names.begin(), wl_names.end(), wl_name(w)) != wl_names.end()) workloads.push_back(w);
+  }
 
   std::string cmd;
   for (int i = 0; i < argc; ++i) cmd += std::string(i ? " " : "") + argv[i];
   std::printf("# index_bench\n# command: PMEM_IS_PMEM_FORCE=1 %s\n", cmd.c_str());
   std::printf("# machine: %u cores, pools on /dev/shm (tmpfs), PMEM_IS_PMEM_FORCE=%s\n",
               std::thread::hardware_concurrency(), std::getenv("PMEM_IS_PMEM_FORCE") ? std::getenv("PMEM_IS_PMEM_FORCE") : "unset");
-  std::printf("# ferrite ops run in bursts of %d (one fence pair per burst); latency = burst time / %d\n", kBurst, kBurst);
+  std::printf("# ferrite: bursts of %d (latency = burst time / %d); ferrite/1: one op per execute(); "
+              "tbb: values inline; tbb-str: std::string values; vs TBB = vs tbb\n", kBurst, kBurst);
 
   if (keys.empty()) keys = {1000000, 10000000};
   if (threads.empty()) threads = {1, 2};
@@ -428,12 +512,12 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(k), v);
             continue;
           }
-          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys);
+          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys, bursts, workloads);
         }
       }
     }
     if (!full && default_values && k == keys.front()) {
-      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys);
+      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys, bursts, workloads);
     }
   }
   return 0;
