@@ -199,6 +199,14 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st, bool evict) {
     FERRITE_DCHECK(e.use.load(std::memory_order_relaxed) == kSegCleaning);
     FERRITE_DCHECK(e.live.load(std::memory_order_relaxed) >= 0);
     FERRITE_CRASH_POINT(crash::kCleanerBeforeFree);
+    // V leaves the segment table before its space is freed: once freed, the
+    // allocator may hand the same space to a new segment at once, whose
+    // registration needs V's granule slots (segtab.h, LogSegTable::add).
+    // Removed after the free, a new segment could find both slots of a
+    // granule taken, go unregistered there, and have its records' live bytes
+    // land on V's entry (then lost) or nowhere: its live count would go
+    // negative (seen as this check firing in space_soak under load).
+    idx_.segs_.remove(id);
     // One transaction: unlinked from the log chain, any log head naming V
     // cleared, freed (IndexImpl::release_log_segment).
     Status s = idx_.release_log_segment(voff);
@@ -209,7 +217,6 @@ bool Cleaner::clean_segment(LogSegInfo& v, CleanStats* st, bool evict) {
       idx_.space_->segments_freed.fetch_add(1, std::memory_order_relaxed);
       if (empty) idx_.space_->segments_freed_empty.fetch_add(1, std::memory_order_relaxed);
     }
-    idx_.segs_.remove(id);
   });
   ++st->segments_cleaned;
   return true;

@@ -79,11 +79,17 @@ class LogSegTable {
     e.use.store(use, std::memory_order_relaxed);
     e.off.store(off, std::memory_order_release);
     count_.fetch_add(1, std::memory_order_relaxed);
+    // Invariant: a granule (seg_size_ bytes of the pool) overlaps at most two
+    // registered segments, since registered segments never overlap: a freed
+    // segment leaves the table before its space can be allocated again
+    // (cleaner.cc). So a free slot is always there.
     for (uint64_t g = off / seg_size_; g <= (off + seg_size_ - 1) / seg_size_ && g < cap_; ++g) {
-      for (int k = 0; k < 2; ++k) {
+      bool registered = false;
+      for (int k = 0; k < 2 && !registered; ++k) {
         uint32_t z = 0;
-        if (granule_[2 * g + k].compare_exchange_strong(z, id + 1, std::memory_order_release)) break;
+        registered = granule_[2 * g + k].compare_exchange_strong(z, id + 1, std::memory_order_release);
       }
+      FERRITE_CHECK(registered);
     }
     return id;
   }
