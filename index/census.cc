@@ -59,12 +59,15 @@ void Census::save(pmem::SizeCensus* dst, uint64_t open_count) const noexcept {
   dst->stamp = open_count;
 }
 
-bool Census::load(const pmem::SizeCensus& src, uint64_t open_count) noexcept {
+bool Census::load(const pmem::SizeCensus& src, uint64_t open_count, uint64_t keys) noexcept {
   if (n_ == 0) return true;
   // Written by the session that closed last: the pool was not opened since
   // (an Index opened again on the same Pool) or once, by this open.
   const bool stamp_ok = src.stamp != 0 && (src.stamp == open_count || src.stamp + 1 == open_count);
   if (!stamp_ok || src.tag != def_.tag || src.classes != n_) return false;
+  uint64_t items = 0;
+  for (unsigned c = 0; c < n_; ++c) items += src.items[c];
+  if (items != keys) return false;
   for (unsigned c = 0; c < n_; ++c) {
     base_items_[c] = static_cast<int64_t>(src.items[c]);
     base_bytes_[c] = static_cast<int64_t>(src.bytes[c]);

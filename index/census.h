@@ -7,7 +7,9 @@
 //  - base: at a clean open, the census the last clean close saved in the
 //    pool root (pmem::SizeCensus), if it is this classing's and was written
 //    by the session that closed (its stamp is that session's open count;
-//    any other opener since, an older build or a tool, makes it unusable);
+//    any other opener since, an older build or a tool, makes it unusable)
+//    and its items add up to the key count that close saved (else it was
+//    damaged);
 //  - repaired: after a crash, each table segment's repair counts its live
 //    records (repair.cc), before any op may touch the segment. A clean open
 //    whose saved census is unusable opens as after a crash (index.cc), so
@@ -87,8 +89,10 @@ class Census {
   // The caller writes it back and fences before the clean flag.
   void save(pmem::SizeCensus* dst, uint64_t open_count) const noexcept;
   // Clean open: takes the saved census as the base if it is usable (see
-  // above); open_count: the pool's now. False if it is not.
-  bool load(const pmem::SizeCensus& src, uint64_t open_count) noexcept;
+  // above; and its items must add up to keys, the key count the same close
+  // saved, which catches a damaged census); open_count: the pool's now.
+  // False if it is not usable.
+  bool load(const pmem::SizeCensus& src, uint64_t open_count, uint64_t keys) noexcept;
 
  private:
   unsigned class_of(const RecordHeader* r, uint64_t* size) const noexcept;

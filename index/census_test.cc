@@ -169,6 +169,15 @@ TEST_F(CensusTest, AnUnusableCensusIsRecountedByARepairPass) {
   idx_->wait_repaired();
   EXPECT_GT(idx_->stats().recovery_segments_background + idx_->stats().recovery_segments_lazy, 0u);
   expect_census("after another opener");
+  // A damaged census (its items no longer add up to the key count saved
+  // with it): recounted, not trusted.
+  idx_.reset();
+  ASSERT_NO_FATAL_FAILURE(open_pool());
+  pool_->root()->census.items[2] += 1;
+  ASSERT_NO_FATAL_FAILURE(open(classes(8)));
+  idx_->wait_repaired();
+  EXPECT_GT(idx_->stats().recovery_segments_background + idx_->stats().recovery_segments_lazy, 0u);
+  expect_census("after damage to the saved census");
 }
 
 TEST_F(CensusTest, EvictionsAndTheCleanersExpiryLeaveIt) {

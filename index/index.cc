@@ -153,9 +153,10 @@ Status IndexImpl::open_or_create() {
   // The item census (census.h) is exact after a clean close only if that
   // close saved it; otherwise this open counts items as after a crash: every
   // table segment's repair counts its records (the crash path, once).
-  if (clean && !fresh && !census_->load(pool_.root()->census, pool_.root()->open_count)) {
-    log_info("index: no item census saved by the last close for these size classes (a pool last closed by another "
-             "build or opened by a tool since, or closed without a census); items are counted by a repair pass");
+  if (clean && !fresh && !census_->load(pool_.root()->census, pool_.root()->open_count, root_->key_count)) {
+    log_info("index: no usable item census saved by the last close for these size classes (a pool last closed by "
+             "another build or opened by a tool since, closed without a census, or a damaged one); items are counted "
+             "by a repair pass");
     clean = false;
   }
   {
