@@ -129,9 +129,10 @@ struct ParseResult {
 
 // Parses the request at the front of in. Never reads past in; never trusts
 // a length before checking it. kLongGet: `consumed` covers the line's head
-// (command, and gat's exptime in req->exptime), req->cmd is the command,
-// `error` the error to answer at its first key if any (gat's exptime is no
-// number); the rest of the line goes to parse_get_part.
+// (command, and gat's exptime in req->exptime), req->cmd is the command;
+// the rest of the line goes to parse_get_part, unless `error` is set (gat's
+// exptime is no number): then it is answered and the line discarded
+// (GetLine::failed).
 ParseResult parse_request(std::string_view in, Request* req) noexcept;
 
 // A get/gets/gat/gats line longer than kMaxLineLen (a "long get", issue 17)
@@ -144,10 +145,9 @@ ParseResult parse_request(std::string_view in, Request* req) noexcept;
 // of the line is discarded. The state of one long get line:
 struct GetLine {
   Cmd cmd = Cmd::kGet;
-  int64_t exptime = 0;             // gat/gats, as sent
-  std::string_view deferred_error; // answered at the first key (a literal; gat's exptime is no number)
-  bool keys_seen = false;          // a key of the line has been seen
-  bool failed = false;             // an error was answered: the rest of the line is discarded
+  int64_t exptime = 0;     // gat/gats, as sent
+  bool keys_seen = false;  // a key of the line has been seen
+  bool failed = false;     // an error was answered: the rest of the line is discarded
 };
 struct GetPart {
   std::size_t consumed = 0;  // bytes of the line used (0: wait for more bytes)

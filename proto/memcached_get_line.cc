@@ -13,6 +13,7 @@
 // Thread safety: stateless functions; a GetLine belongs to one connection.
 #include <cstring>
 
+#include "proto/mc_numbers.h"
 #include "proto/memcached.h"
 
 namespace ferrite::proto::mc {
@@ -42,16 +43,20 @@ ParseResult parse_long_line(std::string_view in, Request* req) noexcept {
   else if (name == "gat") req->cmd = Cmd::kGat;
   else if (name == "gats") req->cmd = Cmd::kGats;
   else return close_silently(in.size());
-  std::string_view deferred;
+  std::string_view error;
   if (req->cmd == Cmd::kGat || req->cmd == Cmd::kGats) {
     // The exptime token must be whole within the window.
     const std::size_t t = w.find_first_not_of(' ', end);
     const std::size_t t_end = t == std::string_view::npos ? t : w.find(' ', t);
     if (t_end == std::string_view::npos) return close_silently(in.size());
-    if (!parse_argument_i64(w.substr(t, t_end - t), &req->exptime)) deferred = kBadExptime;
+    if (!read_int32(w.substr(t, t_end - t), &req->exptime)) error = kBadExptime;
     end = t_end;
   }
-  return ParseResult{Parse::kLongGet, end, deferred, 0, false, false};
+  ParseResult r;
+  r.status = Parse::kLongGet;
+  r.consumed = end;
+  r.error = error;
+  return r;
 }
 
 GetPart parse_get_part(std::string_view in, GetLine* line) noexcept {
@@ -86,13 +91,10 @@ GetPart parse_get_part(std::string_view in, GetLine* line) noexcept {
   }
   if (partial.size() > kMaxKeyLen) has_key = bad_key = true;
   if (has_key) line->keys_seen = true;
-  // memcached's order: gat's exptime, then the keys' length, then "no key".
-  if (has_key && !line->deferred_error.empty()) {
-    p.error = line->deferred_error;
-  } else if (bad_key) {
+  if (bad_key) {
     p.error = kBadFormat;
-  } else if (p.end && !line->keys_seen) {
-    p.error = kError;
+  } else if (p.end && !line->keys_seen && line->cmd != Cmd::kGat && line->cmd != Cmd::kGats) {
+    p.error = kError;  // memcached: a get without a key (a gat without one answers END)
   }
   if (!p.error.empty()) {
     if (!p.end) {

@@ -55,7 +55,12 @@ TEST(McLongLine, HeadOfALongGet) {
   EXPECT_EQ(res.consumed, 6u);
   res = mc::parse_request("gats x1 " + keys, &r);
   ASSERT_EQ(res.status, mc::Parse::kLongGet);
-  EXPECT_EQ(res.error, "CLIENT_ERROR invalid exptime argument");  // answered at the first key
+  EXPECT_EQ(res.error, "CLIENT_ERROR invalid exptime argument");  // answered at once, as memcached does
+  // memcached's safe_strtol: one sign, a long kept in 32 bits.
+  res = mc::parse_request("gat +4294967301 " + keys, &r);
+  ASSERT_EQ(res.status, mc::Parse::kLongGet);
+  EXPECT_TRUE(res.error.empty());
+  EXPECT_EQ(r.exptime, 5);
   res = mc::parse_request(std::string(100, ' ') + "get " + keys, &r);
   EXPECT_EQ(res.status, mc::Parse::kLongGet);
   // A newline within kMaxLineLen: an ordinary line.
@@ -130,10 +135,11 @@ TEST(McLongLine, OverLongKeyRefusesTheRestOfTheLine) {
   EXPECT_TRUE(p.end && p.error.empty());
 }
 
-TEST(McLongLine, GatExptimeErrorAtTheFirstKey) {
-  mc::GetLine gat{mc::Cmd::kGat, 0, "CLIENT_ERROR invalid exptime argument", false, false};
-  EXPECT_EQ(feed("   a b\r\n", 2, gat), "CLIENT_ERROR invalid exptime argument|");
-  EXPECT_EQ(feed("   \r\n", 2, gat), "ERROR|");  // no key: memcached's ERROR comes first
+TEST(McLongLine, GatWithoutAKeyEnds) {
+  // memcached 1.6.18: "gat 10 \r\n" answers END ("get \r\n" answers ERROR).
+  const mc::GetLine gat{mc::Cmd::kGat, 10, false, false};
+  EXPECT_EQ(feed("   \r\n", 2, gat), "END");
+  EXPECT_EQ(feed("   a b\r\n", 2, gat), "a b END");
 }
 
 TEST(McLongLine, LooksAtMostAWindowAhead) {

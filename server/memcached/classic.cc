@@ -26,12 +26,16 @@ void McEngine::exec_get(McContext& cx, const Request& r, std::string* out) {
   get_keys(cx, r.cmd, exptime, r.keys, true, out);
 }
 
-void McEngine::start_long_get(McContext& cx, std::string_view deferred_error) {
+void McEngine::start_long_get(McContext& cx, std::string_view error, std::string* out) {
   McStream& s = *cx.stream;
   const bool touch = cx.req.cmd == Cmd::kGat || cx.req.cmd == Cmd::kGats;
   s.long_get = true;
-  s.line = proto::mc::GetLine{cx.req.cmd, cx.req.exptime, deferred_error, false, false};
+  s.line = proto::mc::GetLine{cx.req.cmd, cx.req.exptime, false, !error.empty()};
   s.exptime = touch ? proto::mc::absolute_exptime(cx.req.exptime, unix_now_s()) : 0;
+  if (!error.empty()) {  // gat's exptime: answered at once, the rest of the line discarded
+    inc(cx.stats_.client_errors);
+    crlf(out, error);
+  }
 }
 
 std::size_t McEngine::long_get(McContext& cx, std::string_view in, std::string* out) {

@@ -88,7 +88,7 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
       // only once its whole line is in the input.
       const std::string_view rest = in.substr(done + pr.consumed);
       if (!s.resumable && rest.find('\n') == std::string_view::npos) break;
-      start_long_get(cx, pr.error);
+      start_long_get(cx, pr.error, out);
       done += pr.consumed;
       continue;
     }

@@ -184,10 +184,10 @@ class McEngine {
   // then END if `end`.
   void get_keys(McContext& cx, proto::mc::Cmd cmd, uint32_t exptime, std::string_view keys, bool end,
                 std::string* out);
-  // A long get line (proto::mc::GetLine): its head was cx.req; the state
-  // goes to cx.stream. long_get answers the pieces of it at the front of in
-  // and returns the bytes used.
-  void start_long_get(McContext& cx, std::string_view deferred_error);
+  // A long get line (proto::mc::GetLine): its head was cx.req (error: the
+  // head's, answered now); the state goes to cx.stream. long_get answers the
+  // pieces of it at the front of in and returns the bytes used.
+  void start_long_get(McContext& cx, std::string_view error, std::string* out);
   std::size_t long_get(McContext& cx, std::string_view in, std::string* out);
   // Replies ops [first, first + n) without the END line.
   void reply_items(McContext& cx, std::size_t first, std::size_t n, bool with_cas, std::string* out);

@@ -74,8 +74,8 @@ std::size_t drain(std::string_view in) {
     if (pr.status == mc::Parse::kLongGet) {
       check(r.cmd == mc::Cmd::kGet || r.cmd == mc::Cmd::kGets || r.cmd == mc::Cmd::kGat || r.cmd == mc::Cmd::kGats);
       std::string_view rest;
-      const std::string got = feed_get_line(in.substr(pr.consumed), 1u << 20, mc::GetLine{r.cmd, r.exptime, pr.error},
-                                            &rest);
+      const std::string got = feed_get_line(in.substr(pr.consumed), 1u << 20,
+                                            mc::GetLine{r.cmd, r.exptime, false, !pr.error.empty()}, &rest);
       if (!got.ends_with("\nEOF")) {
         in = rest;
         ++n;
@@ -141,9 +141,7 @@ void memcached_one_input(const uint8_t* data, std::size_t size) {
   // whole and in pieces; without an error both answer the same keys, with
   // one the pieces answer a prefix of them.
   if (size > 2) {
-    const mc::GetLine st{data[0] & 1 ? mc::Cmd::kGat : mc::Cmd::kGet, 0,
-                         data[0] & 2 ? std::string_view("CLIENT_ERROR invalid exptime argument") : std::string_view(),
-                         (data[0] & 4) != 0, false};
+    const mc::GetLine st{data[0] & 1 ? mc::Cmd::kGat : mc::Cmd::kGet, 0, (data[0] & 4) != 0, (data[0] & 2) != 0};
     const std::string_view line = in.substr(2);
     const std::string whole = feed_get_line(line, line.size() + 1, st);
     const std::string parts = feed_get_line(line, 1 + data[1] % 16, st);

@@ -204,6 +204,11 @@ TEST_F(McLongGetTest, GetsGatAndGatsLines) {
   got = exchange(fd, line("gats 0", kKeys) + "mn\r\n", 1u << 22, "MN\r\n");
   expect = expected(kKeys, true);
   EXPECT_TRUE(got == expect + "MN\r\n") << got.size() << " " << expect.size();
+  // An exptime that is no number: memcached's error for the line (answered
+  // at once), the rest of it discarded; a gat without a key: END.
+  EXPECT_EQ(exchange(fd, line("gat soon", kKeys) + "mn\r\n", 4096, "MN\r\n"),
+            "CLIENT_ERROR invalid exptime argument\r\nMN\r\n");
+  EXPECT_EQ(exchange(fd, "gats 10" + std::string(100000, ' ') + "\r\nmn\r\n", 4096, "MN\r\n"), "END\r\nMN\r\n");
   ::close(fd);
 }
 
