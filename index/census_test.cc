@@ -52,7 +52,8 @@ class CensusTest : public testing::PoolIndexTest {
   }
   Result run(Op op, unsigned w = 0) { return idx_->worker(w).execute_one(op); }
   void set(const std::string& k, std::size_t vlen, uint32_t flags = 0, uint32_t exptime = 0) {
-    Op op = Op::set(k, std::string(vlen, 'v'));
+    const std::string value(vlen, 'v');  // alive while op views it
+    Op op = Op::set(k, value);
     op.flags = flags;
     op.exptime = exptime;
     ASSERT_EQ(run(op, static_cast<unsigned>(k.size() % 2)), Result::kOk);
@@ -97,10 +98,11 @@ TEST_F(CensusTest, FollowsSetsOverwritesAppendsAndDeletes) {
   for (int i = 0; i < 300; i += 7) set("key" + std::to_string(i), 3, 0);
   for (int i = 1; i < 300; i += 11) {
     const std::string k = "key" + std::to_string(i);
+    const std::string tail(100, 'a');  // alive while a views it
     Op a;
     a.code = OpCode::kAppend;
     a.key = k;
-    a.value = std::string(100, 'a');
+    a.value = tail;
     ASSERT_EQ(run(a, 1), Result::kOk);
     model_[k].first += 100;
   }
@@ -192,7 +194,8 @@ TEST_F(CensusTest, EvictionsAndTheCleanersExpiryLeaveIt) {
       open_index({.workers = 2, .clock = test_clock, .space = so, .size_classes = classes()}));
   const uint64_t n = 3 * (64u << 20) / 2 / 1100;
   for (uint64_t i = 0; i < n; ++i) {
-    Op op = Op::set("ev" + std::to_string(i), std::string(1000 + i % 300, 'e'));
+    const std::string key = "ev" + std::to_string(i), value(1000 + i % 300, 'e');  // alive while op views them
+    Op op = Op::set(key, value);
     op.exptime = i % 10 == 0 ? 1500 : 0;
     ASSERT_EQ(run(op, static_cast<unsigned>(i % 2)), Result::kOk) << i;
     if (i == n / 2) g_now = 2000;  // the first half's 10% expire
