@@ -286,7 +286,9 @@ TEST_F(SpaceTest, SustainedAppendsWithDeletesAndOverwritesReclaimSpace) {
   idx_->TEST_stop_cleaner();
   const IndexStats st = idx_->stats();
   EXPECT_EQ(st.refused_live_full + st.refused_cleaner_behind, 0u);
-  EXPECT_GT(st.bytes_appended, 8 * st.capacity_bytes) << "the pool was not written over many times";
+  // Each round writes the pool over about twice (measured: 4.2x in 2 rounds,
+  // FERRITE_STRESS_SCALE=0.1); at least once per round is asked.
+  EXPECT_GT(st.bytes_appended, uint64_t{rounds} * st.capacity_bytes) << "the pool was not written over many times";
   // What is left: each key as the last round ended it (absent or "short").
   uint64_t live = 0;
   for (unsigned w = 0; w < 2; ++w) {
