@@ -27,7 +27,7 @@
 #include "server/memcached/udp.h"
 #include "tests/util/loopback.h"
 #include "tests/util/mc_binary.h"
-#include "tests/util/pool_fixture.h"
+#include "tests/memcached/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -35,36 +35,17 @@ namespace {
 using ::testing::StartsWith;
 namespace mc = proto::mc;
 
-class McEdgesTest : public testing::PoolIndexTest {
+class McEdgesTest : public testing::McEngineTest {
  protected:
-  McEdgesTest() : PoolIndexTest("mcedges") {}
+  McEdgesTest() : McEngineTest("mcedges") {}
   void SetUp() override { ASSERT_NO_FATAL_FAILURE(start(64u << 20)); }
   void start(std::size_t pool_size) {
     ASSERT_NO_FATAL_FAILURE(create_pool(pool_size));
-    ASSERT_NO_FATAL_FAILURE(open_index({.workers = 3}));
-    auto c = parse_cidr("127.0.0.0/8");
-    ASSERT_TRUE(c.is_ok());
-    mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
-    cx_ = &mc_->add_context(0);
+    ASSERT_NO_FATAL_FAILURE(open_engine({.workers = 3}));
   }
   void TearDown() override {
     srv_.reset();
-    mc_.reset();
-    PoolIndexTest::TearDown();
-  }
-  // Feeds in as a client would (a swallow spans the rest of in), returns the replies.
-  std::string run(std::string_view in, bool* closed = nullptr) {
-    std::string out;
-    std::size_t swallow = 0, done = 0;
-    bool close = false;
-    while (done < in.size()) {
-      const std::size_t used = mc_->process(*cx_, in.substr(done), &out, &swallow, &close);
-      done += used;
-      done += std::min(swallow, in.size() - done);
-      if (close || (used == 0 && swallow == 0)) break;
-    }
-    if (closed != nullptr) *closed = close;
-    return out;
+    McEngineTest::TearDown();
   }
   uint64_t stat(std::atomic<uint64_t> McStats::*f) const { return mc_->sum(f); }
   // A connection to a McTcpServer over the engine (started on first use).
@@ -95,8 +76,6 @@ class McEdgesTest : public testing::PoolIndexTest {
     return r;
   }
 
-  std::unique_ptr<McEngine> mc_;
-  McContext* cx_ = nullptr;
   std::unique_ptr<McTcpServer> srv_;
 };
 

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "server/memcached/engine.h"
+#include "tests/util/loopback.h"
 #include "tests/util/pool_fixture.h"
 
 namespace ferrite::testing {
@@ -61,11 +62,7 @@ class McEngineTest : public PoolIndexTest {
 // Sends req on the connected socket fd, then reads until the reply ends
 // with `end` (or the socket's receive timeout passes, or the peer closes).
 inline std::string tcp_exchange(int fd, std::string_view req, std::string_view end) {
-  for (std::string_view s = req; !s.empty();) {
-    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-    if (n <= 0) return "(send failed)";
-    s.remove_prefix(static_cast<std::size_t>(n));
-  }
+  if (!send_all(fd, req)) return "(send failed)";
   std::string r;
   char buf[65536];
   while (!r.ends_with(end)) {

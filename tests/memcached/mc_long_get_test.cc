@@ -31,7 +31,7 @@
 #include "server/memcached/tcp_io.h"
 #include "server/memcached/udp.h"
 #include "tests/util/loopback.h"
-#include "tests/util/pool_fixture.h"
+#include "tests/memcached/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -45,21 +45,16 @@ struct Item {
   std::string value;
 };
 
-class McLongGetTest : public testing::PoolIndexTest {
+class McLongGetTest : public testing::McEngineTest {
  protected:
-  McLongGetTest() : PoolIndexTest("mclongget") {}
+  McLongGetTest() : McEngineTest("mclongget") {}
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(create_pool(192u << 20));
-    ASSERT_NO_FATAL_FAILURE(open_index({.workers = 4}));
-    auto c = parse_cidr("127.0.0.0/8");
-    ASSERT_TRUE(c.is_ok());
-    mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}});
-    cx_ = &mc_->add_context(0);
+    ASSERT_NO_FATAL_FAILURE(open_engine({.workers = 4}));
   }
   void TearDown() override {
     srv_.reset();
-    mc_.reset();
-    PoolIndexTest::TearDown();
+    McEngineTest::TearDown();
   }
   void start_tcp() {
     auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 2);
@@ -157,8 +152,6 @@ class McLongGetTest : public testing::PoolIndexTest {
     return at == std::string::npos ? 0 : std::stoull(s.substr(at + tag.size()));
   }
 
-  std::unique_ptr<McEngine> mc_;
-  McContext* cx_ = nullptr;
   std::unique_ptr<McTcpServer> srv_;
   std::map<std::string, Item> items_;
 };
