@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 
 #include "common/clock.h"
 #include "common/crash_point.h"
@@ -348,20 +347,66 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
     ensure_repaired(s);                                                                    // A5/A6 (repair.cc)
     Lookup r;
     r.seg = s;
-    for (unsigned i = 0; i < kProbeSlots; ++i) {
+    // The first bucket (where most keys are) without a branch per slot: a
+    // branch on which slot matches would mispredict on most lookups, and
+    // only once the bucket's cache miss is back, so the CPU could not run
+    // ahead into the caller's next lookup while this one waits for memory.
+    // Masks over the bucket's 8 words (bit i = probe position i), then one
+    // well-predicted branch per candidate. Same rules as the loop below.
+    Bucket& b0 = s->buckets[bucket1(h)];
+    uint64_t w[kSlotsPerBucket];
+    unsigned empty = 0, match = 0, dirty = 0;
+    const uint64_t want = static_cast<uint64_t>(tag) << slot::kTagShift;
+#pragma GCC unroll 8
+    for (unsigned i = 0; i < kSlotsPerBucket; ++i) {
+      const uint64_t v = w[i] = b0.slots[i].load(std::memory_order_acquire);               // A3
+      // Bitwise & of the compares (no short circuit, so no branch): the tag
+      // matches and the slot is not a dead tombstone (slot::is_dead).
+      const unsigned tag_eq = (v & slot::kTagMask) == want;
+      const unsigned live = (v & (slot::kTombstone | slot::kTagMask | slot::kOffMask)) != slot::kDead;
+      empty |= static_cast<unsigned>(slot::is_empty(v)) << i;
+      match |= (tag_eq & live) << i;
+      dirty |= static_cast<unsigned>(v >> 63) << i;  // slot::kDirty is bit 63
+    }
+    // T2: nothing past the first empty slot belongs to the key.
+    const unsigned before_empty = (empty & (0u - empty)) - 1;  // all bits when none is empty
+    unsigned i0 = kSlotsPerBucket;
+    for (unsigned cand = match & before_empty; cand != 0; cand &= cand - 1) {
+      const unsigned i = static_cast<unsigned>(__builtin_ctz(cand));
+      const RecordHeader* rec = record(w[i]);
+      if (FERRITE_LIKELY(rec->key() == key)) {
+        r.slot = &b0.slots[i];
+        r.value = w[i];
+        r.rec = rec;
+        r.found = true;
+        r.dirty_passed = dirty & ((2u << i) - 1);
+        i0 = 0;  // done
+        break;
+      }
+    }
+    if (!r.found && empty != 0) {
+      const unsigned e = static_cast<unsigned>(__builtin_ctz(empty));
+      r.slot = &b0.slots[e];
+      r.value = w[e];
+      r.dirty_passed = dirty & ((1u << e) - 1);
+      i0 = 0;
+    } else if (!r.found) {
+      r.dirty_passed = dirty & 0xffu;  // every slot of the first bucket was passed
+    }
+    for (unsigned i = i0 == 0 ? kProbeSlots : kSlotsPerBucket; i < kProbeSlots; ++i) {
       std::atomic<uint64_t>* sl = probe_slot(s, h, i);
-      const uint64_t w = sl->load(std::memory_order_acquire);                              // A3
-      if (slot::is_empty(w)) {
+      const uint64_t v = sl->load(std::memory_order_acquire);                              // A3
+      if (slot::is_empty(v)) {
         r.slot = sl;
-        r.value = w;
+        r.value = v;
         break;  // T2: the key cannot be past the first empty slot
       }
-      if (FERRITE_UNLIKELY(slot::is_dirty(w))) r.dirty_passed |= 1u << i;
-      if (slot::tag(w) != tag || slot::is_dead(w)) continue;
-      const RecordHeader* rec = record(w);
+      if (FERRITE_UNLIKELY(slot::is_dirty(v))) r.dirty_passed |= 1u << i;
+      if (slot::tag(v) != tag || slot::is_dead(v)) continue;
+      const RecordHeader* rec = record(v);
       if (rec->key() == key) {
         r.slot = sl;
-        r.value = w;
+        r.value = v;
         r.rec = rec;
         r.found = true;
         break;

@@ -298,6 +298,9 @@ class Worker::State {
   // may_wait_ the index of the first op that found no room (it and the ops
   // after it did not run; the ones before are done and durable).
   std::size_t run(std::span<Op> ops);
+  // A lone read (execute() of one kGet): run()'s steps for one read, without
+  // its chunking and write staging.
+  void get_one(Op& op) noexcept;
   // Decides op against the observed state; for kWrite, appends its record.
   Plan plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out, bool* tomb_out) noexcept;
   // The value is v1 + v2 + `spaces` space characters (write_record).

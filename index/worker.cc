@@ -470,6 +470,10 @@ void Worker::State::prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept
 // Invariant: the ops of one execute() take effect in their order, each
 // exactly once (an op is stopped only before it has written anything).
 void Worker::State::execute(std::span<Op> ops) {
+  if (ops.size() == 1 && ops[0].code == OpCode::kGet) {  // a request that came alone
+    get_one(ops[0]);
+    return;
+  }
   may_wait_ = idx_.space_->managed();
   refusal_ = Result::kNoSpace;
   std::chrono::steady_clock::time_point deadline{};
@@ -496,6 +500,38 @@ void Worker::State::execute(std::span<Op> ops) {
     for (std::size_t i = from; i < ops.size(); ++i) refused += ops[i].result == refusal_ ? 1 : 0;
     idx_.space_->note_refused(refusal_, refused);
   }
+}
+
+// The same steps as run() for one kGet, in the same order and under the
+// same rules (QSBR online around every reference, verify-on-read in plan(),
+// the dirty-slot fence before the result is returned); a read never waits
+// for room, so execute()'s retry loop has nothing to do.
+void Worker::State::get_one(Op& op) noexcept {
+  op.result = Result::kOk;
+  op.out_stale = false;
+  op.out_prev_version = 0;
+  if (FERRITE_UNLIKELY(op.key.empty())) {
+    op.result = Result::kBadKey;
+    return;
+  }
+  if (FERRITE_UNLIKELY(op.key.size() > kMaxKeyLen)) {
+    op.result = Result::kTooLarge;
+    return;
+  }
+  const uint64_t h = hash_key(op.key);
+  idx_.qsbr_.online(id_);
+  now_ = 0;
+  const RecordHeader* rec = nullptr;
+  bool tomb = false;
+  const Plan p = plan(op, h, idx_.find(op.key, h), &rec, &tomb);
+  FERRITE_DCHECK(p == Plan::kDone);  // a get writes nothing
+  (void)p;
+  if (read_needs_fence_) {  // the result came through a dirty slot (note_read)
+    batch_.commit();
+    read_needs_fence_ = false;
+  }
+  FERRITE_DCHECK(staged_.empty() && !batch_.pending());
+  idx_.qsbr_.offline(id_);
 }
 
 std::size_t Worker::State::run(std::span<Op> ops) {

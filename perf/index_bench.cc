@@ -19,7 +19,17 @@
 //               one more cache miss per lookup): the weaker peer of issue 3
 //   pmemobj-tx  a libpmemobj table, one transaction per write
 // TBB and the tx table run one op at a time; every engine copies a GET's
-// value out. Latency is sampled on 1 op (or burst) in 64. Bytes per key:
+// value out.
+//
+// Independent vs chained (--chain): by default each op's key is drawn
+// without looking at the previous result, so a CPU may overlap one op's
+// cache misses with the next op's (out-of-order execution across
+// iterations; the shorter an engine's code path, the more it overlaps).
+// With --chain the next op's key depends on the previous op's result (its
+// value's first byte, or its version, masked by a run-time zero), so no op
+// starts before the previous one has finished: the cost of a request that
+// arrives alone, as a server sees it (a receive, a lookup, a reply). Both
+// are printed by the rows they belong to; ratios only within one mode. Latency is sampled on 1 op (or burst) in 64. Bytes per key:
 // pool bytes allocated / keys - (key + value) for the persistent engines,
 // RSS growth / keys - (key + value) for TBB (labelled RSS).
 #include <tbb/concurrent_hash_map.h>
@@ -194,6 +204,8 @@ struct Run {
   uint64_t max_ops = 50'000'000;
   std::vector<int> bursts;  // ferrite's ops per execute(): 16 and/or 1
   std::vector<Wl> workloads;  // timed after the load
+  bool chain = false;         // --chain: each op's key depends on the previous result
+  uint64_t zero = 0;          // a zero the compiler cannot see through (chain mode)
   std::string value;
   std::vector<char> key_bytes;
   Zipf zipf;
@@ -203,6 +215,12 @@ struct Run {
   }
   std::string_view key_at(uint64_t i) const { return std::string_view(key_bytes.data() + i * kKeyLen, kKeyLen); }
   uint64_t pick(std::mt19937_64& rng) const { return cfg.zipf ? zipf.next(rng) : rng() % cfg.keys; }
+  // pick(), made to wait for dep (the previous op's result) in chain mode;
+  // dep & zero is 0, but the CPU cannot know it before dep is loaded.
+  uint64_t pick_after(std::mt19937_64& rng, uint64_t dep) const {
+    const uint64_t i = pick(rng);
+    return chain ? i ^ (dep & zero) : i;
+  }
   // True if the next op of workload w is a GET.
   static bool is_get(Wl w, std::mt19937_64& rng) {
     const double share = get_share(w);
@@ -238,18 +256,21 @@ void run_tbb(const Run& run, const char* name, std::vector<Row>* rows) {
     Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
       std::mt19937_64 rng(t + 11);
       typename Traits::Out out{};
+      uint64_t dep = 0;  // chain mode: what the next key waits for
       while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
-        const std::string_view k = run.key_at(run.pick(rng));
+        const std::string_view k = run.key_at(run.pick_after(rng, dep));
         const bool sample = (*ops & 63) == 0;
         auto t0 = sample ? Clock::now() : Clock::time_point{};
         if (Run::is_get(w, rng)) {
           typename Map::const_accessor a;
           if (map->find(a, Key16(k))) Traits::copy_out(a->second, &out);
           benchmark_keep(out);
+          dep = static_cast<uint8_t>(out[0]);
         } else {
           typename Map::accessor a;
           map->insert(a, Key16(k));
           Traits::put(a->second, run.value);
+          dep = static_cast<uint8_t>(a->second[0]);
         }
         if (sample) s->record(ns_since(t0));
         ++*ops;
@@ -292,9 +313,10 @@ void ferrite_workloads(const Run& run, index::Index& idx, int burst, const char*
       index::Op batch[kBurst];
       const std::span<index::Op> ops_of_burst(batch, static_cast<std::size_t>(burst));
       uint64_t bursts = 0;
+      uint64_t dep = 0;  // chain mode: what the next burst's first key waits for
       while (!stop.load(std::memory_order_relaxed) && *ops < quota) {
         for (int j = 0; j < burst; ++j) {
-          const std::string_view k = run.key_at(run.pick(rng));
+          const std::string_view k = run.key_at(j == 0 ? run.pick_after(rng, dep) : run.pick(rng));
           batch[j] = Run::is_get(w, rng) ? index::Op::get(k, &outs[j]) : index::Op::set(k, run.value);
         }
         const bool sample = (bursts++ & 63) == 0;
@@ -304,6 +326,10 @@ void ferrite_workloads(const Run& run, index::Index& idx, int burst, const char*
         for (const index::Op& o : ops_of_burst) {
           if (o.result != Result::kOk && o.result != Result::kNotFound) failed->fetch_add(1);
         }
+        const index::Op& last = ops_of_burst.back();
+        dep = last.code == index::OpCode::kGet && last.result == Result::kOk
+                  ? static_cast<uint8_t>(outs[burst - 1][0])
+                  : last.out_version;
         *ops += static_cast<uint64_t>(burst);
       }
       wk.quiesce();
@@ -421,14 +447,18 @@ void print_row(const Row& r, double tbb_mops) {
 }
 
 void run_config(const Config& cfg, const std::vector<std::string>& engines, double seconds, uint64_t tx_max_keys,
-                const std::vector<int>& bursts, const std::vector<Wl>& workloads) {
-  std::printf("\n### %llu keys, %u thread(s), %s keys, 16-byte keys, %zu-byte values\n\n",
-              static_cast<unsigned long long>(cfg.keys), cfg.threads, cfg.zipf ? "Zipf 0.99" : "uniform", cfg.value);
+                const std::vector<int>& bursts, const std::vector<Wl>& workloads, bool chain) {
+  std::printf("\n### %llu keys, %u thread(s), %s keys, 16-byte keys, %zu-byte values%s\n\n",
+              static_cast<unsigned long long>(cfg.keys), cfg.threads, cfg.zipf ? "Zipf 0.99" : "uniform", cfg.value,
+              chain ? ", chained (each op waits for the previous result)" : "");
   std::printf("| engine | workload | Mops/s | vs TBB | p50 ns | p99 ns | bytes/key beyond key+value |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   Run run(cfg, seconds);
   run.bursts = bursts;
   run.workloads = workloads;
+  run.chain = chain;
+  static volatile uint64_t volatile_zero = 0;
+  run.zero = volatile_zero;
   std::vector<Row> rows;
   for (const std::string& eng : engines) {
     if (eng == "tbb") {
@@ -467,6 +497,7 @@ int main(int argc, char** argv) {
   double seconds = 2;
   uint64_t tx_max_keys = 1000000;
   bool full = false;
+  bool chain = false;
   std::vector<int> bursts = {kBurst, 1};
   std::vector<std::string> wl_names = {"GET", "SET", "MIX90", "MIX50"};
   app.add_option("--keys", keys, "key counts (default: 1000000 10000000)");
@@ -480,6 +511,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({kBurst, 1}));
   app.add_option("--workloads", wl_names, "timed workloads after the load: GET SET MIX90 MIX50")
       ->check(CLI::IsMember({"GET", "SET", "MIX90", "MIX50"}));
+  app.add_flag("--chain", chain, "each op's key depends on the previous op's result (lone requests: no overlap between ops)");
   app.add_flag("--full", full, "the whole matrix of issue 3 (1M/10M x 1/2 threads x uniform/zipf x 32/512 B)");
   CLI11_PARSE(app, argc, argv);
   std::vector<Wl> workloads;
@@ -512,12 +544,12 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(k), v);
             continue;
           }
-          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys, bursts, workloads);
+          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys, bursts, workloads, chain);
         }
       }
     }
     if (!full && default_values && k == keys.front()) {
-      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys, bursts, workloads);
+      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys, bursts, workloads, chain);
     }
   }
   return 0;
