@@ -451,7 +451,13 @@ void Worker::State::prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept
     for (const auto& w : s->buckets[bucket1(h)].slots) {
       const uint64_t v = w.load(std::memory_order_relaxed);
       if (!slot::is_empty(v) && slot::tag(v) == tag && !slot::is_dead(v)) {
-        __builtin_prefetch(idx_.record(v));
+        // The record's first two lines: a record past 64 bytes (a 16-byte
+        // key and a 32-byte value make 72) or one that straddles a line
+        // needs the second for verify-on-read, and its miss would come
+        // only after the first returned.
+        const char* r = reinterpret_cast<const char*>(idx_.record(v));
+        __builtin_prefetch(r);
+        __builtin_prefetch(r + kCacheLine);
         break;
       }
     }
