@@ -205,6 +205,7 @@ struct Run {
   std::vector<int> bursts;  // ferrite's ops per execute(): 16 and/or 1
   std::vector<Wl> workloads;  // timed after the load
   bool chain = false;         // --chain: each op's key depends on the previous result
+  std::string pool_dir = "/dev/shm";  // where the persistent engines' pools go
   uint64_t zero = 0;          // a zero the compiler cannot see through (chain mode)
   std::string value;
   std::vector<char> key_bytes;
@@ -340,7 +341,7 @@ void ferrite_workloads(const Run& run, index::Index& idx, int burst, const char*
 
 void run_ferrite(const Run& run, std::vector<Row>* rows) {
   const Config& cfg = run.cfg;
-  const std::string path = "/dev/shm/ferrite-index-bench-" + std::to_string(getpid()) + ".pool";
+  const std::string path = run.pool_dir + "/ferrite-index-bench-" + std::to_string(getpid()) + ".pool";
   ::unlink(path.c_str());
   // Room for the keys three times over; the log cleaner runs beside the
   // workload (as ferrited runs it) to keep overwritten space coming back.
@@ -399,7 +400,7 @@ void run_ferrite(const Run& run, std::vector<Row>* rows) {
 void run_pmemobj_tx(const Run& run, uint64_t tx_max_keys, std::vector<Row>* rows) {
   const Config& cfg = run.cfg;
   const uint64_t n = std::min<uint64_t>(cfg.keys, tx_max_keys);
-  const std::string path = "/dev/shm/ferrite-txtable-bench-" + std::to_string(getpid()) + ".pool";
+  const std::string path = run.pool_dir + "/ferrite-txtable-bench-" + std::to_string(getpid()) + ".pool";
   auto tbl = perf::PmemTxTable::create(path, static_cast<std::size_t>(n) * (cfg.value + 200) * 2 + (256u << 20), n);
   if (!tbl) {
     std::printf("| pmemobj-tx | - | skipped: cannot create pool |\n");
@@ -447,7 +448,8 @@ void print_row(const Row& r, double tbb_mops) {
 }
 
 void run_config(const Config& cfg, const std::vector<std::string>& engines, double seconds, uint64_t tx_max_keys,
-                const std::vector<int>& bursts, const std::vector<Wl>& workloads, bool chain) {
+                const std::vector<int>& bursts, const std::vector<Wl>& workloads, bool chain,
+                const std::string& pool_dir) {
   std::printf("\n### %llu keys, %u thread(s), %s keys, 16-byte keys, %zu-byte values%s\n\n",
               static_cast<unsigned long long>(cfg.keys), cfg.threads, cfg.zipf ? "Zipf 0.99" : "uniform", cfg.value,
               chain ? ", chained (each op waits for the previous result)" : "");
@@ -457,6 +459,7 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
   run.bursts = bursts;
   run.workloads = workloads;
   run.chain = chain;
+  run.pool_dir = pool_dir;
   static volatile uint64_t volatile_zero = 0;
   run.zero = volatile_zero;
   std::vector<Row> rows;
@@ -498,6 +501,7 @@ int main(int argc, char** argv) {
   uint64_t tx_max_keys = 1000000;
   bool full = false;
   bool chain = false;
+  std::string pool_dir = "/dev/shm";
   std::vector<int> bursts = {kBurst, 1};
   std::vector<std::string> wl_names = {"GET", "SET", "MIX90", "MIX50"};
   app.add_option("--keys", keys, "key counts (default: 1000000 10000000)");
@@ -511,6 +515,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({kBurst, 1}));
   app.add_option("--workloads", wl_names, "timed workloads after the load: GET SET MIX90 MIX50")
       ->check(CLI::IsMember({"GET", "SET", "MIX90", "MIX50"}));
+  app.add_option("--pool-dir", pool_dir, "directory of the persistent engines' pools (e.g. a tmpfs mounted with huge=always)");
   app.add_flag("--chain", chain, "each op's key depends on the previous op's result (lone requests: no overlap between ops)");
   app.add_flag("--full", full, "the whole matrix of issue 3 (1M/10M x 1/2 threads x uniform/zipf x 32/512 B)");
   CLI11_PARSE(app, argc, argv);
@@ -522,8 +527,9 @@ int main(int argc, char** argv) {
   std::string cmd;
   for (int i = 0; i < argc; ++i) cmd += std::string(i ? " " : "") + argv[i];
   std::printf("# index_bench\n# command: PMEM_IS_PMEM_FORCE=1 %s\n", cmd.c_str());
-  std::printf("# machine: %u cores, pools on /dev/shm (tmpfs), PMEM_IS_PMEM_FORCE=%s\n",
-              std::thread::hardware_concurrency(), std::getenv("PMEM_IS_PMEM_FORCE") ? std::getenv("PMEM_IS_PMEM_FORCE") : "unset");
+  std::printf("# machine: %u cores, pools in %s, GLIBC_TUNABLES=%s, PMEM_IS_PMEM_FORCE=%s\n",
+              std::thread::hardware_concurrency(), pool_dir.c_str(),
+              std::getenv("GLIBC_TUNABLES") ? std::getenv("GLIBC_TUNABLES") : "unset", std::getenv("PMEM_IS_PMEM_FORCE") ? std::getenv("PMEM_IS_PMEM_FORCE") : "unset");
   std::printf("# ferrite: bursts of %d (latency = burst time / %d); ferrite/1: one op per execute(); "
               "tbb: values inline; tbb-str: std::string values; vs TBB = vs tbb\n", kBurst, kBurst);
 
@@ -537,19 +543,19 @@ int main(int argc, char** argv) {
       for (unsigned t : threads) {
         for (const std::string& d : dists) {
           struct statvfs vfs {};
-          ::statvfs("/dev/shm", &vfs);
+          ::statvfs(pool_dir.c_str(), &vfs);
           const double need = static_cast<double>(k) * static_cast<double>(v + 300) * 3;
           if (static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize) < need) {
             std::printf("\n### %llu keys, %zu-byte values: skipped, /dev/shm has too little space\n",
                         static_cast<unsigned long long>(k), v);
             continue;
           }
-          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys, bursts, workloads, chain);
+          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys, bursts, workloads, chain, pool_dir);
         }
       }
     }
     if (!full && default_values && k == keys.front()) {
-      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys, bursts, workloads, chain);
+      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys, bursts, workloads, chain, pool_dir);
     }
   }
   return 0;
