@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
@@ -126,6 +127,75 @@ std::string render_logfmt(const Samples& s) {
     out += plain ? v : logfmt_quote(v);
   }
   return out;
+}
+
+namespace {
+
+// The metric name of entry `name` under `prefix` (see render_prometheus).
+std::string prometheus_name(std::string_view prefix, std::string_view name, Kind kind) {
+  const std::size_t word = prefix.find('_');
+  if (word != std::string_view::npos && name.substr(0, word + 1) == prefix.substr(0, word + 1)) {
+    name.remove_prefix(word + 1);
+  }
+  std::string out(prefix);
+  if (kind == Kind::kCounter && name.substr(0, 6) == "total_") {
+    out.append(name.substr(6)).append("_total");
+  } else {
+    out.append(name);
+    if (kind == Kind::kCounter && !out.ends_with("_total")) out.append("_total");
+    if (kind == Kind::kText) out.append("_info");
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+                    (i > 0 && c >= '0' && c <= '9');
+    if (!ok) out[i] = '_';
+  }
+  return out;
+}
+
+// HELP text: backslash and newline escaped; a label value also escapes '"'.
+void append_escaped(std::string* out, std::string_view s, bool label) {
+  for (const char c : s) {
+    if (c == '\\') {
+      out->append("\\\\");
+    } else if (c == '\n') {
+      out->append("\\n");
+    } else if (c == '"' && label) {
+      out->append("\\\"");
+    } else {
+      out->push_back(c);
+    }
+  }
+}
+
+std::string prometheus_real(double d) {
+  if (std::isnan(d)) return "NaN";
+  if (std::isinf(d)) return d > 0 ? "+Inf" : "-Inf";
+  return fmt::format("{}", d);  // shortest text that reads back as d
+}
+
+}  // namespace
+
+void render_prometheus(const Samples& s, std::string_view prefix, std::string* out,
+                       std::unordered_set<std::string>* seen) {
+  for (const Sample& e : s) {
+    std::string name = prometheus_name(prefix, e.name, e.kind);
+    if (!seen->insert(name).second) continue;
+    out->append("# HELP ").append(name).append(" ");
+    append_escaped(out, e.help, false);
+    out->append("\n# TYPE ").append(name).append(e.kind == Kind::kCounter ? " counter\n" : " gauge\n");
+    out->append(name);
+    if (const auto* t = std::get_if<std::string>(&e.value)) {
+      out->append("{value=\"");
+      append_escaped(out, *t, true);
+      out->append("\"} 1\n");
+    } else if (const auto* d = std::get_if<double>(&e.value)) {
+      out->append(" ").append(prometheus_real(*d)).append("\n");
+    } else {
+      out->append(" ").append(format_value(e)).append("\n");
+    }
+  }
 }
 
 }  // namespace ferrite::stats

@@ -16,8 +16,7 @@
 //   render_memcached(s);   // "STAT name value\r\n"   (memcached `stats`; binary stat walks the samples)
 //   render_json(s);        // {"name":value,...}      (nlohmann-json, registration order)
 //   render_logfmt(s);      // "name=value name=value" (the SIGUSR1 log line; text values quoted when needed)
-// A Prometheus renderer (issue 19) needs only the samples: each carries its
-// kind (counter, gauge, real, text) and help text.
+//   render_prometheus(s, "ferrite_");  // Prometheus text format 0.0.4 (ferrited's /metrics, server/metrics_http.h)
 //
 // Output order is registration order, sections and included registries in
 // place. A read function returning std::nullopt omits its entry from that
@@ -38,6 +37,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -219,5 +219,19 @@ std::string render_native(const Samples& s);     // "name value\n" per entry
 std::string render_memcached(const Samples& s);  // "STAT name value\r\n" per entry (no END)
 std::string render_json(const Samples& s);       // one JSON object, keys in sample order
 std::string render_logfmt(const Samples& s);     // "name=value" pairs joined by one space
+
+// Prometheus text exposition format, version 0.0.4: per entry a # HELP line,
+// a # TYPE line and the sample line, in sample order. Appended to *out.
+// Names: prefix + the entry's name, with a leading copy of the prefix's
+// first word not repeated ("ferrite_errors" under "ferrite_memcached_" is
+// ferrite_memcached_errors) and any byte outside [a-zA-Z0-9_:] made '_'.
+// Kinds: a counter is TYPE counter, named ..._total ("total_items" becomes
+// items_total, not total_items_total); a gauge or real is TYPE gauge (a
+// real's NaN and infinities as NaN, +Inf, -Inf); a text is an info gauge,
+// name_info{value="..."} 1. A name already written (by an earlier entry or
+// an earlier call given the same `seen`) is skipped: one scrape must not
+// name a metric twice.
+void render_prometheus(const Samples& s, std::string_view prefix, std::string* out,
+                       std::unordered_set<std::string>* seen);
 
 }  // namespace ferrite::stats

@@ -2,7 +2,7 @@
 // registration order kept through sections and included registries, one
 // snapshot per section per sample, omitted entries, kinds, and each renderer
 // read back by an independent parser (nlohmann's for JSON, a split for the
-// line formats).
+// line formats, tests/util/prom_text.h for Prometheus's).
 //
 // Thread safety: single-threaded tests, except ConcurrentIncrementsAreAllCounted
 // (writer threads, one reader).
@@ -13,11 +13,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/util/prom_text.h"
+
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace ferrite::stats {
@@ -249,6 +253,80 @@ TEST(StatsRenderers, IncludedNamesArePrefixedInEveryRenderer) {
   EXPECT_EQ(render_memcached(s), "STAT cmd_get 1\r\nSTAT ferrite_ops 3\r\n");
   EXPECT_EQ(render_logfmt(s), "cmd_get=1 ferrite_ops=3");
   EXPECT_EQ(nlohmann::json::parse(render_json(s))["ferrite_ops"].get<uint64_t>(), 3u);
+}
+
+// Prometheus text (render_prometheus), read back by tests/util/prom_text.h.
+std::string prometheus(const Samples& s, std::string_view prefix) {
+  std::string out;
+  std::unordered_set<std::string> seen;
+  render_prometheus(s, prefix, &out, &seen);
+  return out;
+}
+
+TEST(StatsRenderers, PrometheusGivesEveryKindItsTypeAndValue) {
+  const Samples s = kinds_registry().sample();
+  const std::string t = prometheus(s, "ferrite_");
+  const testing::PromText p = testing::parse_prom_text(t);
+  ASSERT_TRUE(p.ok()) << p.error << "\n" << t;
+  ASSERT_EQ(p.metrics.size(), s.size());
+  const testing::PromMetric& req = p.metrics.at("ferrite_requests_total");  // a counter ends _total
+  EXPECT_EQ(req.type, "counter");
+  EXPECT_EQ(req.value, 42);
+  EXPECT_EQ(req.help, s[0].help);
+  EXPECT_EQ(p.metrics.at("ferrite_keys").type, "gauge");
+  EXPECT_EQ(p["ferrite_keys"], 7);
+  EXPECT_EQ(p.metrics.at("ferrite_ratio").type, "gauge");
+  EXPECT_DOUBLE_EQ(p["ferrite_ratio"], 0.126);  // full precision, not the text's 2 decimals
+  const testing::PromMetric& v = p.metrics.at("ferrite_version_info");  // a text is an info gauge
+  EXPECT_EQ(v.type, "gauge");
+  EXPECT_EQ(v.labels, "value=\"1.6.18-x\"");
+  EXPECT_EQ(v.value, 1);
+  // The first lines, exactly: HELP, TYPE, sample.
+  EXPECT_EQ(t.substr(0, t.find("# HELP", 1)),
+            "# HELP ferrite_requests_total " + std::string(s[0].help) +
+                "\n# TYPE ferrite_requests_total counter\nferrite_requests_total 42\n");
+}
+
+TEST(StatsRenderers, PrometheusNamesAreValidAndUnique) {
+  Registry r;
+  r.counter("total_items", "items stored", [] { return 5; });        // not total_items_total
+  r.counter("bytes_total", "already ends _total", [] { return 6; });
+  r.gauge("ferrite_tcp_input_peak", "own prefix", [] { return 7; });  // under ferrite_memcached_
+  r.gauge("nic.rx-q0", "bad bytes", [] { return 8; });
+  r.gauge("dup", "first", [] { return 9; });
+  r.gauge("dup", "second", [] { return 10; });
+  r.real("nan", "not a number", 1, [] { return std::nan(""); });
+  r.real("inf", "infinite", 1, [] { return INFINITY; });
+  r.text("quoted", "a \\ and a\nnewline", [] { return std::string("say \"hi\"\\\n"); });
+  std::string out;
+  std::unordered_set<std::string> seen{"ferrite_memcached_taken"};
+  render_prometheus(r.sample(), "ferrite_memcached_", &out, &seen);
+  Registry r2;
+  r2.gauge("taken", "named by the earlier call", [] { return 1; });
+  render_prometheus(r2.sample(), "ferrite_memcached_", &out, &seen);
+  const testing::PromText p = testing::parse_prom_text(out);
+  ASSERT_TRUE(p.ok()) << p.error << "\n" << out;
+  EXPECT_EQ(p["ferrite_memcached_items_total"], 5);
+  EXPECT_EQ(p["ferrite_memcached_bytes_total"], 6);
+  EXPECT_EQ(p["ferrite_memcached_tcp_input_peak"], 7);
+  EXPECT_EQ(p["ferrite_memcached_nic_rx_q0"], 8);
+  EXPECT_EQ(p["ferrite_memcached_dup"], 9);  // the first kept, the second skipped
+  EXPECT_TRUE(std::isnan(p["ferrite_memcached_nan"]) && p.has("ferrite_memcached_nan"));
+  EXPECT_EQ(p["ferrite_memcached_inf"], INFINITY);
+  EXPECT_FALSE(p.has("ferrite_memcached_taken"));
+  EXPECT_EQ(p.metrics.at("ferrite_memcached_quoted_info").help, "a \\ and a\nnewline");
+  EXPECT_EQ(p.metrics.at("ferrite_memcached_quoted_info").labels, "value=\"say \\\"hi\\\"\\\\\\n\"");
+  EXPECT_EQ(p.metrics.size(), 8u);
+}
+
+TEST(StatsRenderers, PromParserRejectsWhatAScraperRejects) {  // the test's parser can fail
+  EXPECT_FALSE(testing::parse_prom_text("x 1\n").ok());                                          // no HELP/TYPE
+  EXPECT_FALSE(testing::parse_prom_text("# HELP x h\n# TYPE x gauge\nx 1\nx 2\n").ok());        // twice
+  EXPECT_FALSE(testing::parse_prom_text("# HELP x h\n# TYPE x gauge\nx one\n").ok());           // value
+  EXPECT_FALSE(testing::parse_prom_text("# HELP 1x h\n# TYPE 1x gauge\n1x 1\n").ok());          // name
+  EXPECT_FALSE(testing::parse_prom_text("# HELP x h\n# TYPE x counter\nx -1\n").ok());          // counter
+  EXPECT_FALSE(testing::parse_prom_text("# HELP x h\n# TYPE x gauge\nx 1").ok());                // no newline
+  EXPECT_TRUE(testing::parse_prom_text("# HELP x h\n# TYPE x gauge\nx 1\n").ok());
 }
 
 }  // namespace

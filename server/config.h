@@ -25,6 +25,7 @@ struct Config {
     bool pin_cores = true;
     std::vector<std::string> allow = {"127.0.0.0/8"};
     uint32_t cookie_rotation_s = 600;  // anti-amplification cookie secret rotation (server/cookie.h)
+    uint32_t metrics_port = 0;         // Prometheus /metrics over HTTP on bind (0: off; server/metrics_http.h)
     uint32_t memcached_udp_port = 0;
     uint32_t memcached_tcp_port = 0;
     uint32_t max_datagram = 1472;

@@ -143,7 +143,7 @@ TEST(Config, IntegerBoundariesJustInsideAndOutside) {
   const Range ranges[] = {{"server", "port", 1, 65535},  {"server", "workers", 1, 63}, {"dpdk", "mbufs", 1024, 1048576},
                           {"dpdk", "burst", 1, 512},     {"dpdk", "port", 0, 1023},    {"server", "memcached_udp_port", 0, 65535},
                           {"server", "memcached_tcp_port", 0, 65535}, {"server", "max_datagram", 512, 65507},
-                          {"dpdk", "idle_sleep_us", 0, 100000}};
+                          {"dpdk", "idle_sleep_us", 0, 100000}, {"server", "metrics_port", 0, 65535}};
   for (const Range& r : ranges) {
     for (uint64_t v : {r.lo, r.hi}) {
       auto c = parse_config(fmt::format("[{}]\n{} = {}\n", r.section, r.key, v), "t");
@@ -381,6 +381,16 @@ TEST(ConfigArgs, CookieRotationKey) {
   ASSERT_TRUE(a.is_ok()) << a.status().to_string();
   EXPECT_EQ(a->config.server.cookie_rotation_s, 30u);
   EXPECT_EQ(Config{}.server.cookie_rotation_s, 600u);
+}
+
+TEST(ConfigArgs, MetricsPortIsOffByDefault) {
+  auto d = args({});
+  ASSERT_TRUE(d.is_ok()) << d.status().to_string();
+  EXPECT_EQ(d->config.server.metrics_port, 0u);  // the embedded default: off
+  auto a = args({"--set", "server.metrics_port=9150"});
+  ASSERT_TRUE(a.is_ok()) << a.status().to_string();
+  EXPECT_EQ(a->config.server.metrics_port, 9150u);
+  EXPECT_THAT(error_of("[server]\nmetrics_port = \"9150\"\n"), AllOf(HasSubstr("server.metrics_port"), HasSubstr("integer")));
 }
 
 // --print-config is TOML written by toml++: whatever the strings hold, it

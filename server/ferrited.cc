@@ -12,7 +12,8 @@
 //
 // Threads: main() alone handles signals (they are blocked in every thread,
 // sigwait here); the housekeeping thread sweeps expired keys and rotates the
-// cookie secret; the backends own their worker threads.
+// cookie secret; the backends own their worker threads; the metrics
+// endpoint (server.metrics_port) has its own.
 #include <signal.h>
 
 #include <atomic>
@@ -35,6 +36,7 @@
 #include "server/memcached/items.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
+#include "server/metrics_http.h"
 #include "server/notify.h"
 #if defined(FERRITE_PFSIM) && FERRITE_PFSIM
 #include "server/pfsim_hook.h"  // test build ferrited-pfsim only
@@ -86,6 +88,11 @@ int main(int argc, char** argv) {
   }
 #endif
 
+  if (cfg.server.metrics_port != 0 && cfg.server.metrics_port == cfg.server.memcached_tcp_port) {
+    return fail(Status::invalid_argument("server.metrics_port = " + std::to_string(cfg.server.metrics_port) +
+                                         " is server.memcached_tcp_port: the metrics port must differ"),
+                2);
+  }
   if (cfg.server.memcached_udp_port != 0 && cfg.server.memcached_udp_port == cfg.server.port) {
     return fail(Status::invalid_argument("server.memcached_udp_port = " + std::to_string(cfg.server.memcached_udp_port) +
                                          " is server.port: the memcached UDP port must differ"),
@@ -109,6 +116,7 @@ int main(int argc, char** argv) {
   constexpr const char* kNativeRole = "native UDP port (server.port)";
   constexpr const char* kMcUdpRole = "memcached UDP port (server.memcached_udp_port)";
   constexpr const char* kMcTcpRole = "memcached TCP port (server.memcached_tcp_port)";
+  constexpr const char* kMetricsRole = "metrics HTTP port (server.metrics_port)";
   {
     Status st;
     if (!use_dpdk) {
@@ -122,6 +130,10 @@ int main(int argc, char** argv) {
     if (st.is_ok() && mc_tcp) {
       st = net::check_port_free(net::PortProto::kTcp, cfg.server.bind,
                                 static_cast<uint16_t>(cfg.server.memcached_tcp_port), kMcTcpRole);
+    }
+    if (st.is_ok() && cfg.server.metrics_port != 0) {
+      st = net::check_port_free(net::PortProto::kTcp, cfg.server.bind, static_cast<uint16_t>(cfg.server.metrics_port),
+                                kMetricsRole);
     }
     if (!st.is_ok()) return fail(st);
   }
@@ -197,7 +209,7 @@ int main(int argc, char** argv) {
   server::Engine engine(**idx, eo);
   // memcached over UDP: worker w of either backend calls the handler with
   // index worker workers + w (docs/memcached.md).
-  server::McEngine mc(**idx, server::McOptions{.allow = eo.allow});
+  server::McEngine mc(**idx, server::McOptions{.allow = eo.allow, .pool_bytes = (*pool)->size()});
   std::unique_ptr<server::McUdpHandler> mc_udp_handler;
   if (mc_udp) mc_udp_handler = std::make_unique<server::McUdpHandler>(mc, cfg.server.workers, cfg.server.workers);
 
@@ -268,6 +280,18 @@ int main(int argc, char** argv) {
   }
   // The native engine's entries, prefixed, after memcached's own.
   mc.stats_registry().include(engine.stats_registry(), "ferrite_");
+  // Prometheus /metrics (off by default): both registries, read on the
+  // endpoint's own thread.
+  std::unique_ptr<server::MetricsHttpServer> metrics;
+  if (cfg.server.metrics_port != 0) {
+    auto m = server::MetricsHttpServer::create(cfg.server.bind, static_cast<uint16_t>(cfg.server.metrics_port),
+                                               [&engine, &mc] {
+                                                 return server::render_metrics(engine.stats_registry(),
+                                                                               mc.memcached_registry());
+                                               });
+    if (!m) return fail(m.status().with_context(kMetricsRole));
+    metrics = std::move(m).value();
+  }
 
 #if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK
   if (dpdk) {
@@ -289,6 +313,10 @@ int main(int argc, char** argv) {
   if (mc_tcp_server) {
     mc_tcp_server->start();
     log_info("memcached protocol on tcp {}:{}", cfg.server.bind, mc_tcp_server->port());
+  }
+  if (metrics) {
+    metrics->start();
+    log_info("metrics on http://{}:{}/metrics", cfg.server.bind, metrics->port());
   }
 
   // Every port answers from here on: a Type=notify unit's start completes
@@ -326,6 +354,7 @@ int main(int argc, char** argv) {
   (void)server::notify_service_manager("STOPPING=1");
   stopping.store(true);
   house.join();
+  if (metrics) metrics->stop();
   // Workers finish their current burst and exit.
   if (kernel) kernel->stop();
 #if defined(FERRITE_HAVE_DPDK) && FERRITE_HAVE_DPDK

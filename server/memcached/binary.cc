@@ -208,6 +208,7 @@ void McEngine::bin_store(McContext& cx, BinReply& rp) {
   prefix_stats_.record_set(r.key);  // stats detail
   const Result res = cx.worker_->execute_one(w);
   inc(cx.stats_.cmd_set);
+  count_stored(cx.stats_, res);
   switch (res) {
     case Result::kOk: if (!quiet) rp.ok(w.out_version); return;
     case Result::kExists: case Result::kCasMismatch: return rp.error(BinStatus::kExists);
@@ -286,6 +287,7 @@ void McEngine::bin_concat(McContext& cx, BinReply& rp) {
   prefix_stats_.record_set(w.key);  // stats detail
   const Result res = cx.worker_->execute_one(w);
   inc(cx.stats_.cmd_set);
+  count_stored(cx.stats_, res);
   if (res == Result::kCasMismatch) return rp.error(BinStatus::kExists);
   if (res == Result::kNotStored || res == Result::kNotFound) return rp.error(BinStatus::kNotStored);
   // Too large: the data itself (too big, as memcached), or the joined value

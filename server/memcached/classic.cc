@@ -198,6 +198,7 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
   prefix_stats_.record_set(r.key);  // stats detail
   const Result res = cx.worker_->execute_one(op);
   inc(cx.stats_.cmd_set);
+  count_stored(cx.stats_, res);
   std::string_view reply;
   switch (res) {
     case Result::kOk: reply = "STORED"; break;
@@ -279,6 +280,7 @@ Result McEngine::arith_or_create(McContext& cx, index::Op& op, bool create, uint
   add.value = cx.num;
   add.exptime = exptime;
   res = cx.worker_->execute_one(add);
+  count_stored(cx.stats_, res);  // created (an existing item's incr below is in place: not counted)
   *number = initial;
   *version = add.out_version;
   if (res == Result::kExists) {  // created meanwhile by another client: apply the delta

@@ -62,6 +62,9 @@ struct alignas(kCacheLine) McStats {
       client_errors{0}, out_of_memory{0}, bytes_read{0}, bytes_written{0}, udp_requests{0}, udp_drop_multi{0},
       udp_drop_short{0}, udp_drop_not_allowed{0}, udp_incomplete{0}, udp_reply_datagrams{0}, udp_batched_requests{0},
       binary_connections{0}, udp_reply_too_large{0}, tcp_output_paused{0}, get_chunks_paused{0};
+  // Items written by a command that creates or replaces one (memcached's
+  // total_items: a store, mg/ma with N creating, incr/decr creating).
+  std::atomic<uint64_t> total_items{0};
   // Storage commands refused: value too large / out of memory (memcached's
   // store_too_large, store_no_memory); lines that looked like HTTP (closed
   // or dropped without a reply).
@@ -72,6 +75,7 @@ struct McOptions {
   std::vector<Cidr> allow;          // UDP sources and TCP peers allowed (empty: nobody)
   std::size_t udp_max_payload = proto::mc::kUdpMaxPayload;
   std::size_t udp_max_reply = proto::mc::kUdpMaxReply;  // larger replies: "SERVER_ERROR reply too large for UDP"
+  uint64_t pool_bytes = 0;  // the pool's size, stats limit_maxbytes (0: what the index's heap can hold)
 };
 
 class McEngine;
@@ -149,10 +153,17 @@ class McEngine {
   // "STAT name value\r\n" lines of the general stats (no END): the
   // registry rendered (stats.cc lists the entries).
   std::string stats_lines() const;
-  // The general stats' entries. ferrited includes the native engine's
-  // registry after them (prefixed "ferrite_"); add before serving.
-  stats::Registry& stats_registry() noexcept { return registry_; }
+  // The general stats' entries: memcached_registry()'s, then whatever is
+  // added here (ferrited includes the native engine's registry, prefixed
+  // "ferrite_"); add before serving.
+  stats::Registry& stats_registry() noexcept { return stats_; }
+  // The memcached front end's own entries alone (the metrics endpoint names
+  // them ferrite_memcached_*, beside the native engine's).
+  const stats::Registry& memcached_registry() const noexcept { return registry_; }
   std::atomic<uint64_t> curr_connections{0}, total_connections{0}, rejected_connections{0};
+  // The most connections the TCP servers accept, summed over them (stats
+  // max_connections; each McTcpServer adds its own limit at create).
+  std::atomic<uint64_t> max_connections{0};
   std::atomic<uint64_t> accept_paused{0};  // TCP accept paused: out of file descriptors (EMFILE/ENFILE)
   // The most input bytes one TCP connection held (its budget: tcp_io.h).
   std::atomic<uint64_t> tcp_input_peak{0};
@@ -264,7 +275,8 @@ class McEngine {
   uint64_t start_unix_ = 0;
   std::vector<std::unique_ptr<McContext>> contexts_;
   std::atomic<uint64_t> flush_at_{0};  // delayed flush_all deadline (unix seconds), 0 = none
-  stats::Registry registry_;
+  stats::Registry registry_;  // memcached's entries (register_stats)
+  stats::Registry stats_;     // registry_ included, then what ferrited adds
   WinTokens tokens_;
   PrefixStats prefix_stats_;  // stats detail (prefix_stats.h)
 };

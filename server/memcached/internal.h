@@ -82,6 +82,10 @@ inline void count_delete(McStats& st, Result res) { inc(res == Result::kOk ? st.
 inline void count_arith(McStats& st, bool incr, Result res) {
   inc(res == Result::kNotFound ? (incr ? st.incr_misses : st.decr_misses) : (incr ? st.incr_hits : st.decr_hits));
 }
+// memcached's total_items: a write that stored an item (created or replaced it).
+inline void count_stored(McStats& st, Result res) {
+  if (res == Result::kOk) inc(st.total_items);
+}
 inline void count_cas(McStats& st, Result res) {
   inc(res == Result::kOk ? st.cas_hits : res == Result::kCasMismatch ? st.cas_badval : st.cas_misses);
 }

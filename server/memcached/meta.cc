@@ -137,6 +137,7 @@ Result McEngine::meta_vivify(McContext& cx, const Request& r, index::Op& g, uint
   add.key = r.key;
   add.exptime = proto::mc::absolute_exptime(r.vivify_ttl, now);
   const Result res = cx.worker_->execute_one(add);
+  count_stored(cx.stats_, res);
   if (res == Result::kOk) {
     *created = true;
     g.out_value->clear();
@@ -184,6 +185,7 @@ void McEngine::exec_meta_set(McContext& cx, const Request& r, std::string* out) 
   // 1.6.18, modes S and R); index.h, Op::stale_if_older.
   op.stale_if_older = op.code == index::OpCode::kCas && r.has('I');
   const Result res = cx.worker_->execute_one(op);
+  count_stored(cx.stats_, res);
   if (op.out_stale) carry_token(op);
   std::string_view code;
   switch (res) {

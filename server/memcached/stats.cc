@@ -11,6 +11,7 @@
 // from slightly different moments. Contexts are all added before serving.
 #include "server/memcached/engine.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "server/memcached/internal.h"
@@ -74,9 +75,15 @@ constexpr McCounter kFerriteCounters[] = {
      "lines that looked like HTTP: TCP connection closed, UDP datagram dropped, no reply", false},
 };
 
+// memcached's -m: the pool's size when the caller gave it, else what the
+// index's heap can hold.
+uint64_t limit_maxbytes(const McOptions& o, uint64_t capacity) { return o.pool_bytes != 0 ? o.pool_bytes : capacity; }
+
 }  // namespace
 
 void McEngine::register_stats() {
+  // memcached 1.6.18's `stats` keys that Ferrite gives, in memcached's order
+  // (docs/memcached.md lists the others), then Ferrite's own, ferrite_*.
   stats::Registry& r = registry_;
   r.gauge("pid", "process id", [] { return static_cast<uint64_t>(getpid()); });
   r.section<uint64_t>([] { return unix_now_s(); })  // one clock read for both
@@ -84,18 +91,32 @@ void McEngine::register_stats() {
       .gauge("time", "unix time", [](uint64_t now) { return now; });
   r.text("version", "memcached version emulated", [] { return std::string(kMcVersion); });
   r.gauge("pointer_size", "bits of a pointer", [] { return sizeof(void*) * 8; });
+  // memcached's "seconds.microseconds" (%ld.%06ld): six fixed decimals.
+  r.section<rusage>([] {
+     rusage u{};
+     (void)::getrusage(RUSAGE_SELF, &u);
+     return u;
+   })
+      .real("rusage_user", "user CPU seconds of the process", 6,
+            [](const rusage& u) { return static_cast<double>(u.ru_utime.tv_sec) + u.ru_utime.tv_usec / 1e6; })
+      .real("rusage_system", "system CPU seconds of the process", 6,
+            [](const rusage& u) { return static_cast<double>(u.ru_stime.tv_sec) + u.ru_stime.tv_usec / 1e6; });
+  r.gauge("max_connections", "TCP connections accepted at most (memcached: -c)",
+          [this] { return max_connections.load(std::memory_order_relaxed); });
   r.gauge("curr_connections", "open TCP connections", [this] { return curr_connections.load(std::memory_order_relaxed); });
   r.counter("total_connections", "TCP connections accepted", [this] { return total_connections.load(std::memory_order_relaxed); });
-  r.counter("rejected_connections", "TCP connections refused (allowlist)",
+  r.counter("rejected_connections", "TCP connections refused (allowlist, max_connections)",
             [this] { return rejected_connections.load(std::memory_order_relaxed); });
   const stats::Workers<McStats> w = stat_workers();
   for (const McCounter& c : kMcCounters) r.counter(c.name, c.help, w.summed(c.field));
   using S = index::IndexStats;
   r.section<S>([this] { return idx_.stats(); })
-      .gauge("limit_maxbytes", "what the pool can hold (memcached: -m)", [](const S& s) { return s.capacity_bytes; })
+      .gauge("limit_maxbytes", "the pool's size (memcached: -m)",
+             [this](const S& s) { return limit_maxbytes(opts_, s.capacity_bytes); })
       .gauge("threads", "execution contexts (worker threads)", [this](const S&) { return contexts_.size(); })
       .gauge("bytes", "bytes of live records", [](const S& s) { return s.log_bytes_live; })
       .gauge("curr_items", "live keys", [this](const S&) { return idx_.count(); })
+      .counter("total_items", "items stored since start", [w](const S&) { return w.sum(&McStats::total_items); })
       .counter("evictions", "live keys evicted to make room", [](const S& s) { return s.evictions; })
       .counter("reclaimed", "expired keys dropped by the cleaner", [](const S& s) { return s.expired_reclaimed; });
   for (const McCounter& c : kFerriteCounters) r.counter(c.name, c.help, w.summed(c.field));
@@ -103,9 +124,10 @@ void McEngine::register_stats() {
             [this] { return accept_paused.load(std::memory_order_relaxed); });
   r.gauge("ferrite_tcp_input_peak", "most input bytes one TCP connection held (bounded by its budget)",
           [this] { return tcp_input_peak.load(std::memory_order_relaxed); });
+  stats_.include(registry_, "");
 }
 
-std::string McEngine::stats_lines() const { return stats::render_memcached(registry_.sample()); }
+std::string McEngine::stats_lines() const { return stats::render_memcached(stats_.sample()); }
 
 void McEngine::exec_stats(McContext& cx, const Request& r, std::string* out) {
   if (r.stats_arg.empty()) {
@@ -115,11 +137,16 @@ void McEngine::exec_stats(McContext& cx, const Request& r, std::string* out) {
     reset_stats();
     crlf(out, "RESET");
   } else if (r.stats_arg == "settings") {
-    out->append("STAT item_size_max 1048576\r\nSTAT cas_enabled yes\r\nSTAT flush_enabled yes\r\nSTAT evictions ");
+    // The settings Ferrite has, in memcached 1.6.18's order.
+    out->append("STAT maxbytes ");
+    append_num(out, limit_maxbytes(opts_, idx_.stats().capacity_bytes));
+    out->append("\r\nSTAT maxconns ");
+    append_num(out, max_connections.load(std::memory_order_relaxed));
+    out->append("\r\nSTAT evictions ");
     out->append(idx_.space_options().evict ? "on\r\n" : "off\r\n");
     out->append("STAT num_threads ");
     append_num(out, contexts_.size());
-    out->append("\r\nEND\r\n");
+    out->append("\r\nSTAT cas_enabled yes\r\nSTAT item_size_max 1048576\r\nSTAT flush_enabled yes\r\nEND\r\n");
   } else if (each_class_stat(r.stats_arg, [&](std::string_view name, std::string_view value) {
                out->append("STAT ").append(name).append(" ").append(value).append("\r\n");
              })) {
@@ -146,7 +173,10 @@ void McEngine::reset_stats() {
     for (const McCounter& k : kMcCounters) {
       if (k.reset) (c->stats_.*k.field).store(0, std::memory_order_relaxed);
     }
+    c->stats_.total_items.store(0, std::memory_order_relaxed);  // memcached resets it too
   }
+  total_connections.store(0, std::memory_order_relaxed);  // as memcached's
+  rejected_connections.store(0, std::memory_order_relaxed);
 }
 
 // ---- stats items / slabs / sizes, stats detail ----
@@ -214,7 +244,7 @@ void McEngine::exec_stats_detail(std::string_view arg, std::string* out) {
 }
 
 void McEngine::each_stat(const std::function<void(std::string_view name, std::string_view value)>& fn) const {
-  for (const stats::Sample& s : registry_.sample()) fn(s.name, stats::format_value(s));
+  for (const stats::Sample& s : stats_.sample()) fn(s.name, stats::format_value(s));
 }
 
 }  // namespace ferrite::server

@@ -70,6 +70,7 @@ StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const s
   s->listen_fd_ = fd;
   s->port_ = ntohs(sa.sin_port);
   s->max_connections_ = max_connections;
+  mc.max_connections.fetch_add(max_connections, std::memory_order_relaxed);  // stats max_connections
   s->epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   s->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (s->epoll_fd_ < 0 || s->wake_fd_ < 0) return Status::io_error(std::string("epoll: ") + std::strerror(errno));
