@@ -130,10 +130,7 @@ void McTcpServer::start() {
   stop_.store(false);
   for (auto& sh : shards_) {
     Shard* p = sh.get();
-    p->thread = std::thread([this, p] {
-      Loop loop(*this, *p);
-      loop.run();
-    });
+    p->thread = std::thread([this, p] { run(*p); });
   }
 }
 
@@ -176,6 +173,11 @@ class McTcpServer::Loop {
   std::vector<char> buf_ = std::vector<char>(kReadChunk);
   AcceptGate gate_;
 };
+
+void McTcpServer::run(Shard& sh) {
+  Loop loop(*this, sh);
+  loop.run();
+}
 
 void McTcpServer::Loop::run() {
   while (!s_.stop_.load(std::memory_order_relaxed)) {

@@ -61,6 +61,7 @@ class McTcpServer {
   };
   static Status listen_on(const std::string& bind, uint16_t port, bool reuseport, int* fd);
   Status add_shard(McContext& cx, const std::string& bind, uint16_t port, bool reuseport);
+  void run(Shard& sh);  // a thread's event loop
 
   McEngine& mc_;
   std::vector<std::unique_ptr<Shard>> shards_;
