@@ -20,16 +20,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 runs=${2:-3}
 conc=${3:-32}
-FERRITED=${FERRITED:-build/server/ferrited}
-tmp=$(mktemp -d /dev/shm/ferrite-mctcpbench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source perf/memcaslap_lib.sh
 wait_port() {  # port -> waits until it accepts (10 s at most)
   for _ in $(seq 100); do
     /usr/bin/python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
@@ -38,20 +29,12 @@ wait_port() {  # port -> waits until it accepts (10 s at most)
   echo "nothing listens on $1" >&2
   return 1
 }
-printf 'key\n64 64 1\nvalue\n32 32 1\ncmd\n0 0.1\n1 0.9\n' >"$tmp/cfg"
 limit=$((secs * runs * 2 + 60))  # each server's lifetime: its runs and the peer's
 
 cmd_of() {  # threads port -> the memcaslap command
   echo "memcaslap -s 127.0.0.1:$2 -t ${secs}s -T $1 -c $conc -v 0.1 -F cfg"
 }
-run() {  # threads port -> "ops/s verify_failed"
-  local out tps failed
-  out=$(timeout $((secs + 30)) memcaslap -s "127.0.0.1:$2" -t "${secs}s" -T "$1" -c "$conc" -v 0.1 -F "$tmp/cfg" 2>&1)
-  tps=$(sed -n 's/.*TPS: \([0-9]*\).*/\1/p' <<<"$out" | tail -1)
-  failed=$(awk '/^verify_failed:/ {print $2}' <<<"$out")
-  echo "${tps:-0} ${failed:-?}"
-}
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+run() { memcaslap_run "$2" "$secs" -T "$1" -c "$conc"; }  # threads port -> "ops/s verify_failed"
 
 rows=()
 for t in 1 2; do
