@@ -268,12 +268,17 @@ bool McTcpServer::Loop::read_ready(Conn* c) {
     // so, the connection is closed rather than let grow.
     const std::size_t room = kMaxConnInput - std::min(c->in.size(), kMaxConnInput);
     if (room == 0) return false;
-    const ssize_t r = ::recv(c->fd, buf_.data(), std::min(buf_.size(), room), 0);
+    const std::size_t want = std::min(buf_.size(), room);
+    const ssize_t r = ::recv(c->fd, buf_.data(), want, 0);
     if (r > 0) {
       c->in.append(buf_.data(), static_cast<std::size_t>(r));
       mc().note_tcp_input(c->in.size());
       serve(c);
       if (!flush_out(c)) return false;
+      // A short read most likely emptied the socket: no second recv just to
+      // hear EAGAIN (a syscall per request). Epoll is level-triggered, so
+      // bytes that came meanwhile (or the peer's close) are reported again.
+      if (static_cast<std::size_t>(r) < want) break;
       continue;
     }
     if (r == 0) {
