@@ -14,20 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 runs=${2:-3}
-FERRITED=${FERRITED:-build/server/ferrited}
-tmp=$(mktemp -d /dev/shm/ferrite-mcbench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source perf/memcaslap_lib.sh
 mport=$(port)
 fport=$(port)
 nport=$(port)
-printf 'key\n64 64 1\nvalue\n32 32 1\ncmd\n0 0.1\n1 0.9\n' >"$tmp/cfg"
 timeout $((secs * runs * 3 + 120)) memcached -U "$mport" -p "$mport" -l 127.0.0.1 -t 1 -m 1024 -u root &
 pids+=($!)
 PMEM_IS_PMEM_FORCE=1 timeout $((secs * runs * 3 + 120)) "$FERRITED" --port "$nport" --pool "$tmp/pool" \
@@ -35,21 +25,13 @@ PMEM_IS_PMEM_FORCE=1 timeout $((secs * runs * 3 + 120)) "$FERRITED" --port "$npo
   --set server.pin_cores=false --log-level warn &
 pids+=($!)
 sleep 1.5
-run() {  # port -> "ops/s verify_failed"
-  local out
-  out=$(timeout $((secs + 30)) memcaslap -s "127.0.0.1:$1" -U -t "${secs}s" -T 1 -c 16 -v 0.1 -F "$tmp/cfg" 2>&1)
-  local tps failed
-  tps=$(sed -n 's/.*TPS: \([0-9]*\).*/\1/p' <<<"$out" | tail -1)
-  failed=$(awk '/^verify_failed:/ {print $2}' <<<"$out")
-  echo "${tps:-0} ${failed:-?}"
-}
+run() { memcaslap_run "$1" "$secs" -U -T 1 -c 16; }  # port -> "ops/s verify_failed"
 m=()
 f=()
 for i in $(seq "$runs"); do
   read -r t e < <(run "$mport"); m+=("$t"); me=$e
   read -r t e < <(run "$fport"); f+=("$t"); fe=$e
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mm=$(median "${m[@]}")
 fm=$(median "${f[@]}")
 echo

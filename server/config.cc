@@ -174,6 +174,7 @@ const std::map<std::string, Setter>& setters() {
        integer(0, 65535, [](Config& c, uint64_t v) { c.server.memcached_udp_port = static_cast<uint32_t>(v); })},
       {"server.memcached_tcp_port",
        integer(0, 65535, [](Config& c, uint64_t v) { c.server.memcached_tcp_port = static_cast<uint32_t>(v); })},
+      {"server.tcp_workers", integer(1, 62, [](Config& c, uint64_t v) { c.server.tcp_workers = static_cast<uint32_t>(v); })},
       {"pool.path", string([](const std::string& s) { return !s.empty() && s[0] == '/'; }, "an absolute path",
                            [](Config& c, std::string v) { c.pool.path = std::move(v); })},
       {"pool.size", size(16ull << 20, 16ull << 40, false, "allowed 16MiB..16TiB", [](Config& c, uint64_t v) { c.pool.size = v; })},
@@ -229,6 +230,16 @@ Status check_together(const Config& c, std::string_view src) {
         "cleaner.low_watermark = {} must be below cleaner.high_watermark = {} in {} (the cleaner starts below the low "
         "one and stops at the high one)",
         c.cleaner.low_watermark, c.cleaner.high_watermark, src));
+  }
+  // Each thread owns an index worker: the native ones, as many for memcached
+  // UDP, and server.tcp_workers for memcached TCP (ferrited.cc); the index
+  // has 63 (index/table.h kMaxWorkers, one slot is the cleaner's).
+  const bool udp = c.server.memcached_udp_port != 0, tcp = c.server.memcached_tcp_port != 0;
+  const uint64_t threads = uint64_t{c.server.workers} * (udp ? 2 : 1) + (tcp ? c.server.tcp_workers : 0);
+  if (threads > 63) {
+    return Status::invalid_argument(fmt::format(
+        "server.workers = {}{} and server.tcp_workers = {} in {} need {} index workers; at most 63",
+        c.server.workers, udp ? " (twice: memcached UDP is on)" : "", tcp ? c.server.tcp_workers : 0, src, threads));
   }
   return Status::ok();
 }
@@ -347,6 +358,7 @@ std::string to_toml(const Config& c) {
                              {"metrics_port", i64(c.server.metrics_port)},
                              {"memcached_udp_port", i64(c.server.memcached_udp_port)},
                              {"memcached_tcp_port", i64(c.server.memcached_tcp_port)},
+                             {"tcp_workers", i64(c.server.tcp_workers)},
                              {"max_datagram", i64(c.server.max_datagram)}}},
       {"pool", toml::table{{"path", c.pool.path},
                            {"size", i64(c.pool.size)},

@@ -28,6 +28,7 @@ struct Config {
     uint32_t metrics_port = 0;         // Prometheus /metrics over HTTP on bind (0: off; server/metrics_http.h)
     uint32_t memcached_udp_port = 0;
     uint32_t memcached_tcp_port = 0;
+    uint32_t tcp_workers = 1;  // memcached TCP epoll threads, one index worker each
     uint32_t max_datagram = 1472;
     bool operator==(const Server&) const = default;
   } server;

@@ -143,7 +143,8 @@ TEST(Config, IntegerBoundariesJustInsideAndOutside) {
   const Range ranges[] = {{"server", "port", 1, 65535},  {"server", "workers", 1, 63}, {"dpdk", "mbufs", 1024, 1048576},
                           {"dpdk", "burst", 1, 512},     {"dpdk", "port", 0, 1023},    {"server", "memcached_udp_port", 0, 65535},
                           {"server", "memcached_tcp_port", 0, 65535}, {"server", "max_datagram", 512, 65507},
-                          {"dpdk", "idle_sleep_us", 0, 100000}, {"server", "metrics_port", 0, 65535}};
+                          {"dpdk", "idle_sleep_us", 0, 100000}, {"server", "metrics_port", 0, 65535},
+                          {"server", "tcp_workers", 1, 62}};
   for (const Range& r : ranges) {
     for (uint64_t v : {r.lo, r.hi}) {
       auto c = parse_config(fmt::format("[{}]\n{} = {}\n", r.section, r.key, v), "t");
@@ -429,4 +430,18 @@ TEST(ConfigArgs, PrintConfigRoundTripsStringsWithQuotesAndBackslashes) {
 }
 
 }  // namespace
+// server.tcp_workers (issue 18): each memcached TCP thread owns an index
+// worker, and the index has 63 for the native, memcached UDP and TCP threads.
+TEST(Config, TcpWorkersShareTheIndexWorkers) {
+  auto c = parse_config("[server]\nmemcached_tcp_port = 11211\ntcp_workers = 62\n", "t");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->server.tcp_workers, 62u);
+  EXPECT_EQ(parse_config("[server]\n", "t")->server.tcp_workers, 1u);
+  EXPECT_TRUE(parse_config("[server]\nworkers = 31\nmemcached_udp_port = 11211\nmemcached_tcp_port = 11211\n", "t").is_ok());
+  EXPECT_THAT(error_of("[server]\nworkers = 31\nmemcached_udp_port = 11211\nmemcached_tcp_port = 11211\ntcp_workers = 2\n"),
+              AllOf(HasSubstr("server.tcp_workers = 2"), HasSubstr("need 64 index workers; at most 63")));
+  // TCP off: its threads take no index worker.
+  EXPECT_TRUE(parse_config("[server]\nworkers = 63\ntcp_workers = 8\n", "t").is_ok());
+}
+
 }  // namespace ferrite::server

@@ -143,8 +143,10 @@ int main(int argc, char** argv) {
                                          {.probe_in_child = true});  // pmem/open_probe.h
   if (!pool) return fail(pool.status());
   // Index workers: the native workers, then one per memcached UDP worker,
-  // then one for the memcached TCP thread (each thread owns its worker).
-  const unsigned index_workers = cfg.server.workers * (mc_udp ? 2u : 1u) + (mc_tcp ? 1u : 0u);
+  // then one per memcached TCP thread (each thread owns its worker; the
+  // config allows at most 63 together, server/config.cc).
+  const unsigned tcp_threads = mc_tcp ? cfg.server.tcp_workers : 0u;
+  const unsigned index_workers = cfg.server.workers * (mc_udp ? 2u : 1u) + tcp_threads;
   index::IndexOptions iopts;
   iopts.workers = index_workers;
   iopts.space.background_cleaner = true;
@@ -261,7 +263,7 @@ int main(int argc, char** argv) {
   if (kernel) kernel->add_stats(reg);
 
   // memcached (docs/memcached.md): UDP on its own port and workers, TCP on
-  // one epoll thread; both share the index and the allowlist.
+  // server.tcp_workers epoll threads; both share the index and the allowlist.
   std::unique_ptr<net::KernelBackend> mc_udp_backend;
   std::unique_ptr<server::McTcpServer> mc_tcp_server;
   if (mc_udp && !use_dpdk) {
@@ -274,7 +276,7 @@ int main(int argc, char** argv) {
   }
   if (mc_tcp) {
     auto t = server::McTcpServer::create(mc, cfg.server.bind, static_cast<uint16_t>(cfg.server.memcached_tcp_port),
-                                         index_workers - 1);
+                                         index_workers - tcp_threads, tcp_threads);
     if (!t) return fail(t.status().with_context(kMcTcpRole));
     mc_tcp_server = std::move(t).value();
   }
@@ -312,7 +314,8 @@ int main(int argc, char** argv) {
   }
   if (mc_tcp_server) {
     mc_tcp_server->start();
-    log_info("memcached protocol on tcp {}:{}", cfg.server.bind, mc_tcp_server->port());
+    log_info("memcached protocol on tcp {}:{} with {} thread(s)", cfg.server.bind, mc_tcp_server->port(),
+             mc_tcp_server->threads());
   }
   if (metrics) {
     metrics->start();

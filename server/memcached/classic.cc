@@ -181,6 +181,12 @@ void McEngine::execute_staged_gets(McContext& cx) {
 }
 
 void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
+  index::Op op = storage_op(r);
+  const Result res = cx.worker_->execute_one(op);
+  storage_reply(cx, r.cmd, r.noreply, r.key, res, out);
+}
+
+index::Op McEngine::storage_op(const Request& r) {
   index::Op op;
   switch (r.cmd) {
     case Cmd::kSet: op.code = index::OpCode::kSet; break;
@@ -196,7 +202,11 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
   op.exptime = proto::mc::absolute_exptime(r.exptime, unix_now_s());
   op.cas = r.cas;
   prefix_stats_.record_set(r.key);  // stats detail
-  const Result res = cx.worker_->execute_one(op);
+  return op;
+}
+
+void McEngine::storage_reply(McContext& cx, Cmd cmd, bool noreply, std::string_view key, Result res,
+                             std::string* out) {
   inc(cx.stats_.cmd_set);
   count_stored(cx.stats_, res);
   std::string_view reply;
@@ -211,12 +221,12 @@ void McEngine::exec_storage(McContext& cx, const Request& r, std::string* out) {
     case Result::kTooLarge: reply = "NOT_STORED"; break;
     default:
       inc(cx.stats_.out_of_memory);
-      if (is_oom(res)) refuse_store(cx, r.key, false, r.cmd == Cmd::kSet);
-      if (!r.noreply) crlf(out, oom_text(res));  // noreply: memcached sends no error either
+      if (is_oom(res)) refuse_store(cx, key, false, cmd == Cmd::kSet);
+      if (!noreply) crlf(out, oom_text(res));  // noreply: memcached sends no error either
       return;
   }
-  if (r.cmd == Cmd::kCas) count_cas(cx.stats_, res);
-  if (!r.noreply) crlf(out, reply);
+  if (cmd == Cmd::kCas) count_cas(cx.stats_, res);
+  if (!noreply) crlf(out, reply);
 }
 
 void McEngine::refuse_store(McContext& cx, std::string_view key, bool too_large, bool unlink) {
@@ -230,26 +240,43 @@ void McEngine::refuse_store(McContext& cx, std::string_view key, bool too_large,
 
 
 void McEngine::exec_delete(McContext& cx, const Request& r, std::string* out) {
-  index::Op op = index::Op::del(r.key);
+  index::Op op = delete_op(r);
+  delete_reply(cx, r.noreply, cx.worker_->execute_one(op), out);
+}
+
+index::Op McEngine::delete_op(const Request& r) {
   prefix_stats_.record_delete(r.key);  // stats detail
-  const Result res = cx.worker_->execute_one(op);
+  return index::Op::del(r.key);
+}
+
+void McEngine::delete_reply(McContext& cx, bool noreply, Result res, std::string* out) {
   count_delete(cx.stats_, res);
-  if (!r.noreply) crlf(out, res == Result::kOk ? "DELETED" : "NOT_FOUND");
+  if (!noreply) crlf(out, res == Result::kOk ? "DELETED" : "NOT_FOUND");
 }
 
 void McEngine::exec_arith(McContext& cx, const Request& r, std::string* out) {
-  const bool incr = r.cmd == Cmd::kIncr;
-  index::Op op;
-  op.code = incr ? index::OpCode::kIncr : index::OpCode::kDecr;
-  op.key = r.key;
-  op.delta = r.delta;
+  index::Op op = arith_op(r);
   uint64_t number = 0, version = 0;
   const Result res = arith_or_create(cx, op, false, 0, 0, &number, &version);
+  arith_reply(cx, op, r.noreply, res, number, out);
+}
+
+index::Op McEngine::arith_op(const Request& r) {
+  index::Op op;
+  op.code = r.cmd == Cmd::kIncr ? index::OpCode::kIncr : index::OpCode::kDecr;
+  op.key = r.key;
+  op.delta = r.delta;
+  return op;
+}
+
+void McEngine::arith_reply(McContext& cx, const index::Op& op, bool noreply, Result res, uint64_t number,
+                           std::string* out) {
+  const bool incr = op.code == index::OpCode::kIncr;
   carry_token(op);
   count_arith(cx.stats_, incr, res);
   if (res == Result::kNotNumeric) inc(cx.stats_.client_errors);
   if (is_oom(res)) inc(cx.stats_.out_of_memory);
-  if (r.noreply) return;  // memcached sends no error either
+  if (noreply) return;  // memcached sends no error either
   if (res == Result::kNotNumeric) {
     crlf(out, kNonNumeric);
     return;
@@ -292,11 +319,20 @@ Result McEngine::arith_or_create(McContext& cx, index::Op& op, bool create, uint
 }
 
 void McEngine::exec_touch(McContext& cx, const Request& r, std::string* out) {
-  index::Op op = index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, unix_now_s()));
-  const Result res = cx.worker_->execute_one(op);
+  index::Op op = touch_op(r);
+  (void)cx.worker_->execute_one(op);
+  touch_reply(cx, op, r.noreply, out);
+}
+
+index::Op McEngine::touch_op(const Request& r) {
+  return index::Op::touch(r.key, proto::mc::absolute_exptime(r.exptime, unix_now_s()));
+}
+
+void McEngine::touch_reply(McContext& cx, const index::Op& op, bool noreply, std::string* out) {
+  const Result res = op.result;
   carry_token(op);
   count_touch(cx.stats_, res);
-  if (r.noreply) return;
+  if (noreply) return;
   if (is_oom(res)) {
     crlf(out, oom_text(res));
     return;

@@ -83,6 +83,13 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
     }
     const proto::mc::ParseResult pr = proto::mc::parse_request(in.substr(done), &cx.req);
     if (pr.status == Parse::kNeedMore) break;
+    // On a resumable stream (TCP) pipelined classic commands share an index
+    // burst (batch.cc); anything else runs after the batch gathered so far.
+    if (pr.status == Parse::kOk && s.resumable && batch_add(cx, cx.req, out)) {
+      done += pr.consumed;
+      continue;
+    }
+    batch_flush(cx, out);
     if (pr.status == Parse::kLongGet) {
       // Kept across calls on a resumable stream only; otherwise answered
       // only once its whole line is in the input.
@@ -118,6 +125,7 @@ std::size_t McEngine::process(McContext& cx, std::string_view in, std::string* o
     if (*close) break;
     if (s.paused || s.too_large) break;
   }
+  batch_flush(cx, out);
   cx.stream = nullptr;
   inc(cx.stats_.bytes_read, done);
   return done;

@@ -17,6 +17,7 @@
 //               flush_all, idle housekeeping
 //   classic.cc  get/gets/gat/gats (chunked, and staged for UDP bursts),
 //               storage commands, delete, incr/decr, touch
+//   batch.cc    pipelined classic commands of one TCP read in one index burst
 //   meta.cc     mg, ms, md, ma, me
 //   binary.cc   the binary protocol
 //   stats.cc    stats entries (the registry), stats text and reset
@@ -65,6 +66,9 @@ struct alignas(kCacheLine) McStats {
   // Items written by a command that creates or replaces one (memcached's
   // total_items: a store, mg/ma with N creating, incr/decr creating).
   std::atomic<uint64_t> total_items{0};
+  // Pipelined TCP text requests executed in an index burst shared with
+  // others (batch.cc), and those bursts.
+  std::atomic<uint64_t> tcp_batched_requests{0}, tcp_batches{0};
   // Storage commands refused: value too large / out of memory (memcached's
   // store_too_large, store_no_memory); lines that looked like HTTP (closed
   // or dropped without a reply).
@@ -105,6 +109,17 @@ class McContext {
   };
   std::vector<StagedGet> staged_gets;
   std::string staged_reply;
+  // Pipelined requests of one process() call gathered into one index burst
+  // (batch.cc): one entry per request, its ops [first, first + n) in ops,
+  // replied in order once the burst executed.
+  struct Batched {
+    proto::mc::Cmd cmd;
+    bool noreply;
+    std::size_t first, n;
+    std::string_view key;  // a view into the input being processed
+  };
+  std::vector<Batched> batch;
+  std::size_t batch_get_keys = 0;  // keys of the batch's get-family requests
 };
 
 class McEngine {
@@ -175,6 +190,14 @@ class McEngine {
   uint64_t sum(std::atomic<uint64_t> McStats::*f) const;
 
  private:
+  // batch.cc: on a resumable stream (TCP), process() gathers pipelined
+  // classic commands (get family with few keys, storage, delete, incr/decr,
+  // touch) into one index burst. batch_add returns false for a request it
+  // does not take (the caller flushes, then executes it alone); batch_flush
+  // executes the burst and appends the replies, in request order.
+  bool batch_add(McContext& cx, const proto::mc::Request& r, std::string* out);
+  void batch_flush(McContext& cx, std::string* out);
+
   // engine.cc
   void execute(McContext& cx, const proto::mc::Request& r, std::string* out, bool* close);
   void flush(McContext& cx);
@@ -209,6 +232,10 @@ class McEngine {
   // finish_gets' index burst: every staged op, values into cx.values.
   void execute_staged_gets(McContext& cx);
   void exec_storage(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // The storage command's op (views into r), and its reply once executed.
+  index::Op storage_op(const proto::mc::Request& r);
+  void storage_reply(McContext& cx, proto::mc::Cmd cmd, bool noreply, std::string_view key, Result res,
+                     std::string* out);
   // A write refused for its size or for lack of room: counted, and, if
   // `unlink` (memcached's set, ms and binary set do it), the key's old value
   // is deleted, so that a failed overwrite leaves no stale value behind.
@@ -216,6 +243,14 @@ class McEngine {
   void exec_delete(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_arith(McContext& cx, const proto::mc::Request& r, std::string* out);
   void exec_touch(McContext& cx, const proto::mc::Request& r, std::string* out);
+  // The ops of delete, incr/decr and touch, and their replies once executed
+  // (arith_reply: number is the item's value after the op).
+  index::Op delete_op(const proto::mc::Request& r);
+  void delete_reply(McContext& cx, bool noreply, Result res, std::string* out);
+  static index::Op arith_op(const proto::mc::Request& r);
+  void arith_reply(McContext& cx, const index::Op& op, bool noreply, Result res, uint64_t number, std::string* out);
+  static index::Op touch_op(const proto::mc::Request& r);
+  void touch_reply(McContext& cx, const index::Op& op, bool noreply, std::string* out);
   // incr/decr op (text, meta, binary); an absent key is created with
   // `initial` and expiry `exptime` if `create`, the delta applied instead if
   // another client created it meanwhile. *number, *version: the item's after

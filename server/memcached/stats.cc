@@ -73,6 +73,10 @@ constexpr McCounter kFerriteCounters[] = {
     {"ferrite_get_chunks_paused", &McStats::get_chunks_paused, "multi-key gets paused between chunks", false},
     {"ferrite_http_refused", &McStats::http_refused,
      "lines that looked like HTTP: TCP connection closed, UDP datagram dropped, no reply", false},
+    // Pipelined TCP requests in shared index bursts (batch.cc, issue 18).
+    {"ferrite_tcp_batched_requests", &McStats::tcp_batched_requests,
+     "pipelined TCP text requests executed in an index burst with others", false},
+    {"ferrite_tcp_batches", &McStats::tcp_batches, "index bursts of several pipelined TCP text requests", false},
 };
 
 // memcached's -m: the pool's size when the caller gave it, else what the

@@ -1,10 +1,12 @@
-// memcached over TCP (see tcp.h): McTcpServer's setup, and its event loop
-// (Loop) cut into accept, read, write and close steps. One thread runs the
-// loop; every connection is served by it with the server's McContext.
+// memcached over TCP (see tcp.h): McTcpServer's setup (one listener, epoll
+// set and thread per Shard), and its event loop (Loop) cut into accept, read,
+// write and close steps. Each thread runs a Loop over its own Shard; a
+// connection is served by the thread that accepted it, with its McContext.
 //
-// Thread safety: create/start/stop from the controlling thread; Loop and
-// Conn belong to the server thread. stop_ is the only field both touch
-// (relaxed: the eventfd write wakes the loop, which then reads it).
+// Thread safety: create/start/stop from the controlling thread; a Loop, its
+// Shard's fds and its Conns belong to its thread. stop_ (relaxed: the eventfd
+// write wakes each loop, which then reads it), open_ and the engine's
+// counters are what the threads share.
 #include "server/memcached/tcp.h"
 
 #include <arpa/inet.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -43,8 +46,17 @@ struct McTcpServer::Conn {
   std::size_t pending() const noexcept { return out.size() - out_off; }
 };
 
-StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const std::string& bind, uint16_t port,
-                                                           unsigned index_worker, unsigned max_connections) {
+// Several threads share the port with SO_REUSEPORT, one listening socket
+// each, rather than one listener in every epoll set with EPOLLEXCLUSIVE: each
+// thread then has its own accept queue, the kernel spreads new connections
+// over the threads evenly (by address hash) instead of waking whichever
+// thread waits, no accept(2) races another for the same connection, and the
+// accept-pause of one thread (tcp_io.h) leaves the others accepting. The
+// costs: connections queued on a thread wait for that thread, and another
+// process of the same user could join the port's group: SO_REUSEPORT is set
+// only with several threads, and ferrited checks the port is free before
+// (net::check_port_free), so a second server still fails to start.
+Status McTcpServer::listen_on(const std::string& bind, uint16_t port, bool reuseport, int* out) {
   in_addr a{};
   if (::inet_pton(AF_INET, bind.c_str(), &a) != 1) {
     return Status::invalid_argument("memcached tcp bind address \"" + bind + "\" is not an IPv4 address");
@@ -53,6 +65,7 @@ StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const s
   if (fd < 0) return Status::io_error(std::string("socket: ") + std::strerror(errno));
   const int one = 1;
   (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuseport) (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr = a;
@@ -64,50 +77,78 @@ StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const s
     if (e == EADDRINUSE) return Status::busy(where + "address in use by another process");
     return Status::io_error(where + std::strerror(e));
   }
-  socklen_t len = sizeof(sa);
-  (void)::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  std::unique_ptr<McTcpServer> s(new McTcpServer(mc, mc.add_context(index_worker)));
-  s->listen_fd_ = fd;
-  s->port_ = ntohs(sa.sin_port);
-  s->max_connections_ = max_connections;
-  mc.max_connections.fetch_add(max_connections, std::memory_order_relaxed);  // stats max_connections
-  s->epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  s->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (s->epoll_fd_ < 0 || s->wake_fd_ < 0) return Status::io_error(std::string("epoll: ") + std::strerror(errno));
+  *out = fd;
+  return Status::ok();
+}
+
+Status McTcpServer::add_shard(McContext& cx, const std::string& bind, uint16_t port, bool reuseport) {
+  auto sh = std::make_unique<Shard>(cx);
+  Shard& s = *sh;
+  shards_.push_back(std::move(sh));
+  FERRITE_RETURN_IF_ERROR(listen_on(bind, port, reuseport, &s.listen_fd));
+  s.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  s.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s.epoll_fd < 0 || s.wake_fd < 0) return Status::io_error(std::string("epoll: ") + std::strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // the listening socket
-  (void)::epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-  ev.data.ptr = &s->wake_fd_;
-  (void)::epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, s->wake_fd_, &ev);
+  (void)::epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.listen_fd, &ev);
+  ev.data.ptr = &s.wake_fd;
+  (void)::epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.wake_fd, &ev);
+  return Status::ok();
+}
+
+StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const std::string& bind, uint16_t port,
+                                                           unsigned first_index_worker, unsigned threads,
+                                                           unsigned max_connections) {
+  std::unique_ptr<McTcpServer> s(new McTcpServer(mc));
+  s->max_connections_ = max_connections;  // for all of this server's threads together
+  mc.max_connections.fetch_add(max_connections, std::memory_order_relaxed);  // stats max_connections
+  threads = std::max(threads, 1u);
+  for (unsigned i = 0; i < threads; ++i) {
+    // The first listener picks the port (if 0); the others join it.
+    FERRITE_RETURN_IF_ERROR(
+        s->add_shard(mc.add_context(first_index_worker + i), bind, s->port_ != 0 ? s->port_ : port, threads > 1));
+    if (i == 0) {
+      sockaddr_in sa{};
+      socklen_t len = sizeof(sa);
+      (void)::getsockname(s->shards_[0]->listen_fd, reinterpret_cast<sockaddr*>(&sa), &len);
+      s->port_ = ntohs(sa.sin_port);
+    }
+  }
   return s;
 }
 
-McTcpServer::~McTcpServer() {
-  stop();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  if (epoll_fd_ >= 0) ::close(epoll_fd_);
-  if (wake_fd_ >= 0) ::close(wake_fd_);
+McTcpServer::Shard::~Shard() {
+  if (listen_fd >= 0) ::close(listen_fd);
+  if (epoll_fd >= 0) ::close(epoll_fd);
+  if (wake_fd >= 0) ::close(wake_fd);
 }
+
+McTcpServer::~McTcpServer() { stop(); }
 
 void McTcpServer::start() {
   stop_.store(false);
-  thread_ = std::thread([this] { run(); });
+  for (auto& sh : shards_) {
+    Shard* p = sh.get();
+    p->thread = std::thread([this, p] { run(*p); });
+  }
 }
 
 void McTcpServer::stop() {
-  if (!thread_.joinable()) return;
   stop_.store(true);
-  const uint64_t one = 1;
-  (void)!::write(wake_fd_, &one, sizeof(one));
-  thread_.join();
+  for (auto& sh : shards_) {
+    if (!sh->thread.joinable()) continue;
+    const uint64_t one = 1;
+    (void)!::write(sh->wake_fd, &one, sizeof(one));
+    sh->thread.join();
+  }
 }
-
 
 // The event loop's state and steps, on the server thread.
 class McTcpServer::Loop {
  public:
-  explicit Loop(McTcpServer& s) : s_(s), gate_(s.epoll_fd_, s.listen_fd_, &s.mc_.accept_paused) {}
+  Loop(McTcpServer& s, Shard& sh) : s_(s), sh_(sh), gate_(sh.epoll_fd, sh.listen_fd, &s.mc_.accept_paused) {}
   ~Loop();
   void run();
 
@@ -125,22 +166,23 @@ class McTcpServer::Loop {
   void close_conn(Conn* c);
 
   McTcpServer& s_;
+  Shard& sh_;
   McEngine& mc() { return s_.mc_; }
-  McContext& cx() { return s_.cx_; }
+  McContext& cx() { return sh_.cx; }
   std::unordered_map<int, std::unique_ptr<Conn>> conns_;
   std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
   std::vector<char> buf_ = std::vector<char>(kReadChunk);
   AcceptGate gate_;
 };
 
-void McTcpServer::run() {
-  Loop loop(*this);
+void McTcpServer::run(Shard& sh) {
+  Loop loop(*this, sh);
   loop.run();
 }
 
 void McTcpServer::Loop::run() {
   while (!s_.stop_.load(std::memory_order_relaxed)) {
-    const int n = ::epoll_wait(s_.epoll_fd_, events_.data(), static_cast<int>(events_.size()),
+    const int n = ::epoll_wait(sh_.epoll_fd, events_.data(), static_cast<int>(events_.size()),
                                gate_.wait_ms(100, AcceptGate::Clock::now()));
     gate_.maybe_resume(AcceptGate::Clock::now());
     if (n <= 0) {
@@ -149,7 +191,7 @@ void McTcpServer::Loop::run() {
     }
     for (int i = 0; i < n; ++i) {
       void* p = events_[static_cast<std::size_t>(i)].data.ptr;
-      if (p == &s_.wake_fd_) continue;
+      if (p == &sh_.wake_fd) continue;
       if (p == nullptr) {
         accept_all();
       } else {
@@ -161,14 +203,15 @@ void McTcpServer::Loop::run() {
 
 McTcpServer::Loop::~Loop() {
   for (auto& [fd, c] : conns_) ::close(fd);
-  mc().curr_connections.store(0, std::memory_order_relaxed);
+  mc().curr_connections.fetch_sub(conns_.size(), std::memory_order_relaxed);
+  s_.open_.fetch_sub(static_cast<unsigned>(conns_.size()), std::memory_order_relaxed);
 }
 
 void McTcpServer::Loop::accept_all() {
   for (;;) {
     sockaddr_in peer{};
     socklen_t plen = sizeof(peer);
-    const int fd = ::accept4(s_.listen_fd_, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = ::accept4(sh_.listen_fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       // Out of descriptors: the listener stays readable, so leave it
@@ -176,7 +219,11 @@ void McTcpServer::Loop::accept_all() {
       if (AcceptGate::out_of_resources(errno)) gate_.pause(errno, conns_.size());
       break;
     }
-    if (!mc().allowed(peer) || conns_.size() >= s_.max_connections_) {
+    // The limit is for all threads together: a slot is taken, then given
+    // back if there was none.
+    const bool room = s_.open_.fetch_add(1, std::memory_order_relaxed) < s_.max_connections_;
+    if (!room || !mc().allowed(peer)) {
+      s_.open_.fetch_sub(1, std::memory_order_relaxed);
       mc().rejected_connections.fetch_add(1, std::memory_order_relaxed);
       ::close(fd);
       continue;
@@ -188,10 +235,11 @@ void McTcpServer::Loop::accept_all() {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = c.get();
-    (void)::epoll_ctl(s_.epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    (void)::epoll_ctl(sh_.epoll_fd, EPOLL_CTL_ADD, fd, &ev);
     conns_.emplace(fd, std::move(c));
     mc().curr_connections.fetch_add(1, std::memory_order_relaxed);
     mc().total_connections.fetch_add(1, std::memory_order_relaxed);
+    sh_.accepted.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -221,12 +269,17 @@ bool McTcpServer::Loop::read_ready(Conn* c) {
     // so, the connection is closed rather than let grow.
     const std::size_t room = kMaxConnInput - std::min(c->in.size(), kMaxConnInput);
     if (room == 0) return false;
-    const ssize_t r = ::recv(c->fd, buf_.data(), std::min(buf_.size(), room), 0);
+    const std::size_t want = std::min(buf_.size(), room);
+    const ssize_t r = ::recv(c->fd, buf_.data(), want, 0);
     if (r > 0) {
       c->in.append(buf_.data(), static_cast<std::size_t>(r));
       mc().note_tcp_input(c->in.size());
       serve(c);
       if (!flush_out(c)) return false;
+      // A short read most likely emptied the socket: no second recv just to
+      // hear EAGAIN (a syscall per request). Epoll is level-triggered, so
+      // bytes that came meanwhile (or the peer's close) are reported again.
+      if (static_cast<std::size_t>(r) < want) break;
       continue;
     }
     if (r == 0) {
@@ -241,10 +294,11 @@ bool McTcpServer::Loop::read_ready(Conn* c) {
 }
 
 void McTcpServer::Loop::close_conn(Conn* c) {
-  (void)::epoll_ctl(s_.epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+  (void)::epoll_ctl(sh_.epoll_fd, EPOLL_CTL_DEL, c->fd, nullptr);
   ::close(c->fd);
   conns_.erase(c->fd);
   mc().curr_connections.fetch_sub(1, std::memory_order_relaxed);
+  s_.open_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // Level-triggered: a connection over its output bound must not stay
@@ -259,7 +313,7 @@ void McTcpServer::Loop::update_events(Conn* c) {
   epoll_event ev{};
   ev.events = want;
   ev.data.ptr = c;
-  (void)::epoll_ctl(s_.epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
+  (void)::epoll_ctl(sh_.epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 bool McTcpServer::Loop::flush_out(Conn* c) {

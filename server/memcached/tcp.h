@@ -1,8 +1,11 @@
-// memcached over TCP: McTcpServer, one epoll thread (tcp.cc) serving text
-// and binary connections; its event-loop pieces are in tcp_io.h.
+// memcached over TCP: McTcpServer, `threads` epoll threads (tcp.cc) serving
+// text and binary connections, each with its own listener on the shared
+// port and its own index worker; its event-loop pieces are in tcp_io.h.
 //
-// Thread safety: create/start/stop from one controlling thread; everything
-// else runs on the server's own thread with its own McContext.
+// Thread safety: create/start/stop from one controlling thread; a
+// connection lives wholly on the thread that accepted it, with that thread's
+// McContext. Shared between threads: stop_, open_ and the engine's relaxed
+// counters (curr_connections etc.).
 #pragma once
 
 #include <atomic>
@@ -10,42 +13,61 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "server/memcached/engine.h"
 
 namespace ferrite::server {
 
-// memcached over TCP: one epoll thread serving every connection with its
-// own index worker. Pipelined requests, partial reads, large values and
-// quit are handled; output is bounded per connection: replies are produced
-// until kMaxPendingOut bytes wait unsent, then the connection is neither read
-// nor parsed (only EPOLLOUT is watched) until they drain (stream.h). When
-// accept fails for want of file descriptors, the listener is left out of
+// memcached over TCP: `threads` epoll threads, each serving the connections
+// it accepts with its own index worker (first_index_worker + i). Each thread
+// listens on its own socket bound to the one port with SO_REUSEPORT (tcp.cc
+// says why). Pipelined requests, partial reads, large values and quit are
+// handled; pipelined classic commands of one read share an index burst
+// (batch.cc); output is bounded per connection: replies are produced until
+// kMaxPendingOut bytes wait unsent, then the connection is neither read nor
+// parsed (only EPOLLOUT is watched) until they drain (stream.h). When accept
+// fails for want of file descriptors, that thread's listener is left out of
 // epoll for a moment (tcp_io.h), with a rate-limited warning.
+// max_connections bounds the connections open on all threads together.
 class McTcpServer {
  public:
   static StatusOr<std::unique_ptr<McTcpServer>> create(McEngine& mc, const std::string& bind, uint16_t port,
-                                                       unsigned index_worker, unsigned max_connections = 4096);
+                                                       unsigned first_index_worker, unsigned threads = 1,
+                                                       unsigned max_connections = 4096);
   ~McTcpServer();
   void start();
   void stop();
   uint16_t port() const noexcept { return port_; }
+  unsigned threads() const noexcept { return static_cast<unsigned>(shards_.size()); }
+  // Connections thread i accepted so far (any thread may read it).
+  uint64_t accepted(unsigned i) const noexcept { return shards_[i]->accepted.load(std::memory_order_relaxed); }
 
  private:
-  McTcpServer(McEngine& mc, McContext& cx) : mc_(mc), cx_(cx) {}
-  void run();
+  explicit McTcpServer(McEngine& mc) : mc_(mc) {}
   struct Conn;
   class Loop;
+  // One epoll thread: its listener, epoll set, wake-up eventfd and context.
+  struct Shard {
+    explicit Shard(McContext& c) : cx(c) {}
+    ~Shard();
+    McContext& cx;
+    int listen_fd = -1;
+    int epoll_fd = -1;
+    int wake_fd = -1;
+    std::thread thread;
+    std::atomic<uint64_t> accepted{0};
+  };
+  static Status listen_on(const std::string& bind, uint16_t port, bool reuseport, int* fd);
+  Status add_shard(McContext& cx, const std::string& bind, uint16_t port, bool reuseport);
+  void run(Shard& sh);  // a thread's event loop
 
   McEngine& mc_;
-  McContext& cx_;
-  int listen_fd_ = -1;
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
+  std::vector<std::unique_ptr<Shard>> shards_;
   uint16_t port_ = 0;
   unsigned max_connections_ = 0;
-  std::thread thread_;
+  std::atomic<unsigned> open_{0};  // connections open on all threads
   std::atomic<bool> stop_{false};
 };
 

@@ -1,7 +1,8 @@
 // AcceptGate (see tcp_io.h): pausing and resuming the listener when
 // accept runs out of descriptors or memory, with a rate-limited warning.
 //
-// Thread safety: used only by the McTcpServer thread.
+// Thread safety: each McTcpServer thread uses its own (one AcceptGate per
+// thread; the pause counter they share is a relaxed atomic).
 #include "server/memcached/tcp_io.h"
 
 #include <cerrno>

@@ -11,7 +11,8 @@
 //  - trim: frees a drained buffer's memory beyond kKeptBuffer.
 //  - kMaxConnInput: the input a connection may hold (its input budget).
 //
-// Thread safety: used only by the McTcpServer thread.
+// Thread safety: each McTcpServer thread uses its own (one AcceptGate per
+// thread; the pause counter they share is a relaxed atomic).
 #pragma once
 
 #include <sys/epoll.h>
