@@ -547,8 +547,8 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(g.errors + g.misses));
   std::printf("RESULT label=%s mode=%s ops_per_dgram=%u ops_per_s=%.0f dgrams_per_s=%.0f p50_us=%.2f p99_us=%.2f "
               "p999_us=%.2f lost=%llu misses=%llu errors=%llu\n",
-              o.label.c_str(), o.mode.c_str(), o.ops_per_dgram, ops, dgrams, g.percentile(0.50), g.percentile(0.99), g.percentile(0.999),
-              static_cast<unsigned long long>(g.lost), static_cast<unsigned long long>(g.misses),
+              o.label.c_str(), o.mode.c_str(), o.ops_per_dgram, ops, dgrams, g.percentile(0.50), g.percentile(0.99),
+              g.percentile(0.999), static_cast<unsigned long long>(g.lost), static_cast<unsigned long long>(g.misses),
               static_cast<unsigned long long>(g.errors));
   std::fflush(stdout);
   if (stall_tsc != 0) report_stalls(g.slow, g.gaps, measure_from, hz, o.stall_us);
