@@ -11,11 +11,15 @@
 //     per second whatever the replies do; latency from the SCHEDULED send
 //     time (no coordinated omission).
 //
-// Each request is one GET (or SET with --get-ratio < 1) of a random key;
-// values up to ~1400 bytes (one reply datagram). Output: one markdown row
-// like perf/server_bench's, plus a machine-readable "RESULT" line. Runs are
-// bounded by --seconds (and --max-requests); requests unanswered for 100 ms
-// are counted lost and replaced.
+// Each request is one datagram of --ops-per-datagram ops (default 1), each a
+// GET (or SET with --get-ratio < 1) of a random key; the reply carries one
+// response op per op, all in one datagram (values up to ~1400 bytes in all).
+// Throughput counts ops (ops/s) and datagrams (dgrams/s); latency is per
+// datagram; --window and --rate count datagrams and ops respectively (the
+// open loop sends rate / ops-per-datagram datagrams per second). Output: one
+// markdown row like perf/server_bench's, plus a machine-readable "RESULT"
+// line. Runs are bounded by --seconds (and --max-requests, in datagrams);
+// requests unanswered for 100 ms are counted lost (as datagrams) and replaced.
 //
 //   dpdk_loadgen --eal "--no-huge -m 256 --no-shconf --no-pci --file-prefix=lg -l 0
 //                       --vdev=net_memif0,role=client,socket=/tmp/ferrite-memif.sock"
@@ -73,6 +77,7 @@ struct Opts {
   uint64_t max_requests = 100000000;
   bool preload = true;
   std::string protocol = "native";  // or "memcached" (UDP frame header + text, the peer)
+  unsigned ops_per_dgram = 1;       // --ops-per-datagram: ops in each measured request (native only)
 };
 
 struct Gen {
@@ -105,7 +110,8 @@ struct Gen {
   // Measurement.
   bool measuring = false;
   Histogram hist;  // ns per request
-  uint64_t done = 0, hits = 0, misses = 0, lost = 0, sent = 0, errors = 0;
+  uint64_t done = 0, hits = 0, misses = 0, lost = 0, sent = 0, errors = 0;  // done, lost, sent: datagrams
+  uint64_t ops_done = 0;  // response ops in the replies counted in done
   // --stall-us: slow replies (scheduled send time, latency) and the
   // generator's own loop gaps (start, length), in TSC, to tell whose stall it was.
   std::vector<std::pair<uint64_t, uint64_t>> slow, gaps;
@@ -289,7 +295,15 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-preload", o.preload, "skip the SET of every key before measuring");
   app.add_option("--protocol", o.protocol, "native | memcached (UDP, for the memcached peer)")
       ->check(CLI::IsMember({"native", "memcached"}));
+  app.add_option("--ops-per-datagram", o.ops_per_dgram,
+                 "ops in each measured request datagram (native protocol; ops/s counts ops)")
+      ->check(CLI::Range(1, 64));
   CLI11_PARSE(app, argc, argv);
+  if (o.ops_per_dgram > 1 && o.protocol != "native") return die("--ops-per-datagram > 1 needs --protocol native");
+  // Request and reply each stay one datagram (no fragmentation in the measurement).
+  if (o.ops_per_dgram * (proto::kOpHeaderSize + key_of(0).size() + o.value) > 1440) {
+    return die("--ops-per-datagram x (24 + key + --value) exceeds one datagram's 1440 bytes");
+  }
 
   if (Status s = perf::eal_init("dpdk_loadgen", o.eal); !s.is_ok()) return die(s.to_string());
 
@@ -408,20 +422,23 @@ int main(int argc, char** argv) {
 
   // 4. Measurement.
   g.slots.resize(1 << 16);
-  std::string key;
-  proto::RequestOp op;
+  std::vector<std::string> mkeys(o.ops_per_dgram);
+  std::vector<proto::RequestOp> mops(o.ops_per_dgram);
   const uint64_t stall_tsc = static_cast<uint64_t>(o.stall_us * static_cast<double>(hz) / 1e6);
   auto issue = [&](uint64_t stamp) -> bool {
-    key = key_of(g.rng() % o.keys);
-    op = proto::RequestOp{};
-    op.key = key;
-    if (o.get_ratio >= 1.0 || std::uniform_real_distribution<double>(0, 1)(g.rng) < o.get_ratio) {
-      op.opcode = proto::Opcode::kGet;
-    } else {
-      op.opcode = proto::Opcode::kSet;
-      op.value = g.value;
+    for (unsigned k = 0; k < o.ops_per_dgram; ++k) {
+      mkeys[k] = key_of(g.rng() % o.keys);
+      proto::RequestOp& op = mops[k];
+      op = proto::RequestOp{};
+      op.key = mkeys[k];
+      if (o.get_ratio >= 1.0 || std::uniform_real_distribution<double>(0, 1)(g.rng) < o.get_ratio) {
+        op.opcode = proto::Opcode::kGet;
+      } else {
+        op.opcode = proto::Opcode::kSet;
+        op.value = g.value;
+      }
     }
-    const uint64_t id = g.send_request(std::span<const proto::RequestOp>(&op, 1));
+    const uint64_t id = g.send_request(mops);
     if (id == 0) return false;  // no mbuf this round
     auto& s = g.slots[id % g.slots.size()];
     if (s.sent_tsc != 0) {  // an ancient request in the way: lost
@@ -457,11 +474,15 @@ int main(int argc, char** argv) {
       } else {
         ++g.errors;
       }
+      ++g.ops_done;
       return;
     }
+    // One response op per request op; a reply short of ops counts the missing ones as errors.
     proto::ResponseReader rr(payload);
     proto::ResponseOp rop;
-    if (rr.next(&rop) == Result::kOk) {
+    unsigned got = 0;
+    while (got < o.ops_per_dgram && rr.next(&rop) == Result::kOk) {
+      ++got;
       if (rop.status == proto::OpStatus::kOk) {
         ++g.hits;
       } else if (rop.status == proto::OpStatus::kNotFound) {
@@ -470,9 +491,12 @@ int main(int argc, char** argv) {
         ++g.errors;
       }
     }
+    g.errors += o.ops_per_dgram - got;
+    g.ops_done += got;
   };
   const bool open = o.mode == "open";
-  const uint64_t interval = open ? std::max<uint64_t>(1, static_cast<uint64_t>(static_cast<double>(hz) / o.rate)) : 0;
+  const uint64_t interval =  // --rate counts ops: one datagram per ops_per_dgram of them
+      open ? std::max<uint64_t>(1, static_cast<uint64_t>(static_cast<double>(hz) * o.ops_per_dgram / o.rate)) : 0;
   const uint64_t start = now();
   const uint64_t measure_from = start + static_cast<uint64_t>(o.warmup * static_cast<double>(hz));
   const uint64_t end = measure_from + static_cast<uint64_t>(o.seconds * static_cast<double>(hz));
@@ -515,14 +539,17 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = static_cast<double>(now() - measure_from) / static_cast<double>(g.hz);
-  const double ops = static_cast<double>(g.done) / secs;
+  const double ops = static_cast<double>(g.ops_done) / secs;
+  const double dgrams = static_cast<double>(g.done) / secs;
   const std::string offered = open ? std::to_string(static_cast<uint64_t>(o.rate)) : "closed W=" + std::to_string(o.window);
   std::printf("| %s | %s | %.0f | %.1f | %.1f | %.1f | %llu | %llu |\n", o.label.c_str(), offered.c_str(), ops,
               g.percentile(0.50), g.percentile(0.99), g.percentile(0.999), static_cast<unsigned long long>(g.lost),
               static_cast<unsigned long long>(g.errors + g.misses));
-  std::printf("RESULT label=%s mode=%s ops_per_s=%.0f p50_us=%.2f p99_us=%.2f p999_us=%.2f lost=%llu misses=%llu\n",
-              o.label.c_str(), o.mode.c_str(), ops, g.percentile(0.50), g.percentile(0.99), g.percentile(0.999),
-              static_cast<unsigned long long>(g.lost), static_cast<unsigned long long>(g.misses));
+  std::printf("RESULT label=%s mode=%s ops_per_dgram=%u ops_per_s=%.0f dgrams_per_s=%.0f p50_us=%.2f p99_us=%.2f "
+              "p999_us=%.2f lost=%llu misses=%llu errors=%llu\n",
+              o.label.c_str(), o.mode.c_str(), o.ops_per_dgram, ops, dgrams, g.percentile(0.50), g.percentile(0.99),
+              g.percentile(0.999), static_cast<unsigned long long>(g.lost), static_cast<unsigned long long>(g.misses),
+              static_cast<unsigned long long>(g.errors));
   std::fflush(stdout);
   if (stall_tsc != 0) report_stalls(g.slow, g.gaps, measure_from, hz, o.stall_us);
   perf::close_port_and_eal(g.port, o.eal);
