@@ -86,7 +86,7 @@ void McEngine::register_stats() {
   r.gauge("pointer_size", "bits of a pointer", [] { return sizeof(void*) * 8; });
   r.gauge("curr_connections", "open TCP connections", [this] { return curr_connections.load(std::memory_order_relaxed); });
   r.counter("total_connections", "TCP connections accepted", [this] { return total_connections.load(std::memory_order_relaxed); });
-  r.counter("rejected_connections", "TCP connections refused (allowlist)",
+  r.counter("rejected_connections", "TCP connections refused (allowlist, or server.max_connections open)",
             [this] { return rejected_connections.load(std::memory_order_relaxed); });
   const stats::Workers<McStats> w = stat_workers();
   for (const McCounter& c : kMcCounters) r.counter(c.name, c.help, w.summed(c.field));

@@ -17,6 +17,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -176,6 +177,12 @@ void McTcpServer::Loop::accept_all() {
       break;
     }
     if (!mc().allowed(peer) || conns_.size() >= s_.max_connections_) {
+      // Over server.max_connections (memcached's -c): memcached's words, then
+      // close; a peer outside the allowlist gets nothing.
+      if (mc().allowed(peer)) {
+        static constexpr std::string_view kFull = "ERROR Too many open connections\r\n";
+        (void)::send(fd, kFull.data(), kFull.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
       mc().rejected_connections.fetch_add(1, std::memory_order_relaxed);
       ::close(fd);
       continue;
