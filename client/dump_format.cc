@@ -28,7 +28,9 @@ Status unescape(std::string_view field, std::size_t col, std::string_view name, 
       continue;
     }
     const std::size_t at = col + i;
-    if (i + 1 == field.size()) return Status::invalid_argument(fmt::format("{}: a lone backslash at its end (column {})", name, at));
+    if (i + 1 == field.size()) {
+      return Status::invalid_argument(fmt::format("{}: a lone backslash at its end (column {})", name, at));
+    }
     switch (field[++i]) {
       case '\\': out->push_back('\\'); break;
       case 't': out->push_back('\t'); break;
@@ -38,7 +40,8 @@ Status unescape(std::string_view field, std::size_t col, std::string_view name, 
         const int hi = i + 1 < field.size() ? hex_digit(field[i + 1]) : -1;
         const int lo = i + 2 < field.size() ? hex_digit(field[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
-          return Status::invalid_argument(fmt::format("{}: \\x must be followed by two hex digits (column {})", name, at));
+          return Status::invalid_argument(
+              fmt::format("{}: \\x must be followed by two hex digits (column {})", name, at));
         }
         out->push_back(static_cast<char>(hi * 16 + lo));
         i += 2;

@@ -196,7 +196,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", fmt::format("ferrite-bench {}", ferrite::kVersion));
   app.add_option("--server", cli.server, "server address HOST:PORT (as ferritectl's), or HOST with --port")
       ->capture_default_str();
-  CLI::Option* o_port = app.add_option("--port", cli.port, "server UDP port when --server gives none")->capture_default_str();
+  CLI::Option* o_port =
+      app.add_option("--port", cli.port, "server UDP port when --server gives none")->capture_default_str();
   app.add_option("--protocol", cli.protocol, "native | memcached")->check(CLI::IsMember({"native", "memcached"}));
   app.add_option("--mode", cli.mode, "closed (depth outstanding per flow) | open (Poisson at --rate)")
       ->check(CLI::IsMember({"closed", "open"}));

@@ -594,7 +594,9 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
     overridden = true;
   }
   if (verbose > 0) {
-    if (given.count("log.level")) return Status::invalid_argument("command line: -v and --log-level both set log.level: give one");
+    if (given.count("log.level")) {
+      return Status::invalid_argument("command line: -v and --log-level both set log.level: give one");
+    }
     FERRITE_RETURN_IF_ERROR(put_node("log.level", toml::value<std::string>(verbose == 1 ? "info" : "debug")));
   }
   if (no_evict && evict) return Status::invalid_argument("command line: -M (--no-evict) and --evict contradict each other");

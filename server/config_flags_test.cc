@@ -77,18 +77,23 @@ TEST(ConfigFlags, BadValuesNameTheFlag) {
     std::string flag, message;
   };
   const Case cases[] = {
-      {{"-p", "70000"}, "-p,--memcached-tcp-port", "server.memcached_tcp_port (in command-line flags) = 70000 is out of range (allowed 0..65535)"},
+      {{"-p", "70000"}, "-p,--memcached-tcp-port",
+       "server.memcached_tcp_port (in command-line flags) = 70000 is out of range (allowed 0..65535)"},
       {{"-p", "-1"}, "-p,--memcached-tcp-port", "out of range"},
       {{"-p", "eleven"}, "-p,--memcached-tcp-port \"eleven\"", "not an integer"},
-      {{"-U", "65536"}, "-U,--memcached-udp-port", "server.memcached_udp_port (in command-line flags) = 65536 is out of range"},
+      {{"-U", "65536"}, "-U,--memcached-udp-port",
+       "server.memcached_udp_port (in command-line flags) = 65536 is out of range"},
       {{"-l", "localhost"}, "-l,--bind,--listen \"localhost\"", "IPv4"},
-      {{"-t", "0"}, "-t,--workers,--threads", "server.workers (in command-line flags) = 0 is out of range (allowed 1..63)"},
+      {{"-t", "0"}, "-t,--workers,--threads",
+       "server.workers (in command-line flags) = 0 is out of range (allowed 1..63)"},
       {{"-t", "64"}, "-t,--workers,--threads", "out of range"},
-      {{"-m", "8"}, "-m,--memory-limit \"8\"", "pool.size (in command-line flags) = 8388608 is out of range (allowed 16MiB..16TiB)"},
+      {{"-m", "8"}, "-m,--memory-limit \"8\"",
+       "pool.size (in command-line flags) = 8388608 is out of range (allowed 16MiB..16TiB)"},
       {{"-m", "64M"}, "-m,--memory-limit \"64M\"", "not a whole number of megabytes"},
       {{"-m", "-5"}, "-m,--memory-limit", "not a whole number of megabytes"},
       {{"-m", "99999999999999999999"}, "-m,--memory-limit", "out of range"},
-      {{"-c", "0"}, "-c,--conn-limit", "server.max_connections (in command-line flags) = 0 is out of range (allowed 1..1048576)"},
+      {{"-c", "0"}, "-c,--conn-limit",
+       "server.max_connections (in command-line flags) = 0 is out of range (allowed 1..1048576)"},
       {{"-c", "ferrited.toml"}, "-c,--conn-limit \"ferrited.toml\"", "the config file is given with --config"},
   };
   for (const Case& c : cases) {

@@ -4,12 +4,14 @@
 // flag and expiry; malformed input is refused with its line number; the old
 // "key<TAB>value" format is refused; no progress line when stderr is not a
 // terminal. FERRITE_DUMP_KEYS sets N (the dump_load_1m test: 1000000).
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <sstream>
 
 #include "client/dump_format.h"
 #include "tests/e2e/server_harness.h"
