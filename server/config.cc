@@ -469,6 +469,74 @@ StatusOr<std::unique_ptr<toml::node>> shortcut_value(const Shortcut& s) {
   return n;
 }
 
+// What the command line sets besides the config file.
+struct Overrides {
+  std::vector<std::string> sets;     // --set section.key=value
+  std::deque<Shortcut> shortcuts;    // a deque: the options hold references to its elements
+  int verbose = 0;                   // -v count
+  bool no_evict = false, evict = false;
+};
+
+// Writes the overrides into the config file's table t, which is then
+// validated as one: --set first, then the shortcuts (a flag beats --set).
+// *any: whether anything was overridden.
+Status apply_overrides(toml::table& t, const Overrides& o, bool* any) {
+  auto put_node = [&](const std::string& dotted, const toml::node& value) -> Status {
+    auto dot = dotted.find('.');
+    if (dot == std::string::npos || dot == 0 || dot + 1 == dotted.size()) {
+      return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", dotted));
+    }
+    const std::string sec = dotted.substr(0, dot), key = dotted.substr(dot + 1);
+    if (!t.contains(sec)) t.insert(sec, toml::table{});
+    toml::table* st = t[sec].as_table();
+    if (st == nullptr) return Status::invalid_argument(fmt::format("{} is not a section", sec));
+    st->insert_or_assign(key, value);
+    return Status::ok();
+  };
+  // --set: the value is TOML (a bare word is taken as a string).
+  auto put = [&](const std::string& dotted, const std::string& raw) -> Status {
+    toml::table frag;
+    try {
+      frag = toml::parse(std::string_view("v = " + raw), std::string_view("command line"));
+    } catch (const toml::parse_error&) {
+      frag = toml::table{{"v", raw}};
+    }
+    return put_node(dotted, *frag.get("v"));
+  };
+  for (const std::string& s : o.sets) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos) return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", s));
+    FERRITE_RETURN_IF_ERROR(put(s.substr(0, eq), s.substr(eq + 1)));
+  }
+  // Shortcuts after --set (a flag beats --set); two flags for one key (-m and
+  // --pool-size) contradict each other.
+  *any = !o.sets.empty() || o.verbose > 0 || o.no_evict || o.evict;
+  std::map<std::string, const Shortcut*> given;
+  for (const Shortcut& s : o.shortcuts) {
+    if (s.opt->count() == 0) continue;
+    if (auto [it, fresh] = given.emplace(s.key, &s); !fresh) {
+      return Status::invalid_argument(
+          fmt::format("command line: {} and {} both set {}: give one", it->second->label, s.label, s.key));
+    }
+    auto n = shortcut_value(s);
+    if (!n) return n.status();
+    FERRITE_RETURN_IF_ERROR(put_node(s.key, **n));
+    *any = true;
+  }
+  if (o.verbose > 0) {
+    if (given.count("log.level")) {
+      return Status::invalid_argument("command line: -v and --log-level both set log.level: give one");
+    }
+    FERRITE_RETURN_IF_ERROR(put_node("log.level", toml::value<std::string>(o.verbose == 1 ? "info" : "debug")));
+  }
+  if (o.no_evict && o.evict) {
+    return Status::invalid_argument("command line: -M (--no-evict) and --evict contradict each other");
+  }
+  if (o.no_evict) FERRITE_RETURN_IF_ERROR(put_node("pool.when_full", toml::value<std::string>("error")));
+  if (o.evict) FERRITE_RETURN_IF_ERROR(put_node("pool.when_full", toml::value<std::string>("evict")));
+  return Status::ok();
+}
+
 }  // namespace
 
 StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
@@ -477,23 +545,21 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   auto embedded = parse_config(default_config_toml(), "the embedded default config");
   const Config d = embedded ? *embedded : Config{};
   // Each option's presence is its count(), never a sentinel value: "--port -1"
-  // and "--bind ''" are values to validate, not "not given". A deque: the
-  // options hold references to its elements.
-  std::deque<Shortcut> shortcuts;
+  // and "--bind ''" are values to validate, not "not given".
+  Overrides o;
   auto add = [&](Shortcut::Kind kind, const std::string& names, const std::string& key, std::string_view what,
                  const auto& dflt) {
-    Shortcut& s = shortcuts.emplace_back(Shortcut{kind, key, "", nullptr, ""});
+    Shortcut& s = o.shortcuts.emplace_back(Shortcut{kind, key, "", nullptr, ""});
     s.opt = app.add_option(names, s.raw, fmt::format("{}: {} (default: {})", key, what, dflt))
                 ->type_name(kind == Shortcut::kInt ? "N" : kind == Shortcut::kMiB ? "MB" : "TEXT");
     s.label = s.opt->get_name(false, true);  // every name, e.g. "-p,--memcached-tcp-port"
   };
   std::string config_file;
-  std::vector<std::string> sets;
   ParsedArgs out;
   CLI::Option* o_config = app.add_option("--config", config_file,
                                          "TOML config file; keys it omits keep their defaults (default: none, the "
                                          "embedded configs/default.toml)");
-  app.add_option("--set", sets, "override any key: --set section.key=value (repeatable)");
+  app.add_option("--set", o.sets, "override any key: --set section.key=value (repeatable)");
   add(Shortcut::kStr, "-l,--bind,--listen", "server.bind", "IPv4 address to serve on", d.server.bind);
   add(Shortcut::kInt, "--port", "server.port", "native protocol UDP port", d.server.port);
   add(Shortcut::kInt, "-p,--memcached-tcp-port", "server.memcached_tcp_port", "memcached TCP port, 0 = off",
@@ -509,13 +575,11 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   add(Shortcut::kMiB, "-m,--memory-limit", "pool.size", "size of a new pool in MiB (as --pool-size NMiB)",
       d.pool.size >> 20);
   add(Shortcut::kStr, "--log-level", "log.level", "debug | info | warn | error | off", d.log.level);
-  int verbose = 0;
-  app.add_flag("-v,--verbose", verbose, "log.level = \"info\"; -vv (or more): \"debug\" (memcached's -v)");
-  bool no_evict = false, evict = false;
-  app.add_flag("-M,--no-evict,--disable-evictions", no_evict,
+  app.add_flag("-v,--verbose", o.verbose, "log.level = \"info\"; -vv (or more): \"debug\" (memcached's -v)");
+  app.add_flag("-M,--no-evict,--disable-evictions", o.no_evict,
                fmt::format("pool.when_full = \"error\" (memcached's -M: refuse writes when full; default: \"{}\")",
                            d.pool.when_full));
-  app.add_flag("--evict", evict, "pool.when_full = \"evict\" (memcached's default: evict cold keys when full)");
+  app.add_flag("--evict", o.evict, "pool.when_full = \"evict\" (memcached's default: evict cold keys when full)");
   app.add_flag("--print-config", out.print_config, "print the effective configuration (every key) and exit");
   const std::string version = fmt::format("ferrited {}", kVersion);
   app.set_version_flag("--version", version);
@@ -550,60 +614,8 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   auto t = parse_toml(text, source);
   if (!t) return t.status();
 
-  // Overrides become TOML values in the same table, then one validation.
-  auto put_node = [&](const std::string& dotted, const toml::node& value) -> Status {
-    auto dot = dotted.find('.');
-    if (dot == std::string::npos || dot == 0 || dot + 1 == dotted.size()) {
-      return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", dotted));
-    }
-    const std::string sec = dotted.substr(0, dot), key = dotted.substr(dot + 1);
-    if (!t->contains(sec)) t->insert(sec, toml::table{});
-    toml::table* st = (*t)[sec].as_table();
-    if (st == nullptr) return Status::invalid_argument(fmt::format("{} is not a section", sec));
-    st->insert_or_assign(key, value);
-    return Status::ok();
-  };
-  // --set: the value is TOML (a bare word is taken as a string).
-  auto put = [&](const std::string& dotted, const std::string& raw) -> Status {
-    toml::table frag;
-    try {
-      frag = toml::parse(std::string_view("v = " + raw), std::string_view("command line"));
-    } catch (const toml::parse_error&) {
-      frag = toml::table{{"v", raw}};
-    }
-    return put_node(dotted, *frag.get("v"));
-  };
-  for (const std::string& s : sets) {
-    auto eq = s.find('=');
-    if (eq == std::string::npos) return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", s));
-    FERRITE_RETURN_IF_ERROR(put(s.substr(0, eq), s.substr(eq + 1)));
-  }
-  // Shortcuts after --set (a flag beats --set); two flags for one key (-m and
-  // --pool-size) contradict each other.
-  bool overridden = !sets.empty();
-  std::map<std::string, const Shortcut*> given;
-  for (const Shortcut& s : shortcuts) {
-    if (s.opt->count() == 0) continue;
-    if (auto [it, fresh] = given.emplace(s.key, &s); !fresh) {
-      return Status::invalid_argument(
-          fmt::format("command line: {} and {} both set {}: give one", it->second->label, s.label, s.key));
-    }
-    auto n = shortcut_value(s);
-    if (!n) return n.status();
-    FERRITE_RETURN_IF_ERROR(put_node(s.key, **n));
-    overridden = true;
-  }
-  if (verbose > 0) {
-    if (given.count("log.level")) {
-      return Status::invalid_argument("command line: -v and --log-level both set log.level: give one");
-    }
-    FERRITE_RETURN_IF_ERROR(put_node("log.level", toml::value<std::string>(verbose == 1 ? "info" : "debug")));
-  }
-  if (no_evict && evict) return Status::invalid_argument("command line: -M (--no-evict) and --evict contradict each other");
-  if (no_evict) FERRITE_RETURN_IF_ERROR(put_node("pool.when_full", toml::value<std::string>("error")));
-  if (evict) FERRITE_RETURN_IF_ERROR(put_node("pool.when_full", toml::value<std::string>("evict")));
-
-  overridden = overridden || verbose > 0 || no_evict || evict;
+  bool overridden = false;
+  FERRITE_RETURN_IF_ERROR(apply_overrides(*t, o, &overridden));
   const std::string src = overridden ? source + " with command-line overrides" : source;
   Config c;
   FERRITE_RETURN_IF_ERROR(apply_table(*t, c, src));
