@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "common/address.h"
+
 namespace ferrite::client {
 
 StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::connect(const std::vector<std::string>& servers,
@@ -10,17 +12,9 @@ StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::connect(const std::vecto
   if (servers.empty()) return Status::invalid_argument("no servers given");
   std::unique_ptr<ClusterClient> cc(new ClusterClient(servers));
   for (const std::string& s : servers) {
-    auto colon = s.rfind(':');
-    int port = 0;
-    if (colon != std::string::npos) {
-      try {
-        port = std::stoi(s.substr(colon + 1));
-      } catch (...) {
-        port = 0;
-      }
-    }
-    if (port <= 0 || port > 65535) return Status::invalid_argument(fmt::format("server \"{}\" is not host:port", s));
-    auto c = Client::connect(s.substr(0, colon), static_cast<uint16_t>(port), opts);
+    auto addr = parse_host_port(s);
+    if (!addr) return addr.status();
+    auto c = Client::connect(addr->host, addr->port, opts);
     if (!c) return c.status();
     cc->clients_.push_back(std::move(c).value());
   }

@@ -44,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "common/address.h"
 #include "common/histogram.h"
 #include "net/frame.h"
 #include "net/dpdk_guard.h"
@@ -277,8 +278,10 @@ int main(int argc, char** argv) {
   app.add_option("--eal", o.eal, "EAL arguments (one string)")->required();
   app.add_option("--port", o.port);
   app.add_option("--ip", o.ip, "our IPv4 address");
-  app.add_option("--server-ip", o.server_ip);
-  app.add_option("--server-port", o.server_port);
+  std::string server;
+  app.add_option("--server", server, "server HOST:PORT (as ferritectl's and ferrite-bench's)")
+      ->excludes(app.add_option("--server-ip", o.server_ip))
+      ->excludes(app.add_option("--server-port", o.server_port));
   app.add_option("--src-port", o.src_port);
   app.add_option("--mac", o.mac, "our MAC (default: the port's)");
   app.add_option("--label", o.label, "the row's name");
@@ -303,6 +306,12 @@ int main(int argc, char** argv) {
   // Request and reply each stay one datagram (no fragmentation in the measurement).
   if (o.ops_per_dgram * (proto::kOpHeaderSize + key_of(0).size() + o.value) > 1440) {
     return die("--ops-per-datagram x (24 + key + --value) exceeds one datagram's 1440 bytes");
+  }
+  if (!server.empty()) {
+    auto addr = parse_host_port(server);
+    if (!addr) return die("--server: " + std::string(addr.status().message()));
+    o.server_ip = addr->host;
+    o.server_port = addr->port;
   }
 
   if (Status s = perf::eal_init("dpdk_loadgen", o.eal); !s.is_ok()) return die(s.to_string());

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/address.h"
 #include "common/limits.h"
 #include "common/version.h"
 #include "perf/bench/report.h"
@@ -193,8 +194,10 @@ int main(int argc, char** argv) {
   CLI::App app{"ferrite-bench: load generator for ferrited (native) and memcached (UDP) over loopback or LAN",
                "ferrite-bench"};
   app.set_version_flag("--version", fmt::format("ferrite-bench {}", ferrite::kVersion));
-  app.add_option("--server", cli.server, "server IPv4 address");
-  app.add_option("--port", cli.port, "server UDP port");
+  app.add_option("--server", cli.server, "server address HOST:PORT (as ferritectl's), or HOST with --port")
+      ->capture_default_str();
+  CLI::Option* o_port =
+      app.add_option("--port", cli.port, "server UDP port when --server gives none")->capture_default_str();
   app.add_option("--protocol", cli.protocol, "native | memcached")->check(CLI::IsMember({"native", "memcached"}));
   app.add_option("--mode", cli.mode, "closed (depth outstanding per flow) | open (Poisson at --rate)")
       ->check(CLI::IsMember({"closed", "open"}));
@@ -238,6 +241,20 @@ int main(int argc, char** argv) {
                "cache-aside: each get that misses is followed (same flow, next request) by a set of that key");
   app.add_flag("--quiet", cli.quiet, "no progress line");
   CLI11_PARSE(app, argc, argv);
+  {
+    auto addr = ferrite::parse_host_port(cli.server, cli.port);
+    if (!addr) {
+      std::fprintf(stderr, "ferrite-bench: --server: %s\n", std::string(addr.status().message()).c_str());
+      return 2;
+    }
+    if (o_port->count() != 0 && addr->port != cli.port) {
+      std::fprintf(stderr, "ferrite-bench: --server %s and --port %u name different ports: give one\n",
+                   cli.server.c_str(), static_cast<unsigned>(cli.port));
+      return 2;
+    }
+    cli.server = addr->host;
+    cli.port = addr->port;
+  }
   cfg.protocol = cli.protocol == "native" ? Protocol::kNative : Protocol::kMemcached;
   cfg.mode = cli.mode == "open" ? Mode::kOpen : Mode::kClosed;
   if (cli.flows < cli.threads) cli.flows = cli.threads;

@@ -10,7 +10,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
+#include <climits>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -175,6 +178,8 @@ const std::map<std::string, Setter>& setters() {
       {"server.memcached_tcp_port",
        integer(0, 65535, [](Config& c, uint64_t v) { c.server.memcached_tcp_port = static_cast<uint32_t>(v); })},
       {"server.tcp_workers", integer(1, 62, [](Config& c, uint64_t v) { c.server.tcp_workers = static_cast<uint32_t>(v); })},
+      {"server.max_connections",
+       integer(1, 1048576, [](Config& c, uint64_t v) { c.server.max_connections = static_cast<uint32_t>(v); })},
       {"pool.path", string([](const std::string& s) { return !s.empty() && s[0] == '/'; }, "an absolute path",
                            [](Config& c, std::string v) { c.pool.path = std::move(v); })},
       {"pool.size", size(16ull << 20, 16ull << 40, false, "allowed 16MiB..16TiB", [](Config& c, uint64_t v) { c.pool.size = v; })},
@@ -359,6 +364,7 @@ std::string to_toml(const Config& c) {
                              {"memcached_udp_port", i64(c.server.memcached_udp_port)},
                              {"memcached_tcp_port", i64(c.server.memcached_tcp_port)},
                              {"tcp_workers", i64(c.server.tcp_workers)},
+                             {"max_connections", i64(c.server.max_connections)},
                              {"max_datagram", i64(c.server.max_datagram)}}},
       {"pool", toml::table{{"path", c.pool.path},
                            {"size", i64(c.pool.size)},
@@ -415,6 +421,8 @@ constexpr const char* kHelpFooter = R"(Configuration:
   key each; their defaults are those of the embedded configs/default.toml.
   --print-config prints every key with its effective value, so
   `ferrited --print-config` lists all defaults. See docs/operations.md.
+  memcached's -p -U -l -t -m -c -v -M set the keys named above
+  (docs/memcached.md, "Command-line flags"); the config file is --config.
 
 Environment:
   PMEM_IS_PMEM_FORCE=1  treat the pool file as persistent memory (cache-line
@@ -434,6 +442,115 @@ Exit status:
   message says why); 2 for a usage or configuration error.
 )";
 
+// A shortcut option: sets one key from the text given on the command line.
+// The text is converted here (never by CLI11), so every bad value is
+// reported as "FLAG VALUE: <the key's own message>".
+struct Shortcut {
+  enum Kind { kInt, kStr, kMiB } kind;
+  std::string key;
+  std::string label;  // "-p/--memcached-tcp-port"
+  CLI::Option* opt = nullptr;
+  std::string raw;    // bound to the option
+};
+
+// The option's text as the key's TOML value, checked with the key's own rule.
+StatusOr<std::unique_ptr<toml::node>> shortcut_value(const Shortcut& s) {
+  auto bad = [&](std::string_view why) {
+    return Status::invalid_argument(fmt::format("command line: {} \"{}\": {} (see --help)", s.label, s.raw, why));
+  };
+  std::unique_ptr<toml::node> n;
+  if (s.kind == Shortcut::kStr) {
+    n = std::make_unique<toml::value<std::string>>(s.raw);
+  } else {
+    int64_t v = 0;
+    const char* end = s.raw.data() + s.raw.size();
+    auto [ptr, ec] = std::from_chars(s.raw.data(), end, v);
+    if (s.raw.empty() || ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+      return bad(s.kind == Shortcut::kMiB ? "not a whole number of megabytes"
+                 : s.key == "server.max_connections" ? "not an integer (the config file is given with --config)"
+                                                      : "not an integer");
+    }
+    if (ec == std::errc::result_out_of_range) v = s.raw[0] == '-' ? INT64_MIN : INT64_MAX;
+    if (s.kind == Shortcut::kMiB) {
+      if (v < 0) return bad("not a whole number of megabytes");
+      v = v > (INT64_MAX >> 20) ? INT64_MAX : v << 20;
+    }
+    n = std::make_unique<toml::value<int64_t>>(v);
+  }
+  Config scratch;
+  Status st = setters().at(s.key)(*n, scratch, s.key, "command-line flags");
+  if (!st.is_ok()) return bad(st.message());
+  return n;
+}
+
+// What the command line sets besides the config file.
+struct Overrides {
+  std::vector<std::string> sets;     // --set section.key=value
+  std::deque<Shortcut> shortcuts;    // a deque: the options hold references to its elements
+  int verbose = 0;                   // -v count
+  bool no_evict = false, evict = false;
+};
+
+// Writes the overrides into the config file's table t, which is then
+// validated as one: --set first, then the shortcuts (a flag beats --set).
+// *any: whether anything was overridden.
+Status apply_overrides(toml::table& t, const Overrides& o, bool* any) {
+  auto put_node = [&](const std::string& dotted, const toml::node& value) -> Status {
+    auto dot = dotted.find('.');
+    if (dot == std::string::npos || dot == 0 || dot + 1 == dotted.size()) {
+      return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", dotted));
+    }
+    const std::string sec = dotted.substr(0, dot), key = dotted.substr(dot + 1);
+    if (!t.contains(sec)) t.insert(sec, toml::table{});
+    toml::table* st = t[sec].as_table();
+    if (st == nullptr) return Status::invalid_argument(fmt::format("{} is not a section", sec));
+    st->insert_or_assign(key, value);
+    return Status::ok();
+  };
+  // --set: the value is TOML (a bare word is taken as a string).
+  auto put = [&](const std::string& dotted, const std::string& raw) -> Status {
+    toml::table frag;
+    try {
+      frag = toml::parse(std::string_view("v = " + raw), std::string_view("command line"));
+    } catch (const toml::parse_error&) {
+      frag = toml::table{{"v", raw}};
+    }
+    return put_node(dotted, *frag.get("v"));
+  };
+  for (const std::string& s : o.sets) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos) return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", s));
+    FERRITE_RETURN_IF_ERROR(put(s.substr(0, eq), s.substr(eq + 1)));
+  }
+  // Shortcuts after --set (a flag beats --set); two flags for one key (-m and
+  // --pool-size) contradict each other.
+  *any = !o.sets.empty() || o.verbose > 0 || o.no_evict || o.evict;
+  std::map<std::string, const Shortcut*> given;
+  for (const Shortcut& s : o.shortcuts) {
+    if (s.opt->count() == 0) continue;
+    if (auto [it, fresh] = given.emplace(s.key, &s); !fresh) {
+      return Status::invalid_argument(
+          fmt::format("command line: {} and {} both set {}: give one", it->second->label, s.label, s.key));
+    }
+    auto n = shortcut_value(s);
+    if (!n) return n.status();
+    FERRITE_RETURN_IF_ERROR(put_node(s.key, **n));
+    *any = true;
+  }
+  if (o.verbose > 0) {
+    if (given.count("log.level")) {
+      return Status::invalid_argument("command line: -v and --log-level both set log.level: give one");
+    }
+    FERRITE_RETURN_IF_ERROR(put_node("log.level", toml::value<std::string>(o.verbose == 1 ? "info" : "debug")));
+  }
+  if (o.no_evict && o.evict) {
+    return Status::invalid_argument("command line: -M (--no-evict) and --evict contradict each other");
+  }
+  if (o.no_evict) FERRITE_RETURN_IF_ERROR(put_node("pool.when_full", toml::value<std::string>("error")));
+  if (o.evict) FERRITE_RETURN_IF_ERROR(put_node("pool.when_full", toml::value<std::string>("evict")));
+  return Status::ok();
+}
+
 }  // namespace
 
 StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
@@ -441,35 +558,42 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   // --help shows each shortcut option's default: the embedded config's value.
   auto embedded = parse_config(default_config_toml(), "the embedded default config");
   const Config d = embedded ? *embedded : Config{};
-  auto dflt = [](std::string_view key, std::string_view what, const auto& v) {
-    return fmt::format("{}: {} (default: {})", key, what, v);
-  };
   // Each option's presence is its count(), never a sentinel value: "--port -1"
   // and "--bind ''" are values to validate, not "not given".
+  Overrides o;
+  auto add = [&](Shortcut::Kind kind, const std::string& names, const std::string& key, std::string_view what,
+                 const auto& dflt) {
+    Shortcut& s = o.shortcuts.emplace_back(Shortcut{kind, key, "", nullptr, ""});
+    s.opt = app.add_option(names, s.raw, fmt::format("{}: {} (default: {})", key, what, dflt))
+                ->type_name(kind == Shortcut::kInt ? "N" : kind == Shortcut::kMiB ? "MB" : "TEXT");
+    s.label = s.opt->get_name(false, true);  // every name, e.g. "-p,--memcached-tcp-port"
+  };
   std::string config_file;
-  std::vector<std::string> sets;
-  std::string bind, backend, pool, pool_size, log_level;
-  int64_t port = 0, workers = 0;
   ParsedArgs out;
-  CLI::Option* o_config = app.add_option("-c,--config", config_file,
+  CLI::Option* o_config = app.add_option("--config", config_file,
                                          "TOML config file; keys it omits keep their defaults (default: none, the "
                                          "embedded configs/default.toml)");
-  app.add_option("--set", sets, "override any key: --set section.key=value (repeatable)");
-  CLI::Option* o_bind = app.add_option("--bind", bind, dflt("server.bind", "IPv4 address to serve on", d.server.bind));
-  CLI::Option* o_port = app.add_option("--port", port, dflt("server.port", "native protocol UDP port", d.server.port));
-  CLI::Option* o_workers = app.add_option("--workers", workers, dflt("server.workers", "worker threads", d.server.workers));
-  CLI::Option* o_backend = app.add_option("--backend", backend, dflt("server.backend", "kernel | dpdk", d.server.backend));
-  CLI::Option* o_pool = app.add_option("--pool", pool, dflt("pool.path", "the pool file, created on first start",
-                                                            d.pool.path));
-  CLI::Option* o_pool_size = app.add_option("--pool-size", pool_size,
-                                            dflt("pool.size", "size of a new pool, e.g. 4GiB", size_text(d.pool.size)));
-  CLI::Option* o_log_level = app.add_option("--log-level", log_level,
-                                            dflt("log.level", "debug | info | warn | error | off", d.log.level));
-  bool no_evict = false, evict = false;
-  app.add_flag("-M,--no-evict", no_evict,
+  app.add_option("--set", o.sets, "override any key: --set section.key=value (repeatable)");
+  add(Shortcut::kStr, "-l,--bind,--listen", "server.bind", "IPv4 address to serve on", d.server.bind);
+  add(Shortcut::kInt, "--port", "server.port", "native protocol UDP port", d.server.port);
+  add(Shortcut::kInt, "-p,--memcached-tcp-port", "server.memcached_tcp_port", "memcached TCP port, 0 = off",
+      d.server.memcached_tcp_port);
+  add(Shortcut::kInt, "-U,--memcached-udp-port", "server.memcached_udp_port", "memcached UDP port, 0 = off",
+      d.server.memcached_udp_port);
+  add(Shortcut::kInt, "-t,--workers,--threads", "server.workers", "worker threads", d.server.workers);
+  add(Shortcut::kInt, "-c,--conn-limit", "server.max_connections", "memcached TCP connections at once",
+      d.server.max_connections);
+  add(Shortcut::kStr, "--backend", "server.backend", "kernel | dpdk", d.server.backend);
+  add(Shortcut::kStr, "--pool", "pool.path", "the pool file, created on first start", d.pool.path);
+  add(Shortcut::kStr, "--pool-size", "pool.size", "size of a new pool, e.g. 4GiB", size_text(d.pool.size));
+  add(Shortcut::kMiB, "-m,--memory-limit", "pool.size", "size of a new pool in MiB (as --pool-size NMiB)",
+      d.pool.size >> 20);
+  add(Shortcut::kStr, "--log-level", "log.level", "debug | info | warn | error | off", d.log.level);
+  app.add_flag("-v,--verbose", o.verbose, "log.level = \"info\"; -vv (or more): \"debug\" (memcached's -v)");
+  app.add_flag("-M,--no-evict,--disable-evictions", o.no_evict,
                fmt::format("pool.when_full = \"error\" (memcached's -M: refuse writes when full; default: \"{}\")",
                            d.pool.when_full));
-  app.add_flag("--evict", evict, "pool.when_full = \"evict\" (memcached's default: evict cold keys when full)");
+  app.add_flag("--evict", o.evict, "pool.when_full = \"evict\" (memcached's default: evict cold keys when full)");
   app.add_flag("--print-config", out.print_config, "print the effective configuration (every key) and exit");
   const std::string version = fmt::format("ferrited {}", kVersion);
   app.set_version_flag("--version", version);
@@ -504,52 +628,8 @@ StatusOr<ParsedArgs> config_from_args(int argc, const char* const* argv) {
   auto t = parse_toml(text, source);
   if (!t) return t.status();
 
-  // Overrides become TOML values in the same table, then one validation.
-  auto put_node = [&](const std::string& dotted, const toml::node& value) -> Status {
-    auto dot = dotted.find('.');
-    if (dot == std::string::npos || dot == 0 || dot + 1 == dotted.size()) {
-      return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", dotted));
-    }
-    const std::string sec = dotted.substr(0, dot), key = dotted.substr(dot + 1);
-    if (!t->contains(sec)) t->insert(sec, toml::table{});
-    toml::table* st = (*t)[sec].as_table();
-    if (st == nullptr) return Status::invalid_argument(fmt::format("{} is not a section", sec));
-    st->insert_or_assign(key, value);
-    return Status::ok();
-  };
-  // --set: the value is TOML (a bare word is taken as a string).
-  auto put = [&](const std::string& dotted, const std::string& raw) -> Status {
-    toml::table frag;
-    try {
-      frag = toml::parse(std::string_view("v = " + raw), std::string_view("command line"));
-    } catch (const toml::parse_error&) {
-      frag = toml::table{{"v", raw}};
-    }
-    return put_node(dotted, *frag.get("v"));
-  };
-  // Shortcut flags: typed values, no TOML text in between (a path with " or
-  // \ is the path).
-  auto put_str = [&](const std::string& dotted, const std::string& v) { return put_node(dotted, toml::value<std::string>(v)); };
-  auto put_int = [&](const std::string& dotted, int64_t v) { return put_node(dotted, toml::value<int64_t>(v)); };
-  for (const std::string& s : sets) {
-    auto eq = s.find('=');
-    if (eq == std::string::npos) return Status::invalid_argument(fmt::format("--set {}: expected section.key=value", s));
-    FERRITE_RETURN_IF_ERROR(put(s.substr(0, eq), s.substr(eq + 1)));
-  }
-  if (o_bind->count()) FERRITE_RETURN_IF_ERROR(put_str("server.bind", bind));
-  if (o_port->count()) FERRITE_RETURN_IF_ERROR(put_int("server.port", port));
-  if (o_workers->count()) FERRITE_RETURN_IF_ERROR(put_int("server.workers", workers));
-  if (o_backend->count()) FERRITE_RETURN_IF_ERROR(put_str("server.backend", backend));
-  if (o_pool->count()) FERRITE_RETURN_IF_ERROR(put_str("pool.path", pool));
-  if (o_pool_size->count()) FERRITE_RETURN_IF_ERROR(put_str("pool.size", pool_size));
-  if (o_log_level->count()) FERRITE_RETURN_IF_ERROR(put_str("log.level", log_level));
-  if (no_evict && evict) return Status::invalid_argument("command line: -M (--no-evict) and --evict contradict each other");
-  if (no_evict) FERRITE_RETURN_IF_ERROR(put_str("pool.when_full", "error"));
-  if (evict) FERRITE_RETURN_IF_ERROR(put_str("pool.when_full", "evict"));
-
-  const bool overridden = !sets.empty() || o_bind->count() || o_port->count() || o_workers->count() ||
-                          o_backend->count() || o_pool->count() || o_pool_size->count() || o_log_level->count() ||
-                          no_evict || evict;
+  bool overridden = false;
+  FERRITE_RETURN_IF_ERROR(apply_overrides(*t, o, &overridden));
   const std::string src = overridden ? source + " with command-line overrides" : source;
   Config c;
   FERRITE_RETURN_IF_ERROR(apply_table(*t, c, src));

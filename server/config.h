@@ -29,6 +29,7 @@ struct Config {
     uint32_t memcached_udp_port = 0;
     uint32_t memcached_tcp_port = 0;
     uint32_t tcp_workers = 1;  // memcached TCP epoll threads, one index worker each
+    uint32_t max_connections = 4096;  // memcached TCP connections open at once; more are refused (memcached's -c)
     uint32_t max_datagram = 1472;
     bool operator==(const Server&) const = default;
   } server;

@@ -193,6 +193,12 @@ int main(int argc, char** argv) {
              ist.repair_done ? fmt::format("{} keys", (*idx)->count())
                              : fmt::format("crash repair of {} table segments runs in the background",
                                            ist.recovery_pending_segments));
+    // pool.size (--pool-size, memcached's -m) sizes a new pool only.
+    if ((*pool)->size() != cfg.pool.size) {
+      log_warn("pool {} keeps its size of {} MiB; pool.size = {} MiB applies to a new pool only (to resize: ferritectl "
+               "dump, stop, remove the pool file, start, ferritectl load)",
+               cfg.pool.path, (*pool)->size() >> 20, cfg.pool.size >> 20);
+    }
   }
 
 #if defined(FERRITE_PFSIM) && FERRITE_PFSIM
@@ -276,7 +282,7 @@ int main(int argc, char** argv) {
   }
   if (mc_tcp) {
     auto t = server::McTcpServer::create(mc, cfg.server.bind, static_cast<uint16_t>(cfg.server.memcached_tcp_port),
-                                         index_workers - tcp_threads, tcp_threads);
+                                         index_workers - tcp_threads, tcp_threads, cfg.server.max_connections);
     if (!t) return fail(t.status().with_context(kMcTcpRole));
     mc_tcp_server = std::move(t).value();
   }

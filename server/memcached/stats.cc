@@ -109,7 +109,7 @@ void McEngine::register_stats() {
           [this] { return max_connections.load(std::memory_order_relaxed); });
   r.gauge("curr_connections", "open TCP connections", [this] { return curr_connections.load(std::memory_order_relaxed); });
   r.counter("total_connections", "TCP connections accepted", [this] { return total_connections.load(std::memory_order_relaxed); });
-  r.counter("rejected_connections", "TCP connections refused (allowlist, max_connections)",
+  r.counter("rejected_connections", "TCP connections refused (allowlist, or server.max_connections open)",
             [this] { return rejected_connections.load(std::memory_order_relaxed); });
   const stats::Workers<McStats> w = stat_workers();
   for (const McCounter& c : kMcCounters) r.counter(c.name, c.help, w.summed(c.field));

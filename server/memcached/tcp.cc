@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -224,6 +225,12 @@ void McTcpServer::Loop::accept_all() {
     const bool room = s_.open_.fetch_add(1, std::memory_order_relaxed) < s_.max_connections_;
     if (!room || !mc().allowed(peer)) {
       s_.open_.fetch_sub(1, std::memory_order_relaxed);
+      // Over server.max_connections (memcached's -c): memcached's words, then
+      // close; a peer outside the allowlist gets nothing.
+      if (!room && mc().allowed(peer)) {
+        static constexpr std::string_view kFull = "ERROR Too many open connections\r\n";
+        (void)::send(fd, kFull.data(), kFull.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
       mc().rejected_connections.fetch_add(1, std::memory_order_relaxed);
       ::close(fd);
       continue;

@@ -114,18 +114,7 @@ bool send_all(int fd, const std::string& s) {
   return true;
 }
 
-// Reads until the reply ends with `end` (or `limit` bytes, or 30 s).
-std::string read_until(int fd, std::string_view end, std::size_t limit = 4u << 20) {
-  std::string r;
-  char buf[65536];
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (Clock::now() < deadline && r.size() < limit && !std::string_view(r).ends_with(end)) {
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    r.append(buf, static_cast<std::size_t>(n));
-  }
-  return r;
-}
+using testing::read_until;
 
 uint64_t stat_of(const LimitedServer& s, const std::string& name) {
   const int fd = s.connect_tcp();

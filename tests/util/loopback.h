@@ -1,6 +1,6 @@
 // Test helper: IPv4 sockets on loopback (or a given address) for tests that
 // talk to servers or hold ports: free ports, bound sockets, connected ones,
-// writing a whole buffer.
+// writing a whole buffer, reading up to an end marker.
 // Return -1 where a socket could not be made; the caller closes what it gets.
 //
 // Thread safety: stateless functions.
@@ -11,7 +11,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace ferrite::testing {
@@ -89,6 +91,20 @@ inline bool send_all(int fd, std::string_view s) {
     s.remove_prefix(static_cast<std::size_t>(n));
   }
   return true;
+}
+
+// Reads until the bytes received end with `end` (or `limit` bytes, or 30 s,
+// or the connection ends); returns what was received.
+inline std::string read_until(int fd, std::string_view end, std::size_t limit = 4u << 20) {
+  std::string r;
+  char buf[65536];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && r.size() < limit && !std::string_view(r).ends_with(end)) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    r.append(buf, static_cast<std::size_t>(n));
+  }
+  return r;
 }
 
 }  // namespace ferrite::testing
