@@ -5,7 +5,7 @@
 //
 //   McEngine mc(idx, {.allow = ...});
 //   McUdpHandler udp(mc, first_index_worker, workers);   // give it to a backend
-//   auto tcp = McTcpServer::create(mc, "127.0.0.1", 11211, index_worker);
+//   auto tcp = McTcpServer::create(mc, "127.0.0.1", 11211, first_index_worker, threads, max_connections);
 //
 // Each thread that executes commands owns a McContext (its own index
 // Worker). Replies follow memcached 1.6; docs/memcached.md lists the

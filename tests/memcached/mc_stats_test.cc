@@ -154,7 +154,7 @@ TEST_F(McStatsTest, SettingsInMemcachedsOrder) {
 }
 
 TEST_F(McStatsTest, ConnectionsCountedByTheTcpServer) {
-  auto t = McTcpServer::create(*mc_, "127.0.0.1", 0, 1, 7);
+  auto t = McTcpServer::create(*mc_, "127.0.0.1", 0, /*first_index_worker=*/1, /*threads=*/1, /*max_connections=*/7);
   ASSERT_TRUE(t.is_ok()) << t.status().to_string();
   (*t)->start();
   const int a = testing::connect_loopback_tcp((*t)->port());
