@@ -43,6 +43,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -55,7 +56,40 @@ extern char** environ;
 namespace ferrite::recovery::crashtest {
 namespace {
 
+// True if a UDP socket can bind 127.0.0.1:port now.
+bool udp_port_free(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// ferrited's port for the whole campaign, restarted on it every cycle. It is
+// taken below the kernel's ephemeral range (ip_local_port_range): a port
+// from bind(0) is ephemeral, so while ferrited is down between two cycles a
+// client socket (ours, or another test's) could be given it as its source
+// port, and the restart would find the port busy (seen as a "recovery
+// failure" under a parallel test run). Falls back to bind(0) when the range
+// starts too low to leave room.
 uint16_t free_udp_port() {
+  unsigned lo = 32768, hi = 60999;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%u %u", &lo, &hi) != 2) lo = 32768;
+    std::fclose(f);
+  }
+  constexpr unsigned kFirst = 10000;
+  if (lo > kFirst + 1000) {
+    std::mt19937 rng(std::random_device{}());
+    for (int i = 0; i < 200; ++i) {
+      const auto port = static_cast<uint16_t>(kFirst + rng() % (lo - kFirst));
+      if (udp_port_free(port)) return port;
+    }
+  }
   int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) return 0;
   sockaddr_in a{};
