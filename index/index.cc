@@ -356,21 +356,18 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
     Bucket& b0 = s->buckets[bucket1(h)];
     uint64_t w[kSlotsPerBucket];
     unsigned empty = 0, match = 0, dirty = 0;
-    const uint64_t want = static_cast<uint64_t>(tag) << slot::kTagShift;
 #pragma GCC unroll 8
     for (unsigned i = 0; i < kSlotsPerBucket; ++i) {
       const uint64_t v = w[i] = b0.slots[i].load(std::memory_order_acquire);               // A3
-      // Bitwise & of the compares (no short circuit, so no branch): the tag
-      // matches and the slot is not a dead tombstone (slot::is_dead).
-      const unsigned tag_eq = (v & slot::kTagMask) == want;
-      const unsigned live = (v & (slot::kTombstone | slot::kTagMask | slot::kOffMask)) != slot::kDead;
+      // Bitwise & of the slot.h predicates (no short circuit, so no branch).
+      const auto tag_eq = static_cast<unsigned>(slot::tag(v) == tag);
+      const auto live = static_cast<unsigned>(!slot::is_dead(v));
       empty |= static_cast<unsigned>(slot::is_empty(v)) << i;
       match |= (tag_eq & live) << i;
-      dirty |= static_cast<unsigned>(v >> 63) << i;  // slot::kDirty is bit 63
+      dirty |= static_cast<unsigned>(slot::is_dirty(v)) << i;
     }
     // T2: nothing past the first empty slot belongs to the key.
     const unsigned before_empty = (empty & (0u - empty)) - 1;  // all bits when none is empty
-    unsigned i0 = kSlotsPerBucket;
     for (unsigned cand = match & before_empty; cand != 0; cand &= cand - 1) {
       const unsigned i = static_cast<unsigned>(__builtin_ctz(cand));
       const RecordHeader* rec = record(w[i]);
@@ -384,7 +381,6 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
         r.rec = rec;
         r.found = true;
         r.dirty_passed = dirty & ((2u << i) - 1);
-        i0 = 0;  // done
         break;
       }
     }
@@ -393,11 +389,12 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
       r.slot = &b0.slots[e];
       r.value = w[e];
       r.dirty_passed = dirty & ((1u << e) - 1);
-      i0 = 0;
     } else if (!r.found) {
       r.dirty_passed = dirty & 0xffu;  // every slot of the first bucket was passed
     }
-    for (unsigned i = i0 == 0 ? kProbeSlots : kSlotsPerBucket; i < kProbeSlots; ++i) {
+    // The rest of the probe only when the first bucket settled nothing.
+    const bool settled = r.found || empty != 0;
+    for (unsigned i = settled ? kProbeSlots : kSlotsPerBucket; i < kProbeSlots; ++i) {
       std::atomic<uint64_t>* sl = probe_slot(s, h, i);
       const uint64_t v = sl->load(std::memory_order_acquire);                              // A3
       if (slot::is_empty(v)) {

@@ -68,6 +68,23 @@ bool parse_counter_value(std::string_view v, uint64_t* out) noexcept {
 
 bool is_write(OpCode c) noexcept { return c != OpCode::kGet; }
 
+// Resets op's outputs; false (with op.result set) for a key or value no
+// write or lookup may take. The first step of every op, lone or in a burst.
+bool admit(Op& op) noexcept {
+  op.result = Result::kOk;
+  op.out_stale = false;
+  op.out_prev_version = 0;
+  if (FERRITE_UNLIKELY(op.key.empty())) {
+    op.result = Result::kBadKey;
+    return false;
+  }
+  if (FERRITE_UNLIKELY(op.key.size() > kMaxKeyLen || op.value.size() > kMaxValueLen)) {
+    op.result = Result::kTooLarge;
+    return false;
+  }
+  return true;
+}
+
 // Expected-version compare of a conditional write (Op::cas != 0; index.h).
 // cur: the live record the op would replace (null if the key is absent).
 // Returns kOk if the op may go on, else its result.
@@ -513,17 +530,7 @@ void Worker::State::execute(std::span<Op> ops) {
 // the dirty-slot fence before the result is returned); a read never waits
 // for room, so execute()'s retry loop has nothing to do.
 void Worker::State::get_one(Op& op) noexcept {
-  op.result = Result::kOk;
-  op.out_stale = false;
-  op.out_prev_version = 0;
-  if (FERRITE_UNLIKELY(op.key.empty())) {
-    op.result = Result::kBadKey;
-    return;
-  }
-  if (FERRITE_UNLIKELY(op.key.size() > kMaxKeyLen)) {
-    op.result = Result::kTooLarge;
-    return;
-  }
+  if (!admit(op)) return;
   const uint64_t h = hash_key(op.key);
   idx_.qsbr_.online(id_);
   now_ = 0;
@@ -557,17 +564,7 @@ std::size_t Worker::State::run(std::span<Op> ops) {
     }
     for (std::size_t i = 0; i < chunk.size(); ++i) {
       Op& op = chunk[i];
-      op.result = Result::kOk;
-      op.out_stale = false;
-      op.out_prev_version = 0;
-      if (op.key.empty()) {
-        op.result = Result::kBadKey;
-        continue;
-      }
-      if (op.key.size() > kMaxKeyLen || op.value.size() > kMaxValueLen) {
-        op.result = Result::kTooLarge;
-        continue;
-      }
+      if (!admit(op)) continue;
       const uint64_t h = hashes[i];
       // An op on a key this burst already wrote sees that write: publish first.
       if (staged_has(h, op.key)) publish_all();
