@@ -12,6 +12,7 @@
 // A reader never waits for a writer; it re-reads only while a split it raced
 // with is publishing, which is bounded by that split's progress.
 #include "index/index_impl.h"
+#include "index/bucket_scan.h"
 #include "index/cleaner.h"
 #include "index/log_chain.h"
 
@@ -355,17 +356,9 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
     // well-predicted branch per candidate. Same rules as the loop below.
     Bucket& b0 = s->buckets[bucket1(h)];
     uint64_t w[kSlotsPerBucket];
-    unsigned empty = 0, match = 0, dirty = 0;
 #pragma GCC unroll 8
-    for (unsigned i = 0; i < kSlotsPerBucket; ++i) {
-      const uint64_t v = w[i] = b0.slots[i].load(std::memory_order_acquire);               // A3
-      // Bitwise & of the slot.h predicates (no short circuit, so no branch).
-      const auto tag_eq = static_cast<unsigned>(slot::tag(v) == tag);
-      const auto live = static_cast<unsigned>(!slot::is_dead(v));
-      empty |= static_cast<unsigned>(slot::is_empty(v)) << i;
-      match |= (tag_eq & live) << i;
-      dirty |= static_cast<unsigned>(slot::is_dirty(v)) << i;
-    }
+    for (unsigned i = 0; i < kSlotsPerBucket; ++i) w[i] = b0.slots[i].load(std::memory_order_acquire);  // A3
+    const auto [match, empty, dirty] = scan_bucket(w, tag);  // bucket_scan.h: slot.h's predicates
     // T2: nothing past the first empty slot belongs to the key.
     const unsigned before_empty = (empty & (0u - empty)) - 1;  // all bits when none is empty
     for (unsigned cand = match & before_empty; cand != 0; cand &= cand - 1) {
@@ -375,7 +368,7 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
       // 72 bytes for a 16-byte key and a 32-byte value): its miss overlaps
       // the first one's instead of following it.
       __builtin_prefetch(reinterpret_cast<const char*>(rec) + kCacheLine);
-      if (FERRITE_LIKELY(rec->key() == key)) {
+      if (FERRITE_LIKELY(rec->key_is(key))) {
         r.slot = &b0.slots[i];
         r.value = w[i];
         r.rec = rec;
@@ -405,7 +398,7 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
       if (FERRITE_UNLIKELY(slot::is_dirty(v))) r.dirty_passed |= 1u << i;
       if (slot::tag(v) != tag || slot::is_dead(v)) continue;
       const RecordHeader* rec = record(v);
-      if (rec->key() == key) {
+      if (rec->key_is(key)) {
         r.slot = sl;
         r.value = v;
         r.rec = rec;

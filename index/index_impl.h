@@ -309,7 +309,16 @@ class Worker::State {
   void publish_all() noexcept;
   void prefetch(std::span<Op> ops, uint64_t* hashes) const noexcept;
   bool try_publish(Staged& st) noexcept;
-  void note_read(const Lookup& lk, uint64_t h) noexcept;
+  const RecordHeader* current(const Op& op, uint64_t h, const Lookup& lk) noexcept;
+  void serve_get(Op& op, uint64_t h, const Lookup& lk) noexcept;
+  // Link-and-persist, reader side: the test inline (most reads pass no dirty
+  // slot), the write-backs out of line (note_dirty_read, worker.cc).
+  void note_read(const Lookup& lk, uint64_t h) noexcept {
+    if (FERRITE_UNLIKELY((lk.slot != nullptr && slot::is_dirty(lk.value)) || lk.dirty_passed != 0)) {
+      note_dirty_read(lk, h);
+    }
+  }
+  void note_dirty_read(const Lookup& lk, uint64_t h) noexcept;
   bool staged_has(uint64_t h, std::string_view key) const noexcept;
 
   std::vector<Staged> staged_;

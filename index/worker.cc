@@ -168,7 +168,7 @@ const RecordHeader* Worker::State::append(RecordKind kind, std::string_view key,
   return r;
 }
 
-void Worker::State::note_read(const Lookup& lk, uint64_t h) noexcept {
+void Worker::State::note_dirty_read(const Lookup& lk, uint64_t h) noexcept {
   // Link-and-persist, reader side: a result derived from a dirty slot is
   // returned only after that slot is durable.
   if (lk.slot != nullptr && slot::is_dirty(lk.value)) {
@@ -185,9 +185,10 @@ void Worker::State::note_read(const Lookup& lk, uint64_t h) noexcept {
   }
 }
 
-Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out,
-                                        bool* tomb_out) noexcept {
-  *tomb_out = false;
+// The key's live record as op sees it (null: absent, deleted, expired, or
+// failed verification), with the reader side of link-and-persist noted.
+// Every op's first step (plan(), serve_get()).
+const RecordHeader* Worker::State::current(const Op& op, uint64_t h, const Lookup& lk) noexcept {
   const RecordHeader* cur = (lk.found && !slot::is_tombstone(lk.value)) ? lk.rec : nullptr;
   if (cur != nullptr && expired(cur, [this] { return burst_now(); })) cur = nullptr;
   // Verify-on-read: ops that hand the value to a client or copy it into a
@@ -197,6 +198,34 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
   // crash repair makes of the same record).
   if (cur != nullptr && reads_value(op.code) && FERRITE_UNLIKELY(!idx_.read_intact(cur))) cur = nullptr;
   note_read(lk, h);
+  return cur;
+}
+
+// A kGet: plan()'s case for it, and all of get_one()'s decision. It writes
+// nothing, so it has no expected version to compare (check_expected).
+void Worker::State::serve_get(Op& op, uint64_t h, const Lookup& lk) noexcept {
+  const RecordHeader* cur = current(op, h, lk);
+  if (cur == nullptr) {
+    op.result = Result::kNotFound;
+    return;
+  }
+  if (op.out_value != nullptr) op.out_value->assign(cur->value_ptr(), cur->value_len());
+  idx_.space_->note_read(static_cast<uint64_t>(reinterpret_cast<const char*>(cur) - idx_.base_));
+  op.out_flags = cur->client_flags;
+  op.out_exptime = cur->expiry;
+  op.out_version = cur->version;
+  op.out_stale = cur->kind() == RecordKind::kStale;
+  op.result = Result::kOk;
+}
+
+Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, const RecordHeader** rec_out,
+                                        bool* tomb_out) noexcept {
+  *tomb_out = false;
+  if (op.code == OpCode::kGet) {
+    serve_get(op, h, lk);
+    return Plan::kDone;
+  }
+  const RecordHeader* cur = current(op, h, lk);
   bool as_stale = false;
   if (Result c = check_expected(op, cur, &as_stale); c != Result::kOk) {  // kCas included
     op.result = c;
@@ -214,18 +243,7 @@ Worker::State::Plan Worker::State::plan(Op& op, uint64_t h, const Lookup& lk, co
     return Plan::kWrite;
   };
   switch (op.code) {
-    case OpCode::kGet:
-      if (cur == nullptr) {
-        op.result = Result::kNotFound;
-        return Plan::kDone;
-      }
-      if (op.out_value != nullptr) op.out_value->assign(cur->value_ptr(), cur->value_len());
-      idx_.space_->note_read(static_cast<uint64_t>(reinterpret_cast<const char*>(cur) - idx_.base_));
-      op.out_flags = cur->client_flags;
-      op.out_exptime = cur->expiry;
-      op.out_version = cur->version;
-      op.out_stale = cur->kind() == RecordKind::kStale;
-      op.result = Result::kOk;
+    case OpCode::kGet:  // served above
       return Plan::kDone;
     case OpCode::kSet:
       return write(RecordKind::kValue, op.value, {}, op.flags, op.exptime);
@@ -526,7 +544,7 @@ void Worker::State::execute(std::span<Op> ops) {
 }
 
 // The same steps as run() for one kGet, in the same order and under the
-// same rules (QSBR online around every reference, verify-on-read in plan(),
+// same rules (QSBR online around every reference, serve_get() as plan() has it,
 // the dirty-slot fence before the result is returned); a read never waits
 // for room, so execute()'s retry loop has nothing to do.
 void Worker::State::get_one(Op& op) noexcept {
@@ -534,11 +552,7 @@ void Worker::State::get_one(Op& op) noexcept {
   const uint64_t h = hash_key(op.key);
   idx_.qsbr_.online(id_);
   now_ = 0;
-  const RecordHeader* rec = nullptr;
-  bool tomb = false;
-  const Plan p = plan(op, h, idx_.find(op.key, h), &rec, &tomb);
-  FERRITE_DCHECK(p == Plan::kDone);  // a get writes nothing
-  (void)p;
+  serve_get(op, h, idx_.find(op.key, h));
   if (read_needs_fence_) {  // the result came through a dirty slot (note_read)
     batch_.commit();
     read_needs_fence_ = false;
