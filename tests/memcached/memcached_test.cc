@@ -20,8 +20,8 @@
 #include "proto/memcached.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
-#include "tests/memcached/mc_fixture.h"
 #include "tests/util/mc_binary.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -639,26 +639,8 @@ TEST_F(McTest, UdpBurstBatchesGetsAndKeepsRequestOrder) {
 class McTcpTest : public McTest {
  protected:
   void SetUp() override {
-    McTest::SetUp();
-    auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 2);
-    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-    srv_ = std::move(s).value();
-    srv_->start();
-  }
-  void TearDown() override {
-    srv_.reset();
-    McTest::TearDown();
-  }
-  int connect_tcp() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(srv_->port());
-    a.sin_addr.s_addr = htonl(0x7f000001);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
+    ASSERT_NO_FATAL_FAILURE(McTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(start_tcp(2));
   }
   static void send_all(int fd, std::string_view s) {
     while (!s.empty()) {
@@ -678,7 +660,6 @@ class McTcpTest : public McTest {
     }
     return r;
   }
-  std::unique_ptr<McTcpServer> srv_;
 };
 
 TEST_F(McTcpTest, PipelinedPartialLargeAndQuit) {
