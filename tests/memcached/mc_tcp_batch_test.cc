@@ -2,7 +2,8 @@
 // the index as one burst (server/memcached/batch.cc) with the same reply
 // bytes as when executed one at a time, and McTcpServer with several epoll
 // threads (server.tcp_workers) serves many concurrent connections correctly
-// on all of them, with the connection counters kept across threads. The
+// on all of them, with the connection counters kept across threads (and
+// asking for more threads than the index has workers is an error). The
 // literal replies are memcached 1.6.18's, captured from that server on this
 // machine (one write of the whole script, one connection).
 //
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <regex>
 #include <string>
 #include <thread>
@@ -144,6 +146,25 @@ TEST_F(McTcpBatchTest, PipelinedOverTcpInOneWrite) {
   }
   EXPECT_EQ(alone, kScriptReply);
   ::close(fd);
+}
+
+// Each thread needs an index worker of its own: asking for more than the
+// index has is an error naming both numbers, with nothing set up (no thrown
+// exception from the index's worker table).
+TEST_F(McTcpBatchTest, MoreThreadsThanIndexWorkersIsAnError) {
+  ASSERT_EQ(idx_->workers(), 3u);
+  auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, /*first_index_worker=*/1, /*threads=*/3);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(s.status().message(),
+            "memcached TCP: 3 thread(s) from index worker 1 need 4 index workers; the index has 3");
+  auto past_end = McTcpServer::create(*mc_, "127.0.0.1", 0, /*first_index_worker=*/UINT_MAX, /*threads=*/1);
+  ASSERT_FALSE(past_end.is_ok());
+  EXPECT_EQ(past_end.status().code(), Status::Code::kInvalidArgument) << past_end.status().to_string();
+  EXPECT_EQ(mc_->max_connections.load(), 0u) << "a refused server must not count its connection limit";
+  // The most that fit (workers 1 and 2) are served.
+  ASSERT_NO_FATAL_FAILURE(start_tcp(1, 2));
+  EXPECT_EQ(srv_->threads(), 2u);
 }
 
 TEST_F(McTcpBatchTest, TwoThreadsServeManyConnections) {
