@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -86,17 +87,11 @@ class McEngineTest : public PoolIndexTest {
 };
 
 // Sends req on the connected socket fd, then reads until the reply ends
-// with `end` (or the socket's receive timeout passes, or the peer closes).
+// with `end`, of any size (or the socket's receive timeout passes, or the
+// peer closes: read_until, loopback.h).
 inline std::string tcp_exchange(int fd, std::string_view req, std::string_view end) {
   if (!send_all(fd, req)) return "(send failed)";
-  std::string r;
-  char buf[65536];
-  while (!r.ends_with(end)) {
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    r.append(buf, static_cast<std::size_t>(n));
-  }
-  return r;
+  return read_until(fd, end, SIZE_MAX);
 }
 
 }  // namespace ferrite::testing
