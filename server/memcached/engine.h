@@ -127,8 +127,11 @@ class McEngine {
   McEngine(index::Index& idx, McOptions opts);
   ~McEngine();
 
-  // A context for index worker `index_worker` (create all before serving).
+  // A context for index worker `index_worker` (create all before serving),
+  // which must be below index_workers().
   McContext& add_context(unsigned index_worker);
+  // How many workers the index has (Index::workers()).
+  unsigned index_workers() const { return idx_.workers(); }
 
   // Parses and executes the requests at the front of in, appending replies
   // to out. Returns how many bytes were consumed (a trailing incomplete

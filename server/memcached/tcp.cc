@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -102,10 +103,17 @@ Status McTcpServer::add_shard(McContext& cx, const std::string& bind, uint16_t p
 StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const std::string& bind, uint16_t port,
                                                            unsigned first_index_worker, unsigned threads,
                                                            unsigned max_connections) {
+  threads = std::max(threads, 1u);
+  // Each thread owns an index worker, first_index_worker + i: all must exist.
+  const uint64_t needed = uint64_t{first_index_worker} + threads;
+  if (needed > mc.index_workers()) {
+    return Status::invalid_argument(fmt::format(
+        "memcached TCP: {} thread(s) from index worker {} need {} index workers; the index has {}", threads,
+        first_index_worker, needed, mc.index_workers()));
+  }
   std::unique_ptr<McTcpServer> s(new McTcpServer(mc));
   s->max_connections_ = max_connections;  // for all of this server's threads together
   mc.max_connections.fetch_add(max_connections, std::memory_order_relaxed);  // stats max_connections
-  threads = std::max(threads, 1u);
   for (unsigned i = 0; i < threads; ++i) {
     // The first listener picks the port (if 0); the others join it.
     FERRITE_RETURN_IF_ERROR(

@@ -31,6 +31,8 @@ namespace ferrite::server {
 // fails for want of file descriptors, that thread's listener is left out of
 // epoll for a moment (tcp_io.h), with a rate-limited warning.
 // max_connections bounds the connections open on all threads together.
+// create fails with invalid_argument when the index has fewer workers than
+// first_index_worker + threads.
 class McTcpServer {
  public:
   static StatusOr<std::unique_ptr<McTcpServer>> create(McEngine& mc, const std::string& bind, uint16_t port,

@@ -30,7 +30,7 @@
 
 #include "server/metrics_http.h"
 #include "tests/e2e/server_harness.h"
-#include "tests/memcached/mc_fixture.h"
+#include "tests/util/mc_fixture.h"
 #include "tests/util/prom_text.h"
 
 namespace ferrite {

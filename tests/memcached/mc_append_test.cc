@@ -16,8 +16,8 @@
 #include <string>
 
 #include "server/memcached/tcp.h"
-#include "tests/memcached/mc_fixture.h"
 #include "tests/util/loopback.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -34,16 +34,12 @@ class McAppendTest : public testing::McEngineTest {
     o.space.background_cleaner = true;  // as in ferrited
     o.space.max_wait_ms = 5000;         // a loaded test machine: a refusal must mean no room
     ASSERT_NO_FATAL_FAILURE(open_engine(o));
-    auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 1);
-    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-    srv_ = std::move(s).value();
-    srv_->start();
-    fd_ = testing::connect_loopback_tcp(srv_->port(), 10);
+    ASSERT_NO_FATAL_FAILURE(start_tcp(1));
+    fd_ = connect_tcp(10);
     ASSERT_GE(fd_, 0);
   }
   void TearDown() override {
     if (fd_ >= 0) ::close(fd_);
-    srv_.reset();
     McEngineTest::TearDown();
   }
   std::string tcp(std::string_view req, std::string_view end) { return testing::tcp_exchange(fd_, req, end); }
@@ -55,7 +51,6 @@ class McAppendTest : public testing::McEngineTest {
     return std::string(cmd) + " " + key + " 0 0 " + std::to_string(data.size()) + "\r\n" + data + "\r\n";
   }
 
-  std::unique_ptr<McTcpServer> srv_;
   int fd_ = -1;
 };
 
@@ -112,7 +107,7 @@ TEST_F(McAppendTest, AnAppendPastTheLimitIsNotStoredInEveryProtocol) {
     resp += "Not stored.";
     ASSERT_EQ(req.size(), 24u + 1 + 600);
     // A binary connection: its own TCP connection (the first byte decides).
-    const int fd = testing::connect_loopback_tcp(srv_->port(), 10);
+    const int fd = connect_tcp(10);
     ASSERT_GE(fd, 0);
     EXPECT_EQ(testing::tcp_exchange(fd, req, "Not stored."), resp) << "opcode " << static_cast<int>(op);
     ::close(fd);

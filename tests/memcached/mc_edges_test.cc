@@ -27,7 +27,7 @@
 #include "server/memcached/udp.h"
 #include "tests/util/loopback.h"
 #include "tests/util/mc_binary.h"
-#include "tests/memcached/mc_fixture.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -43,21 +43,11 @@ class McEdgesTest : public testing::McEngineTest {
     ASSERT_NO_FATAL_FAILURE(create_pool(pool_size));
     ASSERT_NO_FATAL_FAILURE(open_engine({.workers = 3}));
   }
-  void TearDown() override {
-    srv_.reset();
-    McEngineTest::TearDown();
-  }
   uint64_t stat(std::atomic<uint64_t> McStats::*f) const { return mc_->sum(f); }
   // A connection to a McTcpServer over the engine (started on first use).
   int connect_tcp() {
-    if (!srv_) {
-      auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 2);
-      EXPECT_TRUE(s.is_ok()) << s.status().to_string();
-      if (!s.is_ok()) return -1;
-      srv_ = std::move(s).value();
-      srv_->start();
-    }
-    return testing::connect_loopback_tcp(srv_->port(), 5);
+    if (!srv_) start_tcp(2);
+    return McEngineTest::connect_tcp();
   }
   // Reads n bytes (fewer if the peer closes or 5 s pass); *eof: the peer closed.
   static std::string read_n(int fd, std::size_t n, bool* eof = nullptr) {
@@ -75,8 +65,6 @@ class McEdgesTest : public testing::McEngineTest {
     if (eof != nullptr) *eof = closed;
     return r;
   }
-
-  std::unique_ptr<McTcpServer> srv_;
 };
 
 std::string value_of(std::size_t n) { return std::string(n, 'v'); }

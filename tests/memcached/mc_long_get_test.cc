@@ -31,7 +31,7 @@
 #include "server/memcached/tcp_io.h"
 #include "server/memcached/udp.h"
 #include "tests/util/loopback.h"
-#include "tests/memcached/mc_fixture.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -51,16 +51,6 @@ class McLongGetTest : public testing::McEngineTest {
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(create_pool(192u << 20));
     ASSERT_NO_FATAL_FAILURE(open_engine({.workers = 4}));
-  }
-  void TearDown() override {
-    srv_.reset();
-    McEngineTest::TearDown();
-  }
-  void start_tcp() {
-    auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 2);
-    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-    srv_ = std::move(s).value();
-    srv_->start();
   }
   std::string run(std::string_view in) {
     std::string out;
@@ -113,11 +103,6 @@ class McLongGetTest : public testing::McEngineTest {
     return std::stoull(r.substr(sp + 1, eol - sp - 1));
   }
 
-  int connect_tcp() {
-    const int fd = testing::connect_loopback_tcp(srv_->port());
-    EXPECT_GE(fd, 0);
-    return fd;
-  }
   // Sends s in writes of `step` bytes while a reader thread collects the
   // reply until it ends with `end` or the peer closes; *closed: it closed.
   static std::string exchange(int fd, std::string_view s, std::size_t step, std::string_view end,
@@ -158,13 +143,13 @@ class McLongGetTest : public testing::McEngineTest {
 
 TEST_F(McLongGetTest, TwentyThousandKeysInOneLineOverTcp) {
   ASSERT_NO_FATAL_FAILURE(store(kKeys));
-  ASSERT_NO_FATAL_FAILURE(start_tcp());
+  ASSERT_NO_FATAL_FAILURE(start_tcp(2));
   const std::string get = line("get", kKeys);
   ASSERT_GT(get.size(), 2 * mc::kMaxLineLen);
   const std::string expect = expected(kKeys, false);
   for (std::size_t step : {get.size() + 5, std::size_t{7}}) {
     SCOPED_TRACE(step);
-    const int fd = connect_tcp();
+    const int fd = connect_tcp(10);
     // A pipelined command after the line is answered after it.
     const std::string got = exchange(fd, get + "mn\r\n", step, "MN\r\n");
     EXPECT_EQ(got.size(), expect.size() + 4);
@@ -177,8 +162,8 @@ TEST_F(McLongGetTest, TwentyThousandKeysInOneLineOverTcp) {
 
 TEST_F(McLongGetTest, GetsGatAndGatsLines) {
   ASSERT_NO_FATAL_FAILURE(store(kKeys));
-  ASSERT_NO_FATAL_FAILURE(start_tcp());
-  const int fd = connect_tcp();
+  ASSERT_NO_FATAL_FAILURE(start_tcp(2));
+  const int fd = connect_tcp(10);
   // gets: the CAS values are those the keys have.
   std::string expect = expected(kKeys, true);
   std::string got = exchange(fd, line("gets", kKeys) + "mn\r\n", 7, "MN\r\n");
@@ -213,8 +198,8 @@ TEST_F(McLongGetTest, GetsGatAndGatsLines) {
 // are memcached's; with hits, a prefix of the VALUE lines comes first.
 TEST_F(McLongGetTest, OverLongKeyInALongLine) {
   ASSERT_NO_FATAL_FAILURE(store(kKeys));
-  ASSERT_NO_FATAL_FAILURE(start_tcp());
-  const int fd = connect_tcp();
+  ASSERT_NO_FATAL_FAILURE(start_tcp(2));
+  const int fd = connect_tcp(10);
   const std::string k251(251, 'x');
   std::string misses = "get";
   for (std::size_t i = 0; i < 10000; ++i) misses += " nokey" + std::to_string(i);
@@ -237,11 +222,11 @@ TEST_F(McLongGetTest, OverLongKeyInALongLine) {
 // memcached 1.6.18 closes the connection without a reply on a line with no
 // "\n" in its read buffer that is no get/gets: a 128 KiB set or garbage line.
 TEST_F(McLongGetTest, LongLinesThatAreNoGetCloseSilently) {
-  ASSERT_NO_FATAL_FAILURE(start_tcp());
+  ASSERT_NO_FATAL_FAILURE(start_tcp(2));
   for (const std::string& l : {"set " + std::string(128u << 10, 'x') + " 0 0 1\r\na\r\nmn\r\n",
                                std::string(128u << 10, 'x') + "\r\nmn\r\n",
                                std::string(101, ' ') + line("get", 10000) + "mn\r\n"}) {
-    const int fd = connect_tcp();
+    const int fd = connect_tcp(10);
     bool closed = false;
     EXPECT_EQ(exchange(fd, l, 4096, "MN\r\n", &closed), "");
     EXPECT_TRUE(closed);
@@ -255,8 +240,8 @@ TEST_F(McLongGetTest, LongLinesThatAreNoGetCloseSilently) {
 // waits for the whole line; docs/memcached.md).
 TEST_F(McLongGetTest, EndOfStreamInsideALongLine) {
   ASSERT_NO_FATAL_FAILURE(store(kKeys));
-  ASSERT_NO_FATAL_FAILURE(start_tcp());
-  const int fd = connect_tcp();
+  ASSERT_NO_FATAL_FAILURE(start_tcp(2));
+  const int fd = connect_tcp(10);
   std::string l = line("get", kKeys);
   l.resize(l.size() - 2);
   std::string r;
@@ -290,7 +275,7 @@ TEST_F(McLongGetTest, PausedAtTheOutputBoundMidLine) {
                   std::string(kBig, static_cast<char>('A' + i)) + "\r\n"),
               "STORED\r\n");
   }
-  ASSERT_NO_FATAL_FAILURE(start_tcp());
+  ASSERT_NO_FATAL_FAILURE(start_tcp(2));
   std::string l = "get", expect;
   for (std::size_t i = 0; i < 12000; ++i) {
     const std::string k = i % 100 == 0 ? "big" + std::to_string(i / 100 % 8) : "miss" + std::to_string(i);
@@ -301,7 +286,7 @@ TEST_F(McLongGetTest, PausedAtTheOutputBoundMidLine) {
     }
   }
   expect += "END\r\n";
-  const int fd = connect_tcp();
+  const int fd = connect_tcp(10);
   std::thread sender([&] { EXPECT_TRUE(testing::send_all(fd, l + "\r\nmn\r\n")); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the output reach its bound
   std::string got;
@@ -417,11 +402,11 @@ TEST_F(McLongGetTest, UdpGetLineFillingADatagram) {
 // budget), whether the server keeps answering (misses: it reads on and on)
 // or stops at its output bound (hits: it stops reading, the client blocks).
 TEST_F(McLongGetTest, AnEndlessGetLineStaysWithinTheInputBudget) {
-  ASSERT_NO_FATAL_FAILURE(start_tcp());
+  ASSERT_NO_FATAL_FAILURE(start_tcp(2));
   const std::size_t window = mc::kMaxLineLen + kReadChunk;
   std::string chunk;
   for (int i = 0; chunk.size() < (1u << 20); ++i) chunk += " " + std::string(200, static_cast<char>('a' + i % 26)) + std::to_string(i);
-  int fd = connect_tcp();
+  int fd = connect_tcp(10);
   ASSERT_TRUE(testing::send_all(fd, "get"));
   for (int i = 0; i < 48; ++i) ASSERT_TRUE(testing::send_all(fd, chunk));  // 48 MiB of missing keys
   EXPECT_EQ(exchange(fd, "\r\nmn\r\n", 64, "MN\r\n"), "END\r\nMN\r\n");
@@ -430,7 +415,7 @@ TEST_F(McLongGetTest, AnEndlessGetLineStaysWithinTheInputBudget) {
   ::close(fd);
 
   ASSERT_EQ(run("set h 0 0 65536\r\n" + std::string(65536, 'h') + "\r\n"), "STORED\r\n");
-  fd = connect_tcp();
+  fd = connect_tcp(10);
   ASSERT_EQ(::fcntl(fd, F_SETFL, O_NONBLOCK), 0);
   std::string hits = "get";
   while (hits.size() < (1u << 20)) hits += " h";

@@ -12,7 +12,7 @@
 
 #include <string>
 
-#include "tests/memcached/mc_fixture.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "server/memcached/tcp.h"
-#include "tests/memcached/mc_fixture.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {

@@ -17,27 +17,21 @@
 
 #include "proto/memcached.h"
 #include "server/memcached/udp.h"
-#include "tests/util/pool_fixture.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
 
 namespace mc = proto::mc;
 
-class McStreamTest : public testing::PoolIndexTest {
+class McStreamTest : public testing::McEngineTest {
  protected:
-  McStreamTest() : PoolIndexTest("mcstream") {}
+  McStreamTest() : McEngineTest("mcstream") {}
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(create_pool(96u << 20));
-    ASSERT_NO_FATAL_FAILURE(open_index({.workers = 3}));
-    auto c = parse_cidr("127.0.0.0/8");
-    ASSERT_TRUE(c.is_ok());
-    mc_ = std::make_unique<McEngine>(*idx_, McOptions{.allow = {*c}, .udp_max_reply = 64u << 10});
-    cx_ = &mc_->add_context(0);
-  }
-  void TearDown() override {
-    mc_.reset();
-    PoolIndexTest::TearDown();
+    McOptions mo;
+    mo.udp_max_reply = 64u << 10;
+    ASSERT_NO_FATAL_FAILURE(open_engine({.workers = 3}, mo));
   }
   std::string unbounded(std::string_view in) {
     std::string out;
@@ -76,9 +70,6 @@ class McStreamTest : public testing::PoolIndexTest {
                 "STORED\r\n");
     }
   }
-
-  std::unique_ptr<McEngine> mc_;
-  McContext* cx_ = nullptr;
 };
 
 TEST_F(McStreamTest, AManyKeyGetIsPausedAtTheBoundAndResumedWithTheSameBytes) {

@@ -2,7 +2,8 @@
 // the index as one burst (server/memcached/batch.cc) with the same reply
 // bytes as when executed one at a time, and McTcpServer with several epoll
 // threads (server.tcp_workers) serves many concurrent connections correctly
-// on all of them, with the connection counters kept across threads. The
+// on all of them, with the connection counters kept across threads (and
+// asking for more threads than the index has workers is an error). The
 // literal replies are memcached 1.6.18's, captured from that server on this
 // machine (one write of the whole script, one connection).
 //
@@ -19,14 +20,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "server/memcached/tcp.h"
-#include "tests/memcached/mc_fixture.h"
 #include "tests/util/loopback.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -80,16 +82,6 @@ class McTcpBatchTest : public testing::McEngineTest {
     ASSERT_NO_FATAL_FAILURE(create_pool(64u << 20));
     ASSERT_NO_FATAL_FAILURE(open_engine({.workers = 3}));
   }
-  void TearDown() override {
-    srv_.reset();
-    McEngineTest::TearDown();
-  }
-  void start_server(unsigned threads) {
-    auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 1, threads);
-    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-    srv_ = std::move(s).value();
-    srv_->start();
-  }
   // Feeds in the way the TCP server does (a resumable McStream: batched).
   std::string run_batched(std::string_view in) {
     server::McStream st;
@@ -104,8 +96,6 @@ class McTcpBatchTest : public testing::McEngineTest {
     return out;
   }
   uint64_t stat(std::atomic<uint64_t> McStats::*f) const { return mc_->sum(f); }
-
-  std::unique_ptr<McTcpServer> srv_;
 };
 
 TEST_F(McTcpBatchTest, PipelinedScriptGivesMemcachedsBytesInOneBurst) {
@@ -129,8 +119,8 @@ TEST_F(McTcpBatchTest, BatchedEqualsOneAtATime) {
 }
 
 TEST_F(McTcpBatchTest, PipelinedOverTcpInOneWrite) {
-  ASSERT_NO_FATAL_FAILURE(start_server(1));
-  const int fd = testing::connect_loopback_tcp(srv_->port(), 5);
+  ASSERT_NO_FATAL_FAILURE(start_tcp(1, 1));
+  const int fd = connect_tcp();
   ASSERT_GE(fd, 0);
   EXPECT_EQ(testing::tcp_exchange(fd, kScript, "MN\r\n"), kScriptReply);
   // The same bytes one request at a time, after a flush.
@@ -158,8 +148,27 @@ TEST_F(McTcpBatchTest, PipelinedOverTcpInOneWrite) {
   ::close(fd);
 }
 
+// Each thread needs an index worker of its own: asking for more than the
+// index has is an error naming both numbers, with nothing set up (no thrown
+// exception from the index's worker table).
+TEST_F(McTcpBatchTest, MoreThreadsThanIndexWorkersIsAnError) {
+  ASSERT_EQ(idx_->workers(), 3u);
+  auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, /*first_index_worker=*/1, /*threads=*/3);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(s.status().message(),
+            "memcached TCP: 3 thread(s) from index worker 1 need 4 index workers; the index has 3");
+  auto past_end = McTcpServer::create(*mc_, "127.0.0.1", 0, /*first_index_worker=*/UINT_MAX, /*threads=*/1);
+  ASSERT_FALSE(past_end.is_ok());
+  EXPECT_EQ(past_end.status().code(), Status::Code::kInvalidArgument) << past_end.status().to_string();
+  EXPECT_EQ(mc_->max_connections.load(), 0u) << "a refused server must not count its connection limit";
+  // The most that fit (workers 1 and 2) are served.
+  ASSERT_NO_FATAL_FAILURE(start_tcp(1, 2));
+  EXPECT_EQ(srv_->threads(), 2u);
+}
+
 TEST_F(McTcpBatchTest, TwoThreadsServeManyConnections) {
-  ASSERT_NO_FATAL_FAILURE(start_server(2));
+  ASSERT_NO_FATAL_FAILURE(start_tcp(1, 2));
   ASSERT_EQ(srv_->threads(), 2u);
   constexpr int kClients = 8, kConnsEach = 8, kRounds = 20;
   std::atomic<int> failures{0}, opened{0};
@@ -168,7 +177,7 @@ TEST_F(McTcpBatchTest, TwoThreadsServeManyConnections) {
   for (int t = 0; t < kClients; ++t) {
     clients.emplace_back([&, t] {
       std::vector<int> fds;
-      for (int c = 0; c < kConnsEach; ++c) fds.push_back(testing::connect_loopback_tcp(srv_->port(), 5));
+      for (int c = 0; c < kConnsEach; ++c) fds.push_back(connect_tcp());
       for (int r = 0; r < kRounds; ++r) {
         for (std::size_t c = 0; c < fds.size(); ++c) {
           const std::string k = "t" + std::to_string(t) + "c" + std::to_string(c) + "r" + std::to_string(r);
@@ -186,7 +195,7 @@ TEST_F(McTcpBatchTest, TwoThreadsServeManyConnections) {
   }
   while (opened.load() < kClients) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   // Every connection is open: the counters see those of both threads.
-  const int fd = testing::connect_loopback_tcp(srv_->port(), 5);
+  const int fd = connect_tcp();
   const std::string stats = testing::tcp_exchange(fd, "stats\r\n", "END\r\n");
   EXPECT_NE(stats.find("STAT curr_connections " + std::to_string(kClients * kConnsEach + 1) + "\r\n"),
             std::string::npos)

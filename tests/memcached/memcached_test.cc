@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <thread>
 
@@ -20,8 +21,8 @@
 #include "proto/memcached.h"
 #include "server/memcached/tcp.h"
 #include "server/memcached/udp.h"
-#include "tests/memcached/mc_fixture.h"
 #include "tests/util/mc_binary.h"
+#include "tests/util/mc_fixture.h"
 
 namespace ferrite::server {
 namespace {
@@ -639,80 +640,43 @@ TEST_F(McTest, UdpBurstBatchesGetsAndKeepsRequestOrder) {
 class McTcpTest : public McTest {
  protected:
   void SetUp() override {
-    McTest::SetUp();
-    auto s = McTcpServer::create(*mc_, "127.0.0.1", 0, 2);
-    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
-    srv_ = std::move(s).value();
-    srv_->start();
+    ASSERT_NO_FATAL_FAILURE(McTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(start_tcp(2));
   }
-  void TearDown() override {
-    srv_.reset();
-    McTest::TearDown();
-  }
-  int connect_tcp() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(srv_->port());
-    a.sin_addr.s_addr = htonl(0x7f000001);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-  }
-  static void send_all(int fd, std::string_view s) {
-    while (!s.empty()) {
-      const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      ASSERT_GT(n, 0);
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-  // Reads until the reply ends with `end` (or 5 s pass, or the peer closes).
-  static std::string read_until(int fd, std::string_view end) {
-    std::string r;
-    char buf[65536];
-    while (!r.ends_with(end)) {
-      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      r.append(buf, static_cast<std::size_t>(n));
-    }
-    return r;
-  }
-  std::unique_ptr<McTcpServer> srv_;
 };
 
 TEST_F(McTcpTest, PipelinedPartialLargeAndQuit) {
   const int fd = connect_tcp();
   // Pipelined: three requests in one write.
-  send_all(fd, "set a 1 0 3\r\nabc\r\nget a\r\nmn\r\n");
-  EXPECT_EQ(read_until(fd, "MN\r\n"), "STORED\r\nVALUE a 1 3\r\nabc\r\nEND\r\nMN\r\n");
+  ASSERT_TRUE(testing::send_all(fd, "set a 1 0 3\r\nabc\r\nget a\r\nmn\r\n"));
+  EXPECT_EQ(testing::read_until(fd, "MN\r\n"), "STORED\r\nVALUE a 1 3\r\nabc\r\nEND\r\nMN\r\n");
   // Partial: one byte at a time.
   const std::string req = "set b 2 0 5\r\nhello\r\nget b\r\n";
   for (char c : req) {
-    send_all(fd, std::string_view(&c, 1));
+    ASSERT_TRUE(testing::send_all(fd, std::string_view(&c, 1)));
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  EXPECT_EQ(read_until(fd, "END\r\n"), "STORED\r\nVALUE b 2 5\r\nhello\r\nEND\r\n");
+  EXPECT_EQ(testing::read_until(fd, "END\r\n"), "STORED\r\nVALUE b 2 5\r\nhello\r\nEND\r\n");
   // Large: a 1 MiB value both ways, many times pipelined (replies exceed socket buffers).
   std::string value(mc::kMaxValueLen, 'x');
   for (std::size_t i = 0; i < value.size(); i += 4096) value[i] = static_cast<char>('a' + (i / 4096) % 26);
-  send_all(fd, "set big 0 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n");
-  EXPECT_EQ(read_until(fd, "\r\n"), "STORED\r\n");
+  ASSERT_TRUE(testing::send_all(fd, "set big 0 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n"));
+  EXPECT_EQ(testing::read_until(fd, "\r\n"), "STORED\r\n");
   std::string gets;
   for (int i = 0; i < 12; ++i) gets += "get big\r\n";
-  send_all(fd, gets + "mn\r\n");
+  ASSERT_TRUE(testing::send_all(fd, gets + "mn\r\n"));
   std::string one = "VALUE big 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\nEND\r\n";
   std::string expect;
   for (int i = 0; i < 12; ++i) expect += one;
-  const std::string got = read_until(fd, "MN\r\n");
+  const std::string got = testing::read_until(fd, "MN\r\n", SIZE_MAX);
   EXPECT_EQ(got.size(), expect.size() + 4);
   EXPECT_TRUE(got == expect + "MN\r\n");
   // Too large: refused and swallowed, the connection goes on.
   const std::string big(mc::kMaxValueLen + 10, 'z');
-  send_all(fd, "set big 0 0 " + std::to_string(big.size()) + "\r\n" + big + "\r\nmn\r\n");
-  EXPECT_EQ(read_until(fd, "MN\r\n"), "SERVER_ERROR object too large for cache\r\nMN\r\n");
+  ASSERT_TRUE(testing::send_all(fd, "set big 0 0 " + std::to_string(big.size()) + "\r\n" + big + "\r\nmn\r\n"));
+  EXPECT_EQ(testing::read_until(fd, "MN\r\n"), "SERVER_ERROR object too large for cache\r\nMN\r\n");
   // quit closes the connection.
-  send_all(fd, "quit\r\nmn\r\n");
+  ASSERT_TRUE(testing::send_all(fd, "quit\r\nmn\r\n"));
   char c;
   EXPECT_EQ(::recv(fd, &c, 1, 0), 0);
   ::close(fd);
@@ -823,7 +787,7 @@ TEST_F(McTest, BinaryCompareAndWrite) {
 
 TEST_F(McTcpTest, BinaryConnection) {
   const int fd = connect_tcp();
-  send_all(fd, bin_request(mc::BinOp::kVersion, "", "", "", 42));  // version
+  ASSERT_TRUE(testing::send_all(fd, bin_request(mc::BinOp::kVersion, "", "", "", 42)));  // version
   std::string r;
   char buf[256];
   while (r.size() < 24 + kMcVersion.size()) {
@@ -833,7 +797,7 @@ TEST_F(McTcpTest, BinaryConnection) {
   }
   EXPECT_EQ(static_cast<uint8_t>(r[0]), mc::kBinResponseMagic);
   EXPECT_EQ(r.substr(24), kMcVersion);
-  send_all(fd, bin_request(mc::BinOp::kQuit, "", "", "", 43));  // quit: a reply, then the close
+  ASSERT_TRUE(testing::send_all(fd, bin_request(mc::BinOp::kQuit, "", "", "", 43)));  // quit: a reply, then the close
   r.clear();
   for (;;) {
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
@@ -848,16 +812,16 @@ TEST_F(McTcpTest, BinaryConnection) {
 TEST_F(McTcpTest, ManyConnections) {
   std::vector<int> fds;
   for (int i = 0; i < 20; ++i) fds.push_back(connect_tcp());
-  for (int i = 0; i < 20; ++i) send_all(fds[static_cast<std::size_t>(i)], "set k" + std::to_string(i) + " 0 0 1\r\n" + std::to_string(i % 10) + "\r\n");
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(read_until(fds[static_cast<std::size_t>(i)], "\r\n"), "STORED\r\n");
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(testing::send_all(fds[static_cast<std::size_t>(i)], "set k" + std::to_string(i) + " 0 0 1\r\n" + std::to_string(i % 10) + "\r\n"));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(testing::read_until(fds[static_cast<std::size_t>(i)], "\r\n"), "STORED\r\n");
   for (int i = 0; i < 20; ++i) {
-    send_all(fds[static_cast<std::size_t>(i)], "get k" + std::to_string(i) + "\r\n");
-    EXPECT_EQ(read_until(fds[static_cast<std::size_t>(i)], "END\r\n"),
+    ASSERT_TRUE(testing::send_all(fds[static_cast<std::size_t>(i)], "get k" + std::to_string(i) + "\r\n"));
+    EXPECT_EQ(testing::read_until(fds[static_cast<std::size_t>(i)], "END\r\n"),
               "VALUE k" + std::to_string(i) + " 0 1\r\n" + std::to_string(i % 10) + "\r\nEND\r\n");
   }
   const std::string s = [&] {
-    send_all(fds[0], "stats\r\n");
-    return read_until(fds[0], "END\r\n");
+    EXPECT_TRUE(testing::send_all(fds[0], "stats\r\n"));
+    return testing::read_until(fds[0], "END\r\n");
   }();
   EXPECT_THAT(s, HasSubstr("STAT curr_connections 20\r\n"));
   for (int fd : fds) ::close(fd);
