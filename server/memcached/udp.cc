@@ -11,6 +11,9 @@ using namespace mc_detail;
 
 McUdpHandler::McUdpHandler(McEngine& mc, unsigned first_index_worker, unsigned workers)
     : mc_(mc), reply_(workers), scratch_(workers) {
+  // Precondition (ferrited's config check: workers x 2 + tcp_workers index
+  // workers): every handler worker has its own index worker.
+  FERRITE_CHECK(uint64_t{first_index_worker} + workers <= mc.index_workers());
   for (unsigned w = 0; w < workers; ++w) cx_.push_back(&mc.add_context(first_index_worker + w));
 }
 

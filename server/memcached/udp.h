@@ -18,7 +18,8 @@ namespace ferrite::server {
 // per request; replies cut into datagrams of at most 1400 payload bytes. A
 // reply over McOptions::udp_max_reply is not built: the request is answered
 // "SERVER_ERROR reply too large for UDP" (ferrite_udp_reply_too_large).
-// Handler worker w uses the context of index worker first_index_worker + w.
+// Handler worker w uses the context of index worker first_index_worker + w
+// (which must exist: checked, FERRITE_CHECK).
 class McUdpHandler : public net::PacketHandler {
  public:
   McUdpHandler(McEngine& mc, unsigned first_index_worker, unsigned workers);
