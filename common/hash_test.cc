@@ -21,6 +21,17 @@ TEST(Hash, IsXxh3SixtyFour) {
   EXPECT_EQ(hash_key(""), 0x2D06800538D394C2ull);
 }
 
+// hash_key (seedless XXH3_64bits) and hash_bytes at seed 0 (withSeed) agree
+// at every length XXH3 treats differently (0-16, 17-128, 129-240, longer):
+// the index's slots and the checksums on media depend on both.
+TEST(Hash, KeyHashIsSeedZeroAtEveryLength) {
+  std::string s;
+  for (std::size_t n = 0; n <= 300; ++n) {
+    EXPECT_EQ(hash_key(s), hash_bytes(s.data(), s.size(), 0)) << n;
+    s.push_back(static_cast<char>('A' + n % 53));
+  }
+}
+
 TEST(Hash, SeedAndEveryByteMatter) {
   std::string key(64, 'k');
   const uint64_t base = hash_key(key);
