@@ -1,6 +1,6 @@
 // One bucket's eight slot words (slot.h) reduced to three bit masks (bit i =
 // slot i): which slots are candidates for a key's tag (tag equal, not a dead
-// tombstone), which are empty, which are dirty. find() (index.cc) decides a
+// tombstone), which are empty, which are dirty. find() (lookup.cc) decides a
 // lookup from the masks without a branch per slot.
 //
 // Two implementations of one definition: scan_bucket_ref() applies slot.h's
@@ -11,7 +11,7 @@
 // bucket_scan_test.cc holds them equal on every class of word.
 //
 // Pure functions of values already loaded (the caller's acquire loads, A3 in
-// index.cc): no memory access, no concurrency contract of their own.
+// lookup.cc): no memory access, no concurrency contract of their own.
 #pragma once
 
 #include <cstdint>

@@ -1,18 +1,11 @@
-// Index open/create/close, lock-free lookup, count, scan and stats.
+// Index open/create/close, count, scan and stats, and the public Index /
+// Worker wrappers. The lock-free lookup (find, find_for_write, verify-on-read)
+// is in lookup.cc; the burst engine in worker.cc.
 //
-// Lookup protocol (readers, any thread):
-//  A1  d = root.dir (acquire)                         pairs with R3 (dir switch)
-//  A2  s = d.seg[top G bits of h] (acquire)          pairs with R4 (split publish)
-//  A3  for the 32 probe slots: w = slot (acquire)     pairs with R2 (writer CAS)
-//        empty -> key absent (T2); tag match -> compare the record's key
-//  A4  if s.state == retired (acquire): a split has replaced s; retry from A1
-// Between A2 and A3, ensure_repaired(s) (repair.cc): after a dirty shutdown
-// the first toucher of s repairs it (or waits for its repairer) before any
-// slot of s is read; otherwise one predictable branch.
-// A reader never waits for a writer; it re-reads only while a split it raced
-// with is publishing, which is bounded by that split's progress.
+// Thread safety: open/close from one controlling thread; count, scan and
+// stats from any thread (relaxed counters; scan follows the lookup protocol
+// of lookup.cc).
 #include "index/index_impl.h"
-#include "index/bucket_scan.h"
 #include "index/cleaner.h"
 #include "index/log_chain.h"
 
@@ -338,124 +331,6 @@ void IndexImpl::close_clean() {
   FERRITE_CRASH_POINT(crash::kCloseBeforeCleanFlag);
   root_->clean = 1;
   pool_.persister().persist(&root_->clean, sizeof(root_->clean));
-}
-
-Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
-  const uint16_t tag = slot::tag_of(h);
-  for (;;) {
-    Directory* d = dir();                                                                  // A1
-    TableSegment* s = seg(d->seg[dir_index(h, static_cast<unsigned>(d->depth))].load(std::memory_order_acquire));  // A2
-    ensure_repaired(s);                                                                    // A5/A6 (repair.cc)
-    Lookup r;
-    r.seg = s;
-    // The first bucket (where most keys are) without a branch per slot: a
-    // branch on which slot matches would mispredict on most lookups, and
-    // only once the bucket's cache miss is back, so the CPU could not run
-    // ahead into the caller's next lookup while this one waits for memory.
-    // Masks over the bucket's 8 words (bit i = probe position i), then one
-    // well-predicted branch per candidate. Same rules as the loop below.
-    Bucket& b0 = s->buckets[bucket1(h)];
-    uint64_t w[kSlotsPerBucket];
-#pragma GCC unroll 8
-    for (unsigned i = 0; i < kSlotsPerBucket; ++i) w[i] = b0.slots[i].load(std::memory_order_acquire);  // A3
-    const auto [match, empty, dirty] = scan_bucket(w, tag);  // bucket_scan.h: slot.h's predicates
-    // T2: nothing past the first empty slot belongs to the key.
-    const unsigned before_empty = (empty & (0u - empty)) - 1;  // all bits when none is empty
-    for (unsigned cand = match & before_empty; cand != 0; cand &= cand - 1) {
-      const unsigned i = static_cast<unsigned>(__builtin_ctz(cand));
-      const RecordHeader* rec = record(w[i]);
-      // The record's second line (verify-on-read reads the whole record;
-      // 72 bytes for a 16-byte key and a 32-byte value): its miss overlaps
-      // the first one's instead of following it.
-      __builtin_prefetch(reinterpret_cast<const char*>(rec) + kCacheLine);
-      if (FERRITE_LIKELY(rec->key_is(key))) {
-        r.slot = &b0.slots[i];
-        r.value = w[i];
-        r.rec = rec;
-        r.found = true;
-        r.dirty_passed = dirty & ((2u << i) - 1);
-        break;
-      }
-    }
-    if (!r.found && empty != 0) {
-      const unsigned e = static_cast<unsigned>(__builtin_ctz(empty));
-      r.slot = &b0.slots[e];
-      r.value = w[e];
-      r.dirty_passed = dirty & ((1u << e) - 1);
-    } else if (!r.found) {
-      r.dirty_passed = dirty & 0xffu;  // every slot of the first bucket was passed
-    }
-    // The rest of the probe only when the first bucket settled nothing.
-    const bool settled = r.found || empty != 0;
-    for (unsigned i = settled ? kProbeSlots : kSlotsPerBucket; i < kProbeSlots; ++i) {
-      std::atomic<uint64_t>* sl = probe_slot(s, h, i);
-      const uint64_t v = sl->load(std::memory_order_acquire);                              // A3
-      if (slot::is_empty(v)) {
-        r.slot = sl;
-        r.value = v;
-        break;  // T2: the key cannot be past the first empty slot
-      }
-      if (FERRITE_UNLIKELY(slot::is_dirty(v))) r.dirty_passed |= 1u << i;
-      if (slot::tag(v) != tag || slot::is_dead(v)) continue;
-      const RecordHeader* rec = record(v);
-      if (rec->key_is(key)) {
-        r.slot = sl;
-        r.value = v;
-        r.rec = rec;
-        r.found = true;
-        break;
-      }
-    }
-    if (FERRITE_UNLIKELY(s->state.load(std::memory_order_acquire) == kSegRetired)) {       // A4
-      cpu_relax();
-      continue;
-    }
-    return r;
-  }
-}
-
-Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) noexcept {
-  for (;;) {
-    Lookup lk = find(key, h);
-    if (lk.slot == nullptr) {
-      Result r = split(lk.seg);
-      if (r != Result::kOk) return r;
-      continue;
-    }
-    if (FERRITE_UNLIKELY(slot::is_moved(lk.value))) {
-      if (lk.seg->state.load(std::memory_order_acquire) == kSegSplitting) {
-        // A split froze this segment; wait for it to publish its successors.
-        while (lk.seg->state.load(std::memory_order_acquire) == kSegSplitting) cpu_relax();
-      } else {
-        // A moved bit left by a crash during a split: the split never
-        // published, so this segment is authoritative. Clear and retry.
-        uint64_t v = lk.value;
-        (void)lk.slot->compare_exchange_strong(v, v & ~slot::kMoved, std::memory_order_acq_rel);
-      }
-      continue;
-    }
-    *out = lk;
-    return Result::kOk;
-  }
-}
-
-bool IndexImpl::read_intact(const RecordHeader* r) noexcept {
-  const auto off = static_cast<uint64_t>(reinterpret_cast<const char*>(r) - base_);
-  // Bounded by the mapping, not the record's segment: a header whose length
-  // bits flipped may make the checksum read a neighbour's bytes (harmless,
-  // the sum fails), never past the pool; and a get pays no segment-table
-  // lookup or segment-header miss for it.
-  const uint64_t size = pool_.size();
-  if (FERRITE_LIKELY(off < size && record_valid(r, size - off) && is_value_kind(r->kind()))) return true;
-  const uint64_t total = bad_reads_.fetch_add(1, std::memory_order_relaxed) + 1;
-  const auto t = static_cast<int64_t>(mono_now_ns());
-  int64_t next = bad_read_log_ns_.load(std::memory_order_relaxed);
-  if (t >= next && bad_read_log_ns_.compare_exchange_strong(next, t + 1'000'000'000, std::memory_order_relaxed)) {
-    log_warn("index: record at {:#x} failed its checksum when read; key answered as a miss "
-             "({} such reads since open; at most one line a second). Run ferrite-check on the pool",
-             off, total);
-  }
-  return false;
 }
 
 uint64_t IndexImpl::count() const noexcept {

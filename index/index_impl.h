@@ -2,7 +2,7 @@
 // burst engine. Private to index/.
 //
 // Thread safety: IndexImpl's fields are read by every worker; the directory
-// and segment words are atomics in PMEM (labels A*/R* in index.cc and
+// and segment words are atomics in PMEM (labels A*/R* in lookup.cc and
 // split.cc). dir_mu_ serializes directory *changes* (split publication,
 // doubling) on the growth path only; no lookup or ordinary write takes it.
 // Lock order: dir_mu_ -> objects_mu_ -> chain_mu_ -> unlinked_mu_ (see the

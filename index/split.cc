@@ -14,7 +14,7 @@
 //  P3  write every successor line back, fence    -- successors durable
 //  S4  under dir_mu_: double the directory if d + k > G (see below), then
 //      S.state = retired (release; readers that reach S from a stale entry
-//      retry, A4 in index.cc), then switch S's directory entries to the
+//      retry, A4 in lookup.cc), then switch S's directory entries to the
 //      successors in one libpmemobj transaction (R4, release stores; crash-atomic:
 //      the directory shows S or all successors, never a mix).
 //  S5  retire S through QSBR; freed once every worker has quiesced.
