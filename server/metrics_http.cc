@@ -172,6 +172,21 @@ bool send_answer(HttpConn& c) {
   return true;
 }
 
+// Closes and drops the connections whose client has gone (end of stream or
+// an error, nothing to answer), so a client that closed does not hold a slot
+// a new scrape needs: after a burst of clients that connect and close, their
+// connections may all be accepted before their ends are read, and the scrape
+// behind them would find every slot taken. Called only when all are taken.
+void reap_closed(std::vector<HttpConn>& conns) {
+  std::erase_if(conns, [](const HttpConn& c) {
+    char b;
+    const ssize_t n = ::recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    const bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    if (gone) ::close(c.fd);
+    return gone;
+  });
+}
+
 }  // namespace
 
 void MetricsHttpServer::run() {
@@ -224,6 +239,7 @@ void MetricsHttpServer::run() {
           if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(50));
           break;
         }
+        if (conns.size() >= kMaxConnections) reap_closed(conns);
         if (conns.size() >= kMaxConnections) {
           ::close(fd);
           continue;

@@ -14,7 +14,8 @@
 //   headers over kMaxRequest  431
 //   no complete request within kRequestTimeout, or an answer not taken
 //   within kRequestTimeout: 408 if nothing was answered yet, then closed
-// At most kMaxConnections are open; one more is closed at accept. Nothing
+// At most kMaxConnections are open (connections whose client has gone are
+// dropped first, reap_closed); one more is closed at accept. Nothing
 // here touches the data path: render reads the stats registry (relaxed
 // loads, common/stats.h) on this thread, and every socket is non-blocking
 // under one poll() loop, so a slow or silent client delays no other.

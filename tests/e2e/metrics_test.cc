@@ -17,7 +17,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -170,6 +172,37 @@ TEST_F(MetricsTest, BadRequestsGetErrorsAndTheServerGoesOn) {
   }
   for (int fd : many) ::close(fd);
   EXPECT_TRUE(scrape().ok());
+  EXPECT_TRUE(server_.alive());
+}
+
+// Clients that connected and closed while the server was not running (here:
+// stopped) wait in its accept queue ahead of a scrape, more of them than it
+// keeps connections. Their connections are dropped once their ends are seen
+// (reap_closed), so the scrape behind them gets a slot and is answered.
+TEST_F(MetricsTest, ClosedClientsQueuedAheadOfAScrapeDoNotTakeItsSlot) {
+  const pid_t pid = server_.pid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  struct Resume {  // the server runs again whatever fails below
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{pid};
+  for (std::size_t i = 0; i < server::MetricsHttpServer::kMaxConnections + 4; ++i) {
+    const int fd = testing::connect_loopback_tcp(mport_, 10);  // the kernel completes it (backlog 64)
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+  }
+  const int fd = testing::connect_loopback_tcp(mport_, 10);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(testing::send_all(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
+  timeval tv{10, 0};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string resp;
+  char buf[65536];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) resp.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  EXPECT_THAT(resp, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_TRUE(server_.alive());
 }
 
