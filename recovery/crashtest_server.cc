@@ -56,17 +56,23 @@ extern char** environ;
 namespace ferrite::recovery::crashtest {
 namespace {
 
-// True if a UDP socket can bind 127.0.0.1:port now.
-bool udp_port_free(uint16_t port) {
+// Binds a UDP socket to 127.0.0.1:port (0: the kernel picks) and closes it:
+// the port it got, or 0 if the bind failed.
+uint16_t try_bind_udp(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return false;
+  if (fd < 0) return 0;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  socklen_t len = sizeof(a);
+  uint16_t got = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    got = ntohs(a.sin_port);
+  }
   ::close(fd);
-  return ok;
+  return got;
 }
 
 // ferrited's port for the whole campaign, restarted on it every cycle. It is
@@ -87,22 +93,10 @@ uint16_t free_udp_port() {
     std::mt19937 rng(std::random_device{}());
     for (int i = 0; i < 200; ++i) {
       const auto port = static_cast<uint16_t>(kFirst + rng() % (lo - kFirst));
-      if (udp_port_free(port)) return port;
+      if (try_bind_udp(port) == port) return port;
     }
   }
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
+  return try_bind_udp(0);
 }
 
 std::string self_dir() {
