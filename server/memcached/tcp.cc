@@ -1,12 +1,13 @@
-// memcached over TCP (see tcp.h): McTcpServer's setup (one listener, epoll
-// set and thread per Shard), and its event loop (Loop) cut into accept, read,
-// write and close steps. Each thread runs a Loop over its own Shard; a
-// connection is served by the thread that accepted it, with its McContext.
+// memcached over TCP (see tcp.h): McTcpServer's setup (the listener, an
+// epoll set and thread per Shard), and its event loop (Loop) cut into accept,
+// deal, read, write and close steps. Each thread runs a Loop over its own
+// Shard; thread 0 accepts and deals each connection to a thread, which serves
+// it wholly with its McContext.
 //
 // Thread safety: create/start/stop from the controlling thread; a Loop, its
 // Shard's fds and its Conns belong to its thread. stop_ (relaxed: the eventfd
-// write wakes each loop, which then reads it), open_ and the engine's
-// counters are what the threads share.
+// write wakes each loop, which then reads it), open_, each Shard's inbox
+// (under its inbox_mu) and the engine's counters are what the threads share.
 #include "server/memcached/tcp.h"
 
 #include <arpa/inet.h>
@@ -48,17 +49,17 @@ struct McTcpServer::Conn {
   std::size_t pending() const noexcept { return out.size() - out_off; }
 };
 
-// Several threads share the port with SO_REUSEPORT, one listening socket
-// each, rather than one listener in every epoll set with EPOLLEXCLUSIVE: each
-// thread then has its own accept queue, the kernel spreads new connections
-// over the threads evenly (by address hash) instead of waking whichever
-// thread waits, no accept(2) races another for the same connection, and the
-// accept-pause of one thread (tcp_io.h) leaves the others accepting. The
-// costs: connections queued on a thread wait for that thread, and another
-// process of the same user could join the port's group: SO_REUSEPORT is set
-// only with several threads, and ferrited checks the port is free before
-// (net::check_port_free), so a second server still fails to start.
-Status McTcpServer::listen_on(const std::string& bind, uint16_t port, bool reuseport, int* out) {
+// One listening socket, on thread 0, which deals each new connection to the
+// threads in turn (0, 1, ..., 0, ...), as memcached's listener does; not a
+// listener per thread with SO_REUSEPORT. The kernel's reuseport choice hashes
+// the connection's addresses, so 32 connections split 20/12 as often as
+// 16/16, and the thread with more of them bounds a closed-loop client's rate
+// while the other idles (issue 18: ferrited at two TCP threads measured 0.86x
+// memcached -t 2 that way). Dealing in turn gives each thread the same number
+// to within one. It also keeps the port exclusive: no other process of the
+// same user can join a reuseport group (net/port_claim.h). The cost: accepting
+// waits while thread 0 serves, which matters only for a burst of connects.
+Status McTcpServer::listen_on(const std::string& bind, uint16_t port, int* out) {
   in_addr a{};
   if (::inet_pton(AF_INET, bind.c_str(), &a) != 1) {
     return Status::invalid_argument("memcached tcp bind address \"" + bind + "\" is not an IPv4 address");
@@ -67,7 +68,6 @@ Status McTcpServer::listen_on(const std::string& bind, uint16_t port, bool reuse
   if (fd < 0) return Status::io_error(std::string("socket: ") + std::strerror(errno));
   const int one = 1;
   (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (reuseport) (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr = a;
@@ -83,18 +83,15 @@ Status McTcpServer::listen_on(const std::string& bind, uint16_t port, bool reuse
   return Status::ok();
 }
 
-Status McTcpServer::add_shard(McContext& cx, const std::string& bind, uint16_t port, bool reuseport) {
+Status McTcpServer::add_shard(McContext& cx) {
   auto sh = std::make_unique<Shard>(cx);
   Shard& s = *sh;
   shards_.push_back(std::move(sh));
-  FERRITE_RETURN_IF_ERROR(listen_on(bind, port, reuseport, &s.listen_fd));
   s.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
   s.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (s.epoll_fd < 0 || s.wake_fd < 0) return Status::io_error(std::string("epoll: ") + std::strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // the listening socket
-  (void)::epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.listen_fd, &ev);
   ev.data.ptr = &s.wake_fd;
   (void)::epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.wake_fd, &ev);
   return Status::ok();
@@ -114,17 +111,17 @@ StatusOr<std::unique_ptr<McTcpServer>> McTcpServer::create(McEngine& mc, const s
   std::unique_ptr<McTcpServer> s(new McTcpServer(mc));
   s->max_connections_ = max_connections;  // for all of this server's threads together
   mc.max_connections.fetch_add(max_connections, std::memory_order_relaxed);  // stats max_connections
-  for (unsigned i = 0; i < threads; ++i) {
-    // The first listener picks the port (if 0); the others join it.
-    FERRITE_RETURN_IF_ERROR(
-        s->add_shard(mc.add_context(first_index_worker + i), bind, s->port_ != 0 ? s->port_ : port, threads > 1));
-    if (i == 0) {
-      sockaddr_in sa{};
-      socklen_t len = sizeof(sa);
-      (void)::getsockname(s->shards_[0]->listen_fd, reinterpret_cast<sockaddr*>(&sa), &len);
-      s->port_ = ntohs(sa.sin_port);
-    }
-  }
+  for (unsigned i = 0; i < threads; ++i) FERRITE_RETURN_IF_ERROR(s->add_shard(mc.add_context(first_index_worker + i)));
+  Shard& first = *s->shards_[0];
+  FERRITE_RETURN_IF_ERROR(listen_on(bind, port, &first.listen_fd));
+  sockaddr_in sa{};
+  socklen_t len = sizeof(sa);
+  (void)::getsockname(first.listen_fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  s->port_ = ntohs(sa.sin_port);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the listening socket
+  (void)::epoll_ctl(first.epoll_fd, EPOLL_CTL_ADD, first.listen_fd, &ev);
   return s;
 }
 
@@ -152,6 +149,14 @@ void McTcpServer::stop() {
     (void)!::write(sh->wake_fd, &one, sizeof(one));
     sh->thread.join();
   }
+  // Every thread has stopped: connections dealt to a thread that stopped
+  // before taking them up are closed here, and uncounted.
+  for (auto& sh : shards_) {
+    for (int fd : sh->inbox) ::close(fd);
+    mc_.curr_connections.fetch_sub(sh->inbox.size(), std::memory_order_relaxed);
+    open_.fetch_sub(static_cast<unsigned>(sh->inbox.size()), std::memory_order_relaxed);
+    sh->inbox.clear();
+  }
 }
 
 // The event loop's state and steps, on the server thread.
@@ -163,6 +168,11 @@ class McTcpServer::Loop {
 
  private:
   void accept_all();
+  // Gives the accepted socket fd to the next thread in turn (thread 0 only).
+  void deal(int fd);
+  // Serves the sockets dealt to this thread (after its eventfd woke it).
+  void take_dealt();
+  void adopt(int fd);
   // Reads, serves and writes after the events evs of c; closes it when done.
   void on_conn(Conn* c, uint32_t evs);
   // Reads while there is room for replies; false if the connection died.
@@ -182,6 +192,8 @@ class McTcpServer::Loop {
   std::vector<epoll_event> events_ = std::vector<epoll_event>(256);
   std::vector<char> buf_ = std::vector<char>(kReadChunk);
   AcceptGate gate_;
+  std::size_t next_ = 0;     // the thread the next connection goes to (thread 0's loop)
+  std::vector<int> dealt_;   // take_dealt's scratch
 };
 
 void McTcpServer::run(Shard& sh) {
@@ -200,7 +212,10 @@ void McTcpServer::Loop::run() {
     }
     for (int i = 0; i < n; ++i) {
       void* p = events_[static_cast<std::size_t>(i)].data.ptr;
-      if (p == &sh_.wake_fd) continue;
+      if (p == &sh_.wake_fd) {
+        take_dealt();
+        continue;
+      }
       if (p == nullptr) {
         accept_all();
       } else {
@@ -245,17 +260,48 @@ void McTcpServer::Loop::accept_all() {
     }
     const int one = 1;
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    auto c = std::make_unique<Conn>();
-    c->fd = fd;
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.ptr = c.get();
-    (void)::epoll_ctl(sh_.epoll_fd, EPOLL_CTL_ADD, fd, &ev);
-    conns_.emplace(fd, std::move(c));
     mc().curr_connections.fetch_add(1, std::memory_order_relaxed);
     mc().total_connections.fetch_add(1, std::memory_order_relaxed);
-    sh_.accepted.fetch_add(1, std::memory_order_relaxed);
+    deal(fd);
   }
+}
+
+void McTcpServer::Loop::deal(int fd) {
+  Shard& to = *s_.shards_[next_];
+  next_ = (next_ + 1) % s_.shards_.size();
+  if (&to == &sh_) {
+    adopt(fd);
+    return;
+  }
+  {
+    const std::lock_guard<std::mutex> lock(to.inbox_mu);
+    to.inbox.push_back(fd);
+  }
+  // The eventfd write comes after the push: the woken thread finds the fd.
+  const uint64_t one = 1;
+  (void)!::write(to.wake_fd, &one, sizeof(one));
+}
+
+void McTcpServer::Loop::take_dealt() {
+  uint64_t n = 0;
+  (void)!::read(sh_.wake_fd, &n, sizeof(n));  // level-triggered: reset it before taking the inbox
+  {
+    const std::lock_guard<std::mutex> lock(sh_.inbox_mu);
+    dealt_.swap(sh_.inbox);
+  }
+  for (int fd : dealt_) adopt(fd);
+  dealt_.clear();
+}
+
+void McTcpServer::Loop::adopt(int fd) {
+  auto c = std::make_unique<Conn>();
+  c->fd = fd;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.ptr = c.get();
+  (void)::epoll_ctl(sh_.epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+  conns_.emplace(fd, std::move(c));
+  sh_.accepted.fetch_add(1, std::memory_order_relaxed);
 }
 
 void McTcpServer::Loop::on_conn(Conn* c, uint32_t evs) {

@@ -1,16 +1,18 @@
 // memcached over TCP: McTcpServer, `threads` epoll threads (tcp.cc) serving
-// text and binary connections, each with its own listener on the shared
-// port and its own index worker; its event-loop pieces are in tcp_io.h.
+// text and binary connections, each with its own index worker; thread 0
+// accepts on the one listening socket and deals connections round-robin;
+// its event-loop pieces are in tcp_io.h.
 //
 // Thread safety: create/start/stop from one controlling thread; a
-// connection lives wholly on the thread that accepted it, with that thread's
-// McContext. Shared between threads: stop_, open_ and the engine's relaxed
-// counters (curr_connections etc.).
+// connection lives wholly on the thread it was dealt to, with that thread's
+// McContext. Shared between threads: stop_, open_, each Shard's inbox (its
+// mutex) and the engine's relaxed counters (curr_connections etc.).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,9 +23,10 @@
 namespace ferrite::server {
 
 // memcached over TCP: `threads` epoll threads, each serving the connections
-// it accepts with its own index worker (first_index_worker + i). Each thread
-// listens on its own socket bound to the one port with SO_REUSEPORT (tcp.cc
-// says why). Pipelined requests, partial reads, large values and quit are
+// dealt to it with its own index worker (first_index_worker + i). Thread 0
+// accepts on the one listening socket (no SO_REUSEPORT) and deals new
+// connections to the threads in turn, as memcached does (tcp.cc says why).
+// Pipelined requests, partial reads, large values and quit are
 // handled; pipelined classic commands of one read share an index burst
 // (batch.cc); output is bounded per connection: replies are produced until
 // kMaxPendingOut bytes wait unsent, then the connection is neither read nor
@@ -43,26 +46,29 @@ class McTcpServer {
   void stop();
   uint16_t port() const noexcept { return port_; }
   unsigned threads() const noexcept { return static_cast<unsigned>(shards_.size()); }
-  // Connections thread i accepted so far (any thread may read it).
+  // Connections dealt to thread i so far (any thread may read it).
   uint64_t accepted(unsigned i) const noexcept { return shards_[i]->accepted.load(std::memory_order_relaxed); }
 
  private:
   explicit McTcpServer(McEngine& mc) : mc_(mc) {}
   struct Conn;
   class Loop;
-  // One epoll thread: its listener, epoll set, wake-up eventfd and context.
+  // One epoll thread: its epoll set, wake-up eventfd, context, and the
+  // connections dealt to it not yet taken up. Thread 0 also has the listener.
   struct Shard {
     explicit Shard(McContext& c) : cx(c) {}
     ~Shard();
     McContext& cx;
-    int listen_fd = -1;
+    int listen_fd = -1;  // thread 0 only
     int epoll_fd = -1;
-    int wake_fd = -1;
+    int wake_fd = -1;    // written after a deal into inbox, and by stop()
     std::thread thread;
     std::atomic<uint64_t> accepted{0};
+    std::mutex inbox_mu;
+    std::vector<int> inbox;  // guarded by inbox_mu: sockets dealt by thread 0
   };
-  static Status listen_on(const std::string& bind, uint16_t port, bool reuseport, int* fd);
-  Status add_shard(McContext& cx, const std::string& bind, uint16_t port, bool reuseport);
+  static Status listen_on(const std::string& bind, uint16_t port, int* fd);
+  Status add_shard(McContext& cx);
   void run(Shard& sh);  // a thread's event loop
 
   McEngine& mc_;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <regex>
 #include <string>
@@ -214,6 +215,49 @@ TEST_F(McTcpBatchTest, TwoThreadsServeManyConnections) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(mc_->curr_connections.load(), 0u);
+}
+
+// Thread 0 accepts and deals connections in turn, so each thread serves the
+// same number (issue 18). Per-thread listeners with SO_REUSEPORT split by an
+// address hash instead: 64 connections come out 32/32 about one time in ten.
+// Each connection is used on the thread it was dealt to, and every one is
+// counted as open until closed.
+TEST_F(McTcpBatchTest, ConnectionsAreDealtToTheThreadsInTurn) {
+  ASSERT_NO_FATAL_FAILURE(start_tcp(1, 2));
+  constexpr int kConns = 64;
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; ++i) {
+    fds.push_back(connect_tcp());
+    const std::string k = "dealt" + std::to_string(i);
+    const std::string req = "set " + k + " 0 0 1\r\nx\r\nget " + k + "\r\n";
+    EXPECT_EQ(testing::tcp_exchange(fds.back(), req, "END\r\n"), "STORED\r\nVALUE " + k + " 0 1\r\nx\r\nEND\r\n");
+  }
+  EXPECT_EQ(srv_->accepted(0), static_cast<uint64_t>(kConns / 2));
+  EXPECT_EQ(srv_->accepted(1), static_cast<uint64_t>(kConns / 2));
+  EXPECT_EQ(mc_->curr_connections.load(), static_cast<uint64_t>(kConns));
+  for (int fd : fds) ::close(fd);
+  for (int i = 0; i < 500 && mc_->curr_connections.load() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(mc_->curr_connections.load(), 0u);
+}
+
+// A server stopped with connections open (some dealt to thread 1) closes
+// them all and counts none as open.
+TEST_F(McTcpBatchTest, StopClosesTheConnectionsOfEveryThread) {
+  ASSERT_NO_FATAL_FAILURE(start_tcp(1, 2));
+  std::vector<int> fds;
+  for (int i = 0; i < 6; ++i) {
+    fds.push_back(connect_tcp());
+    EXPECT_EQ(testing::tcp_exchange(fds.back(), "version\r\n", "\r\n").rfind("VERSION ", 0), 0u);
+  }
+  srv_->stop();
+  EXPECT_EQ(mc_->curr_connections.load(), 0u);
+  for (int fd : fds) {
+    char c = 0;
+    EXPECT_EQ(::recv(fd, &c, 1, 0), 0) << "the server's end of every connection is closed";
+    ::close(fd);
+  }
 }
 
 }  // namespace
