@@ -7,7 +7,10 @@
 # threads and `conc` connections (default 32: every thread count divides
 # it), so on a small host the load generator is not starved by more threads
 # than cores. Prints a markdown table: median ops/s of `runs` runs, the ratio
-# to memcached at the same thread count, and the memcaslap command. Loopback
+# of the medians to memcached at the same thread count, the median of the
+# per-round ratios (each ferrited run over the memcached run just before it:
+# on a small VM throughput moves in phases of tens of seconds, which a round
+# shares), and the memcaslap command. Loopback
 # only; every run is bounded by -t and by timeout, every process it starts is
 # killed by PID on exit.
 #
@@ -53,15 +56,18 @@ for t in 1 2; do
   wait_port "$fport"
   m=()
   f=()
+  r=()
   for _ in $(seq "$runs"); do  # alternated, so both see the same background load
     read -r x me < <(run "$t" "$mport"); m+=("$x")
-    read -r x fe < <(run "$t" "$fport"); f+=("$x")
+    read -r y fe < <(run "$t" "$fport"); f+=("$y")
+    r+=("$(awk -v f="$y" -v m="$x" 'BEGIN { printf "%.3f", (m > 0 ? f / m : 0) }')")
   done
   mm=$(median "${m[@]}")
   fm=$(median "${f[@]}")
-  rows+=("| memcached 1.6 -t $t -m 1024 -c 4096 (peer) | $t | $mm | ${m[*]} | $me | 1.00 | \`$(cmd_of "$t" PORT)\` |")
-  rows+=("$(awk -v f="$fm" -v m="$mm" -v t="$t" -v runs="${f[*]}" -v e="$fe" -v c="$(cmd_of "$t" PORT)" 'BEGIN {
-    printf "| ferrited server.tcp_workers=%s | %s | %d | %s | %s | %.2f | `%s` |", t, t, f, runs, e, (m > 0 ? f / m : 0), c }')")
+  rm_=$(median "${r[@]}")
+  rows+=("| memcached 1.6 -t $t -m 1024 -c 4096 (peer) | $t | $mm | ${m[*]} | $me | 1.00 | 1.00 | \`$(cmd_of "$t" PORT)\` |")
+  rows+=("$(awk -v f="$fm" -v m="$mm" -v t="$t" -v runs="${f[*]}" -v e="$fe" -v rr="$rm_ (${r[*]})" -v c="$(cmd_of "$t" PORT)" 'BEGIN {
+    printf "| ferrited server.tcp_workers=%s | %s | %d | %s | %s | %.2f | %s | `%s` |", t, t, f, runs, e, (m > 0 ? f / m : 0), rr, c }')")
   kill "$mpid" "$fpid" 2>/dev/null || true
   wait "$mpid" "$fpid" 2>/dev/null || true
   rm -f "$tmp/pool$t"
@@ -71,6 +77,6 @@ echo
 echo "memcached TCP: memcaslap ${secs}s, -c $conc connections, key 64 B, value 32 B, 90% get, 10% of gets verified;"
 echo "median of $runs runs (all runs listed), servers and peer alternated in the same run"
 echo
-echo "| server | threads | ops/s (median) | runs | verify_failed (last run) | ratio to memcached | command |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| server | threads | ops/s (median) | runs | verify_failed (last run) | ratio of medians | median of per-round ratios (each round's) | command |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -197,6 +198,10 @@ class McTcpServer::Loop {
 };
 
 void McTcpServer::run(Shard& sh) {
+  // Named for top -H and perf: ferrite-tcp0, ferrite-tcp1, ... (15 chars at most).
+  std::size_t i = 0;
+  while (shards_[i].get() != &sh) ++i;
+  (void)pthread_setname_np(pthread_self(), fmt::format("ferrite-tcp{}", i % 1000).c_str());
   Loop loop(*this, sh);
   loop.run();
 }
