@@ -29,7 +29,14 @@
 // value's first byte, or its version, masked by a run-time zero), so no op
 // starts before the previous one has finished: the cost of a request that
 // arrives alone, as a server sees it (a receive, a lookup, a reply). Both
-// are printed by the rows they belong to; ratios only within one mode. Latency is sampled on 1 op (or burst) in 64. Bytes per key:
+// are printed by the rows they belong to; ratios only within one mode.
+//
+// Rounds (--rounds N): every engine of a configuration is loaded first, then
+// the timed workloads run N times, the engines in turn within each round, and
+// "vs TBB" is the median of the per-round ratios (each listed under the
+// table). This VM's speed moves by 15-20% over tens of seconds; runs seconds
+// apart share that phase, an engine timed after another's whole load does
+// not. Latency is sampled on 1 op (or burst) in 64. Bytes per key:
 // pool bytes allocated / keys - (key + value) for the persistent engines,
 // RSS growth / keys - (key + value) for TBB (labelled RSS).
 #include <tbb/concurrent_hash_map.h>
@@ -193,6 +200,7 @@ struct Row {
   Cell cell;
   double bytes_per_key = -1;
   std::string bytes_label;
+  double vs_tbb = -1;  // set in rounds: the median per-round ratio to tbb
 };
 
 // What every engine of one configuration shares: the keys (one flat array,
@@ -229,32 +237,48 @@ struct Run {
   }
 };
 
-// ---- engines: load, then every workload; each appends its rows ----
+// ---- engines: loaded once (the INSERT row), then timed workloads ----
+
+// A loaded engine: run(w, burst) times workload w (burst: ferrite's ops per
+// execute(); the others run one op at a time). Every engine of a
+// configuration stays loaded until its last round, so with --rounds the
+// engines' runs alternate and each round's ratio compares runs seconds apart.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual Cell run(Wl w, int burst) = 0;
+};
 
 // tbb::concurrent_hash_map<Key16, V>; traits give V's write and read-out:
 //   static void put(V&, std::string_view value); static void copy_out(const V&, Out*);
 template <typename V, typename Traits>
-void run_tbb(const Run& run, const char* name, std::vector<Row>* rows) {
+class TbbEngine final : public Engine {
+ public:
   using Map = tbb::concurrent_hash_map<Key16, V, Key16Hash>;
-  const Config& cfg = run.cfg;
-  const std::size_t rss0 = rss_bytes();
-  auto map = std::make_unique<Map>(cfg.keys);
-  Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
-    for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
-      const bool sample = (i & 63) == 0;
-      auto t0 = sample ? Clock::now() : Clock::time_point{};
-      typename Map::accessor a;
-      map->insert(a, Key16(run.key_at(i)));
-      Traits::put(a->second, run.value);
-      a.release();
-      if (sample) s->record(ns_since(t0));
-      ++*ops;
-    }
-  });
-  const double bpk = static_cast<double>(rss_bytes() - rss0) / static_cast<double>(cfg.keys) - (kKeyLen + cfg.value);
-  rows->push_back({name, "INSERT", ins, bpk, "(RSS)"});
-  for (Wl w : run.workloads) {
-    Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
+  TbbEngine(const Run& run, const char* name, std::vector<Row>* rows) : run_(run) {
+    const Config& cfg = run.cfg;
+    const std::size_t rss0 = rss_bytes();
+    map_ = std::make_unique<Map>(cfg.keys);
+    Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
+      for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
+        const bool sample = (i & 63) == 0;
+        auto t0 = sample ? Clock::now() : Clock::time_point{};
+        typename Map::accessor a;
+        map_->insert(a, Key16(run.key_at(i)));
+        Traits::put(a->second, run.value);
+        a.release();
+        if (sample) s->record(ns_since(t0));
+        ++*ops;
+      }
+    });
+    const double bpk = static_cast<double>(rss_bytes() - rss0) / static_cast<double>(cfg.keys) - (kKeyLen + cfg.value);
+    rows->push_back({name, "INSERT", ins, bpk, "(RSS)"});
+  }
+
+  Cell run(Wl w, int) override {
+    const Run& run = run_;
+    Map* map = map_.get();
+    return timed(run.cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
       std::mt19937_64 rng(t + 11);
       typename Traits::Out out{};
       uint64_t dep = 0;  // chain mode: what the next key waits for
@@ -277,9 +301,12 @@ void run_tbb(const Run& run, const char* name, std::vector<Row>* rows) {
         ++*ops;
       }
     });
-    rows->push_back({name, wl_name(w), c, -1, ""});
   }
-}
+
+ private:
+  const Run& run_;
+  std::unique_ptr<Map> map_;
+};
 
 template <std::size_t N>
 struct InlineValue {
@@ -293,21 +320,86 @@ struct StringValue {
   static void copy_out(const std::string& v, Out* out) { out->assign(v); }
 };
 
-// The inline peer exists for the value sizes it is compiled for.
-bool run_tbb_inline(const Run& run, std::vector<Row>* rows) {
+// The inline peer exists for the value sizes it is compiled for (null otherwise).
+std::unique_ptr<Engine> tbb_inline(const Run& run, std::vector<Row>* rows) {
   switch (run.cfg.value) {
-    case 32: run_tbb<std::array<char, 32>, InlineValue<32>>(run, "tbb", rows); return true;
-    case 512: run_tbb<std::array<char, 512>, InlineValue<512>>(run, "tbb", rows); return true;
-    default: return false;
+    case 32: return std::make_unique<TbbEngine<std::array<char, 32>, InlineValue<32>>>(run, "tbb", rows);
+    case 512: return std::make_unique<TbbEngine<std::array<char, 512>, InlineValue<512>>>(run, "tbb", rows);
+    default: return nullptr;
   }
 }
 
-// Ferrite's timed workloads at one burst size (ops per execute()).
-void ferrite_workloads(const Run& run, index::Index& idx, int burst, const char* name, std::atomic<uint64_t>* failed,
-                       std::vector<Row>* rows) {
-  const Config& cfg = run.cfg;
-  for (Wl w : run.workloads) {
-    Cell c = timed(cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
+// Ferrite's index on a fresh pool. The log cleaner runs beside its timed
+// workloads (as ferrited runs it) to keep overwritten space coming back, and
+// is paused while other engines run.
+class FerriteEngine final : public Engine {
+ public:
+  // Null (with a printed row) if the pool cannot be created.
+  static std::unique_ptr<FerriteEngine> load(const Run& run, std::vector<Row>* rows) {
+    std::unique_ptr<FerriteEngine> e(new FerriteEngine(run));
+    const Config& cfg = run.cfg;
+    ::unlink(e->path_.c_str());
+    // Room for the keys three times over.
+    const std::size_t need = static_cast<std::size_t>(cfg.keys) * (cfg.value + kKeyLen + 64) * 3 + (1024u << 20);
+    auto p = pmem::Pool::create(e->path_, need);
+    if (!p) {
+      std::printf("| ferrite | - | skipped: %s |\n", p.status().to_string().c_str());
+      return nullptr;
+    }
+    e->pool_ = std::move(p).value();
+    e->idx_ = index::Index::open(*e->pool_, {.workers = cfg.threads}).value();
+    index::Index& idx = *e->idx_;
+    const std::size_t alloc0 = e->pool_->allocated_bytes();
+    Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
+      index::Worker& w = idx.worker(t);
+      index::Op batch[kBurst];
+      int n = 0;
+      uint64_t bursts = 0;
+      auto flush = [&] {
+        const bool sample = (bursts++ & 63) == 0;
+        auto t0 = sample ? Clock::now() : Clock::time_point{};
+        w.execute(std::span<index::Op>(batch, static_cast<std::size_t>(n)));
+        if (sample) s->record(ns_since(t0, n));
+        *ops += static_cast<uint64_t>(n);
+        n = 0;
+      };
+      for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
+        batch[n++] = index::Op::set(run.key_at(i), run.value);
+        if (n == kBurst) flush();
+      }
+      if (n > 0) flush();
+      w.quiesce();
+    });
+    const double bpk = static_cast<double>(e->pool_->allocated_bytes() - alloc0) / static_cast<double>(cfg.keys) -
+                       static_cast<double>(kKeyLen + cfg.value);
+    rows->push_back({"ferrite", "INSERT", ins, bpk, "(pool)"});
+    e->cleaner_ = std::thread([e = e.get()] {
+      while (!e->stop_cleaner_.load()) {
+        if (e->cleaning_.load()) (void)e->idx_->clean({.max_live_ratio = 0.5, .max_segments = 4});
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+    return e;
+  }
+
+  ~FerriteEngine() override {
+    stop_cleaner_ = true;
+    if (cleaner_.joinable()) cleaner_.join();
+    if (failed_.load() != 0) {
+      std::printf("| ferrite | (!) %llu ops failed (pool full?): figures above are not valid |\n",
+                  static_cast<unsigned long long>(failed_.load()));
+    }
+    idx_.reset();
+    pool_.reset();
+    ::unlink(path_.c_str());
+  }
+
+  Cell run(Wl w, int burst) override {
+    const Run& run = run_;
+    index::Index& idx = *idx_;
+    std::atomic<uint64_t>* failed = &failed_;
+    cleaning_ = true;
+    Cell c = timed(run.cfg.threads, run.seconds, run.max_ops, [&](unsigned t, std::atomic<bool>& stop, uint64_t quota, uint64_t* ops, Histogram* s) {
       index::Worker& wk = idx.worker(t);
       std::mt19937_64 rng(t + 11);
       std::string outs[kBurst];
@@ -335,67 +427,21 @@ void ferrite_workloads(const Run& run, index::Index& idx, int burst, const char*
       }
       wk.quiesce();
     });
-    rows->push_back({name, wl_name(w), c, -1, ""});
+    cleaning_ = false;
+    return c;
   }
-}
 
-void run_ferrite(const Run& run, std::vector<Row>* rows) {
-  const Config& cfg = run.cfg;
-  const std::string path = run.pool_dir + "/ferrite-index-bench-" + std::to_string(getpid()) + ".pool";
-  ::unlink(path.c_str());
-  // Room for the keys three times over; the log cleaner runs beside the
-  // workload (as ferrited runs it) to keep overwritten space coming back.
-  const std::size_t need = static_cast<std::size_t>(cfg.keys) * (cfg.value + kKeyLen + 64) * 3 + (1024u << 20);
-  auto p = pmem::Pool::create(path, need);
-  if (!p) {
-    std::printf("| ferrite | - | skipped: %s |\n", p.status().to_string().c_str());
-    return;
-  }
-  std::unique_ptr<pmem::Pool> pool = std::move(p).value();
-  std::unique_ptr<index::Index> idx = index::Index::open(*pool, {.workers = cfg.threads}).value();
-  const std::size_t alloc0 = pool->allocated_bytes();
-  Cell ins = timed(cfg.threads, 1e9, cfg.keys, [&](unsigned t, std::atomic<bool>&, uint64_t, uint64_t* ops, Histogram* s) {
-    index::Worker& w = idx->worker(t);
-    index::Op batch[kBurst];
-    int n = 0;
-    uint64_t bursts = 0;
-    auto flush = [&] {
-      const bool sample = (bursts++ & 63) == 0;
-      auto t0 = sample ? Clock::now() : Clock::time_point{};
-      w.execute(std::span<index::Op>(batch, static_cast<std::size_t>(n)));
-      if (sample) s->record(ns_since(t0, n));
-      *ops += static_cast<uint64_t>(n);
-      n = 0;
-    };
-    for (uint64_t i = t; i < cfg.keys; i += cfg.threads) {
-      batch[n++] = index::Op::set(run.key_at(i), run.value);
-      if (n == kBurst) flush();
-    }
-    if (n > 0) flush();
-    w.quiesce();
-  });
-  const double bpk = static_cast<double>(pool->allocated_bytes() - alloc0) / static_cast<double>(cfg.keys) -
-                     static_cast<double>(kKeyLen + cfg.value);
-  rows->push_back({"ferrite", "INSERT", ins, bpk, "(pool)"});
-  std::atomic<bool> stop_cleaner{false};
-  std::atomic<uint64_t> failed{0};
-  std::thread cleaner([&] {
-    while (!stop_cleaner.load()) {
-      (void)idx->clean({.max_live_ratio = 0.5, .max_segments = 4});
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  });
-  for (int b : run.bursts) ferrite_workloads(run, *idx, b, b == kBurst ? "ferrite" : "ferrite/1", &failed, rows);
-  stop_cleaner = true;
-  cleaner.join();
-  if (failed.load() != 0) {
-    std::printf("| ferrite | (!) %llu ops failed (pool full?): figures above are not valid |\n",
-                static_cast<unsigned long long>(failed.load()));
-  }
-  idx.reset();
-  pool.reset();
-  ::unlink(path.c_str());
-}
+ private:
+  explicit FerriteEngine(const Run& run)
+      : run_(run), path_(run.pool_dir + "/ferrite-index-bench-" + std::to_string(getpid()) + ".pool") {}
+  const Run& run_;
+  std::string path_;
+  std::unique_ptr<pmem::Pool> pool_;
+  std::unique_ptr<index::Index> idx_;
+  std::thread cleaner_;
+  std::atomic<bool> stop_cleaner_{false}, cleaning_{false};
+  std::atomic<uint64_t> failed_{0};
+};
 
 void run_pmemobj_tx(const Run& run, uint64_t tx_max_keys, std::vector<Row>* rows) {
   const Config& cfg = run.cfg;
@@ -441,18 +487,28 @@ void run_pmemobj_tx(const Run& run, uint64_t tx_max_keys, std::vector<Row>* rows
   }
 }
 
-void print_row(const Row& r, double tbb_mops) {
+// ratio: to the inline TBB peer (negative: none).
+void print_row(const Row& r, double ratio) {
   std::printf("| %-10s | %-6s | %8.3f | %6s | %8.0f | %8.0f | %s |\n", r.engine.c_str(), r.workload.c_str(), r.cell.mops,
-              tbb_mops > 0 ? (std::to_string(r.cell.mops / tbb_mops).substr(0, 5)).c_str() : "n/a", r.cell.p50_ns,
+              ratio >= 0 ? (std::to_string(ratio).substr(0, 5)).c_str() : "n/a", r.cell.p50_ns,
               r.cell.p99_ns, r.bytes_per_key >= 0 ? (std::to_string(static_cast<int>(r.bytes_per_key)) + " " + r.bytes_label).c_str() : "");
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 void run_config(const Config& cfg, const std::vector<std::string>& engines, double seconds, uint64_t tx_max_keys,
                 const std::vector<int>& bursts, const std::vector<Wl>& workloads, bool chain,
-                const std::string& pool_dir) {
+                const std::string& pool_dir, int rounds) {
   std::printf("\n### %llu keys, %u thread(s), %s keys, 16-byte keys, %zu-byte values%s\n\n",
               static_cast<unsigned long long>(cfg.keys), cfg.threads, cfg.zipf ? "Zipf 0.99" : "uniform", cfg.value,
               chain ? ", chained (each op waits for the previous result)" : "");
+  if (rounds > 1) {
+    std::printf("%d rounds, engines alternated within each: Mops/s, p50 and p99 are the median round's; "
+                "vs TBB is the median of the per-round ratios (listed below the table)\n\n", rounds);
+  }
   std::printf("| engine | workload | Mops/s | vs TBB | p50 ns | p99 ns | bytes/key beyond key+value |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   Run run(cfg, seconds);
@@ -462,28 +518,86 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
   run.pool_dir = pool_dir;
   static volatile uint64_t volatile_zero = 0;
   run.zero = volatile_zero;
-  std::vector<Row> rows;
+  std::vector<Row> rows;  // the load rows, then (below) the workloads'
+  // Load every engine (in the order given), then time the workloads in
+  // rounds, each engine in turn.
+  struct Timed {
+    std::string name;
+    Engine* engine;
+    int burst;
+  };
+  std::vector<std::unique_ptr<Engine>> loaded;
+  std::vector<Timed> timed_engines;
+  bool tx = false;
   for (const std::string& eng : engines) {
     if (eng == "tbb") {
-      if (!run_tbb_inline(run, &rows)) std::printf("| tbb | - | no inline build for %zu-byte values: see tbb-str |\n", cfg.value);
+      loaded.push_back(tbb_inline(run, &rows));
+      if (!loaded.back()) {
+        std::printf("| tbb | - | no inline build for %zu-byte values: see tbb-str |\n", cfg.value);
+        loaded.pop_back();
+        continue;
+      }
+      timed_engines.push_back({"tbb", loaded.back().get(), 1});
     } else if (eng == "tbb-str") {
-      run_tbb<std::string, StringValue>(run, "tbb-str", &rows);
+      loaded.push_back(std::make_unique<TbbEngine<std::string, StringValue>>(run, "tbb-str", &rows));
+      timed_engines.push_back({"tbb-str", loaded.back().get(), 1});
     } else if (eng == "ferrite") {
-      run_ferrite(run, &rows);
+      std::unique_ptr<FerriteEngine> f = FerriteEngine::load(run, &rows);
+      if (!f) continue;
+      loaded.push_back(std::move(f));
+      for (int b : run.bursts) timed_engines.push_back({b == kBurst ? "ferrite" : "ferrite/1", loaded.back().get(), b});
     } else if (eng == "pmemobj-tx") {
-      run_pmemobj_tx(run, tx_max_keys, &rows);
+      tx = true;  // slow to load: timed alone, after the others (one round)
     } else {
       std::printf("| %s | - | unknown engine |\n", eng.c_str());
     }
   }
-  // "vs TBB": against the inline peer's row of the same workload.
+  // cells[engine][workload][round]
+  std::vector<std::vector<std::vector<Cell>>> cells(timed_engines.size(), std::vector<std::vector<Cell>>(workloads.size()));
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t w = 0; w < workloads.size(); ++w) {
+      for (std::size_t e = 0; e < timed_engines.size(); ++e) {
+        cells[e][w].push_back(timed_engines[e].engine->run(workloads[w], timed_engines[e].burst));
+      }
+    }
+  }
+  const auto tbb_at = std::find_if(timed_engines.begin(), timed_engines.end(), [](const Timed& t) { return t.name == "tbb"; });
+  const std::size_t tbb = static_cast<std::size_t>(tbb_at - timed_engines.begin());  // == size(): no inline peer
+  std::vector<std::string> per_round;  // "engine workload: ratios" lines
+  for (std::size_t e = 0; e < timed_engines.size(); ++e) {
+    for (std::size_t w = 0; w < workloads.size(); ++w) {
+      std::vector<Cell> by_mops = cells[e][w];
+      std::sort(by_mops.begin(), by_mops.end(), [](const Cell& a, const Cell& b) { return a.mops < b.mops; });
+      Row row{timed_engines[e].name, wl_name(workloads[w]), by_mops[by_mops.size() / 2], -1, ""};
+      if (rounds > 1 && tbb < timed_engines.size()) {
+        std::vector<double> ratios;
+        std::string line = row.engine + " " + row.workload + ":";
+        for (int r = 0; r < rounds; ++r) {
+          const double t = cells[tbb][w][static_cast<std::size_t>(r)].mops;
+          ratios.push_back(t > 0 ? cells[e][w][static_cast<std::size_t>(r)].mops / t : 0);
+          line += " " + std::to_string(ratios.back()).substr(0, 5);
+        }
+        row.vs_tbb = median(ratios);
+        if (e != tbb) per_round.push_back(line);
+      }
+      rows.push_back(row);
+    }
+  }
+  loaded.clear();  // pools closed and removed before the tx table's
+  if (tx) run_pmemobj_tx(run, tx_max_keys, &rows);
+  // "vs TBB": against the inline peer's row of the same workload (or, in
+  // rounds, the median of the per-round ratios computed above).
   std::map<std::string, double> tbb_mops;
   for (const Row& r : rows) {
     if (r.engine == "tbb") tbb_mops[r.workload] = r.cell.mops;
   }
   for (const Row& r : rows) {
     const std::string base = r.workload.substr(0, r.workload.find(' '));
-    print_row(r, tbb_mops.count(base) ? tbb_mops[base] : 0);
+    print_row(r, r.vs_tbb >= 0 ? r.vs_tbb : tbb_mops.count(base) ? r.cell.mops / tbb_mops[base] : -1);
+  }
+  if (!per_round.empty()) {
+    std::printf("\nper-round ratios to tbb (round 1, 2, ...):\n\n");
+    for (const std::string& l : per_round) std::printf("- %s\n", l.c_str());
   }
   std::fflush(stdout);
 }
@@ -501,6 +615,7 @@ int main(int argc, char** argv) {
   uint64_t tx_max_keys = 1000000;
   bool full = false;
   bool chain = false;
+  int rounds = 1;
   std::string pool_dir = "/dev/shm";
   std::vector<int> bursts = {kBurst, 1};
   std::vector<std::string> wl_names = {"GET", "SET", "MIX90", "MIX50"};
@@ -517,6 +632,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"GET", "SET", "MIX90", "MIX50"}));
   app.add_option("--pool-dir", pool_dir, "directory of the persistent engines' pools (e.g. a tmpfs mounted with huge=always)");
   app.add_flag("--chain", chain, "each op's key depends on the previous op's result (lone requests: no overlap between ops)");
+  app.add_option("--rounds", rounds, "time the workloads this many times, engines alternated (ratios per round)")
+      ->check(CLI::Range(1, 100));
   app.add_flag("--full", full, "the whole matrix of issue 3 (1M/10M x 1/2 threads x uniform/zipf x 32/512 B)");
   CLI11_PARSE(app, argc, argv);
   std::vector<Wl> workloads;
@@ -550,12 +667,12 @@ int main(int argc, char** argv) {
                         static_cast<unsigned long long>(k), v);
             continue;
           }
-          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys, bursts, workloads, chain, pool_dir);
+          run_config({k, t, d == "zipf", v}, engines, seconds, tx_max_keys, bursts, workloads, chain, pool_dir, rounds);
         }
       }
     }
     if (!full && default_values && k == keys.front()) {
-      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys, bursts, workloads, chain, pool_dir);
+      for (unsigned t : threads) run_config({k, t, false, 512}, engines, seconds, tx_max_keys, bursts, workloads, chain, pool_dir, rounds);
     }
   }
   return 0;
