@@ -31,7 +31,8 @@
 // arrives alone, as a server sees it (a receive, a lookup, a reply). Both
 // are printed by the rows they belong to; ratios only within one mode.
 //
-// Rounds (--rounds N): every engine of a configuration is loaded first, then
+// Rounds (--rounds N, N > 1): every engine of a configuration is loaded first
+// (by default each is loaded, timed and freed in turn), then
 // the timed workloads run N times, the engines in turn within each round, and
 // "vs TBB" is the median of the per-round ratios (each listed under the
 // table). This VM's speed moves by 15-20% over tens of seconds; runs seconds
@@ -529,37 +530,56 @@ void run_config(const Config& cfg, const std::vector<std::string>& engines, doub
   std::vector<std::unique_ptr<Engine>> loaded;
   std::vector<Timed> timed_engines;
   bool tx = false;
-  for (const std::string& eng : engines) {
+  // Loads eng (its INSERT row) and adds its timed entries; false if nothing
+  // was loaded.
+  auto load = [&](const std::string& eng) {
     if (eng == "tbb") {
-      loaded.push_back(tbb_inline(run, &rows));
-      if (!loaded.back()) {
+      std::unique_ptr<Engine> t = tbb_inline(run, &rows);
+      if (!t) {
         std::printf("| tbb | - | no inline build for %zu-byte values: see tbb-str |\n", cfg.value);
-        loaded.pop_back();
-        continue;
+        return false;
       }
+      loaded.push_back(std::move(t));
       timed_engines.push_back({"tbb", loaded.back().get(), 1});
     } else if (eng == "tbb-str") {
       loaded.push_back(std::make_unique<TbbEngine<std::string, StringValue>>(run, "tbb-str", &rows));
       timed_engines.push_back({"tbb-str", loaded.back().get(), 1});
     } else if (eng == "ferrite") {
       std::unique_ptr<FerriteEngine> f = FerriteEngine::load(run, &rows);
-      if (!f) continue;
+      if (!f) return false;
       loaded.push_back(std::move(f));
       for (int b : run.bursts) timed_engines.push_back({b == kBurst ? "ferrite" : "ferrite/1", loaded.back().get(), b});
     } else if (eng == "pmemobj-tx") {
       tx = true;  // slow to load: timed alone, after the others (one round)
+      return false;
     } else {
       std::printf("| %s | - | unknown engine |\n", eng.c_str());
+      return false;
     }
-  }
+    return true;
+  };
   // cells[engine][workload][round]
-  std::vector<std::vector<std::vector<Cell>>> cells(timed_engines.size(), std::vector<std::vector<Cell>>(workloads.size()));
-  for (int r = 0; r < rounds; ++r) {
+  std::vector<std::vector<std::vector<Cell>>> cells;
+  auto time_entries = [&](std::size_t from) {
+    cells.resize(timed_engines.size(), std::vector<std::vector<Cell>>(workloads.size()));
     for (std::size_t w = 0; w < workloads.size(); ++w) {
-      for (std::size_t e = 0; e < timed_engines.size(); ++e) {
+      for (std::size_t e = from; e < timed_engines.size(); ++e) {
         cells[e][w].push_back(timed_engines[e].engine->run(workloads[w], timed_engines[e].burst));
       }
     }
+  };
+  if (rounds == 1) {
+    // One engine in memory at a time: load, time, free (the --full matrix's
+    // 10M keys of 512 bytes would not fit three engines at once).
+    for (const std::string& eng : engines) {
+      const std::size_t from = timed_engines.size();
+      if (!load(eng)) continue;
+      time_entries(from);
+      loaded.back().reset();
+    }
+  } else {
+    for (const std::string& eng : engines) (void)load(eng);
+    for (int r = 0; r < rounds; ++r) time_entries(0);
   }
   const auto tbb_at = std::find_if(timed_engines.begin(), timed_engines.end(), [](const Timed& t) { return t.name == "tbb"; });
   const std::size_t tbb = static_cast<std::size_t>(tbb_at - timed_engines.begin());  // == size(): no inline peer
