@@ -69,7 +69,7 @@ class McTcpServer {
   };
   static Status listen_on(const std::string& bind, uint16_t port, int* fd);
   Status add_shard(McContext& cx);
-  void run(Shard& sh);  // a thread's event loop
+  void run(Shard& sh, std::size_t i);  // thread i's event loop
 
   McEngine& mc_;
   std::vector<std::unique_ptr<Shard>> shards_;
