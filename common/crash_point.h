@@ -37,6 +37,7 @@ inline constexpr const char* kSplitAfterFreeze = "split.after_freeze";          
 inline constexpr const char* kSplitAfterSuccessorsDurable = "split.after_successors";  // P3
 inline constexpr const char* kSplitDirDoubleInTx = "split.dir_double.in_tx";          // new dir durable, tx open
 inline constexpr const char* kSplitAfterDirDouble = "split.after_dir_double";
+inline constexpr const char* kSplitAfterRetire = "split.after_retire";                // S retired, entries not switched
 inline constexpr const char* kSplitPublishInTx = "split.publish.in_tx";               // entries switched, tx open
 inline constexpr const char* kSplitAfterPublish = "split.after_publish";              // S4 committed, before S5
 // Cleaner (index/cleaner.cc).
@@ -50,9 +51,9 @@ inline constexpr const char* kAllPoints[] = {
     kWorkerAfterRecordFlush, kWorkerAfterSlotCas,     kWorkerAfterSlotFence,
     kLogAfterNewSegment,     kSegAllocInTx,           kSegAllocAfterCommit,
     kSegReleaseInTx,         kSplitAfterFreeze,       kSplitAfterSuccessorsDurable,
-    kSplitDirDoubleInTx,     kSplitAfterDirDouble,    kSplitPublishInTx,
-    kSplitAfterPublish,      kCleanerAfterCopyFlush,  kCleanerAfterSlotCas,
-    kCleanerBeforeFree,      kCloseBeforeCleanFlag,
+    kSplitDirDoubleInTx,     kSplitAfterDirDouble,    kSplitAfterRetire,
+    kSplitPublishInTx,       kSplitAfterPublish,      kCleanerAfterCopyFlush,
+    kCleanerAfterSlotCas,    kCleanerBeforeFree,      kCloseBeforeCleanFlag,
 };
 inline constexpr std::size_t kNumPoints = sizeof(kAllPoints) / sizeof(kAllPoints[0]);
 

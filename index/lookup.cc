@@ -6,12 +6,24 @@
 //  A2  s = d.seg[top G bits of h] (acquire)          pairs with R4 (split publish)
 //  A3  for the 32 probe slots: w = slot (acquire)     pairs with R2 (writer CAS)
 //        empty -> key absent (T2); tag match -> compare the record's key
-//  A4  if s.state == retired (acquire): a split has replaced s; retry from A1
+//  A4  re-read root.dir and d.seg[j] (acquire): if either changed, a split
+//      (or a doubling) has replaced s since A2; retry from A1
 // Between A2 and A3, ensure_repaired(s) (repair.cc): after a dirty shutdown
 // the first toucher of s repairs it (or waits for its repairer) before any
 // slot of s is read; otherwise one predictable branch.
 // A reader never waits for a writer; it re-reads only while a split it raced
 // with is publishing, which is bounded by that split's progress.
+// Why A4 reads the directory and not s.state: the entry and root.dir are the
+// lines A1/A2 just read (in L1); s.state is on the segment's header line:
+// one more cache miss per lookup at 10M keys (and with 4 KiB pages one more
+// page walk: a segment spans five pages), which the burst's prefetch passes
+// did not cover (42% of find()'s samples in a 10M-key batched GET run). A split switches S's entries only after
+// S.state = retired (split.cc S4), and a writer writes into a successor only
+// after it has seen the switch (A2 of its own lookup). So a lookup that sees
+// the entry still naming s at A4 read s's slots before any successor write;
+// the successors then held nothing s did not. Between retired and the switch
+// a lookup keeps returning s: its slots are frozen (moved) and complete, and
+// find_for_write() waits there for the switch instead of writing.
 #include "common/clock.h"
 #include "common/log.h"
 #include "index/bucket_scan.h"
@@ -23,7 +35,9 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
   const uint16_t tag = slot::tag_of(h);
   for (;;) {
     Directory* d = dir();                                                                  // A1
-    TableSegment* s = seg(d->seg[dir_index(h, static_cast<unsigned>(d->depth))].load(std::memory_order_acquire));  // A2
+    std::atomic<uint64_t>& entry = d->seg[dir_index(h, static_cast<unsigned>(d->depth))];
+    const uint64_t seg_off = entry.load(std::memory_order_acquire);                        // A2
+    TableSegment* s = seg(seg_off);
     ensure_repaired(s);                                                                    // A5/A6 (repair.cc)
     Lookup r;
     r.seg = s;
@@ -85,7 +99,8 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
         break;
       }
     }
-    if (FERRITE_UNLIKELY(s->state.load(std::memory_order_acquire) == kSegRetired)) {       // A4
+    // A4: pairs with R3 (dir switch) and R4 (split publish), as A1 and A2.
+    if (FERRITE_UNLIKELY(entry.load(std::memory_order_acquire) != seg_off || dir() != d)) {
       cpu_relax();
       continue;
     }
@@ -102,9 +117,13 @@ Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) 
       continue;
     }
     if (FERRITE_UNLIKELY(slot::is_moved(lk.value))) {
-      if (lk.seg->state.load(std::memory_order_acquire) == kSegSplitting) {
-        // A split froze this segment; wait for it to publish its successors.
-        while (lk.seg->state.load(std::memory_order_acquire) == kSegSplitting) cpu_relax();
+      if (lk.seg->state.load(std::memory_order_acquire) != kSegNormal) {
+        // A split froze this segment (splitting), or retired it and has not
+        // switched the directory yet (find() still returns it, A4): wait for
+        // the successors, or for the split to unfreeze it if it fails.
+        // Clearing the moved bit here would let this write land in a
+        // segment whose contents the successors already copied: lost.
+        cpu_relax();
       } else {
         // A moved bit left by a crash during a split: the split never
         // published, so this segment is authoritative. Clear and retry.

@@ -13,10 +13,12 @@
 //      bits cleared. Tombstones are dropped.
 //  P3  write every successor line back, fence    -- successors durable
 //  S4  under dir_mu_: double the directory if d + k > G (see below), then
-//      S.state = retired (release; readers that reach S from a stale entry
-//      retry, A4 in lookup.cc), then switch S's directory entries to the
-//      successors in one libpmemobj transaction (R4, release stores; crash-atomic:
-//      the directory shows S or all successors, never a mix).
+//      S.state = retired (release; a writer that finds a moved slot in S
+//      waits while S is not normal, find_for_write in lookup.cc), then
+//      switch S's directory entries to the successors in one libpmemobj
+//      transaction (R4, release stores; crash-atomic: the directory shows S
+//      or all successors, never a mix; a lookup that sees its entry change
+//      retries, A4 in lookup.cc).
 //  S5  retire S through QSBR; freed once every worker has quiesced.
 // Crash table:
 //  before the S4 transaction commits: S is still referenced and complete
@@ -29,15 +31,19 @@
 // listed in IndexImpl::unlinked_ while so, so that this session's orphan
 // scan leaves them alone; every allocation and free here holds objects_mu_
 // shared, so the scan's object walk never races one.
-// Why S.state = retired comes before the directory switch: a writer can only
-// write to a successor after the switch; a reader that read an old value in S
-// and then sees S not yet retired read it before any successor write existed.
+// Why S.state = retired comes before the directory switch: from the switch
+// on, lookups reach the successors and writers write there; a writer that
+// still holds S (it read the entry before the switch) sees moved slots and
+// a state that is not normal, so it waits and looks again instead of taking
+// the moved bit for a crash's leftover. A reader that read an old value in
+// S and then sees the entry still naming S (A4) read it before any
+// successor write existed.
 //
 // Directory doubling (under dir_mu_): allocate a directory of depth G+1 with
 // entry j = old entry j/2, write it back, and switch IndexRoot::dir to it in
 // one transaction (R3, pairs with A1). The old directory is retired through
-// QSBR: readers holding it still find correct segments there, and a segment
-// a later split retires is marked retired, so they retry (A4).
+// QSBR: readers holding it still find correct segments there, and see at
+// A4 that root.dir changed, so they retry in the new one.
 #include <algorithm>
 #include <vector>
 
@@ -237,6 +243,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
       FERRITE_DCHECK(dr->seg[first + j].load(std::memory_order_relaxed) == pool_.off(s).raw());
     }
     s->state.store(kSegRetired, std::memory_order_release);  // before the switch (see above)
+    FERRITE_CRASH_POINT(crash::kSplitAfterRetire);
     Status st = pool_.transact([&](pmem::Tx& tx) {
       tx.add_range(&dr->seg[first], span * sizeof(uint64_t));
       for (uint64_t j = 0; j < span; ++j) {
