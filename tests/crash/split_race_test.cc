@@ -79,7 +79,8 @@ TEST(SplitRace, OverwriteInTheRetireWindowWaitsForTheSwitchAndSurvivesIt) {
   crash::set_hook(nullptr);
   ASSERT_GT(idx.stats().splits, 0u);
   ASSERT_TRUE(g_writer_done.load());
-  EXPECT_FALSE(g_done_in_window.load()) << "an overwrite was acknowledged while its segment was retired but still named";
+  EXPECT_FALSE(g_done_in_window.load())
+      << "an overwrite was acknowledged while its segment was retired but still named";
   std::string v;
   index::Op get = index::Op::get(victim, &v);
   ASSERT_EQ(idx.worker(0).execute_one(get), Result::kOk);
