@@ -11,19 +11,21 @@
 // Between A2 and A3, ensure_repaired(s) (repair.cc): after a dirty shutdown
 // the first toucher of s repairs it (or waits for its repairer) before any
 // slot of s is read; otherwise one predictable branch.
-// A reader never waits for a writer; it re-reads only while a split it raced
-// with is publishing, which is bounded by that split's progress.
+// A reader never waits for a writer; it looks again only when a split or a
+// doubling switched its directory entry while it read (bounded: each retry
+// follows a switch that completed).
 // Why A4 reads the directory and not s.state: the entry and root.dir are the
 // lines A1/A2 just read (in L1); s.state is on the segment's header line:
 // one more cache miss per lookup at 10M keys (and with 4 KiB pages one more
 // page walk: a segment spans five pages), which the burst's prefetch passes
-// did not cover (42% of find()'s samples in a 10M-key batched GET run). A split switches S's entries only after
-// S.state = retired (split.cc S4), and a writer writes into a successor only
-// after it has seen the switch (A2 of its own lookup). So a lookup that sees
-// the entry still naming s at A4 read s's slots before any successor write;
-// the successors then held nothing s did not. Between retired and the switch
-// a lookup keeps returning s: its slots are frozen (moved) and complete, and
-// find_for_write() waits there for the switch instead of writing.
+// did not cover (42% of find()'s samples in a 10M-key batched GET run).
+// A writer writes into a successor only after it has seen the switch (A2 of
+// its own lookup), so a lookup that sees the entry still naming s at A4 read
+// s's slots before any successor write: the successors then held nothing s
+// did not. Between S.state = retired and the switch (split.cc S4) a lookup
+// keeps returning s, whose slots are frozen (moved) and complete; writers
+// depend on retired coming first: find_for_write() waits while a moved
+// slot's segment is not normal, instead of writing there.
 #include "common/clock.h"
 #include "common/log.h"
 #include "index/bucket_scan.h"
@@ -125,10 +127,14 @@ Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) 
         // segment whose contents the successors already copied: lost.
         cpu_relax();
       } else {
-        // A moved bit left by a crash during a split: the split never
-        // published, so this segment is authoritative. Clear and retry.
-        uint64_t v = lk.value;
-        (void)lk.slot->compare_exchange_strong(v, v & ~slot::kMoved, std::memory_order_acq_rel);
+        // Normal again: the split failed and unfroze S (it clears the moved
+        // bits before it stores normal, release; acquire above), so the
+        // word read was stale: look again. Not a crash's leftover: crash
+        // repair clears transient bits before any lookup reads a slot of S
+        // (repair.cc). Not a CAS clearing the bit either: a second split
+        // may have frozen the slot again since, and clearing its bit would
+        // let a write land in S after that split copied it.
+        cpu_relax();
       }
       continue;
     }

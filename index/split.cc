@@ -4,14 +4,17 @@
 // segment only) until its successors are published.
 //
 // Split protocol for segment S (local depth d):
-//  S1  CAS S.state normal -> splitting (one splitter; others wait for S2..S5)
+//  S1  CAS S.state normal -> splitting (one splitter; another that loses
+//      the CAS waits while S is splitting, then looks again)
 //  S2  freeze: set the moved bit in every slot (fetch_or). From here no CAS
 //      on S succeeds, so S's contents are final; readers still use S.
 //  S3  build 2^k successors privately (k = 1, or 0 to compact a segment that
 //      is mostly tombstones; k grows if a successor overflows): rehash each
 //      live entry's key, place it at its first empty probe slot, transient
 //      bits cleared. Tombstones are dropped.
-//  P3  write every successor line back, fence    -- successors durable
+//  P3  write every successor line back, and every line of S that held a
+//      dirty slot; fence                          -- successors durable, and
+//      S holds durably every entry a successor holds
 //  S4  under dir_mu_: double the directory if d + k > G (see below), then
 //      S.state = retired (release; a writer that finds a moved slot in S
 //      waits while S is not normal, find_for_write in lookup.cc), then
@@ -149,9 +152,14 @@ Result IndexImpl::split(TableSegment* s) noexcept {
   std::vector<uint64_t> entries;
   entries.reserve(kBucketsPerSegment * kSlotsPerBucket);
   std::size_t tombstones = 0;
+  // Lines of S holding a dirty slot (published, not yet fenced by its
+  // writer): written back at P3, see there.
+  std::vector<const Bucket*> dirty_lines;
   for (auto& b : s->buckets) {
+    bool dirty = false;
     for (auto& w : b.slots) {
       const uint64_t v = w.fetch_or(slot::kMoved, std::memory_order_acq_rel);
+      dirty |= slot::is_dirty(v);
       if (slot::is_empty(v)) continue;
       if (slot::is_tombstone(v)) {
         ++tombstones;
@@ -159,6 +167,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
         entries.push_back(slot::entry(v));
       }
     }
+    if (dirty) dirty_lines.push_back(&b);
   }
   FERRITE_CRASH_POINT(crash::kSplitAfterFreeze);
   const unsigned d = s->local_depth;
@@ -218,8 +227,16 @@ Result IndexImpl::split(TableSegment* s) noexcept {
     if (ok) break;
     for (TableSegment* t : succ) free_object(t->obj_off, "table segment");  // never referenced
   }
-  // P3: successors durable before anything can point at them.
+  // P3: successors durable before anything can point at them. And S's
+  // lines that held a dirty slot: the successors hold that entry clean
+  // (transient bits cleared), so a reader that reaches it through a
+  // successor once the switch is visible (R4 stores precede the commit)
+  // answers without a write-back of its own; if a crash then rolls the
+  // switch back, S names the key again, and S's line must hold it durably
+  // (the reader rule of slot.h, for a reader the dirty bit cannot reach;
+  // test power_split_race in tests/crash/split_race_test.cc).
   for (TableSegment* t : succ) pool_.persister().flush_nodrain(t, sizeof(TableSegment));
+  for (const Bucket* b : dirty_lines) pool_.persister().flush_nodrain(b, sizeof(Bucket));
   pool_.persister().fence();
   FERRITE_CRASH_POINT(crash::kSplitAfterSuccessorsDurable);
 
