@@ -22,10 +22,10 @@
 // A writer writes into a successor only after it has seen the switch (A2 of
 // its own lookup), so a lookup that sees the entry still naming s at A4 read
 // s's slots before any successor write: the successors then held nothing s
-// did not. Between S.state = retired and the switch (split.cc S4) a lookup
-// keeps returning s, whose slots are frozen (moved) and complete; writers
-// depend on retired coming first: find_for_write() waits while a moved
-// slot's segment is not normal, instead of writing there.
+// did not. Until the switch (split.cc S4) a lookup keeps returning s, whose
+// slots are frozen (moved) and complete; find_for_write() never writes a
+// moved slot: it looks again until the switch (or a failed split's unfreeze)
+// is visible.
 #include "common/clock.h"
 #include "common/log.h"
 #include "index/bucket_scan.h"
@@ -119,23 +119,15 @@ Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) 
       continue;
     }
     if (FERRITE_UNLIKELY(slot::is_moved(lk.value))) {
-      if (lk.seg->state.load(std::memory_order_acquire) != kSegNormal) {
-        // A split froze this segment (splitting), or retired it and has not
-        // switched the directory yet (find() still returns it, A4): wait for
-        // the successors, or for the split to unfreeze it if it fails.
-        // Clearing the moved bit here would let this write land in a
-        // segment whose contents the successors already copied: lost.
-        cpu_relax();
-      } else {
-        // Normal again: the split failed and unfroze S (it clears the moved
-        // bits before it stores normal, release; acquire above), so the
-        // word read was stale: look again. Not a crash's leftover: crash
-        // repair clears transient bits before any lookup reads a slot of S
-        // (repair.cc). Not a CAS clearing the bit either: a second split
-        // may have frozen the slot again since, and clearing its bit would
-        // let a write land in S after that split copied it.
-        cpu_relax();
-      }
+      // A frozen slot: never written, never cleared here; look again. A
+      // split froze the segment (splitting), or retired it and has not
+      // switched the directory yet (find() still returns it, A4): the
+      // successors come, or the split fails and unfreezes (it clears the
+      // moved bits before it stores normal). Clearing the bit would let this
+      // write land in a segment whose contents a split already copied: lost.
+      // A crash leaves no moved bit behind: crash repair clears transient
+      // bits before any lookup reads a slot of the segment (repair.cc).
+      cpu_relax();
       continue;
     }
     *out = lk;

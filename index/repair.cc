@@ -181,9 +181,8 @@ void IndexImpl::repair_segment(TableSegment* s, bool lazy) noexcept {
   };
   // The segment's state is volatile in meaning: a split the crash
   // interrupted left it splitting or retired while the directory (changed
-  // only in a transaction, and it named s) still names it. Reset before any
-  // writer can look at it (find_for_write in lookup.cc) or a splitter CAS
-  // it (S1).
+  // only in a transaction, and it named s) still names it. Reset before a
+  // splitter can CAS it (S1).
   bool header_changed = false;
   if (s->state.load(std::memory_order_relaxed) != kSegNormal) {
     s->state.store(kSegNormal, std::memory_order_relaxed);

@@ -16,9 +16,8 @@
 //      dirty slot; fence                          -- successors durable, and
 //      S holds durably every entry a successor holds
 //  S4  under dir_mu_: double the directory if d + k > G (see below), then
-//      S.state = retired (release; a writer that finds a moved slot in S
-//      waits while S is not normal, find_for_write in lookup.cc), then
-//      switch S's directory entries to the successors in one libpmemobj
+//      S.state = retired (release: splitters waiting at S1 leave, and no
+//      second split of S can start), then switch S's directory entries to the successors in one libpmemobj
 //      transaction (R4, release stores; crash-atomic: the directory shows S
 //      or all successors, never a mix; a lookup that sees its entry change
 //      retries, A4 in lookup.cc).
@@ -34,13 +33,11 @@
 // listed in IndexImpl::unlinked_ while so, so that this session's orphan
 // scan leaves them alone; every allocation and free here holds objects_mu_
 // shared, so the scan's object walk never races one.
-// Why S.state = retired comes before the directory switch: from the switch
-// on, lookups reach the successors and writers write there; a writer that
-// still holds S (it read the entry before the switch) sees moved slots and
-// a state that is not normal, so it waits and looks again instead of taking
-// the moved bit for a crash's leftover. A reader that read an old value in
-// S and then sees the entry still naming S (A4) read it before any
-// successor write existed.
+// What keeps writers out of S once it is copied is the freeze, not the state:
+// a writer never writes a moved slot (find_for_write in lookup.cc looks again
+// until the switch is visible), and a writer's CAS of a word it read before
+// the freeze fails. A reader that read an old value in S and then sees the
+// entry still naming S (A4) read it before any successor write existed.
 //
 // Directory doubling (under dir_mu_): allocate a directory of depth G+1 with
 // entry j = old entry j/2, write it back, and switch IndexRoot::dir to it in
@@ -234,7 +231,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
   // answers without a write-back of its own; if a crash then rolls the
   // switch back, S names the key again, and S's line must hold it durably
   // (the reader rule of slot.h, for a reader the dirty bit cannot reach;
-  // test power_split_race in tests/crash/split_race_test.cc).
+  // test SplitRace.PowerFailureBeforeTheSwitchCommitsKeepsWhatAReaderSaw...).
   for (TableSegment* t : succ) pool_.persister().flush_nodrain(t, sizeof(TableSegment));
   for (const Bucket* b : dirty_lines) pool_.persister().flush_nodrain(b, sizeof(Bucket));
   pool_.persister().fence();

@@ -57,8 +57,9 @@ struct McTcpServer::Conn {
 // 16/16, and the thread with more of them bounds a closed-loop client's rate
 // while the other idles. Dealing in turn gives each thread the same number to
 // within one (with memcaslap's 32 connections on 2 vCPUs the throughput moved
-// less than this VM's noise, issue 18). It also keeps the port exclusive: no other process of the
-// same user can join a reuseport group (net/port_claim.h). The cost: accepting
+// less than this VM's noise, issue 18). It also keeps the port exclusive: no
+// other process of the same user can join a reuseport group
+// (net/port_claim.h). The cost: accepting
 // waits while thread 0 serves, which matters only for a burst of connects.
 Status McTcpServer::listen_on(const std::string& bind, uint16_t port, int* out) {
   in_addr a{};

@@ -26,6 +26,7 @@
 #include "index/table.h"
 #include "pmem/pool.h"
 #include "recovery/pfsim.h"
+#include "tests/util/power_fail.h"
 #include "tests/util/temp_path.h"
 
 namespace ferrite {
@@ -91,18 +92,15 @@ void run_case(unsigned filled) {
     sim->reset();
     (*idx)->TEST_abandon();
   }
-  ASSERT_TRUE(recovery::PowerFailSim::finish_after_kill(shadow.str(), recovery::PfMode::kFencedOnly, 1).is_ok());
-  auto pool = pmem::Pool::open(shadow.str());
-  ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
-  auto idx = index::Index::open(**pool, {.workers = 1});
-  ASSERT_TRUE(idx.is_ok());
+  testing::RecoveredPool rec;
+  ASSERT_NO_FATAL_FAILURE(testing::reopen_after_power_failure(shadow.str(), recovery::PfMode::kFencedOnly, 1, &rec));
   std::string v;
   index::Op get = index::Op::get(y, &v);
-  EXPECT_EQ((*idx)->worker(0).execute_one(get), Result::kOk) << "the acknowledged write of Y was lost";
+  EXPECT_EQ(rec.idx->worker(0).execute_one(get), Result::kOk) << "the acknowledged write of Y was lost";
   EXPECT_EQ(v, "y-value");
   for (unsigned i = 0; i < filled; ++i) {
     index::Op g = index::Op::get(keys[i], &v);
-    EXPECT_EQ((*idx)->worker(0).execute_one(g), Result::kOk) << keys[i];
+    EXPECT_EQ(rec.idx->worker(0).execute_one(g), Result::kOk) << keys[i];
   }
 }
 

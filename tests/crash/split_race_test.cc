@@ -35,6 +35,7 @@
 #include "index/table.h"
 #include "pmem/pool.h"
 #include "recovery/pfsim.h"
+#include "tests/util/power_fail.h"
 #include "tests/util/temp_path.h"
 
 namespace ferrite {
@@ -182,14 +183,11 @@ TEST(SplitRace, PowerFailureBeforeTheSwitchCommitsKeepsWhatAReaderSawThroughASuc
     ASSERT_EQ(r, Result::kOk) << "the reader did not find X through the successor";
     ASSERT_EQ(seen, "x-value");
   }
-  ASSERT_TRUE(recovery::PowerFailSim::finish_after_kill(shadow.str(), recovery::PfMode::kFencedOnly, 1).is_ok());
-  auto pool = pmem::Pool::open(shadow.str());
-  ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
-  auto idx = index::Index::open(**pool, {.workers = 1});
-  ASSERT_TRUE(idx.is_ok());
+  testing::RecoveredPool rec;
+  ASSERT_NO_FATAL_FAILURE(testing::reopen_after_power_failure(shadow.str(), recovery::PfMode::kFencedOnly, 1, &rec));
   std::string v;
   index::Op get = index::Op::get(x, &v);
-  EXPECT_EQ((*idx)->worker(0).execute_one(get), Result::kOk)
+  EXPECT_EQ(rec.idx->worker(0).execute_one(get), Result::kOk)
       << "a value a reader answered was lost to the power failure";
   EXPECT_EQ(v, "x-value");
 }
