@@ -20,12 +20,15 @@
 // page walk: a segment spans five pages), which the burst's prefetch passes
 // did not cover (42% of find()'s samples in a 10M-key batched GET run).
 // A writer writes into a successor only after it has seen the switch (A2 of
-// its own lookup), so a lookup that sees the entry still naming s at A4 read
+// its own lookup) and the successor unfrozen (split.cc S5), so a lookup that sees the entry still naming s at A4 read
 // s's slots before any successor write: the successors then held nothing s
 // did not. Until the switch (split.cc S4) a lookup keeps returning s, whose
 // slots are frozen (moved) and complete; find_for_write() never writes a
 // moved slot: it looks again until the switch (or a failed split's unfreeze)
-// is visible.
+// is visible, and, in a successor, until its split's switch is durable
+// (split.cc S5).
+#include <thread>
+
 #include "common/clock.h"
 #include "common/log.h"
 #include "index/bucket_scan.h"
@@ -111,7 +114,7 @@ Lookup IndexImpl::find(std::string_view key, uint64_t h) const noexcept {
 }
 
 Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) noexcept {
-  for (;;) {
+  for (unsigned spins = 0;;) {
     Lookup lk = find(key, h);
     if (lk.slot == nullptr) {
       Result r = split(lk.seg);
@@ -125,9 +128,16 @@ Result IndexImpl::find_for_write(std::string_view key, uint64_t h, Lookup* out) 
       // successors come, or the split fails and unfreezes (it clears the
       // moved bits before it stores normal). Clearing the bit would let this
       // write land in a segment whose contents a split already copied: lost.
+      // Or the segment is a successor whose switch is visible but not yet
+      // committed (split.cc S3/S5): a power failure now would roll the
+      // directory back to the old segment, and a write here with it.
       // A crash leaves no moved bit behind: crash repair clears transient
       // bits before any lookup reads a slot of the segment (repair.cc).
-      cpu_relax();
+      if (++spins % 1024 == 0) {
+        std::this_thread::yield();  // the splitter may have been preempted (2 cores)
+      } else {
+        cpu_relax();
+      }
       continue;
     }
     *out = lk;

@@ -38,9 +38,12 @@
 //
 // Repair of a segment: its state (volatile in meaning) is reset to normal.
 // Repair of one slot word w (not empty):
-//  - moved bit: clear. A split the crash interrupted never published (the
-//    directory, changed only in a transaction, still names this segment),
-//    so the segment is authoritative.
+//  - moved bit: clear. Either a split the crash interrupted never published
+//    (the directory, changed only in a transaction, still names this
+//    segment), so the segment is authoritative; or this segment is a
+//    successor whose switch committed before the crash and which had not
+//    been unfrozen yet (split.cc S5): it is then authoritative too. Empty
+//    slots included (a successor's are frozen as well).
 //  - dirty bit: clear. The record was durable before the slot CAS
 //    (invariant 1); the write was not acknowledged, so keeping the word is
 //    as correct as having lost it. P6 makes the choice durable.
@@ -181,7 +184,8 @@ void IndexImpl::repair_segment(TableSegment* s, bool lazy) noexcept {
   };
   // The segment's state is volatile in meaning: a split the crash
   // interrupted left it splitting or retired while the directory (changed
-  // only in a transaction, and it named s) still names it. Reset before a
+  // only in a transaction, and it named s) still names it, or left it a
+  // committed successor still splitting (before S5). Reset before a
   // splitter can CAS it (S1).
   bool header_changed = false;
   if (s->state.load(std::memory_order_relaxed) != kSegNormal) {

@@ -1,7 +1,7 @@
 // Growth while serving: splitting a full table segment and doubling the
 // directory. Only the worker whose insert found no room runs a split; other
 // workers keep reading the frozen segment and wait (writers to that one
-// segment only) until its successors are published.
+// segment only) until its successors are published and the switch durable.
 //
 // Split protocol for segment S (local depth d):
 //  S1  CAS S.state normal -> splitting (one splitter; another that loses
@@ -11,7 +11,9 @@
 //  S3  build 2^k successors privately (k = 1, or 0 to compact a segment that
 //      is mostly tombstones; k grows if a successor overflows): rehash each
 //      live entry's key, place it at its first empty probe slot, transient
-//      bits cleared. Tombstones are dropped.
+//      bits cleared. Tombstones are dropped. Then freeze the successors too:
+//      state splitting and the moved bit in every slot, empty ones included
+//      (they stay frozen until the switch is durable, S5).
 //  P3  write every successor line back, and every line of S that held a
 //      dirty slot; fence                          -- successors durable, and
 //      S holds durably every entry a successor holds
@@ -21,14 +23,25 @@
 //      transaction (R4, release stores; crash-atomic: the directory shows S
 //      or all successors, never a mix; a lookup that sees its entry change
 //      retries, A4 in lookup.cc).
-//  S5  retire S through QSBR; freed once every worker has quiesced.
+//  S5  unfreeze the successors (after the commit): clear their moved bits,
+//      state normal, write them back; fence. Writers wait until then.
+//      Invariant (no write before the switch is durable): the switch's
+//      stores are visible before the transaction commits, and a power
+//      failure before the commit rolls the directory back to S. A write
+//      acknowledged in a successor in that window would be gone with it (S
+//      does not hold it). Frozen successors keep writers out, as the freeze
+//      of S does (find_for_write waits on a moved slot; a second split of a
+//      successor waits at S1 while it is splitting). Readers may read them:
+//      whatever a successor holds, S holds durably (P3).
+//  S6  retire S through QSBR; freed once every worker has quiesced.
 // Crash table:
 //  before the S4 transaction commits: S is still referenced and complete
 //    (its state is reset and moved bits cleared by its crash repair); the
 //    successors are unreferenced and freed by the orphan scan that follows
 //    the crash repair (free_orphans in repair.cc).
 //  after commit: successors are referenced and durable (P3); S is freed by
-//    that orphan scan if the crash beat S5.
+//    that orphan scan if the crash beat S6. A successor the crash left
+//    frozen (before S5) is unfrozen by its crash repair, as S would be.
 // Objects allocated or retired here that the directory does not name are
 // listed in IndexImpl::unlinked_ while so, so that this session's orphan
 // scan leaves them alone; every allocation and free here holds objects_mu_
@@ -69,14 +82,40 @@ bool place(TableSegment* s, uint64_t h, uint64_t w) noexcept {
   return false;
 }
 
-// Undoes S2 for a split that could not publish: S serves again as it was.
-// S is ours (splitting, or retired by a publication that rolled back).
-void unfreeze(TableSegment* s) noexcept {
+// Undoes a freeze: S2 for a split that could not publish (S serves again
+// as it was; S is ours, splitting or retired by a publication that rolled
+// back), and S3's freeze of the successors once their switch is durable
+// (S5). No writer changes a frozen slot (find_for_write waits on a moved
+// one, and a CAS of a word read before the freeze fails), so the words are
+// ours: plain stores. Release: a writer that sees the bit cleared (its
+// acquire load, A3) sees the word the split placed. Written back here and
+// fenced by the caller before the split returns: a slot left moved on media
+// after a clean close would keep writers out of it for good (only crash
+// repair clears the bit).
+void unfreeze_nodrain(const pmem::Persister& persister, TableSegment* s) noexcept {
   FERRITE_DCHECK(s->state.load(std::memory_order_relaxed) != kSegNormal);
   for (auto& b : s->buckets) {
-    for (auto& w : b.slots) w.fetch_and(~slot::kMoved, std::memory_order_acq_rel);
+    for (auto& w : b.slots) {
+      const uint64_t v = w.load(std::memory_order_relaxed);
+      FERRITE_DCHECK(slot::is_moved(v));  // frozen: every slot
+      w.store(v & ~slot::kMoved, std::memory_order_release);
+    }
   }
   s->state.store(kSegNormal, std::memory_order_release);
+  persister.flush_nodrain(s, sizeof(TableSegment));
+}
+
+void unfreeze(const pmem::Persister& persister, TableSegment* s) noexcept {
+  unfreeze_nodrain(persister, s);
+  persister.fence();
+}
+
+// S3's freeze of a successor, still private (named by nothing).
+void freeze_successor(TableSegment* t) noexcept {
+  t->state.store(kSegSplitting, std::memory_order_relaxed);
+  for (auto& b : t->buckets) {
+    for (auto& w : b.slots) w.store(w.load(std::memory_order_relaxed) | slot::kMoved, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace
@@ -189,7 +228,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
   std::vector<TableSegment*> succ;
   for (;; ++k) {
     if (d + k > kMaxGlobalDepth) {
-      unfreeze(s);
+      unfreeze(pool_.persister(), s);
       return Result::kNoSpace;
     }
     succ.assign(1u << k, nullptr);
@@ -209,7 +248,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
       }
     }
     if (!st.is_ok()) {
-      unfreeze(s);  // pool full: no successor was published
+      unfreeze(pool_.persister(), s);  // pool full: no successor was published
       return Result::kNoSpace;
     }
     bool ok = true;
@@ -224,6 +263,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
     if (ok) break;
     for (TableSegment* t : succ) free_object(t->obj_off, "table segment");  // never referenced
   }
+  for (TableSegment* t : succ) freeze_successor(t);  // until S5
   // P3: successors durable before anything can point at them. And S's
   // lines that held a dirty slot: the successors hold that entry clean
   // (transient bits cleared), so a reader that reaches it through a
@@ -241,7 +281,7 @@ Result IndexImpl::split(TableSegment* s) noexcept {
     std::lock_guard<std::mutex> lock(dir_mu_);
     if (double_directory(d + k) != Result::kOk) {
       for (TableSegment* t : succ) free_object(t->obj_off, "table segment");
-      unfreeze(s);
+      unfreeze(pool_.persister(), s);
       return Result::kNoSpace;
     }
     Directory* dr = dir();
@@ -269,17 +309,28 @@ Result IndexImpl::split(TableSegment* s) noexcept {
     if (!st.is_ok()) {
       // The transaction rolled the entries back to S: keep serving from S.
       log_error("split: directory update failed: {}", st.to_string());
-      for (TableSegment* t : succ) free_object(t->obj_off, "table segment");
-      unfreeze(s);
+      // No path is known where the switch was visible before a failure,
+      // but if it were, a lookup could hold a successor, and a splitter
+      // could wait on one at S1: retired sends that one back to look again
+      // (in S), and QSBR frees them only once no lookup can hold them.
+      for (TableSegment* t : succ) {
+        t->state.store(kSegRetired, std::memory_order_release);
+        const uint64_t obj = t->obj_off;
+        qsbr_.retire([this, obj] { free_object(obj, "table segment"); });
+      }
+      unfreeze(pool_.persister(), s);
       return Result::kNoSpace;
     }
     // Under dir_mu_, as the switch: the successors are named, S is not.
     for (TableSegment* t : succ) note_unlinked(t->obj_off, false);
     note_unlinked(s->obj_off, true);
   }
-  splits_.fetch_add(1, std::memory_order_relaxed);
   FERRITE_CRASH_POINT(crash::kSplitAfterPublish);
-  // S5: free S once no reader can still hold it.
+  // S5: the switch is durable (committed); writers may use the successors.
+  for (TableSegment* t : succ) unfreeze_nodrain(pool_.persister(), t);
+  pool_.persister().fence();
+  splits_.fetch_add(1, std::memory_order_relaxed);
+  // S6: free S once no reader can still hold it.
   const uint64_t obj = s->obj_off;
   qsbr_.retire([this, obj] { free_object(obj, "table segment"); });
   qsbr_.reclaim();

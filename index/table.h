@@ -87,7 +87,7 @@ enum SegState : uint32_t { kSegNormal = 0, kSegSplitting = 1, kSegRetired = 2 };
 struct alignas(kCacheLine) TableSegment {
   uint64_t magic;
   uint32_t local_depth;
-  std::atomic<uint32_t> state;  // written and read by splitters (S1, S4); volatile in meaning
+  std::atomic<uint32_t> state;  // written and read by splitters (S1, S3-S5); volatile in meaning
   uint64_t prefix;
   uint64_t obj_off;
   // Crash repair epoch (repair.cc): claimed by CAS, released when the

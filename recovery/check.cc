@@ -693,8 +693,8 @@ void Checker::repair(RepairReport* rr) {
   // R1: leftovers. Each cleared bit is one 8-byte store; a crash leaves any
   // subset of them cleared, and both states of each bit are legal (a dirty
   // bit only makes a reader write the line back; a moved bit in a segment
-  // the directory names is cleared by the first writer; states are reset at
-  // open). One fence at the end.
+  // the directory names is cleared by its crash repair at the next open, as
+  // are states). One fence at the end.
   uint64_t cleared = 0;
   for (uint64_t soff : scanned_) {
     auto* s = at<TableSegment>(soff);

@@ -19,6 +19,13 @@
 // slot). The power-failure simulator (recovery/pfsim.h, fenced lines only)
 // is that crash.
 //
+// PowerFailureBeforeTheSwitchCommits...Write: a writer that reaches its key
+// through a successor whose switch is visible but not committed. If it
+// wrote there and answered, a power failure before the commit would roll
+// the directory back to S, which does not hold the write: an acknowledged
+// write lost. Successors stay frozen until the switch is durable (split.cc
+// S5), so the writer waits instead.
+//
 // Concurrency: the hooks run on the splitting and writing threads, the test
 // thread drives; they meet through atomics, and every wait is bounded.
 #include <gtest/gtest.h>
@@ -190,6 +197,70 @@ TEST(SplitRace, PowerFailureBeforeTheSwitchCommitsKeepsWhatAReaderSawThroughASuc
   EXPECT_EQ(rec.idx->worker(0).execute_one(get), Result::kOk)
       << "a value a reader answered was lost to the power failure";
   EXPECT_EQ(v, "x-value");
+}
+
+TEST(SplitRace, PowerFailureBeforeTheSwitchCommitsLosesNoWriteAcknowledgedThroughASuccessor) {
+  testing::TempPath pool_path("split-race-pfw"), shadow("split-race-pfw-shadow");
+  const std::string x = "split-race-w";
+  std::atomic<bool> acked{false};     // the overwrite returned kOk
+  bool acked_before_failure = false;  // ... before the power failed
+  {
+    auto pool = pmem::Pool::create(pool_path.str(), 64u << 20, 2u << 20);
+    ASSERT_TRUE(pool.is_ok()) << pool.status().to_string();
+    auto opened = index::Index::open(**pool, {.workers = 2});
+    ASSERT_TRUE(opened.is_ok());
+    index::Index& idx = **opened;
+    index::Op set_old = index::Op::set(x, "old");
+    ASSERT_EQ(idx.worker(0).execute_one(set_old), Result::kOk);  // fenced: durable
+    auto sim = recovery::PowerFailSim::start(**pool, shadow.str());
+    ASSERT_TRUE(sim.is_ok()) << sim.status().to_string();
+    g_writer_id.store(std::thread::id{});  // the writer is not parked here
+    g_split_parked.store(false);
+    g_pf_release.store(false);
+    crash::set_hook(park_hook);
+    g_pf_armed.store(true);
+    std::thread splitter([&] {
+      g_splitter_id.store(std::this_thread::get_id());
+      for (int i = 0; idx.stats().splits == 0 && i < 100000; ++i) {
+        index::Op op = index::Op::set("filler-" + std::to_string(i), "f");
+        if (idx.worker(0).execute_one(op) != Result::kOk) break;
+      }
+    });
+    const bool split_parked = wait_for(g_split_parked);  // X's entries switched, not committed
+    std::thread writer;
+    if (split_parked) {
+      writer = std::thread([&] {
+        index::Op set_new = index::Op::set(x, "new");
+        if (idx.worker(1).execute_one(set_new) == Result::kOk) acked.store(true);
+        idx.worker(1).quiesce();
+      });
+      // Long enough for an unhindered overwrite (microseconds) to return.
+      for (int i = 0; i < 2000 && !acked.load(); ++i) ::usleep(100);  // bounded: 200 ms
+    }
+    acked_before_failure = acked.load();
+    (*sim)->power_fail(recovery::PfMode::kFencedOnly, 1);
+    g_pf_release.store(true);
+    splitter.join();
+    if (writer.joinable()) writer.join();
+    crash::set_hook(nullptr);
+    g_pf_armed.store(false);
+    sim->reset();
+    idx.TEST_abandon();
+    ASSERT_TRUE(split_parked) << "no split reached split.publish.in_tx";
+    EXPECT_TRUE(acked.load()) << "the overwrite never returned once the split went on";
+  }
+  EXPECT_FALSE(acked_before_failure)
+      << "an overwrite was acknowledged through a successor whose switch was not committed";
+  testing::RecoveredPool rec;
+  ASSERT_NO_FATAL_FAILURE(testing::reopen_after_power_failure(shadow.str(), recovery::PfMode::kFencedOnly, 1, &rec));
+  std::string v;
+  index::Op get = index::Op::get(x, &v);
+  ASSERT_EQ(rec.idx->worker(0).execute_one(get), Result::kOk);
+  if (acked_before_failure) {
+    EXPECT_EQ(v, "new") << "an acknowledged overwrite was lost to the power failure";
+  } else {
+    EXPECT_TRUE(v == "old" || v == "new") << v;
+  }
 }
 
 }  // namespace
