@@ -222,7 +222,8 @@ TEST(SplitRace, PowerFailureBeforeTheSwitchCommitsLosesNoWriteAcknowledgedThroug
     std::thread splitter([&] {
       g_splitter_id.store(std::this_thread::get_id());
       for (int i = 0; idx.stats().splits == 0 && i < 100000; ++i) {
-        index::Op op = index::Op::set("filler-" + std::to_string(i), "f");
+        const std::string k = "filler-" + std::to_string(i);  // the op holds a view
+        index::Op op = index::Op::set(k, "f");
         if (idx.worker(0).execute_one(op) != Result::kOk) break;
       }
     });
